@@ -1,0 +1,49 @@
+# floodgate's front door. `make run` and `make test` work on a fresh Debian 12 machine as root:
+# each installs what is missing (scripts/install-deps.sh), builds, and then runs.
+#
+#   make run     build and run the main job (the quickstart example)
+#   make test    build and run the whole suite (ends with CTest's summary)
+#   make bench   build and run the benchmarks (ratios against the in-tree baseline)
+#   make tsan    build with ThreadSanitizer and run the tests labelled `stress`
+#   make asan    build with AddressSanitizer + UBSan and run the whole suite
+
+PRESET ?= ci
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build run test bench tsan asan format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	cmake --preset $(PRESET)
+	cmake --build --preset $(PRESET) -j $(JOBS)
+
+run: build
+	./build/$(PRESET)/examples/quickstart
+
+test: build
+	ctest --preset $(PRESET) -j $(JOBS)
+
+bench: deps
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS) --target floodgate_bench
+	./build/release/bench/floodgate_bench
+
+tsan: deps
+	cmake --preset tsan
+	cmake --build --preset tsan -j $(JOBS)
+	ctest --preset tsan -L stress -j $(JOBS)
+
+asan: deps
+	cmake --preset asan
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS)
+
+format:
+	clang-format -i $$(git ls-files '*.h' '*.cc')
+
+clean:
+	rm -rf build

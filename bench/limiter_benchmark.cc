@@ -1,0 +1,177 @@
+// Google Benchmark scenarios for `GcraLimiter`, each run beside the in-tree baseline
+// (bench/mutex_token_bucket.h) in the same process. After the runs the binary prints each
+// scenario's throughput ratio, floodgate / baseline. The parameters are fixed so figures compare
+// across libraries:
+//   S1   one thread, caller time advancing 1 us per call, quota 1e9/s burst 1e9 (all admitted)
+//   S2   as S1, but reading the clock (SteadyClock; and CoarseClock, floodgate only)
+//   S3t  one thread, caller time advancing 1 ns per call, quota 1/s burst 1 (nearly all denied)
+//   S4   two threads on one limiter, each with its own time advancing 1 us per call, all admitted
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "bench/mutex_token_bucket.h"
+#include "floodgate/floodgate.h"
+
+namespace floodgate::bench {
+namespace {
+
+const Quota kAllAdmitted = Quota::per_second(1'000'000'000);  // Burst 1e9.
+const Quota kNearlyAllDenied = Quota::per_second(1);          // Burst 1.
+
+// Counts admissions so each scenario can show it measured what it claims.
+void report(benchmark::State& state, std::int64_t admitted) {
+  state.SetItemsProcessed(state.iterations());
+  state.counters["admitted"] =
+      benchmark::Counter(static_cast<double>(admitted) / static_cast<double>(state.iterations()),
+                         benchmark::Counter::kAvgThreads);
+}
+
+template <typename Limiter>
+void run_caller_time(benchmark::State& state, Limiter& limiter, Nanos step) {
+  Instant now{std::chrono::seconds(1)};
+  std::int64_t admitted = 0;
+  for (auto _ : state) {
+    const bool ok = static_cast<bool>(limiter.try_acquire_at(now));
+    benchmark::DoNotOptimize(ok);
+    admitted += ok ? 1 : 0;
+    now += step;
+  }
+  report(state, admitted);
+}
+
+void S1_floodgate(benchmark::State& state) {
+  GcraLimiter<> limiter{kAllAdmitted};
+  run_caller_time(state, limiter, std::chrono::microseconds(1));
+}
+void S1_baseline(benchmark::State& state) {
+  MutexTokenBucket limiter{kAllAdmitted};
+  run_caller_time(state, limiter, std::chrono::microseconds(1));
+}
+
+void S3t_floodgate(benchmark::State& state) {
+  GcraLimiter<> limiter{kNearlyAllDenied};
+  run_caller_time(state, limiter, Nanos{1});
+}
+void S3t_baseline(benchmark::State& state) {
+  MutexTokenBucket limiter{kNearlyAllDenied};
+  run_caller_time(state, limiter, Nanos{1});
+}
+
+template <typename C>
+void S2_floodgate(benchmark::State& state) {
+  GcraLimiter<C> limiter{kAllAdmitted};
+  std::int64_t admitted = 0;
+  for (auto _ : state) {
+    const bool ok = limiter.try_acquire().allowed();
+    benchmark::DoNotOptimize(ok);
+    admitted += ok ? 1 : 0;
+  }
+  report(state, admitted);
+}
+void S2_baseline(benchmark::State& state) {
+  MutexTokenBucket limiter{kAllAdmitted};
+  const SteadyClock clock;
+  std::int64_t admitted = 0;
+  for (auto _ : state) {
+    const bool ok = limiter.try_acquire_at(clock.now());
+    benchmark::DoNotOptimize(ok);
+    admitted += ok ? 1 : 0;
+  }
+  report(state, admitted);
+}
+
+// S4 shares one limiter between the threads. Each run starts its callers' time where the last
+// run's ended, so that a run never arrives stale against the state the previous one left.
+std::atomic<std::int64_t> s4_time{1'000'000'000};
+
+template <typename Limiter>
+void run_shared(benchmark::State& state, Limiter& limiter) {
+  Instant now{Nanos{s4_time.load()}};
+  std::int64_t admitted = 0;
+  for (auto _ : state) {
+    const bool ok = static_cast<bool>(limiter.try_acquire_at(now));
+    benchmark::DoNotOptimize(ok);
+    admitted += ok ? 1 : 0;
+    now += std::chrono::microseconds(1);
+  }
+  std::int64_t end = now.time_since_epoch().count();
+  std::int64_t seen = s4_time.load();
+  while (seen < end && !s4_time.compare_exchange_weak(seen, end)) {
+  }
+  report(state, admitted);
+}
+
+GcraLimiter<> s4_floodgate{kAllAdmitted};
+MutexTokenBucket s4_baseline{kAllAdmitted};
+void S4_floodgate(benchmark::State& state) { run_shared(state, s4_floodgate); }
+void S4_baseline(benchmark::State& state) { run_shared(state, s4_baseline); }
+
+BENCHMARK(S1_floodgate)->Name("S1/floodgate");
+BENCHMARK(S1_baseline)->Name("S1/baseline");
+BENCHMARK(S2_floodgate<SteadyClock>)->Name("S2/floodgate");
+BENCHMARK(S2_floodgate<CoarseClock>)->Name("S2/floodgate_coarse_clock");
+BENCHMARK(S2_baseline)->Name("S2/baseline");
+BENCHMARK(S3t_floodgate)->Name("S3t/floodgate");
+BENCHMARK(S3t_baseline)->Name("S3t/baseline");
+BENCHMARK(S4_floodgate)->Name("S4/floodgate")->Threads(2)->UseRealTime();
+BENCHMARK(S4_baseline)->Name("S4/baseline")->Threads(2)->UseRealTime();
+
+// Prints the usual console table, then each scenario's throughput against its baseline.
+class RatioReporter : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      // With --benchmark_repetitions, compare medians; otherwise the single run.
+      if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median") continue;
+      const auto items = run.counters.find("items_per_second");
+      if (items == run.counters.end()) continue;
+      std::string name = run.run_name.function_name;  // "S1/floodgate"
+      if (!run.run_name.threads.empty()) name += "/" + run.run_name.threads;
+      throughput_[name] = items->second.value;
+    }
+  }
+
+  void print_ratios() const {
+    std::printf("\n%-34s %14s %14s %10s\n", "scenario (floodgate vs baseline)", "floodgate",
+                "baseline", "ratio");
+    for (const auto& [name, ours] : throughput_) {
+      const std::size_t slash = name.find('/');
+      const std::string scenario = name.substr(0, slash);
+      std::string variant = name.substr(slash + 1);
+      if (variant.rfind("baseline", 0) == 0) continue;
+      std::string suffix;
+      if (const std::size_t threads = variant.find("/threads"); threads != std::string::npos) {
+        suffix = variant.substr(threads);
+      }
+      const auto base = throughput_.find(scenario + "/baseline" + suffix);
+      if (base == throughput_.end()) continue;
+      std::printf("%-34s %11.2f ns %11.2f ns %9.2fx\n", name.c_str(), 1e9 / ours,
+                  1e9 / base->second, ours / base->second);
+    }
+    std::printf(
+        "(time per admitted-or-denied call, aggregated over threads; ratio = throughput "
+        "floodgate / baseline, higher is better)\n");
+  }
+
+ private:
+  std::map<std::string, double> throughput_;
+};
+
+}  // namespace
+}  // namespace floodgate::bench
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  floodgate::bench::RatioReporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  reporter.print_ratios();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages floodgate needs to build, test and benchmark, and only those
+# that are missing. Idempotent: a second run installs nothing and says so. Run as root.
+set -euo pipefail
+
+packages=(
+  make            # the front door
+  cmake           # >= 3.25 (bookworm ships 3.25.1)
+  ninja-build
+  g++
+  libgtest-dev    # GoogleTest
+  libgmock-dev
+  libbenchmark-dev  # Google Benchmark
+  clang-format    # the format check is part of the test suite
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present; nothing to install"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages: ${missing[*]}" >&2
+  echo "install-deps: run as root (or: sudo $0) to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

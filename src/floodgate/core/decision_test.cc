@@ -1,0 +1,30 @@
+#include "floodgate/core/decision.h"
+
+#include <gtest/gtest.h>
+
+namespace floodgate {
+namespace {
+
+TEST(DecisionTest, RemainingCountsWholePermitsOfHeadroom) {
+  const Decision d(Verdict::Allowed, 10, 250, 100, Nanos::zero(), Nanos{750});
+  EXPECT_TRUE(d.allowed());
+  EXPECT_EQ(d.remaining(), 2u);  // 250 ns of headroom is two whole 100 ns permits.
+  EXPECT_EQ(d.limit(), 10u);
+  EXPECT_EQ(d.reset_after(), Nanos{750});
+}
+
+TEST(DecisionTest, NegativeHeadroomMeansNothingRemains) {
+  const Decision d(Verdict::Denied, 10, -5, 100, Nanos{5}, Nanos{1005});
+  EXPECT_FALSE(d.allowed());
+  EXPECT_FALSE(static_cast<bool>(d));
+  EXPECT_EQ(d.remaining(), 0u);
+}
+
+TEST(DecisionTest, VerdictsHaveNames) {
+  EXPECT_EQ(to_string(Verdict::Allowed), "Allowed");
+  EXPECT_EQ(to_string(Verdict::Denied), "Denied");
+  EXPECT_EQ(to_string(Verdict::ExceedsBurst), "ExceedsBurst");
+}
+
+}  // namespace
+}  // namespace floodgate

@@ -1,0 +1,15 @@
+// The floodgate umbrella header: everything a user of the in-process limiters needs.
+//
+//   #include "floodgate/floodgate.h"
+//
+// Provides the core vocabulary (`Nanos`, `Instant`, the clocks, `Quota`, `Decision`, `Result`) and
+// the limiters (`GcraLimiter`). Each header states its own thread-safety.
+#pragma once
+
+#include "floodgate/core/check.h"     // IWYU pragma: export
+#include "floodgate/core/clock.h"     // IWYU pragma: export
+#include "floodgate/core/decision.h"  // IWYU pragma: export
+#include "floodgate/core/quota.h"     // IWYU pragma: export
+#include "floodgate/core/result.h"    // IWYU pragma: export
+#include "floodgate/core/time.h"      // IWYU pragma: export
+#include "floodgate/limiters/gcra.h"  // IWYU pragma: export

@@ -1,0 +1,132 @@
+// `GcraLimiter`: the default floodgate limiter. Lock-free, exact, one 64-bit word of state.
+//
+// Thread-safe. Every method may be called from any number of threads at once; decisions are
+// linearizable (each takes effect atomically at one compare-and-swap, or at one load for a
+// denial or a peek). No method allocates, locks or throws.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <utility>
+
+#include "floodgate/core/clock.h"
+#include "floodgate/core/decision.h"
+#include "floodgate/core/quota.h"
+#include "floodgate/core/time.h"
+#include "floodgate/limiters/gcra_rule.h"
+
+namespace floodgate {
+
+// A rate limiter that admits `quota.burst()` permits at once and then one permit per
+// `quota.interval()`: a token bucket of `burst` tokens, initially full, refilled at the quota's
+// rate, kept as GCRA's single theoretical arrival time (floodgate/limiters/gcra_rule.h).
+//
+//   floodgate::GcraLimiter limiter{floodgate::Quota::per_second(100)};
+//   if (floodgate::Decision d = limiter.try_acquire(); !d.allowed()) {
+//     reply_429(d.retry_after());
+//   }
+//
+// Semantics:
+// - Exactness. Decisions equal those of an ideal token bucket with the same burst and an
+//   interval of `quota.interval()` (the period divided by the count, rounded up to whole
+//   nanoseconds; see floodgate/core/quota.h for the worst-case error, which only ever admits
+//   less). These are the decisions golang.org/x/time/rate's `AllowN(t, n)` makes for that rate and
+//   burst, without its floating-point drift.
+// - Time. Each method has an `_at(Instant now, ...)` form that uses `now` and nothing else; the
+//   form without `_at` reads the limiter's clock. Instants are clamped to about +-146 years
+//   around the clock's epoch (floodgate/core/time.h).
+// - Stale and out-of-order time. Concurrent callers that read the clock before calling may arrive
+//   with a `now` older than one the limiter has already seen. A stale `now` is never a reason to
+//   admit more: the state only moves forwards, and a request at an older instant finds the
+//   bucket no fuller than at a newer one. For every set of admitted requests whose instants lie
+//   in [t1, t2], in any interleaving, their total cost is at most burst + (t2 - t1) / interval.
+//   (Proof: each admission raises the state by its cost x interval, the first one in [t1, t2] to
+//   at least t1 + its charge, and the last leaves it at most t2 + burst x interval.) This is the
+//   over-admission that golang/go#71360 reports for x/time/rate, ruled out by construction.
+// - Costs. Cost 0 consumes nothing (admitted unless `now` is stale by more than a full window).
+//   A cost above the burst is `ExceedsBurst`, never admitted. Any cost up to 2^64-1 is safe.
+// - Far futures. A `now` far ahead consumes at that instant: callers at earlier instants see the
+//   capacity as spent until the clock catches up. The limiter trusts the caller's time.
+//
+// Hot-path cost: an admission is one load and one compare-and-swap; a denial and a peek are one
+// load. The state sits alone on a cache line.
+template <Clock C = SteadyClock>
+class GcraLimiter {
+ public:
+  // Creates a limiter with a full burst that reads time from `clock`.
+  explicit GcraLimiter(Quota quota, C clock = C{}) noexcept
+      : quota_(quota), params_(GcraParams::from(quota)), clock_(std::move(clock)) {}
+
+  GcraLimiter(const GcraLimiter&) = delete;
+  GcraLimiter& operator=(const GcraLimiter&) = delete;
+
+  // Admits `cost` permits at the clock's current instant if they are available.
+  Decision try_acquire(std::uint64_t cost = 1) noexcept {
+    return try_acquire_at(clock_.now(), cost);
+  }
+
+  // Admits `cost` permits at `now` if they are available. Returns `Allowed` (consumed), `Denied`
+  // (not yet; see `retry_after()`) or `ExceedsBurst` (cost > burst; never).
+  Decision try_acquire_at(Instant now, std::uint64_t cost = 1) noexcept {
+    std::int64_t state = state_.load(std::memory_order_acquire);
+    while (true) {
+      const GcraStep step = gcra_acquire(state, now, cost, params_);
+      if (step.state == state) return step.decision;  // A denial, or nothing to consume.
+      if (state_.compare_exchange_weak(state, step.state, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+        return step.decision;
+      }
+    }
+  }
+
+  // Reports what `try_acquire(cost)` would decide at the clock's current instant, without
+  // consuming anything.
+  Decision peek(std::uint64_t cost = 1) const noexcept { return peek_at(clock_.now(), cost); }
+
+  // Reports what `try_acquire_at(now, cost)` would decide, without consuming anything. Like that
+  // decision, an allowed peek's `remaining()` counts what would be left after `cost`;
+  // `peek_at(now, 0).remaining()` is the number of permits available at `now`.
+  Decision peek_at(Instant now, std::uint64_t cost = 1) const noexcept {
+    return gcra_acquire(state_.load(std::memory_order_acquire), now, cost, params_).decision;
+  }
+
+  // Admits as many permits as are available at the clock's current instant, up to `max_cost`.
+  Grant try_acquire_up_to(std::uint64_t max_cost) noexcept {
+    return try_acquire_up_to_at(clock_.now(), max_cost);
+  }
+
+  // Admits as many permits as are available at `now`, up to `max_cost`, and says how many.
+  // When none are available the decision is `Denied`, with `retry_after()` the wait for one.
+  Grant try_acquire_up_to_at(Instant now, std::uint64_t max_cost) noexcept {
+    std::int64_t state = state_.load(std::memory_order_acquire);
+    while (true) {
+      const std::uint64_t granted = gcra_available(state, now, max_cost, params_);
+      if (granted == 0) {
+        // Answer for one permit, or for none if none was asked for.
+        return {0, gcra_acquire(state, now, max_cost == 0 ? 0 : 1, params_).decision};
+      }
+      const GcraStep step = gcra_acquire(state, now, granted, params_);
+      if (state_.compare_exchange_weak(state, step.state, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+        return {granted, step.decision};
+      }
+    }
+  }
+
+  // Returns the quota.
+  const Quota& quota() const noexcept { return quota_; }
+
+  // Returns the clock.
+  const C& clock() const noexcept { return clock_; }
+
+ private:
+  const Quota quota_;
+  const GcraParams params_;
+  [[no_unique_address]] const C clock_;
+  // The theoretical arrival time (gcra_rule.h), alone on its cache line so that neighbours'
+  // writes do not slow the compare-and-swap.
+  alignas(kCacheLineSize) std::atomic<std::int64_t> state_{kGcraFullState};
+  char padding_[kCacheLineSize - sizeof(std::atomic<std::int64_t>)] = {};
+};
+
+}  // namespace floodgate

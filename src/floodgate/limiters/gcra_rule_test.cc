@@ -1,0 +1,135 @@
+#include "floodgate/limiters/gcra_rule.h"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "floodgate/testkit/rate_bound.h"
+
+namespace floodgate {
+namespace {
+
+// An ideal token bucket in exact integer arithmetic, for time that never goes backwards: the
+// level is kept in nanoseconds of refill (tokens x interval), as large as the window.
+class ReferenceBucket {
+ public:
+  explicit ReferenceBucket(const GcraParams& p) : p_(p), level_(p.window) {}
+
+  Decision acquire(std::int64_t t, std::uint64_t cost) {
+    if (started_) level_ = std::min<std::int64_t>(p_.window, level_ + (t - last_));
+    started_ = true;
+    last_ = t;
+    const auto charge = static_cast<std::int64_t>(cost) * p_.interval;
+    if (cost > p_.burst) {
+      return Decision(Verdict::ExceedsBurst, p_.burst, level_, p_.interval, kNever,
+                      Nanos{p_.window - level_});
+    }
+    if (level_ < charge) {
+      return Decision(Verdict::Denied, p_.burst, level_, p_.interval, Nanos{charge - level_},
+                      Nanos{p_.window - level_});
+    }
+    level_ -= charge;
+    return Decision(Verdict::Allowed, p_.burst, level_, p_.interval, Nanos::zero(),
+                    Nanos{p_.window - level_});
+  }
+
+ private:
+  GcraParams p_;
+  std::int64_t level_;
+  std::int64_t last_ = 0;
+  bool started_ = false;
+};
+
+TEST(GcraRuleTest, DecidesExactlyAsAnIdealTokenBucket) {
+  std::mt19937_64 rng(20261127);
+  const Quota quotas[] = {Quota::per_second(10).with_burst(3), Quota::per_second(3),
+                          Quota::per(Nanos{1000}, 7).with_burst(50), Quota::per_minute(1),
+                          Quota::per_second(1'000'000'000).with_burst(1)};
+  for (const Quota& quota : quotas) {
+    SCOPED_TRACE(quota.to_string());
+    const GcraParams params = GcraParams::from(quota);
+    ReferenceBucket reference(params);
+    std::int64_t state = kGcraFullState;
+    std::int64_t t = 1'000'000;
+    for (int i = 0; i < 20'000; ++i) {
+      // Steps from zero to two intervals, costs from zero to one above the burst.
+      t += static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(2 * params.interval + 1));
+      const std::uint64_t cost = rng() % (params.burst + 2);
+      const GcraStep step = gcra_acquire(state, Instant{Nanos{t}}, cost, params);
+      const Decision want = reference.acquire(t, cost);
+      ASSERT_EQ(step.decision.verdict(), want.verdict()) << "step " << i;
+      ASSERT_EQ(step.decision.remaining(), want.remaining()) << "step " << i;
+      ASSERT_EQ(step.decision.retry_after(), want.retry_after()) << "step " << i;
+      ASSERT_EQ(step.decision.reset_after(), want.reset_after()) << "step " << i;
+      state = step.state;
+    }
+  }
+}
+
+TEST(GcraRuleTest, OutOfOrderTimeNeverBreaksTheRateBound) {
+  std::mt19937_64 rng(71360);
+  const Quota quota = Quota::per_second(1000).with_burst(20);
+  const GcraParams params = GcraParams::from(quota);
+  std::int64_t state = kGcraFullState;
+  std::vector<testkit::Admission> admitted;
+  std::int64_t now = 0;
+  for (int i = 0; i < 200'000; ++i) {
+    now += static_cast<std::int64_t>(rng() % 2'000'000);  // The true clock: up to 2 ms a step.
+    // Callers arrive with a reading up to 50 ms stale.
+    const std::int64_t seen = now - static_cast<std::int64_t>(rng() % 50'000'000);
+    const std::uint64_t cost = 1 + rng() % 3;
+    const GcraStep step = gcra_acquire(state, Instant{Nanos{seen}}, cost, params);
+    if (step.decision.allowed()) admitted.push_back({Instant{Nanos{seen}}, cost});
+    state = step.state;
+  }
+  ASSERT_GT(admitted.size(), 1000u);
+  const auto violation = testkit::find_rate_bound_violation(admitted, quota);
+  EXPECT_FALSE(violation.has_value()) << violation->describe();
+}
+
+TEST(GcraRuleTest, NeverAdmitsMoreThanTheExactRateWhenTheIntervalIsRounded) {
+  // 3 per second rounds the interval up to 333333334 ns: over a day the limiter admits fewer
+  // than 3 x 86400 + burst, and at most one fewer than the rounded rate's count.
+  const Quota quota = Quota::per_second(3);
+  const GcraParams params = GcraParams::from(quota);
+  std::int64_t state = kGcraFullState;
+  std::uint64_t admitted = 0;
+  const std::int64_t day = 86'400LL * 1'000'000'000;
+  for (std::int64_t t = 0; t <= day; t += 10'000'000) {
+    const GcraStep step = gcra_acquire(state, Instant{Nanos{t}}, 1, params);
+    admitted += step.decision.allowed() ? 1u : 0u;
+    state = step.state;
+  }
+  EXPECT_LE(admitted, 3u * 86'400 + 3);
+  EXPECT_GE(admitted, static_cast<std::uint64_t>(day / params.interval) + 3 - 1);
+}
+
+TEST(GcraRuleTest, AnyStateIsAnsweredWithoutOverflow) {
+  const GcraParams params = GcraParams::from(Quota::per_second(10));
+  const std::int64_t states[] = {std::numeric_limits<std::int64_t>::min(), -1, 0,
+                                 std::numeric_limits<std::int64_t>::max()};
+  const Instant instants[] = {Instant::min(), Instant{}, Instant::max()};
+  for (const std::int64_t state : states) {
+    for (const Instant now : instants) {
+      for (const std::uint64_t cost : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{10},
+                                       std::numeric_limits<std::uint64_t>::max()}) {
+        const GcraStep step = gcra_acquire(state, now, cost, params);
+        // Whatever the verdict, an admission never leaves the state more than a window ahead.
+        if (step.decision.allowed() && cost > 0) {
+          EXPECT_LE(step.state - internal::clamped_nanos(now), params.window);
+        }
+        EXPECT_GE(step.decision.retry_after(), Nanos::zero());
+        EXPECT_GE(step.decision.reset_after(), Nanos::zero());
+        EXPECT_LE(step.decision.remaining(), params.burst);
+      }
+    }
+  }
+  // A corrupt state at INT64_MAX is a limiter in debt forever, not one that admits everything.
+  EXPECT_FALSE(gcra_acquire(std::numeric_limits<std::int64_t>::max(), Instant::max(), 1, params)
+                   .decision.allowed());
+}
+
+}  // namespace
+}  // namespace floodgate

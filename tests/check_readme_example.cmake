@@ -1,0 +1,20 @@
+# Fails unless README.md holds EXAMPLE verbatim inside a ```cpp block that follows the marker
+# line "<!-- example: examples/quickstart.cc -->".
+file(READ "${README}" readme)
+file(READ "${EXAMPLE}" example)
+set(marker "<!-- example: examples/quickstart.cc -->\n```cpp\n")
+string(FIND "${readme}" "${marker}" start)
+if(start EQUAL -1)
+  message(FATAL_ERROR "README.md: marker line \"<!-- example: examples/quickstart.cc -->\" followed by ```cpp not found")
+endif()
+string(LENGTH "${marker}" marker_length)
+math(EXPR start "${start} + ${marker_length}")
+string(SUBSTRING "${readme}" ${start} -1 rest)
+string(FIND "${rest}" "```" end)
+string(SUBSTRING "${rest}" 0 ${end} block)
+if(NOT block STREQUAL example)
+  file(WRITE "${CMAKE_CURRENT_BINARY_DIR}/readme_block.cc" "${block}")
+  message(FATAL_ERROR "README.md's example differs from ${EXAMPLE}; "
+    "copy the file into the README (README's copy written to ${CMAKE_CURRENT_BINARY_DIR}/readme_block.cc)")
+endif()
+message(STATUS "README example matches ${EXAMPLE}")
