@@ -78,7 +78,12 @@ constexpr Nanos saturating_nanos(std::uint64_t ns) noexcept {
 // Returns the nanoseconds of `t` since the epoch, clamped to [-kTimeLimit, kTimeLimit].
 constexpr std::int64_t clamped_nanos(Instant t) noexcept {
   const std::int64_t ns = t.time_since_epoch().count();
-  return ns < -kTimeLimit ? -kTimeLimit : (ns > kTimeLimit ? kTimeLimit : ns);
+  // One unsigned comparison tests both ends: ns + kTimeLimit wraps to a huge value below -limit.
+  if (static_cast<std::uint64_t>(ns) + std::uint64_t{kTimeLimit} > 2 * std::uint64_t{kTimeLimit})
+      [[unlikely]] {
+    return ns < 0 ? -kTimeLimit : kTimeLimit;
+  }
+  return ns;
 }
 
 }  // namespace internal
