@@ -28,6 +28,7 @@ int main() {
   floodgate::GcraLimiter burst{floodgate::Quota::per_second(10)};
   std::atomic<int> admitted{0};
   std::vector<std::thread> workers;
+  workers.reserve(64);
   for (int i = 0; i < 64; ++i) {
     workers.emplace_back([&] {
       if (burst.try_acquire_at(t0).allowed()) admitted.fetch_add(1);

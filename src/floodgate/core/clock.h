@@ -13,11 +13,10 @@
 // All three are thread-safe.
 #pragma once
 
-#include <time.h>  // clock_gettime, CLOCK_MONOTONIC_COARSE
-
 #include <atomic>
 #include <chrono>
 #include <concepts>
+#include <ctime>  // clock_gettime, CLOCK_MONOTONIC_COARSE (POSIX)
 #include <memory>
 
 #include "floodgate/core/time.h"

@@ -39,6 +39,7 @@ TEST(ManualClockTest, ConcurrentAdvancesAreNotLost) {
   constexpr int kThreads = 4;
   constexpr int kAdvances = 10'000;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int i = 0; i < kThreads; ++i) {
     threads.emplace_back([clock]() mutable {
       for (int k = 0; k < kAdvances; ++k) clock.advance(Nanos{1});

@@ -124,9 +124,9 @@ class GcraLimiter {
   const GcraParams params_;
   [[no_unique_address]] const C clock_;
   // The theoretical arrival time (gcra_rule.h), alone on its cache line so that neighbours'
-  // writes do not slow the compare-and-swap.
+  // writes do not slow the compare-and-swap: the members above end before it, and the class's
+  // alignment pads its size to a whole line after it.
   alignas(kCacheLineSize) std::atomic<std::int64_t> state_{kGcraFullState};
-  char padding_[kCacheLineSize - sizeof(std::atomic<std::int64_t>)] = {};
 };
 
 }  // namespace floodgate

@@ -12,7 +12,8 @@ using std::chrono::hours;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const Instant t0{seconds(1000)};
+// The step tables name their instants as Go's rate_test.go does: t0, t0 + 100ms, ...
+const Instant t0{seconds(1000)};  // NOLINT(readability-identifier-naming)
 
 // One row of a step table: at `at`, ask for `cost`, expect this answer.
 struct Step {
