@@ -30,6 +30,7 @@ test: build
 bench: deps
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS) --target floodgate_bench
+	./build/release/bench/floodgate_bench --floodgate_threaded_process=0 --benchmark_filter='S1|S2|S3t'
 	./build/release/bench/floodgate_bench
 
 tsan: deps

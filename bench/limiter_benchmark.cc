@@ -7,12 +7,12 @@
 //   S3t  one thread, caller time advancing 1 ns per call, quota 1/s burst 1 (nearly all denied)
 //   S4   two threads on one limiter, each with its own time advancing 1 us per call, all admitted
 //
-// The process's threading matters to the baseline: until a process creates its first thread,
-// glibc's mutex skips the `lock` prefix of its atomic instructions, which makes the uncontended
-// baseline 2 to 3 times cheaper than in any program where a limiter is actually shared. So by
-// default the binary starts (and joins) one thread before measuring, and both sides are measured
-// as in a threaded program. `--floodgate_threaded_process=0` measures a process that has not
-// created a thread yet (S4 still creates its own, so run it with a filter that leaves S4 out).
+// Whether the process has started a thread matters to both sides: until it does, glibc's mutex
+// skips the `lock` prefix of its atomic instructions and `GcraLimiter` stores instead of
+// compare-and-swapping (floodgate/core/concurrency.h). By default the binary starts (and joins)
+// one thread before measuring, so both sides are measured as in a threaded program;
+// `--floodgate_threaded_process=0` measures a process that has not started one (S4 starts its
+// own threads, so leave it out of such a run with a filter). `make bench` runs both.
 #include <benchmark/benchmark.h>
 
 #include <atomic>

@@ -6,10 +6,11 @@
 // the limiters (`GcraLimiter`). Each header states its own thread-safety.
 #pragma once
 
-#include "floodgate/core/check.h"     // IWYU pragma: export
-#include "floodgate/core/clock.h"     // IWYU pragma: export
-#include "floodgate/core/decision.h"  // IWYU pragma: export
-#include "floodgate/core/quota.h"     // IWYU pragma: export
-#include "floodgate/core/result.h"    // IWYU pragma: export
-#include "floodgate/core/time.h"      // IWYU pragma: export
-#include "floodgate/limiters/gcra.h"  // IWYU pragma: export
+#include "floodgate/core/check.h"        // IWYU pragma: export
+#include "floodgate/core/clock.h"        // IWYU pragma: export
+#include "floodgate/core/concurrency.h"  // IWYU pragma: export
+#include "floodgate/core/decision.h"     // IWYU pragma: export
+#include "floodgate/core/quota.h"        // IWYU pragma: export
+#include "floodgate/core/result.h"       // IWYU pragma: export
+#include "floodgate/core/time.h"         // IWYU pragma: export
+#include "floodgate/limiters/gcra.h"     // IWYU pragma: export

@@ -25,10 +25,6 @@ using Instant = std::chrono::time_point<std::chrono::steady_clock, Nanos>;
 // The longest duration a limiter reports; `Decision::retry_after()` returns it for "never".
 inline constexpr Nanos kNever = Nanos::max();
 
-// The size of a cache line on the platforms floodgate targets; hot atomics are aligned to it so
-// that two limiters never share one.
-inline constexpr std::size_t kCacheLineSize = 64;
-
 namespace internal {
 
 // Limiters clamp instants to [-kTimeLimit, kTimeLimit] nanoseconds from the epoch (~146 years).

@@ -2,7 +2,10 @@
 //
 // Thread-safe. Every method may be called from any number of threads at once; decisions are
 // linearizable (each takes effect atomically at one compare-and-swap, or at one load for a
-// denial or a peek). No method allocates, locks or throws.
+// denial or a peek). No method allocates, locks or throws. While the process has never started a
+// second thread, an admission is a plain load and store instead of a compare-and-swap (see
+// `GcraLimiter`), so a limiter must not be shared with a signal handler that may interrupt a
+// call on it, nor placed in memory shared between processes.
 #pragma once
 
 #include <atomic>
@@ -10,6 +13,7 @@
 #include <utility>
 
 #include "floodgate/core/clock.h"
+#include "floodgate/core/concurrency.h"
 #include "floodgate/core/decision.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
@@ -49,7 +53,13 @@ namespace floodgate {
 //   capacity as spent until the clock catches up. The limiter trusts the caller's time.
 //
 // Hot-path cost: an admission is one load and one compare-and-swap; a denial and a peek are one
-// load. The state sits alone on a cache line.
+// load. The state sits alone on a cache line. A compare-and-swap costs 10 to 15 ns on the VMs we
+// measured, several times the rest of the decision, so until the process starts its second
+// thread an admission stores its new state with a plain store instead, as glibc's mutex and
+// libstdc++'s `shared_ptr` skip their atomic instructions then (floodgate/core/concurrency.h).
+// No other thread can exist to race with it; the one caveat is a signal handler that interrupts a
+// call on the same limiter, or a limiter in memory shared between processes, which this
+// limiter does not support.
 template <Clock C = SteadyClock>
 class GcraLimiter {
  public:
@@ -72,10 +82,7 @@ class GcraLimiter {
     while (true) {
       const GcraStep step = gcra_acquire(state, now, cost, params_);
       if (step.state == state) return step.decision;  // A denial, or nothing to consume.
-      if (state_.compare_exchange_weak(state, step.state, std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
-        return step.decision;
-      }
+      if (commit(state, step.state)) return step.decision;
     }
   }
 
@@ -106,10 +113,7 @@ class GcraLimiter {
         return {0, gcra_acquire(state, now, max_cost == 0 ? 0 : 1, params_).decision};
       }
       const GcraStep step = gcra_acquire(state, now, granted, params_);
-      if (state_.compare_exchange_weak(state, step.state, std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
-        return {granted, step.decision};
-      }
+      if (commit(state, step.state)) return {granted, step.decision};
     }
   }
 
@@ -120,6 +124,18 @@ class GcraLimiter {
   const C& clock() const noexcept { return clock_; }
 
  private:
+  // Replaces the state `expected` with `desired` if it is still `expected`, and reports whether
+  // it did; otherwise loads the current state into `expected`.
+  bool commit(std::int64_t& expected, std::int64_t desired) noexcept {
+    if (internal::is_single_threaded()) {
+      // No other thread exists, so nothing can have changed the state since it was loaded.
+      state_.store(desired, std::memory_order_relaxed);
+      return true;
+    }
+    return state_.compare_exchange_weak(expected, desired, std::memory_order_acq_rel,
+                                        std::memory_order_acquire);
+  }
+
   const Quota quota_;
   const GcraParams params_;
   [[no_unique_address]] const C clock_;

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <random>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace floodgate {
@@ -211,6 +214,35 @@ TEST(GcraLimiterTest, DefaultsToTheSteadyClock) {
   GcraLimiter<CoarseClock> coarse{Quota::per_hour(1)};
   EXPECT_TRUE(coarse.try_acquire().allowed());
   EXPECT_FALSE(coarse.try_acquire().allowed());
+}
+
+// Replays one random workload and returns every verdict and wait.
+std::vector<std::pair<Verdict, Nanos>> replay_workload(std::uint64_t seed) {
+  GcraLimiter<ManualClock> limiter{Quota::per_second(100).with_burst(7)};
+  std::mt19937_64 rng(seed);
+  std::vector<std::pair<Verdict, Nanos>> out;
+  Instant now = t0;
+  for (int i = 0; i < 5000; ++i) {
+    now += Nanos{static_cast<std::int64_t>(rng() % 20'000'000)};
+    const std::uint64_t cost = rng() % 9;
+    const Decision d = (i % 3 == 0) ? limiter.try_acquire_up_to_at(now, cost).decision
+                                    : limiter.try_acquire_at(now, cost);
+    out.emplace_back(d.verdict(), d.retry_after());
+  }
+  return out;
+}
+
+TEST(GcraLimiterTest, DecidesTheSameBeforeAndAfterTheProcessStartsAThread) {
+  // Each test runs in its own process (gtest_discover_tests), so the first replay normally runs
+  // while the process is single-threaded (plain stores) and the second after it has started a
+  // thread (compare-and-swap). Both must decide identically.
+  const bool single_at_first = internal::is_single_threaded();
+  const auto before = replay_workload(42);
+  std::thread([] {}).join();
+  EXPECT_FALSE(internal::is_single_threaded());
+  const auto after = replay_workload(42);
+  EXPECT_EQ(before, after);
+  if (!single_at_first) GTEST_SKIP() << "the process already had threads; compared CAS with CAS";
 }
 
 TEST(GcraLimiterTest, IsAlignedToACacheLine) {
