@@ -16,25 +16,31 @@ struct Unit {
   std::int64_t nanos;
 };
 
-// Accepted period units, longest spelling first within each unit. `format_duration` uses the
-// first spelling of each, in this order of size.
-constexpr std::array<Unit, 15> kUnits = {{
+// Period units from the largest to the smallest, as `format_duration` writes them.
+constexpr std::array<Unit, 7> kUnits = {{
     {"d", 86'400 * kNanosPerSecond},
-    {"day", 86'400 * kNanosPerSecond},
     {"h", 3'600 * kNanosPerSecond},
-    {"hour", 3'600 * kNanosPerSecond},
     {"m", 60 * kNanosPerSecond},
-    {"min", 60 * kNanosPerSecond},
-    {"minute", 60 * kNanosPerSecond},
     {"s", kNanosPerSecond},
-    {"sec", kNanosPerSecond},
-    {"second", kNanosPerSecond},
     {"ms", 1'000'000},
     {"us", 1'000},
-    {"\xC2\xB5s", 1'000},  // µs
     {"ns", 1},
+}};
+
+// Other spellings `Quota::parse` accepts.
+constexpr std::array<Unit, 8> kUnitAliases = {{
+    {"day", 86'400 * kNanosPerSecond},
+    {"hour", 3'600 * kNanosPerSecond},
+    {"min", 60 * kNanosPerSecond},
+    {"minute", 60 * kNanosPerSecond},
+    {"sec", kNanosPerSecond},
+    {"second", kNanosPerSecond},
+    {"\xC2\xB5s", 1'000},  // µs
     {"nsec", 1},
 }};
+
+constexpr std::string_view kExpectedForm =
+    "expected \"<count>/<period>\", e.g. \"100/s\" or \"10/500ms burst 20\"";
 
 // Returns the rule `period`, `count` and `burst` break, or nothing if they make a valid quota.
 std::optional<std::string> broken_rule(Nanos period, std::uint64_t count, std::uint64_t burst) {
@@ -115,10 +121,7 @@ Result<Quota> Quota::parse(std::string_view text) {
   auto fail = [&prefix](const std::string& why) { return Error(prefix + why); };
   auto parse_number = [&](std::string_view digits, std::string_view what,
                           std::uint64_t& out) -> std::optional<Error> {
-    if (digits.empty())
-      return fail(what == "count" ? "expected \"<count>/<period>\", e.g. "
-                                    "\"100/s\" or \"10/500ms burst 20\""
-                                  : std::string(what) + " must be a whole number");
+    if (digits.empty()) return fail(std::string(kExpectedForm));
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
     if (ec == std::errc::result_out_of_range) {
       return fail(std::string(what) + " is out of range (got " + std::string(digits) + ")");
@@ -132,7 +135,7 @@ Result<Quota> Quota::parse(std::string_view text) {
 
   std::string_view rest = trim(text);
   if (rest.empty()) {
-    return fail("expected \"<count>/<period>\", e.g. \"100/s\" or \"10/500ms burst 20\"");
+    return fail(std::string(kExpectedForm));
   }
 
   std::uint64_t count = 0;
@@ -157,6 +160,9 @@ Result<Quota> Quota::parse(std::string_view text) {
   std::string_view unit_text = take_while(rest, is_word);
   const Unit* unit = nullptr;
   for (const Unit& u : kUnits) {
+    if (u.name == unit_text) unit = &u;
+  }
+  for (const Unit& u : kUnitAliases) {
     if (u.name == unit_text) unit = &u;
   }
   if (unit == nullptr) {
@@ -214,15 +220,7 @@ std::string Quota::to_string() const {
 std::string format_duration(Nanos d) {
   const std::int64_t ns = d.count();
   if (ns == 0) return "0s";
-  // Units from largest to smallest, one spelling each.
-  constexpr std::array<Unit, 7> kCanonical = {{{"d", 86'400 * kNanosPerSecond},
-                                               {"h", 3'600 * kNanosPerSecond},
-                                               {"m", 60 * kNanosPerSecond},
-                                               {"s", kNanosPerSecond},
-                                               {"ms", 1'000'000},
-                                               {"us", 1'000},
-                                               {"ns", 1}}};
-  for (const Unit& unit : kCanonical) {
+  for (const Unit& unit : kUnits) {
     if (ns % unit.nanos == 0) return std::to_string(ns / unit.nanos) + std::string(unit.name);
   }
   return std::to_string(ns) + "ns";

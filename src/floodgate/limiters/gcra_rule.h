@@ -41,6 +41,16 @@ struct GcraStep {
   std::int64_t state;  // Equal to the input state unless the request was admitted with cost > 0.
 };
 
+namespace internal {
+
+// Returns how far `state` runs ahead of the clamped instant `t`: zero when the limiter is full
+// at `t`. The true difference lies in [0, 2^64), so it is computed unsigned.
+constexpr std::uint64_t gcra_backlog(std::int64_t state, std::int64_t t) noexcept {
+  return state > t ? static_cast<std::uint64_t>(state) - static_cast<std::uint64_t>(t) : 0;
+}
+
+}  // namespace internal
+
 // Returns the decision for `cost` permits at `now` against `state`, and the state after it.
 // `now` is clamped as floodgate/core/time.h describes. Cost 0 consumes nothing and is admitted
 // unless the state runs more than the window ahead of `now` (only a stale `now` sees that).
@@ -50,9 +60,7 @@ struct GcraStep {
 constexpr GcraStep gcra_acquire(std::int64_t state, Instant now, std::uint64_t cost,
                                 const GcraParams& params) noexcept {
   const std::int64_t t = internal::clamped_nanos(now);
-  const std::int64_t base = state > t ? state : t;
-  // How far the state runs ahead of `now`; the true difference is in [0, 2^64).
-  const std::uint64_t used = static_cast<std::uint64_t>(base) - static_cast<std::uint64_t>(t);
+  const std::uint64_t used = internal::gcra_backlog(state, t);
   const auto window = static_cast<std::uint64_t>(params.window);
   const std::int64_t headroom_before =
       used >= window ? 0 : static_cast<std::int64_t>(window - used);
@@ -70,19 +78,18 @@ constexpr GcraStep gcra_acquire(std::int64_t state, Instant now, std::uint64_t c
                      internal::saturating_nanos(need - window), internal::saturating_nanos(used)),
             state};
   }
-  // Admitted: need <= window bounds base by t + window, so base + charge <= INT64_MAX.
+  // Admitted. The new state is max(state, t) + charge = t + need, and need <= window keeps it
+  // below INT64_MAX (floodgate/core/time.h).
   return {Decision(Verdict::Allowed, params.burst, static_cast<std::int64_t>(window - need),
                    params.interval, Nanos::zero(), Nanos{static_cast<std::int64_t>(need)}),
-          cost == 0 ? state : base + static_cast<std::int64_t>(charge)};
+          cost == 0 ? state : t + static_cast<std::int64_t>(need)};
 }
 
 // Returns the number of permits, at most `max_cost`, that `gcra_acquire` would admit at `now`
 // against `state`: as many as are available, or zero.
 constexpr std::uint64_t gcra_available(std::int64_t state, Instant now, std::uint64_t max_cost,
                                        const GcraParams& params) noexcept {
-  const std::int64_t t = internal::clamped_nanos(now);
-  const std::int64_t base = state > t ? state : t;
-  const std::uint64_t used = static_cast<std::uint64_t>(base) - static_cast<std::uint64_t>(t);
+  const std::uint64_t used = internal::gcra_backlog(state, internal::clamped_nanos(now));
   const auto window = static_cast<std::uint64_t>(params.window);
   if (used >= window) return 0;
   const std::uint64_t available = (window - used) / static_cast<std::uint64_t>(params.interval);
