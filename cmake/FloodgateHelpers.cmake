@@ -13,17 +13,18 @@ function(floodgate_warnings target)
   endif()
 endfunction()
 
-# floodgate_test(NAME name SOURCES ... LIBS ... LABELS ...): one GoogleTest binary, registered
+# floodgate_test(NAME name SOURCES ... LIBS ... LABEL label): one GoogleTest binary, registered
 # with CTest test by test so failures name the test and `ctest -L` selects by label.
 function(floodgate_test)
-  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT;LABEL" "SOURCES;LIBS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SOURCES})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main GTest::gmock)
   floodgate_warnings(${ARG_NAME})
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
+  # One label per binary: gtest_discover_tests() flattens a list-valued property.
   gtest_discover_tests(${ARG_NAME}
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    PROPERTIES LABELS "${ARG_LABEL}" TIMEOUT ${ARG_TIMEOUT}
     DISCOVERY_TIMEOUT 60)
 endfunction()

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "floodgate/core/time.h"
@@ -83,6 +84,10 @@ class [[nodiscard]] Decision {
   Nanos reset_after_;
   Verdict verdict_;
 };
+
+// Returns the decision as one line for logs and test reports, such as
+// "Denied(remaining=0, retry_after=50ms, reset_after=1s, limit=10)".
+std::string to_string(const Decision& decision);
 
 // The answer to "admit as many as possible, up to n": how many were admitted, and the decision.
 // `decision.allowed()` is true when `granted > 0` or when zero permits were asked for.

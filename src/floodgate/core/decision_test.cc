@@ -20,6 +20,14 @@ TEST(DecisionTest, NegativeHeadroomMeansNothingRemains) {
   EXPECT_EQ(d.remaining(), 0u);
 }
 
+TEST(DecisionTest, PrintsAsOneLine) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(to_string(Decision(Verdict::Denied, 10, 0, 100, milliseconds(50), milliseconds(1000))),
+            "Denied(remaining=0, retry_after=50ms, reset_after=1s, limit=10)");
+  EXPECT_EQ(to_string(Decision(Verdict::ExceedsBurst, 3, 300, 100, kNever, Nanos::zero())),
+            "ExceedsBurst(remaining=3, retry_after=never, reset_after=0s, limit=3)");
+}
+
 TEST(DecisionTest, VerdictsHaveNames) {
   EXPECT_EQ(to_string(Verdict::Allowed), "Allowed");
   EXPECT_EQ(to_string(Verdict::Denied), "Denied");
