@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 #include "floodgate/core/decision.h"
 #include "floodgate/core/quota.h"
@@ -94,6 +95,15 @@ constexpr std::uint64_t gcra_available(std::int64_t state, Instant now, std::uin
   if (used >= window) return 0;
   const std::uint64_t available = (window - used) / static_cast<std::uint64_t>(params.interval);
   return available < max_cost ? available : max_cost;
+}
+
+// Returns the rule for `quota` as a function object, (state, now, cost) -> (decision, next
+// state): the form a test kit's sequential model takes (floodgate/testkit/limiter_checks.h).
+inline auto make_gcra_rule(const Quota& quota) {
+  return [params = GcraParams::from(quota)](std::int64_t state, Instant now, std::uint64_t cost) {
+    const GcraStep step = gcra_acquire(state, now, cost, params);
+    return std::pair<Decision, std::int64_t>{step.decision, step.state};
+  };
 }
 
 }  // namespace floodgate
