@@ -76,6 +76,12 @@ class [[nodiscard]] Decision {
   // nothing else consumes: zero when already full. (HTTP: RateLimit-Reset.)
   constexpr Nanos reset_after() const noexcept { return reset_after_; }
 
+  // Reports whether two decisions say the same: the verdict and every reported field.
+  friend constexpr bool operator==(const Decision& a, const Decision& b) noexcept {
+    return a.verdict_ == b.verdict_ && a.limit_ == b.limit_ && a.remaining() == b.remaining() &&
+           a.retry_after_ == b.retry_after_ && a.reset_after_ == b.reset_after_;
+  }
+
  private:
   std::uint64_t limit_;
   std::int64_t headroom_;

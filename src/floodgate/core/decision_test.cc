@@ -28,6 +28,14 @@ TEST(DecisionTest, PrintsAsOneLine) {
             "ExceedsBurst(remaining=3, retry_after=never, reset_after=0s, limit=3)");
 }
 
+TEST(DecisionTest, EqualWhenEveryReportedFieldIsEqual) {
+  const Decision a(Verdict::Allowed, 10, 250, 100, Nanos::zero(), Nanos{750});
+  EXPECT_EQ(a, Decision(Verdict::Allowed, 10, 299, 100, Nanos::zero(), Nanos{750}));  // 2 remain.
+  EXPECT_NE(a, Decision(Verdict::Allowed, 10, 350, 100, Nanos::zero(), Nanos{750}));
+  EXPECT_NE(a, Decision(Verdict::Denied, 10, 250, 100, Nanos::zero(), Nanos{750}));
+  EXPECT_NE(a, Decision(Verdict::Allowed, 10, 250, 100, Nanos::zero(), Nanos{751}));
+}
+
 TEST(DecisionTest, VerdictsHaveNames) {
   EXPECT_EQ(to_string(Verdict::Allowed), "Allowed");
   EXPECT_EQ(to_string(Verdict::Denied), "Denied");

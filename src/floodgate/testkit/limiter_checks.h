@@ -37,6 +37,8 @@ struct LimiterCall {
   Instant at;
   std::uint64_t cost;
   Decision decision;
+
+  friend bool operator==(const LimiterCall&, const LimiterCall&) = default;
 };
 
 // Returns the call as "3 at 1000ms: Allowed(remaining=...)".
