@@ -1,11 +1,11 @@
-# Fails unless README.md holds EXAMPLE verbatim inside a ```cpp block that follows the marker
-# line "<!-- example: examples/quickstart.cc -->".
+# Fails unless README.md holds EXAMPLE (a path relative to EXAMPLE_DIR) verbatim inside a ```cpp
+# block that follows the marker line "<!-- example: EXAMPLE -->".
 file(READ "${README}" readme)
-file(READ "${EXAMPLE}" example)
-set(marker "<!-- example: examples/quickstart.cc -->\n```cpp\n")
+file(READ "${EXAMPLE_DIR}/${EXAMPLE}" example)
+set(marker "<!-- example: ${EXAMPLE} -->\n```cpp\n")
 string(FIND "${readme}" "${marker}" start)
 if(start EQUAL -1)
-  message(FATAL_ERROR "README.md: marker line \"<!-- example: examples/quickstart.cc -->\" followed by ```cpp not found")
+  message(FATAL_ERROR "README.md: no marker line \"<!-- example: ${EXAMPLE} -->\" followed by ```cpp")
 endif()
 string(LENGTH "${marker}" marker_length)
 math(EXPR start "${start} + ${marker_length}")
@@ -13,8 +13,9 @@ string(SUBSTRING "${readme}" ${start} -1 rest)
 string(FIND "${rest}" "```" end)
 string(SUBSTRING "${rest}" 0 ${end} block)
 if(NOT block STREQUAL example)
-  file(WRITE "${CMAKE_CURRENT_BINARY_DIR}/readme_block.cc" "${block}")
-  message(FATAL_ERROR "README.md's example differs from ${EXAMPLE}; "
-    "copy the file into the README (README's copy written to ${CMAKE_CURRENT_BINARY_DIR}/readme_block.cc)")
+  get_filename_component(name "${EXAMPLE}" NAME)
+  file(WRITE "${CMAKE_CURRENT_BINARY_DIR}/readme_${name}" "${block}")
+  message(FATAL_ERROR "README.md's copy of ${EXAMPLE} differs from the file; copy the file into "
+    "the README (the README's copy is in ${CMAKE_CURRENT_BINARY_DIR}/readme_${name})")
 endif()
-message(STATUS "README example matches ${EXAMPLE}")
+message(STATUS "README's copy of ${EXAMPLE} matches")
