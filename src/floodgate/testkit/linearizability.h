@@ -49,6 +49,14 @@ concept PartitionedModel = SequentialModel<M, R> && requires(const M& model, con
   { model.partition(record) } -> std::convertible_to<std::uint64_t>;
 };
 
+// A model may also say what it would have done, for failure reports: `model.expected(state,
+// record)` describes the output the model gives for `record`'s input in `state`.
+template <typename M, typename R>
+concept ExplainingModel = SequentialModel<M, R> &&
+    requires(const M& model, const typename M::State& state, const R& record) {
+  { model.expected(state, record) } -> std::convertible_to<std::string>;
+};
+
 enum class Linearizability : std::uint8_t { Yes, No, Unknown };
 
 // Returns "linearizable", "not linearizable" or "unknown (time budget spent)".
@@ -264,8 +272,9 @@ check_linearizable(const std::vector<Operation<R>>& history, const M& model,
 
 // Returns a report for a CI log: the verdict, then, for `No`, an ASCII lane chart of the operations
 // around the one no order could explain (one line per operation: worker, index, a bar from invoke
-// to return in stamp order, the record), the model's state after the longest explained prefix,
-// and the seed to replay. `*` marks operations in that prefix; `<==` the one that broke it.
+// to return in stamp order, the record), the model's state after the longest explained prefix and,
+// if the model can say, what it would have given the stuck operation, and the seed to replay.
+// `*` marks operations in that prefix; `<==` the one that broke it.
 template <typename R, typename M>
 requires SequentialModel<M, R> std::string describe_linearizability(
     const std::vector<Operation<R>>& history, const M& model, const LinearizabilityResult& result,
@@ -319,6 +328,10 @@ requires SequentialModel<M, R> std::string describe_linearizability(
   }
   out += "  model state after the " + std::to_string(prefix.size()) +
          " operations it could explain: " + describe_value(state) + "\n";
+  if constexpr (ExplainingModel<M, R>) {
+    out += "  there, the model would have answered w" + std::to_string(stuck.worker) + " op " +
+           std::to_string(stuck.index) + " with " + model.expected(state, *stuck.result) + "\n";
+  }
   out += "  replay: rerun with RunOptions::seed = " + std::to_string(seed) + "\n";
   return out;
 }

@@ -44,7 +44,12 @@ struct VerdictModel {
     return s.state;
   }
   std::size_t hash(State state) const { return std::hash<State>{}(state); }
+  std::string expected(State state, const LimiterCall& call) const {
+    return std::string(
+        to_string(gcra_acquire(state, call.at, call.cost, params).decision.verdict()));
+  }
 };
+static_assert(ExplainingModel<VerdictModel, LimiterCall>);
 static_assert(SequentialModel<GcraModel, LimiterCall>);
 static_assert(!PartitionedModel<GcraModel, LimiterCall>);
 
@@ -182,6 +187,9 @@ TEST(LinearizabilityTest, ReportsALaneChartAroundTheOperationNoOrderExplains) {
   EXPECT_NE(text.find("<== no order explains this"), std::string::npos) << text;
   EXPECT_NE(text.find(" * w0 op 0 |[--]  |"), std::string::npos) << text;
   EXPECT_NE(text.find("model state after the 2 operations it could explain: 100200000000"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("there, the model would have answered w2 op 0 with Denied"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("replay: rerun with RunOptions::seed = 99"), std::string::npos) << text;
