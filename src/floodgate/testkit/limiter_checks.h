@@ -121,10 +121,14 @@ std::optional<WitnessViolation> check_arrival_time_witness(
   std::sort(by_return.begin(), by_return.end(), [&](std::size_t a, std::size_t b) {
     return history[a].returned < history[b].returned;
   });
+  std::vector<std::size_t> by_invoke(n);
+  for (std::size_t i = 0; i < n; ++i) by_invoke[i] = i;
+  std::sort(by_invoke.begin(), by_invoke.end(),
+            [&](std::size_t a, std::size_t b) { return history[a].invoked < history[b].invoked; });
   std::vector<Ticket> tickets(n, Ticket{initial_state, 1});
   std::int64_t floor = initial_state;
-  std::size_t next_return = 0;  // `history` is sorted by invoke stamp.
-  for (std::size_t i = 0; i < n; ++i) {
+  std::size_t next_return = 0;
+  for (const std::size_t i : by_invoke) {
     while (next_return < n && history[by_return[next_return]].returned < history[i].invoked) {
       const auto& k = known[by_return[next_return++]];
       if (k && *k > floor) floor = *k;

@@ -89,7 +89,16 @@ struct LinearizabilityOptions {
 
 namespace internal {
 
-// Searches one partition: `ops` are indexes into `history`.
+// Returns `ops`, indexes into `history`, sorted by invoke stamp.
+template <typename R>
+std::vector<std::size_t> sort_by_invoke(const std::vector<Operation<R>>& history,
+                                        std::vector<std::size_t> ops) {
+  std::sort(ops.begin(), ops.end(),
+            [&](std::size_t a, std::size_t b) { return history[a].invoked < history[b].invoked; });
+  return ops;
+}
+
+// Searches one partition: `ops` are indexes into `history`, sorted by invoke stamp.
 template <typename R, typename M>
 requires SequentialModel<M, R> Linearizability
 search_partition(const std::vector<Operation<R>>& history, const std::vector<std::size_t>& ops,
@@ -118,7 +127,7 @@ search_partition(const std::vector<Operation<R>>& history, const std::vector<std
       kind[i] = k;
     }
   }
-  // `ops` sorted by invoke stamp (the history is), and the same indexes by return stamp.
+  // `ops` is sorted by invoke stamp; the same indexes by return stamp.
   std::vector<std::size_t> by_return(n);
   for (std::size_t i = 0; i < n; ++i) by_return[i] = i;
   std::sort(by_return.begin(), by_return.end(), [&](std::size_t a, std::size_t b) {
@@ -257,8 +266,8 @@ check_linearizable(const std::vector<Operation<R>>& history, const M& model,
   }
   for (const auto& part : partitions) {
     LinearizabilityResult part_result;
-    const Linearizability verdict =
-        internal::search_partition(history, part, model, options, deadline, part_result);
+    const Linearizability verdict = internal::search_partition(
+        history, internal::sort_by_invoke(history, part), model, options, deadline, part_result);
     result.nodes += part_result.nodes;
     if (verdict != Linearizability::Yes) {
       result.verdict = verdict;

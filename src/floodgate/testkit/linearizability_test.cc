@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -160,6 +161,10 @@ TEST(LinearizabilityTest, RejectsABurstOfSixtyFourWithOneAdmissionTooManyQuickly
       std::string(to_string(result.verdict)).c_str(), static_cast<unsigned long long>(result.nodes),
       static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
   EXPECT_EQ(check_linearizable(overlapping_burst(64, 10), model).verdict, Linearizability::Yes);
+  // The order the history is given in does not matter.
+  auto shuffled = overlapping_burst(64, 10);
+  std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937_64(5));
+  EXPECT_EQ(check_linearizable(shuffled, model).verdict, Linearizability::Yes);
 }
 
 TEST(LinearizabilityTest, AnswersUnknownWhenTheBudgetRunsOut) {
