@@ -29,7 +29,7 @@ struct WitnessViolation {
 
 // Checks `history` in the order of `ticket(op)`: `replay(op)` must return nothing for every
 // operation (else the message says how the model disagrees), and the order must respect real
-// time. Operations that threw are skipped. `ticket` returns a totally ordered key; ties keep the
+// time. Operations that threw are skipped. `ticket` returns a key ordered by `<`; ties go in
 // invoke order. `replay` is called in witness order and may keep the model's state.
 template <typename R, typename Ticket, typename Replay>
 std::optional<WitnessViolation> check_witness_order(const std::vector<Operation<R>>& history,
@@ -39,8 +39,14 @@ std::optional<WitnessViolation> check_witness_order(const std::vector<Operation<
   for (const Operation<R>& op : history) {
     if (op.result.has_value()) order.push_back(&op);
   }
-  std::stable_sort(order.begin(), order.end(), [&](const Operation<R>* a, const Operation<R>* b) {
-    return ticket(*a) < ticket(*b);
+  // Ties (operations the ticket cannot tell apart, such as reads of one state) go in invoke order,
+  // which respects real time among them.
+  std::sort(order.begin(), order.end(), [&](const Operation<R>* a, const Operation<R>* b) {
+    const auto ta = ticket(*a);
+    const auto tb = ticket(*b);
+    if (ta < tb) return true;
+    if (tb < ta) return false;
+    return a->invoked < b->invoked;
   });
   // Real time: no operation may come after one that was invoked after it returned. Keep the
   // latest invoke stamp seen so far in witness order.
