@@ -80,6 +80,33 @@ inline std::optional<RateBoundViolation> check_rate_bound(
   return find_rate_bound_violation(std::move(admissions), quota);
 }
 
+// Returns the aligned window [k x period, (k + 1) x period) of caller instants in which `history`
+// admitted more than `quota.count()`, or nothing: the bound of a fixed-window limiter.
+inline std::optional<RateBoundViolation> check_aligned_window_bound(
+    const std::vector<Operation<LimiterCall>>& history, const Quota& quota) {
+  const std::int64_t period = quota.period().count();
+  std::vector<std::pair<std::int64_t, std::uint64_t>> admitted;  // (window, cost)
+  for (const auto& op : history) {
+    if (!op.result || !op.result->decision.allowed() || op.result->cost == 0) continue;
+    const std::int64_t t = op.result->at.time_since_epoch().count();
+    admitted.emplace_back(t / period - (t % period < 0 ? 1 : 0), op.result->cost);
+  }
+  std::sort(admitted.begin(), admitted.end());
+  for (std::size_t i = 0; i < admitted.size();) {
+    std::uint64_t total = 0;
+    std::size_t j = i;
+    for (; j < admitted.size() && admitted[j].first == admitted[i].first; ++j) {
+      total += admitted[j].second;
+    }
+    if (total > quota.count()) {
+      const Instant from{Nanos{admitted[i].first * period}};
+      return RateBoundViolation{from, from + Nanos{period - 1}, total, quota.count()};
+    }
+    i = j;
+  }
+  return std::nullopt;
+}
+
 // A sequential model of a limiter whose whole state is one arrival time that only grows (GCRA,
 // a pacer): `rule(state, at, cost)` returns the decision and the next state.
 template <typename Rule>

@@ -1,0 +1,194 @@
+// The contract every rate limiter in floodgate keeps, as one typed suite: bursts at one instant,
+// costs above the burst, refill after idle, stale and out-of-order time, hostile values, peeks
+// that change nothing, and each algorithm's own bound under concurrency (checked with
+// floodgate::testkit after the workers are joined).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <random>
+#include <string>
+
+#include "floodgate/limiters/fixed_window.h"
+#include "floodgate/limiters/gcra.h"
+#include "floodgate/limiters/token_bucket.h"
+#include "floodgate/testkit/gtest.h"
+#include "floodgate/testkit/limiter_checks.h"
+
+namespace floodgate {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testkit::LimiterCall;
+
+// A window boundary for every period used here, so that fixed windows start fresh at t0.
+const Instant t0{hours(24 * 1000)};
+
+// What differs between limiters: the bound their admissions obey.
+template <typename L>
+struct Contract;
+
+template <>
+struct Contract<GcraLimiter<ManualClock>> {
+  static std::optional<testkit::RateBoundViolation> bound(
+      const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
+    return testkit::check_rate_bound(history, quota);
+  }
+};
+
+template <>
+struct Contract<TokenBucketLimiter<ManualClock>> {
+  static std::optional<testkit::RateBoundViolation> bound(
+      const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
+    return testkit::check_rate_bound(history, quota);
+  }
+};
+
+template <>
+struct Contract<FixedWindowLimiter<ManualClock>> {
+  static std::optional<testkit::RateBoundViolation> bound(
+      const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
+    return testkit::check_aligned_window_bound(history, quota);
+  }
+};
+
+template <typename L>
+class LimiterContractTest : public ::testing::Test {};
+
+using Limiters = ::testing::Types<GcraLimiter<ManualClock>, TokenBucketLimiter<ManualClock>,
+                                  FixedWindowLimiter<ManualClock>>;
+TYPED_TEST_SUITE(LimiterContractTest, Limiters);
+
+TYPED_TEST(LimiterContractTest, AdmitsTheBurstAtOneInstantAndNoMore) {
+  for (const std::uint64_t burst : {1u, 2u, 10u, 1000u}) {
+    TypeParam limiter{Quota::per_second(burst)};
+    for (std::uint64_t i = 0; i < burst; ++i) {
+      ASSERT_TRUE(limiter.try_acquire_at(t0).allowed()) << "call " << i << " of " << burst;
+    }
+    const Decision d = limiter.try_acquire_at(t0);
+    EXPECT_EQ(d.verdict(), Verdict::Denied);
+    EXPECT_GT(d.retry_after(), Nanos::zero());
+    EXPECT_EQ(d.remaining(), 0u);
+    EXPECT_EQ(d.limit(), burst);
+  }
+}
+
+TYPED_TEST(LimiterContractTest, ACostAboveTheBurstIsNeverAdmittedAndConsumesNothing) {
+  TypeParam limiter{Quota::per_second(5)};
+  for (const std::uint64_t cost : {std::uint64_t{6}, std::uint64_t{4'294'967'295u},
+                                   std::numeric_limits<std::uint64_t>::max()}) {
+    const Decision d = limiter.try_acquire_at(t0, cost);
+    EXPECT_EQ(d.verdict(), Verdict::ExceedsBurst);
+    EXPECT_EQ(d.retry_after(), kNever);
+  }
+  EXPECT_TRUE(limiter.try_acquire_at(t0, 5).allowed());
+}
+
+TYPED_TEST(LimiterContractTest, RefillsToTheBurstAfterIdleAndNoFurther) {
+  TypeParam limiter{Quota::per_second(4)};
+  EXPECT_TRUE(limiter.try_acquire_at(t0, 4).allowed());
+  EXPECT_FALSE(limiter.try_acquire_at(t0).allowed());
+  const Instant later = t0 + hours(24 * 365 * 10);
+  EXPECT_EQ(limiter.peek_at(later, 0).remaining(), 4u);
+  EXPECT_TRUE(limiter.try_acquire_at(later, 4).allowed());
+  EXPECT_FALSE(limiter.try_acquire_at(later).allowed());
+}
+
+TYPED_TEST(LimiterContractTest, CostZeroConsumesNothing) {
+  TypeParam limiter{Quota::per_second(3)};
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(limiter.try_acquire_at(t0, 0).allowed());
+  EXPECT_TRUE(limiter.try_acquire_at(t0, 3).allowed());
+}
+
+TYPED_TEST(LimiterContractTest, PeekNeverChangesState) {
+  const Quota quota = Quota::per(milliseconds(100), 3);
+  TypeParam peeked{quota};
+  TypeParam plain{quota};
+  std::mt19937_64 rng(5);
+  Instant now = t0;
+  for (int i = 0; i < 5000; ++i) {
+    now += Nanos{static_cast<std::int64_t>(rng() % 40'000'000)};
+    const std::uint64_t cost = rng() % 5;
+    for (int k = 0; k < 3; ++k)
+      (void)peeked.peek_at(now + Nanos{static_cast<std::int64_t>(rng() % 1'000'000)}, rng() % 5);
+    const Decision want = plain.try_acquire_at(now, cost);
+    const Decision peek = peeked.peek_at(now, cost);
+    const Decision got = peeked.try_acquire_at(now, cost);
+    ASSERT_EQ(got, want) << "step " << i;
+    ASSERT_EQ(peek, want) << "step " << i;
+  }
+}
+
+TYPED_TEST(LimiterContractTest, HostileInstantsAndQuotasAreAnsweredWithoutUndefinedBehaviour) {
+  // Run under the asan preset, UBSan turns any overflow here into a failure.
+  for (const Quota& quota : {Quota::per(Nanos{1}, 1), Quota::per(hours(24 * 365 * 70), 1),
+                             Quota::per_second(1'000'000'000)}) {
+    TypeParam limiter{quota};
+    for (const Instant at : {Instant::min(), Instant{}, Instant::max(), Instant::min(), t0}) {
+      for (const std::uint64_t cost :
+           {std::uint64_t{0}, std::uint64_t{1}, quota.burst(), std::uint64_t{4'294'967'295u}}) {
+        const Decision d = limiter.try_acquire_at(at, cost);
+        EXPECT_GE(d.retry_after(), Nanos::zero());
+        EXPECT_GE(d.reset_after(), Nanos::zero());
+        EXPECT_LE(d.remaining(), quota.burst());
+      }
+    }
+  }
+  // A period of 100 years is refused when the quota is made, with the value in the message.
+  const Result<Quota> century = Quota::make(hours(24 * 365 * 100), 1, 1);
+  ASSERT_FALSE(century.has_value());
+  EXPECT_NE(century.error().message().find("at most 2^61 ns"), std::string::npos);
+}
+
+TYPED_TEST(LimiterContractTest, StaleTimeOnOneThreadNeverBreaksTheBound) {
+  const Quota quota = Quota::per(milliseconds(10), 4);
+  TypeParam limiter{quota};
+  std::mt19937_64 rng(71360);
+  std::vector<testkit::Operation<LimiterCall>> history;
+  std::int64_t now = t0.time_since_epoch().count();
+  for (int i = 0; i < 50'000; ++i) {
+    now += static_cast<std::int64_t>(rng() % 3'000'000);
+    const Instant seen{Nanos{now - static_cast<std::int64_t>(rng() % 30'000'000)}};
+    const std::uint64_t cost = 1 + rng() % 2;
+    history.push_back({0,
+                       i,
+                       "",
+                       static_cast<std::uint64_t>(2 * i),
+                       static_cast<std::uint64_t>(2 * i + 1),
+                       {},
+                       {},
+                       LimiterCall{seen, cost, limiter.try_acquire_at(seen, cost)},
+                       {}});
+  }
+  EXPECT_GT(testkit::admitted_cost(history), 1000u);
+  const auto violation = Contract<TypeParam>::bound(history, quota);
+  EXPECT_FALSE(violation.has_value()) << violation->describe();
+}
+
+TYPED_TEST(LimiterContractTest, ConcurrentCallersNeverBreakTheBound) {
+  const Quota quota = Quota::per(milliseconds(10), 8);
+  const int workers = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
+  for (std::uint64_t seed = 0; seed < 4; ++seed) {
+    TypeParam limiter{quota};
+    std::atomic<std::int64_t> true_now{t0.time_since_epoch().count()};
+    const auto report = testkit::run<LimiterCall>(
+        {.workers = workers, .seed = seed, .name = "contract"},
+        [&](testkit::Worker<LimiterCall>& w) {
+          for (int i = 0; i < 5'000 && w.keep_going(); ++i) {
+            const std::int64_t now = true_now.fetch_add(
+                static_cast<std::int64_t>(w.rng()() % 500'000), std::memory_order_relaxed);
+            const Instant seen{Nanos{now - static_cast<std::int64_t>(w.rng()() % 5'000'000)}};
+            testkit::acquire(w, limiter, seen, 1 + w.rng()() % 3);
+          }
+        });
+    FLOODGATE_ASSERT_RUN_OK(report);
+    const auto violation = Contract<TypeParam>::bound(report.history, quota);
+    EXPECT_FALSE(violation.has_value()) << "seed " << seed << ": " << violation->describe();
+  }
+}
+
+}  // namespace
+}  // namespace floodgate
