@@ -1,4 +1,4 @@
-// Google Benchmark scenarios for `GcraLimiter`, each run beside the in-tree baseline
+// Google Benchmark scenarios for floodgate's limiters, each run beside the in-tree baseline
 // (bench/mutex_token_bucket.h) in the same process. After the runs the binary prints each
 // scenario's throughput ratio, floodgate / baseline. The parameters are fixed so figures compare
 // across libraries:
@@ -25,6 +25,8 @@
 
 #include "bench/mutex_token_bucket.h"
 #include "floodgate/floodgate.h"
+#include "floodgate/limiters/fixed_window.h"
+#include "floodgate/limiters/token_bucket.h"
 
 namespace floodgate::bench {
 namespace {
@@ -53,21 +55,15 @@ void run_caller_time(benchmark::State& state, Limiter& limiter, Nanos step) {
   report(state, admitted);
 }
 
-void s1_floodgate(benchmark::State& state) {
-  GcraLimiter<> limiter{kAllAdmitted};
-  run_caller_time(state, limiter, std::chrono::microseconds(1));
-}
-void s1_baseline(benchmark::State& state) {
-  MutexTokenBucket limiter{kAllAdmitted};
+template <typename Limiter>
+void s1(benchmark::State& state) {
+  Limiter limiter{kAllAdmitted};
   run_caller_time(state, limiter, std::chrono::microseconds(1));
 }
 
-void s3t_floodgate(benchmark::State& state) {
-  GcraLimiter<> limiter{kNearlyAllDenied};
-  run_caller_time(state, limiter, Nanos{1});
-}
-void s3t_baseline(benchmark::State& state) {
-  MutexTokenBucket limiter{kNearlyAllDenied};
+template <typename Limiter>
+void s3t(benchmark::State& state) {
+  Limiter limiter{kNearlyAllDenied};
   run_caller_time(state, limiter, Nanos{1});
 }
 
@@ -100,7 +96,8 @@ void s2_baseline(benchmark::State& state) {
 std::atomic<std::int64_t> s4_time{1'000'000'000};
 
 template <typename Limiter>
-void run_shared(benchmark::State& state, Limiter& limiter) {
+void s4(benchmark::State& state) {
+  static Limiter limiter{kAllAdmitted};
   Instant now{Nanos{s4_time.load()}};
   std::int64_t admitted = 0;
   std::uint32_t calls = 0;
@@ -127,20 +124,21 @@ void run_shared(benchmark::State& state, Limiter& limiter) {
   report(state, admitted);
 }
 
-GcraLimiter<> shared_floodgate{kAllAdmitted};
-MutexTokenBucket shared_baseline{kAllAdmitted};
-void s4_floodgate(benchmark::State& state) { run_shared(state, shared_floodgate); }
-void s4_baseline(benchmark::State& state) { run_shared(state, shared_baseline); }
-
-BENCHMARK(s1_floodgate)->Name("S1/floodgate");
-BENCHMARK(s1_baseline)->Name("S1/baseline");
+BENCHMARK(s1<GcraLimiter<>>)->Name("S1/floodgate");
+BENCHMARK(s1<TokenBucketLimiter<>>)->Name("S1/token_bucket");
+BENCHMARK(s1<FixedWindowLimiter<>>)->Name("S1/fixed_window");
+BENCHMARK(s1<MutexTokenBucket>)->Name("S1/baseline");
 BENCHMARK(s2_floodgate<SteadyClock>)->Name("S2/floodgate");
 BENCHMARK(s2_floodgate<CoarseClock>)->Name("S2/floodgate_coarse_clock");
 BENCHMARK(s2_baseline)->Name("S2/baseline");
-BENCHMARK(s3t_floodgate)->Name("S3t/floodgate");
-BENCHMARK(s3t_baseline)->Name("S3t/baseline");
-BENCHMARK(s4_floodgate)->Name("S4/floodgate")->Threads(2)->UseRealTime();
-BENCHMARK(s4_baseline)->Name("S4/baseline")->Threads(2)->UseRealTime();
+BENCHMARK(s3t<GcraLimiter<>>)->Name("S3t/floodgate");
+BENCHMARK(s3t<TokenBucketLimiter<>>)->Name("S3t/token_bucket");
+BENCHMARK(s3t<FixedWindowLimiter<>>)->Name("S3t/fixed_window");
+BENCHMARK(s3t<MutexTokenBucket>)->Name("S3t/baseline");
+BENCHMARK(s4<GcraLimiter<>>)->Name("S4/floodgate")->Threads(2)->UseRealTime();
+BENCHMARK(s4<TokenBucketLimiter<>>)->Name("S4/token_bucket")->Threads(2)->UseRealTime();
+BENCHMARK(s4<FixedWindowLimiter<>>)->Name("S4/fixed_window")->Threads(2)->UseRealTime();
+BENCHMARK(s4<MutexTokenBucket>)->Name("S4/baseline")->Threads(2)->UseRealTime();
 
 // Prints the usual console table, then each scenario's throughput against its baseline.
 class RatioReporter : public benchmark::ConsoleReporter {

@@ -35,8 +35,9 @@ namespace floodgate {
 //   is left in the current window, and `reset_after()` the time to its end (zero if nothing was
 //   counted in it). The quota's burst must equal its count (a fixed window has no other burst).
 //
-// Hot-path cost: an admission is one load, a division by the period, and one compare-and-swap
-// (a plain store while the process is single-threaded); a denial is one load and the division.
+// Hot-path cost: an admission is one load and one compare-and-swap (a plain store while the
+// process is single-threaded); a denial is one load. The first call in a new window also divides
+// by the period.
 template <Clock C = SteadyClock>
 class FixedWindowLimiter {
  public:
@@ -107,11 +108,16 @@ class FixedWindowLimiter {
 
   Step decide(std::uint64_t state, Instant now, std::uint64_t cost) const noexcept {
     const std::int64_t t = internal::clamped_nanos(now);
-    const std::int64_t window = floor_div(t, period_);
-    const auto offset = static_cast<std::uint64_t>(window - first_window_);
     const std::uint64_t mask = (std::uint64_t{1} << count_bits_) - 1;
     // The state 0 is "window first_window_, count 0": empty for every window a call can name.
     const std::uint64_t seen = state >> count_bits_;
+    // Most calls fall in the window the state holds: a multiplication tells, and only the others
+    // pay for a division.
+    const std::int64_t seen_start = (static_cast<std::int64_t>(seen) + first_window_) * period_;
+    const std::uint64_t offset =
+        static_cast<std::uint64_t>(t - seen_start) < static_cast<std::uint64_t>(period_)
+            ? seen
+            : static_cast<std::uint64_t>(floor_div(t, period_) - first_window_);
     const std::uint64_t counted = offset == seen ? state & mask : 0;
     // Time from `now` to the start of window `w` (an offset like `offset`).
     const auto until_window = [&](std::uint64_t w) {

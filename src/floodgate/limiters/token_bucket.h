@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <bit>
-#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -51,6 +50,8 @@ class TokenBucketLimiter {
       : quota_(quota),
         rate_per_ns_(static_cast<double>(quota.count()) /
                      static_cast<double>(quota.period().count())),
+        ns_per_token_(static_cast<double>(quota.period().count()) /
+                      static_cast<double>(quota.count())),
         burst_(static_cast<double>(quota.burst())),
         clock_(std::move(clock)) {}
 
@@ -113,8 +114,9 @@ class TokenBucketLimiter {
   // Returns a non-negative duration in nanoseconds, rounded up (waits are never reported
   // short) and saturated at `kNever`.
   static Nanos ceil_nanos(double ns) noexcept {
-    const double up = std::ceil(ns);
-    return up >= 9.2e18 ? kNever : Nanos{static_cast<std::int64_t>(up)};
+    if (!(ns < 9.2e18)) return kNever;
+    const auto whole = static_cast<std::int64_t>(ns);  // ns >= 0: truncation is floor.
+    return Nanos{whole + (static_cast<double>(whole) < ns ? 1 : 0)};
   }
 
   Step decide(double empty_at, Instant now, std::uint64_t cost) const noexcept {
@@ -123,26 +125,33 @@ class TokenBucketLimiter {
     // A stale `now` may see the bucket in debt: the state is ahead of `now`.
     const double debt_ns = empty_at > t ? empty_at - t : 0.0;
     const auto make = [&](Verdict verdict, double left, Nanos retry) {
-      return Decision(verdict, quota_.burst(), static_cast<std::int64_t>(std::floor(left)), 1,
-                      retry, ceil_nanos(debt_ns + (burst_ - left) / rate_per_ns_));
+      return Decision(verdict, quota_.burst(), static_cast<std::int64_t>(left), 1, retry,
+                      ceil_nanos(debt_ns + (burst_ - left) * ns_per_token_));
     };
     if (cost > quota_.burst()) [[unlikely]] {
       return {make(Verdict::ExceedsBurst, available, kNever), empty_at};
     }
     const auto need = static_cast<double>(cost);
     if (available < need || (cost == 0 && debt_ns > 0)) {
-      return {
-          make(Verdict::Denied, available, ceil_nanos(debt_ns + (need - available) / rate_per_ns_)),
-          empty_at};
+      return {make(Verdict::Denied, available,
+                   ceil_nanos(debt_ns + (need - available) * ns_per_token_)),
+              empty_at};
     }
     const double left = available - need;
-    // The bucket was empty `left / rate` before `t`; never earlier than it already was.
-    const double next = std::max(empty_at, t - left / rate_per_ns_);
+    // The bucket is next empty `left` tokens' time before `t`: from a full bucket,
+    // t - (burst - cost) / rate, computed from constants and `t` alone; otherwise the old instant
+    // plus the cost's time. Either way never earlier than it was. (Writing the full case without
+    // `left` keeps the state out of the arithmetic, so one call's store feeds the next call's
+    // load through a max alone.)
+    const double next = available == burst_
+                            ? std::max(empty_at, t - (burst_ - need) * ns_per_token_)
+                            : empty_at + need * ns_per_token_;
     return {make(Verdict::Allowed, left, Nanos::zero()), cost == 0 ? empty_at : next};
   }
 
   const Quota quota_;
   const double rate_per_ns_;
+  const double ns_per_token_;  // 1 / rate_per_ns_: the hot path multiplies instead of dividing.
   const double burst_;
   [[no_unique_address]] const C clock_;
   // The instant (ns, as a double's bits) at which the bucket was last empty; -infinity: full.
