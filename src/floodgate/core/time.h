@@ -44,6 +44,11 @@ constexpr std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
   return sum;
 }
 
+// Returns `a + b`, saturated to the `Nanos` range.
+constexpr Nanos saturating_add(Nanos a, Nanos b) noexcept {
+  return Nanos{saturating_add(a.count(), b.count())};
+}
+
 // Returns `a - b`, saturated to the int64 range.
 constexpr std::int64_t saturating_sub(std::int64_t a, std::int64_t b) noexcept {
   std::int64_t difference = 0;

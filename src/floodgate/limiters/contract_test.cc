@@ -12,6 +12,7 @@
 
 #include "floodgate/limiters/fixed_window.h"
 #include "floodgate/limiters/gcra.h"
+#include "floodgate/limiters/sliding_window.h"
 #include "floodgate/limiters/token_bucket.h"
 #include "floodgate/testkit/gtest.h"
 #include "floodgate/testkit/limiter_checks.h"
@@ -55,11 +56,31 @@ struct Contract<FixedWindowLimiter<ManualClock>> {
   }
 };
 
+template <>
+struct Contract<SlidingWindowLogLimiter<ManualClock>> {
+  static std::optional<testkit::RateBoundViolation> bound(
+      const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
+    return testkit::check_sliding_window_bound(history, quota.count(), quota.period());
+  }
+};
+
+template <>
+struct Contract<SlidingWindowCounterLimiter<ManualClock>> {
+  // Per aligned window the limit, and over any sliding window less than twice it.
+  static std::optional<testkit::RateBoundViolation> bound(
+      const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
+    if (auto v = testkit::check_aligned_window_bound(history, quota)) return v;
+    return testkit::check_sliding_window_bound(history, 2 * quota.count() - 1, quota.period());
+  }
+};
+
 template <typename L>
 class LimiterContractTest : public ::testing::Test {};
 
-using Limiters = ::testing::Types<GcraLimiter<ManualClock>, TokenBucketLimiter<ManualClock>,
-                                  FixedWindowLimiter<ManualClock>>;
+using Limiters =
+    ::testing::Types<GcraLimiter<ManualClock>, TokenBucketLimiter<ManualClock>,
+                     FixedWindowLimiter<ManualClock>, SlidingWindowLogLimiter<ManualClock>,
+                     SlidingWindowCounterLimiter<ManualClock>>;
 TYPED_TEST_SUITE(LimiterContractTest, Limiters);
 
 TYPED_TEST(LimiterContractTest, AdmitsTheBurstAtOneInstantAndNoMore) {

@@ -107,6 +107,34 @@ inline std::optional<RateBoundViolation> check_aligned_window_bound(
   return std::nullopt;
 }
 
+// Returns the window [s, s + period) of caller instants, for any s, in which `history` admitted
+// more than `limit`, or nothing: the bound of an exact sliding window (with `limit` the quota's
+// count) or of an approximate one (with its documented worst case). O(n log n).
+inline std::optional<RateBoundViolation> check_sliding_window_bound(
+    const std::vector<Operation<LimiterCall>>& history, std::uint64_t limit, Nanos period) {
+  std::vector<std::pair<std::int64_t, std::uint64_t>> admitted;  // (instant, cost)
+  for (const auto& op : history) {
+    if (op.result && op.result->decision.allowed() && op.result->cost > 0) {
+      admitted.emplace_back(op.result->at.time_since_epoch().count(), op.result->cost);
+    }
+  }
+  std::sort(admitted.begin(), admitted.end());
+  // The worst window starts at an admission: slide its end forward, its start behind.
+  std::uint64_t sum = 0;
+  for (std::size_t first = 0, end = 0; first < admitted.size(); ++first) {
+    while (end < admitted.size() && admitted[end].first - admitted[first].first < period.count()) {
+      sum += admitted[end++].second;
+    }
+    if (sum > limit) {
+      return RateBoundViolation{Instant{Nanos{admitted[first].first}},
+                                Instant{Nanos{admitted[first].first + period.count() - 1}}, sum,
+                                limit};
+    }
+    sum -= admitted[first].second;
+  }
+  return std::nullopt;
+}
+
 // A sequential model of a limiter whose whole state is one arrival time that only grows (GCRA,
 // a pacer): `rule(state, at, cost)` returns the decision and the next state.
 template <typename Rule>
