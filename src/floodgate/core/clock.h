@@ -9,6 +9,7 @@
 //     kernel tick (1 to 4 ms). A limiter on it refills in steps of a tick, so a denied caller may
 //     see `retry_after` up to one tick too small. Use it when a millisecond of jitter is fine.
 //   - `ManualClock`: time that moves only when told to; for tests, simulations and trace replay.
+//     Its `sleep_until` returns when another thread moves the clock far enough.
 // `SteadyClock` and `CoarseClock` share one epoch (the machine's boot), so their instants mix.
 // All three are thread-safe.
 #pragma once
@@ -16,8 +17,11 @@
 #include <atomic>
 #include <chrono>
 #include <concepts>
+#include <condition_variable>
 #include <ctime>  // clock_gettime, CLOCK_MONOTONIC_COARSE (POSIX)
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "floodgate/core/time.h"
 
@@ -31,6 +35,13 @@ concept Clock = std::copy_constructible<C> &&  // limiters hold their clock by v
   noexcept->std::same_as<Instant>;  // the current instant
 };
 
+// A clock that can also block the calling thread until an instant: what blocking calls such as
+// `LeakyBucketPacer::take` need.
+template <typename C>
+concept SleepingClock = Clock<C> && requires(const C& clock, Instant t) {
+  clock.sleep_until(t);  // Returns once now() >= t.
+};
+
 // The monotonic system clock, `std::chrono::steady_clock`. Thread-safe.
 class SteadyClock {
  public:
@@ -38,8 +49,11 @@ class SteadyClock {
   Instant now() const noexcept {
     return std::chrono::time_point_cast<Nanos>(std::chrono::steady_clock::now());
   }
+
+  // Blocks the calling thread until `t`.
+  void sleep_until(Instant t) const { std::this_thread::sleep_until(t); }
 };
-static_assert(Clock<SteadyClock>);
+static_assert(SleepingClock<SteadyClock>);
 
 // The coarse monotonic clock (Linux CLOCK_MONOTONIC_COARSE): cheaper to read than `SteadyClock`,
 // same epoch, but it moves in steps of one kernel tick (1 to 4 ms). Thread-safe.
@@ -51,8 +65,11 @@ class CoarseClock {
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return Instant{Nanos{std::int64_t{ts.tv_sec} * 1'000'000'000 + std::int64_t{ts.tv_nsec}}};
   }
+
+  // Blocks the calling thread until `t` (on the steady clock, which shares the epoch).
+  void sleep_until(Instant t) const { std::this_thread::sleep_until(t); }
 };
-static_assert(Clock<CoarseClock>);
+static_assert(SleepingClock<CoarseClock>);
 
 // A clock that moves only when told to. Copies share one time: a test keeps a `ManualClock`,
 // hands a copy to the limiter, and moves both with `advance` or `set`. Thread-safe: any number of
@@ -65,31 +82,55 @@ class ManualClock {
  public:
   // Starts the clock at `start`.
   explicit ManualClock(Instant start = Instant{})
-      : ns_(std::make_shared<std::atomic<std::int64_t>>(start.time_since_epoch().count())) {}
+      : state_(std::make_shared<State>(start.time_since_epoch().count())) {}
 
   // Returns the current instant.
-  Instant now() const noexcept { return Instant{Nanos{ns_->load(std::memory_order_acquire)}}; }
+  Instant now() const noexcept {
+    return Instant{Nanos{state_->ns.load(std::memory_order_acquire)}};
+  }
 
-  // Moves the clock to `t`, forwards or backwards (to test a clock that jumps back).
+  // Moves the clock to `t`, forwards or backwards (to test a clock that jumps back), and wakes
+  // the threads in `sleep_until` whose instant has come.
   void set(Instant t) noexcept {
-    ns_->store(t.time_since_epoch().count(), std::memory_order_release);
+    state_->ns.store(t.time_since_epoch().count(), std::memory_order_release);
+    wake();
   }
 
   // Moves the clock by `d` (which may be negative) and returns the new instant. Saturates at the
   // ends of the `Instant` range instead of wrapping.
   Instant advance(Nanos d) noexcept {
-    std::int64_t current = ns_->load(std::memory_order_relaxed);
+    std::int64_t current = state_->ns.load(std::memory_order_relaxed);
     std::int64_t next = 0;
     do {
       next = internal::saturating_add(current, d.count());
-    } while (!ns_->compare_exchange_weak(current, next, std::memory_order_acq_rel,
-                                         std::memory_order_relaxed));
+    } while (!state_->ns.compare_exchange_weak(current, next, std::memory_order_acq_rel,
+                                               std::memory_order_relaxed));
+    wake();
     return Instant{Nanos{next}};
   }
 
+  // Blocks the calling thread until another thread moves the clock to `t` or later. In tests,
+  // run the sleeper under floodgate::testkit, whose watchdog bounds the wait.
+  void sleep_until(Instant t) const {
+    std::unique_lock<std::mutex> lock(state_->mu);
+    state_->cv.wait(lock, [&] { return now() >= t; });
+  }
+
  private:
-  std::shared_ptr<std::atomic<std::int64_t>> ns_;
+  struct State {
+    explicit State(std::int64_t start) : ns(start) {}
+    std::atomic<std::int64_t> ns;
+    std::mutex mu;  // Orders a wake-up after a sleeper's check: no wake-up is lost.
+    std::condition_variable cv;
+  };
+
+  void wake() const {
+    { std::lock_guard<std::mutex> lock(state_->mu); }
+    state_->cv.notify_all();
+  }
+
+  std::shared_ptr<State> state_;
 };
-static_assert(Clock<ManualClock>);
+static_assert(SleepingClock<ManualClock>);
 
 }  // namespace floodgate
