@@ -26,6 +26,8 @@
 #include "bench/mutex_token_bucket.h"
 #include "floodgate/floodgate.h"
 #include "floodgate/limiters/fixed_window.h"
+#include "floodgate/limiters/leaky_bucket_pacer.h"
+#include "floodgate/limiters/sliding_window.h"
 #include "floodgate/limiters/token_bucket.h"
 
 namespace floodgate::bench {
@@ -54,6 +56,16 @@ void run_caller_time(benchmark::State& state, Limiter& limiter, Nanos step) {
   }
   report(state, admitted);
 }
+
+// The pacer never denies: a call "passes" when its turn is now. Same scenarios, its own verb.
+class PacerAsLimiter {
+ public:
+  explicit PacerAsLimiter(const Quota& quota) : pacer_(quota) {}
+  bool try_acquire_at(Instant now) { return pacer_.take_at(now) == now; }
+
+ private:
+  LeakyBucketPacer<> pacer_;
+};
 
 template <typename Limiter>
 void s1(benchmark::State& state) {
@@ -127,6 +139,9 @@ void s4(benchmark::State& state) {
 BENCHMARK(s1<GcraLimiter<>>)->Name("S1/floodgate");
 BENCHMARK(s1<TokenBucketLimiter<>>)->Name("S1/token_bucket");
 BENCHMARK(s1<FixedWindowLimiter<>>)->Name("S1/fixed_window");
+BENCHMARK(s1<SlidingWindowLogLimiter<>>)->Name("S1/sliding_log");
+BENCHMARK(s1<SlidingWindowCounterLimiter<>>)->Name("S1/sliding_counter");
+BENCHMARK(s1<PacerAsLimiter>)->Name("S1/pacer");
 BENCHMARK(s1<MutexTokenBucket>)->Name("S1/baseline");
 BENCHMARK(s2_floodgate<SteadyClock>)->Name("S2/floodgate");
 BENCHMARK(s2_floodgate<CoarseClock>)->Name("S2/floodgate_coarse_clock");
@@ -134,10 +149,15 @@ BENCHMARK(s2_baseline)->Name("S2/baseline");
 BENCHMARK(s3t<GcraLimiter<>>)->Name("S3t/floodgate");
 BENCHMARK(s3t<TokenBucketLimiter<>>)->Name("S3t/token_bucket");
 BENCHMARK(s3t<FixedWindowLimiter<>>)->Name("S3t/fixed_window");
+BENCHMARK(s3t<SlidingWindowLogLimiter<>>)->Name("S3t/sliding_log");
+BENCHMARK(s3t<SlidingWindowCounterLimiter<>>)->Name("S3t/sliding_counter");
 BENCHMARK(s3t<MutexTokenBucket>)->Name("S3t/baseline");
 BENCHMARK(s4<GcraLimiter<>>)->Name("S4/floodgate")->Threads(2)->UseRealTime();
 BENCHMARK(s4<TokenBucketLimiter<>>)->Name("S4/token_bucket")->Threads(2)->UseRealTime();
 BENCHMARK(s4<FixedWindowLimiter<>>)->Name("S4/fixed_window")->Threads(2)->UseRealTime();
+BENCHMARK(s4<SlidingWindowLogLimiter<>>)->Name("S4/sliding_log")->Threads(2)->UseRealTime();
+BENCHMARK(s4<SlidingWindowCounterLimiter<>>)->Name("S4/sliding_counter")->Threads(2)->UseRealTime();
+BENCHMARK(s4<PacerAsLimiter>)->Name("S4/pacer")->Threads(2)->UseRealTime();
 BENCHMARK(s4<MutexTokenBucket>)->Name("S4/baseline")->Threads(2)->UseRealTime();
 
 // Prints the usual console table, then each scenario's throughput against its baseline.
