@@ -67,6 +67,12 @@ TEST(ConcurrencyLimiterTest, AReleaseWakesAWaiter) {
           permit.reset();
           return;
         }
+        // Wait (with a deadline) until worker 0 holds the only permit, then wait for it.
+        const auto deadline = steady_clock::now() + seconds(10);
+        while (limiter.in_flight() == 0) {
+          if (steady_clock::now() > deadline) return w.fail("worker 0 never took the permit");
+          std::this_thread::yield();
+        }
         const auto permit = w.step("acquire_until(+60s)", [&] {
           return limiter.acquire_until(steady_clock::now() + seconds(60), w.stop_token())
                          .has_value()
