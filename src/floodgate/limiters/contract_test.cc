@@ -143,6 +143,29 @@ TYPED_TEST(LimiterContractTest, PeekNeverChangesState) {
   }
 }
 
+TYPED_TEST(LimiterContractTest, RetryAfterIsLongEnoughAndResetAfterMeansFull) {
+  const Quota quota = Quota::per(milliseconds(70), 4);
+  TypeParam limiter{quota};
+  std::mt19937_64 rng(17);
+  Instant now = t0;
+  int denials = 0;
+  for (int i = 0; i < 5000; ++i) {
+    now += Nanos{static_cast<std::int64_t>(rng() % 30'000'000)};
+    const std::uint64_t cost = 1 + rng() % 4;
+    const Decision d = limiter.try_acquire_at(now, cost);
+    if (d.verdict() == Verdict::Denied) {
+      ++denials;
+      // Waiting `retry_after` admits the same cost, if nothing else is admitted meanwhile.
+      ASSERT_TRUE(limiter.peek_at(now + d.retry_after(), cost).allowed())
+          << "step " << i << ": " << to_string(d);
+    }
+    // After `reset_after`, the whole burst is available.
+    ASSERT_EQ(limiter.peek_at(now + d.reset_after(), 0).remaining(), quota.burst())
+        << "step " << i << ": " << to_string(d);
+  }
+  EXPECT_GT(denials, 100);
+}
+
 TYPED_TEST(LimiterContractTest, HostileInstantsAndQuotasAreAnsweredWithoutUndefinedBehaviour) {
   // Run under the asan preset, UBSan turns any overflow here into a failure.
   for (const Quota& quota : {Quota::per(Nanos{1}, 1), Quota::per(hours(24 * 365 * 70), 1),

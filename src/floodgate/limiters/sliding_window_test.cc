@@ -110,7 +110,67 @@ TEST(SlidingWindowLogLimiterTest, ReportsWhenTheOldestAdmissionsExpire) {
   EXPECT_EQ(stale.verdict(), Verdict::Denied);
 }
 
-// The two-counter estimate, written out plainly.
+// The two-counter estimate, written out plainly for time that never goes backwards: verdicts and
+// remaining permits (the waits are checked by hand below).
+class ReferenceCounter {
+ public:
+  ReferenceCounter(std::int64_t period, std::uint64_t limit) : period_(period), limit_(limit) {}
+
+  std::pair<Verdict, std::uint64_t> acquire(std::int64_t t, std::uint64_t cost) {
+    const std::int64_t w = t / period_;  // t >= 0 here.
+    if (w != window_) {
+      previous_ = w == window_ + 1 ? current_ : 0;
+      current_ = 0;
+      window_ = w;
+    }
+    // previous x (1 - elapsed fraction), rounded up, in exact integers.
+    const std::uint64_t num = previous_ * static_cast<std::uint64_t>(period_ - (t - w * period_));
+    const std::uint64_t weighted =
+        (num + static_cast<std::uint64_t>(period_) - 1) / static_cast<std::uint64_t>(period_);
+    const std::uint64_t estimate = weighted + current_;
+    const std::uint64_t left = limit_ > estimate ? limit_ - estimate : 0;
+    if (cost > limit_) return {Verdict::ExceedsBurst, left};
+    if (estimate + cost > limit_) return {Verdict::Denied, left};
+    current_ += cost;
+    return {Verdict::Allowed, left - cost};
+  }
+
+ private:
+  std::int64_t period_;
+  std::uint64_t limit_;
+  std::int64_t window_ = -2;
+  std::uint64_t current_ = 0;
+  std::uint64_t previous_ = 0;
+};
+
+TEST(SlidingWindowCounterLimiterTest, DecidesAsTheSequentialModel) {
+  const Quota quotas[] = {Quota::per_second(5), Quota::per(milliseconds(7), 3),
+                          Quota::per_minute(100), Quota::per(Nanos{10}, 2)};
+  std::mt19937_64 rng(41);
+  for (const Quota& quota : quotas) {
+    SCOPED_TRACE(quota.to_string());
+    SlidingWindowCounterLimiter<ManualClock> limiter{quota};
+    ReferenceCounter model(quota.period().count(), quota.count());
+    std::int64_t t = t0.time_since_epoch().count();
+    for (int i = 0; i < 20'000; ++i) {
+      t += static_cast<std::int64_t>(rng() %
+                                     static_cast<std::uint64_t>(quota.period().count() / 3 + 1));
+      const std::uint64_t cost = rng() % (quota.count() + 2);
+      const auto [verdict, remaining] = model.acquire(t, cost);
+      const Decision got = limiter.try_acquire_at(Instant{Nanos{t}}, cost);
+      ASSERT_EQ(got.verdict(), verdict) << "step " << i;
+      ASSERT_EQ(got.remaining(), remaining) << "step " << i;
+      if (got.verdict() == Verdict::Denied) {
+        // The wait it reports is enough, and not more than needed: a peek then admits, a peek
+        // one nanosecond earlier does not.
+        const Instant retry = Instant{Nanos{t}} + got.retry_after();
+        EXPECT_TRUE(limiter.peek_at(retry, cost).allowed()) << "step " << i;
+        EXPECT_FALSE(limiter.peek_at(retry - Nanos{1}, cost).allowed()) << "step " << i;
+      }
+    }
+  }
+}
+
 TEST(SlidingWindowCounterLimiterTest, WeighsThePreviousWindowByItsOverlap) {
   SlidingWindowCounterLimiter<ManualClock> limiter{Quota::per_second(10)};
   EXPECT_TRUE(limiter.try_acquire_at(t0 + milliseconds(900), 10).allowed());

@@ -105,10 +105,16 @@ class TokenBucketLimiter {
     double empty_at;
   };
 
+  // Token counts this close to a whole number count as it: floating-point error in a refill must
+  // not turn 3 tokens into 2.9999999997 and deny a cost of 3 (x/time/rate does, golang/go#46579).
+  static constexpr double kTolerance = 1e-9;
+
   double tokens(double empty_at, double t) const noexcept {
     // empty_at starts at -infinity: a full bucket at any instant.
     const double elapsed = t - empty_at;
-    return elapsed <= 0 ? 0.0 : std::min(burst_, elapsed * rate_per_ns_);
+    if (elapsed <= 0) return 0.0;
+    const double refilled = elapsed * rate_per_ns_;
+    return refilled >= burst_ - kTolerance ? burst_ : refilled;
   }
 
   // Returns a non-negative duration in nanoseconds, rounded up (waits are never reported
@@ -119,25 +125,41 @@ class TokenBucketLimiter {
     return Nanos{whole + (static_cast<double>(whole) < ns ? 1 : 0)};
   }
 
+  // Returns how long after `t` the bucket whose state is `empty_at` holds `target` tokens, as
+  // `tokens()` counts them: the formula's answer, nudged forwards until `tokens()` agrees, so
+  // that a caller who waits that long is admitted whatever floating-point error the instants
+  // carry (at 1000 days of uptime a double of nanoseconds resolves only 16 ns).
+  Nanos wait_for_tokens(double empty_at, std::int64_t t, double target) const noexcept {
+    Nanos wait =
+        ceil_nanos(std::max(0.0, empty_at + target * ns_per_token_ - static_cast<double>(t)));
+    for (std::int64_t step = 1; wait != kNever; step *= 2) {
+      // The instant as a later call would see it: an integer, then converted.
+      const auto then = static_cast<double>(internal::saturating_add(t, wait.count()));
+      if (tokens(empty_at, then) + kTolerance >= target) break;
+      wait = internal::saturating_add(wait, Nanos{step});
+    }
+    return wait;
+  }
+
   Step decide(double empty_at, Instant now, std::uint64_t cost) const noexcept {
-    const double t = static_cast<double>(internal::clamped_nanos(now));
+    const std::int64_t instant = internal::clamped_nanos(now);
+    const auto t = static_cast<double>(instant);
     const double available = tokens(empty_at, t);
-    // A stale `now` may see the bucket in debt: the state is ahead of `now`.
-    const double debt_ns = empty_at > t ? empty_at - t : 0.0;
-    const auto make = [&](Verdict verdict, double left, Nanos retry) {
-      return Decision(verdict, quota_.burst(), static_cast<std::int64_t>(left), 1, retry,
-                      ceil_nanos(debt_ns + (burst_ - left) * ns_per_token_));
+    const auto make = [&](Verdict verdict, double left, Nanos retry, double state) {
+      return Decision(verdict, quota_.burst(), static_cast<std::int64_t>(left + kTolerance), 1,
+                      retry, wait_for_tokens(state, instant, burst_));
     };
     if (cost > quota_.burst()) [[unlikely]] {
-      return {make(Verdict::ExceedsBurst, available, kNever), empty_at};
+      return {make(Verdict::ExceedsBurst, available, kNever, empty_at), empty_at};
     }
     const auto need = static_cast<double>(cost);
-    if (available < need || (cost == 0 && debt_ns > 0)) {
-      return {make(Verdict::Denied, available,
-                   ceil_nanos(debt_ns + (need - available) * ns_per_token_)),
+    // A stale `now` may find the bucket in debt (its state ahead of `now`): even cost 0 waits.
+    if (available + kTolerance < need || (cost == 0 && empty_at > t)) {
+      return {make(Verdict::Denied, available, wait_for_tokens(empty_at, instant, need), empty_at),
               empty_at};
     }
-    const double left = available - need;
+    if (cost == 0) return {make(Verdict::Allowed, available, Nanos::zero(), empty_at), empty_at};
+    const double left = std::max(0.0, available - need);
     // The bucket is next empty `left` tokens' time before `t`: from a full bucket,
     // t - (burst - cost) / rate, computed from constants and `t` alone; otherwise the old instant
     // plus the cost's time. Either way never earlier than it was. (Writing the full case without
@@ -146,7 +168,7 @@ class TokenBucketLimiter {
     const double next = available == burst_
                             ? std::max(empty_at, t - (burst_ - need) * ns_per_token_)
                             : empty_at + need * ns_per_token_;
-    return {make(Verdict::Allowed, left, Nanos::zero()), cost == 0 ? empty_at : next};
+    return {make(Verdict::Allowed, left, Nanos::zero(), next), next};
   }
 
   const Quota quota_;
