@@ -1,7 +1,9 @@
-// Concurrency constants and probes shared by the limiters: the cache-line size hot atomics are
-// aligned to, and whether the process is still single-threaded. Thread-safe.
+// Concurrency constants and helpers shared by the limiters: the cache-line size hot atomics are
+// aligned to, whether the process is still single-threaded, and the one-word commit every
+// lock-free limiter uses. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 #if __has_include(<sys/single_threaded.h>)
@@ -30,6 +32,20 @@ inline bool is_single_threaded() noexcept {
 #else
   return false;
 #endif
+}
+
+// Replaces the value of `word` with `desired` if it still equals `expected`, and reports whether
+// it did; otherwise loads the current value into `expected` (a compare-and-swap, which may also
+// fail spuriously, so call it in a loop). While the process is single-threaded nothing can have
+// changed `word` since it was loaded, so it stores `desired` with a plain store instead.
+template <typename T>
+bool commit_word(std::atomic<T>& word, T& expected, T desired) noexcept {
+  if (is_single_threaded()) {
+    word.store(desired, std::memory_order_relaxed);
+    return true;
+  }
+  return word.compare_exchange_weak(expected, desired, std::memory_order_acq_rel,
+                                    std::memory_order_acquire);
 }
 
 }  // namespace internal

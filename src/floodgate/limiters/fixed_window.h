@@ -73,14 +73,7 @@ class FixedWindowLimiter {
     while (true) {
       const Step step = decide(state, now, cost);
       if (step.state == state) return step.decision;
-      if (internal::is_single_threaded()) {
-        state_.store(step.state, std::memory_order_relaxed);
-        return step.decision;
-      }
-      if (state_.compare_exchange_weak(state, step.state, std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
-        return step.decision;
-      }
+      if (internal::commit_word(state_, state, step.state)) return step.decision;
     }
   }
 

@@ -82,7 +82,7 @@ class GcraLimiter {
     while (true) {
       const GcraStep step = gcra_acquire(state, now, cost, params_);
       if (step.state == state) return step.decision;  // A denial, or nothing to consume.
-      if (commit(state, step.state)) return step.decision;
+      if (internal::commit_word(state_, state, step.state)) return step.decision;
     }
   }
 
@@ -113,7 +113,7 @@ class GcraLimiter {
         return {0, gcra_acquire(state, now, max_cost == 0 ? 0 : 1, params_).decision};
       }
       const GcraStep step = gcra_acquire(state, now, granted, params_);
-      if (commit(state, step.state)) return {granted, step.decision};
+      if (internal::commit_word(state_, state, step.state)) return {granted, step.decision};
     }
   }
 
@@ -124,18 +124,6 @@ class GcraLimiter {
   const C& clock() const noexcept { return clock_; }
 
  private:
-  // Replaces the state `expected` with `desired` if it is still `expected`, and reports whether
-  // it did; otherwise loads the current state into `expected`.
-  bool commit(std::int64_t& expected, std::int64_t desired) noexcept {
-    if (internal::is_single_threaded()) {
-      // No other thread exists, so nothing can have changed the state since it was loaded.
-      state_.store(desired, std::memory_order_relaxed);
-      return true;
-    }
-    return state_.compare_exchange_weak(expected, desired, std::memory_order_acq_rel,
-                                        std::memory_order_acquire);
-  }
-
   const Quota quota_;
   const GcraParams params_;
   [[no_unique_address]] const C clock_;

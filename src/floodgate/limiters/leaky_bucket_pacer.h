@@ -59,7 +59,7 @@ class LeakyBucketPacer {
       const std::int64_t floor = t - slack_;
       const std::int64_t turn = next > floor ? next : floor;
       const std::int64_t after = internal::saturating_add(turn, interval_);
-      if (commit(next, after)) return Instant{Nanos{turn > t ? turn : t}};
+      if (internal::commit_word(next_, next, after)) return Instant{Nanos{turn > t ? turn : t}};
     }
   }
 
@@ -79,15 +79,6 @@ class LeakyBucketPacer {
   const Quota& quota() const noexcept { return quota_; }
 
  private:
-  bool commit(std::int64_t& expected, std::int64_t desired) noexcept {
-    if (internal::is_single_threaded()) {
-      next_.store(desired, std::memory_order_relaxed);
-      return true;
-    }
-    return next_.compare_exchange_weak(expected, desired, std::memory_order_acq_rel,
-                                       std::memory_order_acquire);
-  }
-
   const Quota quota_;
   const std::int64_t interval_;
   const std::int64_t slack_;  // (burst - 1) x interval.

@@ -20,6 +20,16 @@
 namespace floodgate {
 namespace internal {
 __extension__ using Uint128 = unsigned __int128;  // GCC and Clang: exact 64 x 64-bit products.
+
+// Returns the answer to a stale call, `behind` before the instant that `later` was decided at:
+// denied (or never, if the cost exceeds the limit), nothing remaining, and the waits of `later`
+// lengthened by `behind`.
+inline Decision denied_as_of(const Decision& later, Nanos behind) noexcept {
+  return Decision(
+      later.verdict() == Verdict::ExceedsBurst ? Verdict::ExceedsBurst : Verdict::Denied,
+      later.limit(), 0, 1, saturating_add(later.retry_after(), behind),
+      saturating_add(later.reset_after(), behind));
+}
 }  // namespace internal
 
 // Admits a call of cost n at instant t iff the cost admitted in every window of length `period`
@@ -95,12 +105,7 @@ class SlidingWindowLogLimiter {
     if (!log_.empty() && t <= newest_ - period_) {
       // Too stale: the log no longer holds all of its window. Answer as the newest instant would,
       // from `t`'s point of view.
-      const Decision later = decide(newest_, cost, /*commit=*/false);
-      const Nanos behind{newest_ - t};
-      return Decision(
-          later.verdict() == Verdict::ExceedsBurst ? Verdict::ExceedsBurst : Verdict::Denied,
-          limit_, 0, 1, internal::saturating_add(later.retry_after(), behind),
-          internal::saturating_add(later.reset_after(), behind));
+      return internal::denied_as_of(decide(newest_, cost, /*commit=*/false), Nanos{newest_ - t});
     }
     // The cost admitted after t - period, at any instant: every window containing t lies within.
     // The log is sorted by instant, so that is a suffix, found by binary search.
@@ -218,12 +223,7 @@ class SlidingWindowCounterLimiter {
     if (w < window_) {
       // Stale: answer as the current window's start would, from `t`'s point of view.
       const std::int64_t start = window_ * period_;
-      const Decision later = decide(start, cost, /*commit=*/false);
-      const Nanos behind{start - t};
-      return Decision(
-          later.verdict() == Verdict::ExceedsBurst ? Verdict::ExceedsBurst : Verdict::Denied,
-          limit_, 0, 1, internal::saturating_add(later.retry_after(), behind),
-          internal::saturating_add(later.reset_after(), behind));
+      return internal::denied_as_of(decide(start, cost, /*commit=*/false), Nanos{start - t});
     }
     // The counts as of window w.
     const std::uint64_t current = w == window_ ? current_ : 0;

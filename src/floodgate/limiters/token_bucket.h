@@ -70,14 +70,7 @@ class TokenBucketLimiter {
       const Step step = decide(std::bit_cast<double>(bits), now, cost);
       if (!step.decision.allowed() || cost == 0) return step.decision;
       const std::uint64_t next = std::bit_cast<std::uint64_t>(step.empty_at);
-      if (internal::is_single_threaded()) {
-        state_.store(next, std::memory_order_relaxed);
-        return step.decision;
-      }
-      if (state_.compare_exchange_weak(bits, next, std::memory_order_acq_rel,
-                                       std::memory_order_acquire)) {
-        return step.decision;
-      }
+      if (internal::commit_word(state_, bits, next)) return step.decision;
     }
   }
 
