@@ -16,6 +16,7 @@
 #include "floodgate/limiters/token_bucket.h"
 #include "floodgate/testkit/gtest.h"
 #include "floodgate/testkit/limiter_checks.h"
+#include "floodgate/testkit/linearizability.h"
 
 namespace floodgate {
 namespace {
@@ -210,6 +211,46 @@ TYPED_TEST(LimiterContractTest, StaleTimeOnOneThreadNeverBreaksTheBound) {
   EXPECT_GT(testkit::admitted_cost(history), 1000u);
   const auto violation = Contract<TypeParam>::bound(history, quota);
   EXPECT_FALSE(violation.has_value()) << violation->describe();
+}
+
+// At one instant every limiter here is the same sequential object: a call of cost n is admitted
+// iff the cost admitted so far plus n fits the burst, and `remaining` is what is left.
+struct OneInstantModel {
+  using State = std::uint64_t;  // Cost admitted so far.
+  std::uint64_t burst;
+  State init() const { return 0; }
+  std::optional<State> step(State admitted, const LimiterCall& call) const {
+    const bool fits = admitted + call.cost <= burst;
+    const State after = fits ? admitted + call.cost : admitted;
+    if (call.decision.allowed() != fits || call.decision.remaining() != burst - after) {
+      return std::nullopt;
+    }
+    return after;
+  }
+  std::size_t hash(State s) const { return std::hash<State>{}(s); }
+  std::string expected(State admitted, const LimiterCall& call) const {
+    const bool fits = admitted + call.cost <= burst;
+    return std::string(fits ? "Allowed" : "Denied") +
+           " with remaining=" + std::to_string(burst - (fits ? admitted + call.cost : admitted));
+  }
+};
+
+TYPED_TEST(LimiterContractTest, ConcurrentCallsAtOneInstantAreLinearizable) {
+  const Quota quota = Quota::per_second(40);
+  for (std::uint64_t seed = 0; seed < 20; ++seed) {
+    TypeParam limiter{quota};
+    const auto report = testkit::run<LimiterCall>(
+        {.workers = 4, .seed = seed, .name = "one instant"}, [&](testkit::Worker<LimiterCall>& w) {
+          for (int i = 0; i < 8 && w.keep_going(); ++i) {
+            testkit::acquire(w, limiter, t0, 1 + w.rng()() % 4);
+          }
+        });
+    FLOODGATE_ASSERT_RUN_OK(report);
+    const OneInstantModel model{quota.burst()};
+    const auto result = testkit::check_linearizable(report.history, model);
+    ASSERT_EQ(result.verdict, testkit::Linearizability::Yes)
+        << testkit::describe_linearizability(report.history, model, result, seed);
+  }
 }
 
 TYPED_TEST(LimiterContractTest, ConcurrentCallersNeverBreakTheBound) {
