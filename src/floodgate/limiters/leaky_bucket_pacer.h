@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <limits>
 #include <utility>
 
 #include "floodgate/core/clock.h"
@@ -15,8 +16,10 @@
 namespace floodgate {
 
 // Spaces calls `quota.interval()` apart. After idle, up to `quota.burst()` calls may go at once
-// (the slack: burst - 1 banked intervals); `Quota::per_second(100).with_burst(1)` paces strictly,
-// as uber-go/ratelimit's `WithoutSlack` does.
+// (the slack: burst - 1 banked intervals, uber-go/ratelimit's `WithSlack(burst - 1)`; the first
+// call has none banked); `Quota::per_second(100).with_burst(1)` paces strictly, as
+// `WithoutSlack` does. The turns are those uber-go/ratelimit's atomic limiter gives (a test
+// replays it).
 //
 //   floodgate::LeakyBucketPacer pacer{floodgate::Quota::per_second(100).with_burst(1)};
 //   for (auto& job : jobs) {
@@ -55,8 +58,9 @@ class LeakyBucketPacer {
     const std::int64_t t = internal::clamped_nanos(now);
     std::int64_t next = next_.load(std::memory_order_acquire);
     while (true) {
-      // The turn: the next free one, or as early as the slack allows after idle.
-      const std::int64_t floor = t - slack_;
+      // The turn: the next free one, or as early as the slack allows after idle. The first call
+      // goes now, with no slack banked yet (as uber-go/ratelimit's first Take).
+      const std::int64_t floor = next == kUnused ? t : t - slack_;
       const std::int64_t turn = next > floor ? next : floor;
       const std::int64_t after = internal::saturating_add(turn, interval_);
       if (internal::commit_word(next_, next, after)) return Instant{Nanos{turn > t ? turn : t}};
@@ -71,6 +75,7 @@ class LeakyBucketPacer {
   }
 
   // Returns the next free turn: a caller arriving earlier than it waits until it (less the slack).
+  // Before the first call, `Instant::min()`.
   Instant next_turn() const noexcept {
     return Instant{Nanos{next_.load(std::memory_order_acquire)}};
   }
@@ -83,8 +88,10 @@ class LeakyBucketPacer {
   const std::int64_t interval_;
   const std::int64_t slack_;  // (burst - 1) x interval.
   [[no_unique_address]] const C clock_;
-  // The instant of the next free turn.
-  alignas(kCacheLineSize) std::atomic<std::int64_t> next_{-internal::kTimeLimit};
+  // No turn taken yet.
+  static constexpr std::int64_t kUnused = std::numeric_limits<std::int64_t>::min();
+  // The instant of the next free turn, or kUnused.
+  alignas(kCacheLineSize) std::atomic<std::int64_t> next_{kUnused};
 };
 
 }  // namespace floodgate

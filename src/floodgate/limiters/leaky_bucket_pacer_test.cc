@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -17,6 +18,53 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 const Instant t0{seconds(1000)};
+
+// uber-go/ratelimit's atomic limiter, transcribed for one thread with time as an input: the
+// state is the time of the next permit; a first call, or one after more than the slack plus an
+// interval of idle, resets it; otherwise the permit follows the last by one interval. Returns
+// when the caller may go.
+class ReferencePacer {
+ public:
+  ReferencePacer(std::int64_t per_request, std::int64_t max_slack)
+      : per_request_(per_request), max_slack_(max_slack) {}
+
+  std::int64_t take(std::int64_t now) {
+    std::int64_t issue = 0;
+    if (!started_ || (max_slack_ == 0 && now - state_ > per_request_)) {
+      issue = now;
+    } else if (max_slack_ > 0 && now - state_ > max_slack_ + per_request_) {
+      issue = now - max_slack_;
+    } else {
+      issue = state_ + per_request_;
+    }
+    started_ = true;
+    state_ = issue;
+    return std::max(issue, now);
+  }
+
+ private:
+  std::int64_t per_request_;
+  std::int64_t max_slack_;
+  std::int64_t state_ = 0;
+  bool started_ = false;
+};
+
+TEST(LeakyBucketPacerTest, GivesUberRatelimitsTurns) {
+  // uber-go/ratelimit's slack of n intervals is a burst of n + 1 here.
+  std::mt19937_64 rng(3);
+  for (const std::uint64_t slack : {0u, 1u, 10u}) {
+    SCOPED_TRACE(slack);
+    const Quota quota = Quota::per_second(100).with_burst(slack + 1);  // 10 ms apart.
+    LeakyBucketPacer<ManualClock> pacer{quota};
+    ReferencePacer uber(10'000'000, static_cast<std::int64_t>(slack) * 10'000'000);
+    std::int64_t now = t0.time_since_epoch().count();
+    for (int i = 0; i < 20'000; ++i) {
+      now += static_cast<std::int64_t>(rng() % 25'000'000);
+      ASSERT_EQ(pacer.take_at(Instant{Nanos{now}}).time_since_epoch().count(), uber.take(now))
+          << "call " << i;
+    }
+  }
+}
 
 TEST(LeakyBucketPacerTest, SpacesTurnsOneIntervalApartWithoutSlack) {
   LeakyBucketPacer<ManualClock> pacer{Quota::per_second(10).with_burst(1)};
