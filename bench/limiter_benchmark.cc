@@ -18,13 +18,17 @@
 #include <atomic>
 #include <cstdio>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "bench/mutex_token_bucket.h"
 #include "floodgate/floodgate.h"
+#include "floodgate/limiters/concurrency_limiter.h"
 #include "floodgate/limiters/fixed_window.h"
 #include "floodgate/limiters/leaky_bucket_pacer.h"
 #include "floodgate/limiters/sliding_window.h"
@@ -159,6 +163,74 @@ BENCHMARK(s4<SlidingWindowLogLimiter<>>)->Name("S4/sliding_log")->Threads(2)->Us
 BENCHMARK(s4<SlidingWindowCounterLimiter<>>)->Name("S4/sliding_counter")->Threads(2)->UseRealTime();
 BENCHMARK(s4<PacerAsLimiter>)->Name("S4/pacer")->Threads(2)->UseRealTime();
 BENCHMARK(s4<MutexTokenBucket>)->Name("S4/baseline")->Threads(2)->UseRealTime();
+
+// ConcurrencyLimiter's scenarios, against a counter behind a std::mutex:
+//   C1  one thread: acquire and release (all admitted)
+//   C3  one thread: try to acquire while the limit is taken (all denied)
+//   C4  two threads: acquire and release on one limiter
+class MutexInFlight {
+ public:
+  explicit MutexInFlight(std::uint64_t limit) : limit_(limit) {}
+  bool try_acquire() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (in_flight_ == limit_) return false;
+    ++in_flight_;
+    return true;
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --in_flight_;
+  }
+
+ private:
+  const std::uint64_t limit_;
+  std::mutex mu_;
+  std::uint64_t in_flight_ = 0;  // Guarded by mu_.
+};
+
+bool acquire_release(ConcurrencyLimiter& limiter) { return limiter.try_acquire().has_value(); }
+bool acquire_release(MutexInFlight& limiter) {
+  if (!limiter.try_acquire()) return false;
+  limiter.release();
+  return true;
+}
+bool try_only(ConcurrencyLimiter& limiter) { return limiter.try_acquire().has_value(); }
+bool try_only(MutexInFlight& limiter) { return limiter.try_acquire(); }
+
+template <typename L>
+void c1(benchmark::State& state) {
+  L limiter{64};
+  std::int64_t admitted = 0;
+  for (auto _ : state) admitted += acquire_release(limiter) ? 1 : 0;
+  report(state, admitted);
+}
+
+template <typename L>
+void c3(benchmark::State& state) {
+  L limiter{1};
+  [[maybe_unused]] const bool held = try_only(limiter);  // Taken for the whole run.
+  // For ConcurrencyLimiter the permit was released with the temporary: take one for good.
+  std::optional<ConcurrencyLimiter::Permit> keep;
+  if constexpr (std::is_same_v<L, ConcurrencyLimiter>) keep = limiter.try_acquire();
+  std::int64_t admitted = 0;
+  for (auto _ : state) admitted += try_only(limiter) ? 1 : 0;
+  report(state, admitted);
+}
+
+template <typename L>
+void c4(benchmark::State& state) {
+  static L limiter{64};
+  std::int64_t admitted = 0;
+  for (auto _ : state) admitted += acquire_release(limiter) ? 1 : 0;
+  report(state, admitted);
+}
+
+BENCHMARK(c1<ConcurrencyLimiter>)->Name("C1/floodgate");
+BENCHMARK(c1<MutexInFlight>)->Name("C1/baseline");
+BENCHMARK(c3<ConcurrencyLimiter>)->Name("C3/floodgate");
+BENCHMARK(c3<MutexInFlight>)->Name("C3/baseline");
+BENCHMARK(c4<ConcurrencyLimiter>)->Name("C4/floodgate")->Threads(2)->UseRealTime();
+BENCHMARK(c4<MutexInFlight>)->Name("C4/baseline")->Threads(2)->UseRealTime();
 
 // Prints the usual console table, then each scenario's throughput against its baseline.
 class RatioReporter : public benchmark::ConsoleReporter {
