@@ -23,7 +23,6 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include "bench/mutex_token_bucket.h"
@@ -196,6 +195,11 @@ bool acquire_release(MutexInFlight& limiter) {
 }
 bool try_only(ConcurrencyLimiter& limiter) { return limiter.try_acquire().has_value(); }
 bool try_only(MutexInFlight& limiter) { return limiter.try_acquire(); }
+// Takes the only slot for the rest of the scenario.
+std::optional<ConcurrencyLimiter::Permit> hold(ConcurrencyLimiter& limiter) {
+  return limiter.try_acquire();
+}
+bool hold(MutexInFlight& limiter) { return limiter.try_acquire(); }
 
 template <typename L>
 void c1(benchmark::State& state) {
@@ -208,10 +212,8 @@ void c1(benchmark::State& state) {
 template <typename L>
 void c3(benchmark::State& state) {
   L limiter{1};
-  [[maybe_unused]] const bool held = try_only(limiter);  // Taken for the whole run.
-  // For ConcurrencyLimiter the permit was released with the temporary: take one for good.
-  std::optional<ConcurrencyLimiter::Permit> keep;
-  if constexpr (std::is_same_v<L, ConcurrencyLimiter>) keep = limiter.try_acquire();
+  const auto held = hold(limiter);
+  benchmark::DoNotOptimize(held);
   std::int64_t admitted = 0;
   for (auto _ : state) admitted += try_only(limiter) ? 1 : 0;
   report(state, admitted);
