@@ -76,6 +76,13 @@ constexpr Nanos saturating_nanos(std::uint64_t ns) noexcept {
                          : static_cast<std::int64_t>(ns)};
 }
 
+// Returns `a / b` rounded towards negative infinity (`b` > 0): the index of the window of length
+// `b` that holds `a`.
+constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
+  const std::int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
 // Returns the nanoseconds of `t` since the epoch, clamped to [-kTimeLimit, kTimeLimit].
 constexpr std::int64_t clamped_nanos(Instant t) noexcept {
   const std::int64_t ns = t.time_since_epoch().count();

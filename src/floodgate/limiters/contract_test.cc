@@ -29,20 +29,10 @@ using testkit::LimiterCall;
 // A window boundary for every period used here, so that fixed windows start fresh at t0.
 const Instant t0{hours(24 * 1000)};
 
-// What differs between limiters: the bound their admissions obey.
+// What differs between limiters: the bound their admissions obey. By default, the rate bound of
+// a token bucket (GcraLimiter, TokenBucketLimiter).
 template <typename L>
-struct Contract;
-
-template <>
-struct Contract<GcraLimiter<ManualClock>> {
-  static std::optional<testkit::RateBoundViolation> bound(
-      const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
-    return testkit::check_rate_bound(history, quota);
-  }
-};
-
-template <>
-struct Contract<TokenBucketLimiter<ManualClock>> {
+struct Contract {
   static std::optional<testkit::RateBoundViolation> bound(
       const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
     return testkit::check_rate_bound(history, quota);

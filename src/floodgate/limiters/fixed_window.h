@@ -48,14 +48,14 @@ class FixedWindowLimiter {
         period_(quota.period().count()),
         limit_(quota.count()),
         count_bits_(static_cast<unsigned>(std::bit_width(quota.count()))),
-        first_window_(floor_div(-internal::kTimeLimit, period_)),
+        first_window_(internal::floor_div(-internal::kTimeLimit, period_)),
         clock_(std::move(clock)) {
     FLOODGATE_CHECK(quota.burst() == quota.count(),
                     "FixedWindowLimiter: the quota's burst must equal its count");
     // The window index fits beside the count: the quota's rule count <= period bounds the bits.
     FLOODGATE_CHECK(
-        static_cast<std::uint64_t>(floor_div(internal::kTimeLimit, period_) - first_window_) <
-            (std::uint64_t{1} << (64 - count_bits_)),
+        static_cast<std::uint64_t>(internal::floor_div(internal::kTimeLimit, period_) -
+                                   first_window_) < (std::uint64_t{1} << (64 - count_bits_)),
         "FixedWindowLimiter: window index does not fit");
   }
 
@@ -94,11 +94,6 @@ class FixedWindowLimiter {
     std::uint64_t state;
   };
 
-  static constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
-    const std::int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-  }
-
   Step decide(std::uint64_t state, Instant now, std::uint64_t cost) const noexcept {
     const std::int64_t t = internal::clamped_nanos(now);
     const std::uint64_t mask = (std::uint64_t{1} << count_bits_) - 1;
@@ -110,7 +105,7 @@ class FixedWindowLimiter {
     const std::uint64_t offset =
         static_cast<std::uint64_t>(t - seen_start) < static_cast<std::uint64_t>(period_)
             ? seen
-            : static_cast<std::uint64_t>(floor_div(t, period_) - first_window_);
+            : static_cast<std::uint64_t>(internal::floor_div(t, period_) - first_window_);
     const std::uint64_t counted = offset == seen ? state & mask : 0;
     // Time from `now` to the start of window `w` (an offset like `offset`).
     const auto until_window = [&](std::uint64_t w) {

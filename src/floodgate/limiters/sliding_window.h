@@ -9,6 +9,8 @@
 #include <deque>
 #include <iterator>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include "floodgate/core/check.h"
@@ -30,50 +32,27 @@ inline Decision denied_as_of(const Decision& later, Nanos behind) noexcept {
       later.limit(), 0, 1, saturating_add(later.retry_after(), behind),
       saturating_add(later.reset_after(), behind));
 }
-}  // namespace internal
 
-// Admits a call of cost n at instant t iff the cost admitted in every window of length `period`
-// that contains t stays at most `quota.count()`: the exact sliding window, kept as a log of
-// admissions.
-//
-//   floodgate::SlidingWindowLogLimiter limiter{floodgate::Quota::per_minute(100)};
-//
-// Semantics:
-// - Bound: for every instant s, the cost admitted at instants in [s, s + period) is at most the
-//   limit, whatever the order or staleness of the callers' instants: a call is checked against
-//   every admission later than t - period, including ones at instants after its own.
-// - Stale time: a call more than `period` older than the newest instant seen is denied, since the
-//   log no longer holds its window; `retry_after` says when the newest window would take it.
-// - Memory: the log holds at most 2 x limit entries (admissions within two periods of the newest
-//   instant); an admission of cost n is one entry.
-// - Costs: 0 is admitted unless stale; above the limit is `ExceedsBurst`.
-//
-// Hot-path cost: a mutex and a binary search of the log, O(log limit); an admission appends and
-// drops expired entries, O(1) amortized. A stale admission, inserted before later ones, costs
-// O(limit).
-template <Clock C = SteadyClock>
-class SlidingWindowLogLimiter {
+// The public side of a limiter whose state sits behind one mutex: the clock, the lock, and the
+// `try_acquire`/`peek` family, delegating each decision to `Window::decide(t, cost, commit)`,
+// which runs with the lock held. `Window` is built from the quota and names itself in `kName`.
+template <typename Window, Clock C>
+class LockedWindowLimiter {
  public:
-  // Creates a limiter with an empty log. Aborts if the quota's burst differs from its count.
-  explicit SlidingWindowLogLimiter(Quota quota, C clock = C{})
-      : quota_(quota),
-        period_(quota.period().count()),
-        limit_(quota.count()),
-        clock_(std::move(clock)) {
-    FLOODGATE_CHECK(quota.burst() == quota.count(),
-                    "SlidingWindowLogLimiter: the quota's burst must equal its count");
-  }
+  // Creates a limiter with empty windows. Aborts if the quota's burst differs from its count.
+  explicit LockedWindowLimiter(Quota quota, C clock = C{})
+      : quota_(quota), window_(checked(quota)), clock_(std::move(clock)) {}
 
-  SlidingWindowLogLimiter(const SlidingWindowLogLimiter&) = delete;
-  SlidingWindowLogLimiter& operator=(const SlidingWindowLogLimiter&) = delete;
+  LockedWindowLimiter(const LockedWindowLimiter&) = delete;
+  LockedWindowLimiter& operator=(const LockedWindowLimiter&) = delete;
 
-  // Admits `cost` at the clock's current instant if every window containing it has room.
+  // Admits `cost` at the clock's current instant if the window has room.
   Decision try_acquire(std::uint64_t cost = 1) { return try_acquire_at(clock_.now(), cost); }
 
-  // Admits `cost` at `now` if every window of length `period` containing `now` has room.
+  // Admits `cost` at `now` if the window has room.
   Decision try_acquire_at(Instant now, std::uint64_t cost = 1) {
     std::lock_guard<std::mutex> lock(mu_);
-    return decide(internal::clamped_nanos(now), cost, /*commit=*/true);
+    return window_.decide(clamped_nanos(now), cost, /*commit=*/true);
   }
 
   // Reports what `try_acquire(cost)` would decide now, without consuming anything.
@@ -82,25 +61,54 @@ class SlidingWindowLogLimiter {
   // Reports what `try_acquire_at(now, cost)` would decide, without consuming anything.
   Decision peek_at(Instant now, std::uint64_t cost = 1) {
     std::lock_guard<std::mutex> lock(mu_);
-    return decide(internal::clamped_nanos(now), cost, /*commit=*/false);
+    return window_.decide(clamped_nanos(now), cost, /*commit=*/false);
   }
 
   // Returns the quota.
   const Quota& quota() const noexcept { return quota_; }
 
  private:
+  static const Quota& checked(const Quota& quota) {
+    FLOODGATE_CHECK(quota.burst() == quota.count(),
+                    std::string(Window::kName) + ": the quota's burst must equal its count");
+    return quota;
+  }
+
+  const Quota quota_;
+  std::mutex mu_;
+  Window window_;  // Guarded by mu_.
+  [[no_unique_address]] const C clock_;
+};
+
+}  // namespace internal
+
+namespace internal {
+
+// The state and rule of `SlidingWindowLogLimiter`. Not thread-safe: the limiter calls it with its
+// lock held.
+class SlidingLog {
+ public:
+  static constexpr std::string_view kName = "SlidingWindowLogLimiter";
+
+  explicit SlidingLog(const Quota& quota)
+      : period_(quota.period().count()), limit_(quota.count()) {}
+
+ private:
+  template <typename, Clock>
+  friend class LockedWindowLimiter;
+
   struct Entry {
     std::int64_t at;
     std::uint64_t cost;
     std::uint64_t through;  // The cost of this entry and every earlier one, since the start.
   };
 
-  // Requires mu_. Returns the cost admitted before the first entry later than `after`.
+  // Returns the cost admitted before the first entry later than `after`.
   std::uint64_t through_before(std::deque<Entry>::iterator first) const {
     return first == log_.begin() ? dropped_ : std::prev(first)->through;
   }
 
-  // Requires mu_. Decides for `cost` at `t`, and records the admission if `commit`.
+  // Decides for `cost` at `t`, and records the admission if `commit`.
   Decision decide(std::int64_t t, std::uint64_t cost, bool commit) {
     if (!log_.empty() && t <= newest_ - period_) {
       // Too stale: the log no longer holds all of its window. Answer as the newest instant would,
@@ -133,7 +141,7 @@ class SlidingWindowLogLimiter {
                     Nanos::zero(), Nanos{latest + period_ - t});
   }
 
-  // Requires mu_. Appends an admission, keeping the log sorted, and drops what no call can need
+  // Appends an admission, keeping the log sorted, and drops what no call can need
   // any more (entries at or before newest - 2 x period).
   void record(std::int64_t t, std::uint64_t cost) {
     auto it = log_.end();
@@ -148,76 +156,52 @@ class SlidingWindowLogLimiter {
     }
   }
 
-  const Quota quota_;
   const std::int64_t period_;
   const std::uint64_t limit_;
-  [[no_unique_address]] const C clock_;
-  std::mutex mu_;
-  std::deque<Entry> log_;      // Guarded by mu_: admissions, sorted by instant.
-  std::uint64_t dropped_ = 0;  // Guarded by mu_: `through` of the last entry dropped.
-  std::int64_t newest_ = -internal::kTimeLimit;  // Guarded by mu_: the latest admission's instant.
+  std::deque<Entry> log_;                        // admissions, sorted by instant.
+  std::uint64_t dropped_ = 0;                    // `through` of the last entry dropped.
+  std::int64_t newest_ = -internal::kTimeLimit;  // the latest admission's instant.
 };
 
-// Cloudflare's sliding-window counter: the count of the current aligned window plus the previous
-// window's count weighted by how much of the sliding window still overlaps it,
-//   estimate(t) = previous x (1 - (t - window_start) / period) + current,
-// and a call of cost n is admitted iff estimate + n <= limit.
+}  // namespace internal
+
+// Admits a call of cost n at instant t iff the cost admitted in every window of length `period`
+// that contains t stays at most `quota.count()`: the exact sliding window, kept as a log of
+// admissions.
+//
+//   floodgate::SlidingWindowLogLimiter limiter{floodgate::Quota::per_minute(100)};
 //
 // Semantics:
-// - Per aligned window at most `limit` (the estimate is never below the current count).
-// - Over any sliding window of length `period`, at most limit + previous x f < 2 x limit, where f
-//   is how far into the current window the sliding window reaches; traffic spread evenly over
-//   the previous window admits about the limit. The worst case, every previous admission at the
-//   very end of its window, approaches 2 x limit; `SlidingWindowLogLimiter` is exact.
-// - Stale time: a call in a window older than the current one is denied, with `retry_after` the
-//   wait until the current window would take it.
-// - Memory: two counts and a window index.
+// - Bound: for every instant s, the cost admitted at instants in [s, s + period) is at most the
+//   limit, whatever the order or staleness of the callers' instants: a call is checked against
+//   every admission later than t - period, including ones at instants after its own.
+// - Stale time: a call more than `period` older than the newest instant seen is denied, since the
+//   log no longer holds its window; `retry_after` says when the newest window would take it.
+// - Memory: the log holds at most 2 x limit entries (admissions within two periods of the newest
+//   instant); an admission of cost n is one entry.
+// - Costs: 0 is admitted unless stale; above the limit is `ExceedsBurst`.
 //
-// Hot-path cost: a mutex, one division by the period, a multiplication.
+// Hot-path cost: a mutex and a binary search of the log, O(log limit); an admission appends and
+// drops expired entries, O(1) amortized. A stale admission, inserted before later ones, costs
+// O(limit).
 template <Clock C = SteadyClock>
-class SlidingWindowCounterLimiter {
+using SlidingWindowLogLimiter = internal::LockedWindowLimiter<internal::SlidingLog, C>;
+
+namespace internal {
+
+// The state and rule of `SlidingWindowCounterLimiter`. Not thread-safe: the limiter calls it with
+// its lock held.
+class SlidingCounter {
  public:
-  // Creates a limiter with empty windows. Aborts if the quota's burst differs from its count.
-  explicit SlidingWindowCounterLimiter(Quota quota, C clock = C{})
-      : quota_(quota),
-        period_(quota.period().count()),
-        limit_(quota.count()),
-        clock_(std::move(clock)) {
-    FLOODGATE_CHECK(quota.burst() == quota.count(),
-                    "SlidingWindowCounterLimiter: the quota's burst must equal its count");
-  }
+  static constexpr std::string_view kName = "SlidingWindowCounterLimiter";
 
-  SlidingWindowCounterLimiter(const SlidingWindowCounterLimiter&) = delete;
-  SlidingWindowCounterLimiter& operator=(const SlidingWindowCounterLimiter&) = delete;
-
-  // Admits `cost` at the clock's current instant if the estimate has room.
-  Decision try_acquire(std::uint64_t cost = 1) { return try_acquire_at(clock_.now(), cost); }
-
-  // Admits `cost` at `now` if the estimate at `now` has room.
-  Decision try_acquire_at(Instant now, std::uint64_t cost = 1) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return decide(internal::clamped_nanos(now), cost, /*commit=*/true);
-  }
-
-  // Reports what `try_acquire(cost)` would decide now, without consuming anything.
-  Decision peek(std::uint64_t cost = 1) { return peek_at(clock_.now(), cost); }
-
-  // Reports what `try_acquire_at(now, cost)` would decide, without consuming anything.
-  Decision peek_at(Instant now, std::uint64_t cost = 1) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return decide(internal::clamped_nanos(now), cost, /*commit=*/false);
-  }
-
-  // Returns the quota.
-  const Quota& quota() const noexcept { return quota_; }
+  explicit SlidingCounter(const Quota& quota)
+      : period_(quota.period().count()), limit_(quota.count()) {}
 
  private:
-  static constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
-    const std::int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-  }
+  template <typename, Clock>
+  friend class LockedWindowLimiter;
 
-  // Requires mu_.
   Decision decide(std::int64_t t, std::uint64_t cost, bool commit) {
     const std::int64_t w = floor_div(t, period_);
     if (w < window_) {
@@ -279,15 +263,33 @@ class SlidingWindowCounterLimiter {
     return Nanos{(w + 1) * period_ + into_next - t};
   }
 
-  const Quota quota_;
   const std::int64_t period_;
   const std::uint64_t limit_;
-  [[no_unique_address]] const C clock_;
-  std::mutex mu_;
-  // Guarded by mu_: the current window's index, at first the earliest window a call can name.
+  // the current window's index, at first the earliest window a call can name.
   std::int64_t window_ = floor_div(-internal::kTimeLimit, period_);
-  std::uint64_t current_ = 0;   // Guarded by mu_: its admitted cost.
-  std::uint64_t previous_ = 0;  // Guarded by mu_: the window before it.
+  std::uint64_t current_ = 0;   // its admitted cost.
+  std::uint64_t previous_ = 0;  // the window before it.
 };
+
+}  // namespace internal
+
+// Cloudflare's sliding-window counter: the count of the current aligned window plus the previous
+// window's count weighted by how much of the sliding window still overlaps it,
+//   estimate(t) = previous x (1 - (t - window_start) / period) + current,
+// and a call of cost n is admitted iff estimate + n <= limit.
+//
+// Semantics:
+// - Per aligned window at most `limit` (the estimate is never below the current count).
+// - Over any sliding window of length `period`, at most limit + previous x f < 2 x limit, where f
+//   is how far into the current window the sliding window reaches; traffic spread evenly over
+//   the previous window admits about the limit. The worst case, every previous admission at the
+//   very end of its window, approaches 2 x limit; `SlidingWindowLogLimiter` is exact.
+// - Stale time: a call in a window older than the current one is denied, with `retry_after` the
+//   wait until the current window would take it.
+// - Memory: two counts and a window index.
+//
+// Hot-path cost: a mutex, one division by the period, a multiplication.
+template <Clock C = SteadyClock>
+using SlidingWindowCounterLimiter = internal::LockedWindowLimiter<internal::SlidingCounter, C>;
 
 }  // namespace floodgate
