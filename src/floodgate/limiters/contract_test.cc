@@ -9,9 +9,12 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "floodgate/limiters/fixed_window.h"
 #include "floodgate/limiters/gcra.h"
+#include "floodgate/limiters/reference_models_test_util.h"
 #include "floodgate/limiters/sliding_window.h"
 #include "floodgate/limiters/token_bucket.h"
 #include "floodgate/testkit/gtest.h"
@@ -37,6 +40,18 @@ struct Contract {
       const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
     return testkit::check_rate_bound(history, quota);
   }
+  static auto model(const Quota& quota) {
+    return reference::ReplayModel<reference::Bucket>{reference::Bucket(GcraParams::from(quota))};
+  }
+};
+
+template <>
+struct Contract<TokenBucketLimiter<ManualClock>> : Contract<GcraLimiter<ManualClock>> {
+  // The same rule as GCRA's; the waits are computed in floating point, so compare verdicts.
+  static auto model(const Quota& quota) {
+    using Model = reference::Verdicts<reference::Bucket>;
+    return reference::ReplayModel<Model>{Model(reference::Bucket(GcraParams::from(quota)))};
+  }
 };
 
 template <>
@@ -45,6 +60,10 @@ struct Contract<FixedWindowLimiter<ManualClock>> {
       const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
     return testkit::check_aligned_window_bound(history, quota);
   }
+  static auto model(const Quota& quota) {
+    return reference::ReplayModel<reference::Window>{
+        reference::Window(quota.period().count(), quota.count())};
+  }
 };
 
 template <>
@@ -52,6 +71,10 @@ struct Contract<SlidingWindowLogLimiter<ManualClock>> {
   static std::optional<testkit::RateBoundViolation> bound(
       const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
     return testkit::check_sliding_window_bound(history, quota.count(), quota.period());
+  }
+  static auto model(const Quota& quota) {
+    return reference::ReplayModel<reference::Log>{
+        reference::Log(quota.period().count(), quota.count())};
   }
 };
 
@@ -62,6 +85,10 @@ struct Contract<SlidingWindowCounterLimiter<ManualClock>> {
       const std::vector<testkit::Operation<LimiterCall>>& history, const Quota& quota) {
     if (auto v = testkit::check_aligned_window_bound(history, quota)) return v;
     return testkit::check_sliding_window_bound(history, 2 * quota.count() - 1, quota.period());
+  }
+  static auto model(const Quota& quota) {
+    return reference::ReplayModel<reference::Counter>{
+        reference::Counter(quota.period().count(), quota.count())};
   }
 };
 
@@ -237,6 +264,43 @@ TYPED_TEST(LimiterContractTest, ConcurrentCallsAtOneInstantAreLinearizable) {
         });
     FLOODGATE_ASSERT_RUN_OK(report);
     const OneInstantModel model{quota.burst()};
+    const auto result = testkit::check_linearizable(report.history, model);
+    ASSERT_EQ(result.verdict, testkit::Linearizability::Yes)
+        << testkit::describe_linearizability(report.history, model, result, seed);
+  }
+}
+
+// Concurrent calls across many instants, in rounds: every call of round k is at instant t_k and
+// returns before any call of round k + 1 starts, so every order that respects real time feeds
+// the model non-decreasing instants. The history must be explained by the algorithm's sequential
+// reference model (the one the differential tests compare against), refills included.
+TYPED_TEST(LimiterContractTest, ConcurrentRoundsAcrossInstantsAreLinearizableAgainstTheModel) {
+  const Quota quota = Quota::per(milliseconds(10), 8);
+  const auto model = Contract<TypeParam>::model(quota);
+  constexpr int kWorkers = 4;
+  constexpr int kRounds = 16;
+  for (std::uint64_t seed = 0; seed < 10; ++seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<Instant> instants;
+    Instant at{seconds(1000)};
+    for (int k = 0; k < kRounds; ++k) {
+      instants.push_back(at);
+      at += Nanos{static_cast<std::int64_t>(rng() % 12'000'000)};
+    }
+    TypeParam limiter{quota};
+    std::atomic<int> finished{0};  // Workers done with their rounds so far, summed.
+    const auto report = testkit::run<LimiterCall>(
+        {.workers = kWorkers, .seed = seed, .name = "rounds"},
+        [&](testkit::Worker<LimiterCall>& w) {
+          for (std::size_t k = 0; k < instants.size() && w.keep_going(); ++k) {
+            for (int i = 0; i < 3; ++i) testkit::acquire(w, limiter, instants[k], w.rng()() % 5);
+            finished.fetch_add(1);
+            while (finished.load() < kWorkers * static_cast<int>(k + 1) && w.keep_going()) {
+              std::this_thread::yield();
+            }
+          }
+        });
+    FLOODGATE_ASSERT_RUN_OK(report);
     const auto result = testkit::check_linearizable(report.history, model);
     ASSERT_EQ(result.verdict, testkit::Linearizability::Yes)
         << testkit::describe_linearizability(report.history, model, result, seed);

@@ -5,6 +5,8 @@
 #include <limits>
 #include <random>
 
+#include "floodgate/limiters/reference_models_test_util.h"
+
 namespace floodgate {
 namespace {
 
@@ -13,34 +15,7 @@ using std::chrono::seconds;
 
 const Instant t0{seconds(1000)};  // A window boundary for periods that divide 1000 s.
 
-// The obvious sequential fixed window, for time that never goes backwards.
-class ReferenceWindow {
- public:
-  ReferenceWindow(std::int64_t period, std::uint64_t limit) : period_(period), limit_(limit) {}
-
-  Decision acquire(std::int64_t t, std::uint64_t cost) {
-    const std::int64_t w = t >= 0 ? t / period_ : -((-t + period_ - 1) / period_);
-    if (w != window_) {
-      window_ = w;
-      count_ = 0;
-    }
-    const Nanos next{(w + 1) * period_ - t};
-    const Nanos reset = count_ == 0 ? Nanos::zero() : next;
-    const auto left = static_cast<std::int64_t>(limit_ - count_);
-    if (cost > limit_) return Decision(Verdict::ExceedsBurst, limit_, left, 1, kNever, reset);
-    if (count_ + cost > limit_) return Decision(Verdict::Denied, limit_, left, 1, next, reset);
-    if (cost == 0) return Decision(Verdict::Allowed, limit_, left, 1, Nanos::zero(), reset);
-    count_ += cost;
-    return Decision(Verdict::Allowed, limit_, left - static_cast<std::int64_t>(cost), 1,
-                    Nanos::zero(), next);
-  }
-
- private:
-  std::int64_t period_;
-  std::uint64_t limit_;
-  std::int64_t window_ = std::numeric_limits<std::int64_t>::min();
-  std::uint64_t count_ = 0;
-};
+using reference::Window;
 
 TEST(FixedWindowLimiterTest, DecidesAsTheSequentialModel) {
   const Quota quotas[] = {Quota::per_second(5), Quota::per(milliseconds(7), 3),
@@ -50,7 +25,7 @@ TEST(FixedWindowLimiterTest, DecidesAsTheSequentialModel) {
   for (const Quota& quota : quotas) {
     SCOPED_TRACE(quota.to_string());
     FixedWindowLimiter<ManualClock> limiter{quota};
-    ReferenceWindow model(quota.period().count(), quota.count());
+    Window model(quota.period().count(), quota.count());
     std::int64_t t = t0.time_since_epoch().count();
     for (int i = 0; i < 20'000; ++i) {
       t += static_cast<std::int64_t>(rng() %

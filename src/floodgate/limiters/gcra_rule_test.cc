@@ -6,41 +6,13 @@
 #include <random>
 #include <vector>
 
+#include "floodgate/limiters/reference_models_test_util.h"
 #include "floodgate/testkit/rate_bound.h"
 
 namespace floodgate {
 namespace {
 
-// An ideal token bucket in exact integer arithmetic, for time that never goes backwards: the
-// level is kept in nanoseconds of refill (tokens x interval), as large as the window.
-class ReferenceBucket {
- public:
-  explicit ReferenceBucket(const GcraParams& p) : p_(p), level_(p.window) {}
-
-  Decision acquire(std::int64_t t, std::uint64_t cost) {
-    if (started_) level_ = std::min<std::int64_t>(p_.window, level_ + (t - last_));
-    started_ = true;
-    last_ = t;
-    const auto charge = static_cast<std::int64_t>(cost) * p_.interval;
-    if (cost > p_.burst) {
-      return Decision(Verdict::ExceedsBurst, p_.burst, level_, p_.interval, kNever,
-                      Nanos{p_.window - level_});
-    }
-    if (level_ < charge) {
-      return Decision(Verdict::Denied, p_.burst, level_, p_.interval, Nanos{charge - level_},
-                      Nanos{p_.window - level_});
-    }
-    level_ -= charge;
-    return Decision(Verdict::Allowed, p_.burst, level_, p_.interval, Nanos::zero(),
-                    Nanos{p_.window - level_});
-  }
-
- private:
-  GcraParams p_;
-  std::int64_t level_;
-  std::int64_t last_ = 0;
-  bool started_ = false;
-};
+using reference::Bucket;
 
 TEST(GcraRuleTest, DecidesExactlyAsAnIdealTokenBucket) {
   std::mt19937_64 rng(20261127);
@@ -50,7 +22,7 @@ TEST(GcraRuleTest, DecidesExactlyAsAnIdealTokenBucket) {
   for (const Quota& quota : quotas) {
     SCOPED_TRACE(quota.to_string());
     const GcraParams params = GcraParams::from(quota);
-    ReferenceBucket reference(params);
+    Bucket reference(params);
     std::int64_t state = kGcraFullState;
     std::int64_t t = 1'000'000;
     for (int i = 0; i < 20'000; ++i) {

@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "floodgate/limiters/reference_models_test_util.h"
 #include "floodgate/testkit/limiter_checks.h"
 
 namespace floodgate {
@@ -18,44 +19,7 @@ using testkit::LimiterCall;
 
 const Instant t0{hours(24 * 1000)};
 
-// The exact sliding window, kept naively: every admission, for time that never goes backwards.
-class ReferenceLog {
- public:
-  ReferenceLog(std::int64_t period, std::uint64_t limit) : period_(period), limit_(limit) {}
-
-  Decision acquire(std::int64_t t, std::uint64_t cost) {
-    std::uint64_t used = 0;
-    std::int64_t last = 0;  // The latest admission in the window.
-    for (const auto& [at, c] : log_) {
-      if (at > t - period_) {
-        used += c;
-        last = at;
-      }
-    }
-    const Nanos reset = used == 0 ? Nanos::zero() : Nanos{last + period_ - t};
-    const auto left = static_cast<std::int64_t>(limit_ - used);
-    if (cost > limit_) return Decision(Verdict::ExceedsBurst, limit_, left, 1, kNever, reset);
-    if (used + cost > limit_) {
-      std::uint64_t freed = 0;
-      for (const auto& [at, c] : log_) {
-        if (at <= t - period_) continue;
-        freed += c;
-        if (freed >= used + cost - limit_) {
-          return Decision(Verdict::Denied, limit_, left, 1, Nanos{at + period_ - t}, reset);
-        }
-      }
-    }
-    if (cost == 0) return Decision(Verdict::Allowed, limit_, left, 1, Nanos::zero(), reset);
-    log_.emplace_back(t, cost);
-    return Decision(Verdict::Allowed, limit_, left - static_cast<std::int64_t>(cost), 1,
-                    Nanos::zero(), Nanos{period_});
-  }
-
- private:
-  std::int64_t period_;
-  std::uint64_t limit_;
-  std::vector<std::pair<std::int64_t, std::uint64_t>> log_;
-};
+using reference::Log;
 
 TEST(SlidingWindowLogLimiterTest, DecidesAsTheNaiveLog) {
   const Quota quotas[] = {Quota::per_second(5), Quota::per(milliseconds(7), 3),
@@ -64,7 +28,7 @@ TEST(SlidingWindowLogLimiterTest, DecidesAsTheNaiveLog) {
   for (const Quota& quota : quotas) {
     SCOPED_TRACE(quota.to_string());
     SlidingWindowLogLimiter<ManualClock> limiter{quota};
-    ReferenceLog model(quota.period().count(), quota.count());
+    Log model(quota.period().count(), quota.count());
     std::int64_t t = t0.time_since_epoch().count();
     for (int i = 0; i < 5'000; ++i) {
       t += static_cast<std::int64_t>(rng() %
@@ -110,38 +74,7 @@ TEST(SlidingWindowLogLimiterTest, ReportsWhenTheOldestAdmissionsExpire) {
   EXPECT_EQ(stale.verdict(), Verdict::Denied);
 }
 
-// The two-counter estimate, written out plainly for time that never goes backwards: verdicts and
-// remaining permits (the waits are checked by hand below).
-class ReferenceCounter {
- public:
-  ReferenceCounter(std::int64_t period, std::uint64_t limit) : period_(period), limit_(limit) {}
-
-  std::pair<Verdict, std::uint64_t> acquire(std::int64_t t, std::uint64_t cost) {
-    const std::int64_t w = t / period_;  // t >= 0 here.
-    if (w != window_) {
-      previous_ = w == window_ + 1 ? current_ : 0;
-      current_ = 0;
-      window_ = w;
-    }
-    // previous x (1 - elapsed fraction), rounded up, in exact integers.
-    const std::uint64_t num = previous_ * static_cast<std::uint64_t>(period_ - (t - w * period_));
-    const std::uint64_t weighted =
-        (num + static_cast<std::uint64_t>(period_) - 1) / static_cast<std::uint64_t>(period_);
-    const std::uint64_t estimate = weighted + current_;
-    const std::uint64_t left = limit_ > estimate ? limit_ - estimate : 0;
-    if (cost > limit_) return {Verdict::ExceedsBurst, left};
-    if (estimate + cost > limit_) return {Verdict::Denied, left};
-    current_ += cost;
-    return {Verdict::Allowed, left - cost};
-  }
-
- private:
-  std::int64_t period_;
-  std::uint64_t limit_;
-  std::int64_t window_ = -2;
-  std::uint64_t current_ = 0;
-  std::uint64_t previous_ = 0;
-};
+using reference::Counter;
 
 TEST(SlidingWindowCounterLimiterTest, DecidesAsTheSequentialModel) {
   const Quota quotas[] = {Quota::per_second(5), Quota::per(milliseconds(7), 3),
@@ -150,7 +83,7 @@ TEST(SlidingWindowCounterLimiterTest, DecidesAsTheSequentialModel) {
   for (const Quota& quota : quotas) {
     SCOPED_TRACE(quota.to_string());
     SlidingWindowCounterLimiter<ManualClock> limiter{quota};
-    ReferenceCounter model(quota.period().count(), quota.count());
+    Counter model(quota.period().count(), quota.count());
     std::int64_t t = t0.time_since_epoch().count();
     for (int i = 0; i < 20'000; ++i) {
       t += static_cast<std::int64_t>(rng() %
