@@ -21,6 +21,7 @@
 #include <ctime>  // clock_gettime, CLOCK_MONOTONIC_COARSE (POSIX)
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <thread>
 
 #include "floodgate/core/time.h"
@@ -35,12 +36,31 @@ concept Clock = std::copy_constructible<C> &&  // limiters hold their clock by v
   noexcept->std::same_as<Instant>;  // the current instant
 };
 
-// A clock that can also block the calling thread until an instant: what blocking calls such as
-// `LeakyBucketPacer::take` need.
+// A clock that can also block the calling thread until an instant, with or without a way to
+// cancel the wait: what blocking calls such as `LeakyBucketPacer::take` and
+// `GcraLimiter::acquire` need.
 template <typename C>
-concept SleepingClock = Clock<C> && requires(const C& clock, Instant t) {
+concept SleepingClock = Clock<C> && requires(const C& clock, Instant t, std::stop_token stop) {
   clock.sleep_until(t);  // Returns once now() >= t.
+  {
+    clock.sleep_until(t, stop)
+    } -> std::same_as<bool>;  // Returns once now() >= t (true) or
+                              // once `stop` is requested (false).
 };
+
+namespace internal {
+
+// Blocks until `t` on the steady clock or until `stop` is requested; returns whether `t` came.
+inline bool sleep_on_steady_clock(Instant t, std::stop_token stop) {
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::unique_lock<std::mutex> lock(mu);
+  // Returns false on a stop request, or true once `t` has passed (the predicate never holds).
+  cv.wait_until(lock, stop, t, [] { return false; });
+  return !stop.stop_requested();
+}
+
+}  // namespace internal
 
 // The monotonic system clock, `std::chrono::steady_clock`. Thread-safe.
 class SteadyClock {
@@ -52,6 +72,11 @@ class SteadyClock {
 
   // Blocks the calling thread until `t`.
   void sleep_until(Instant t) const { std::this_thread::sleep_until(t); }
+
+  // Blocks the calling thread until `t` (returns true) or until `stop` is requested (false).
+  bool sleep_until(Instant t, std::stop_token stop) const {
+    return internal::sleep_on_steady_clock(t, std::move(stop));
+  }
 };
 static_assert(SleepingClock<SteadyClock>);
 
@@ -68,6 +93,11 @@ class CoarseClock {
 
   // Blocks the calling thread until `t` (on the steady clock, which shares the epoch).
   void sleep_until(Instant t) const { std::this_thread::sleep_until(t); }
+
+  // Blocks the calling thread until `t` (returns true) or until `stop` is requested (false).
+  bool sleep_until(Instant t, std::stop_token stop) const {
+    return internal::sleep_on_steady_clock(t, std::move(stop));
+  }
 };
 static_assert(SleepingClock<CoarseClock>);
 
@@ -111,9 +141,23 @@ class ManualClock {
 
   // Blocks the calling thread until another thread moves the clock to `t` or later. In tests,
   // run the sleeper under floodgate::testkit, whose watchdog bounds the wait.
-  void sleep_until(Instant t) const {
+  void sleep_until(Instant t) const { (void)sleep_until(t, std::stop_token{}); }
+
+  // Blocks the calling thread until another thread moves the clock to `t` or later (returns
+  // true), or until `stop` is requested (false).
+  bool sleep_until(Instant t, std::stop_token stop) const {
     std::unique_lock<std::mutex> lock(state_->mu);
-    state_->cv.wait(lock, [&] { return now() >= t; });
+    ++state_->sleepers;
+    const bool reached = state_->cv.wait(lock, stop, [&] { return now() >= t; });
+    --state_->sleepers;
+    return reached;
+  }
+
+  // Returns the threads blocked in `sleep_until` now: lets a test wait until a sleeper has gone
+  // to sleep before it moves the clock.
+  int sleepers() const {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return state_->sleepers;
   }
 
  private:
@@ -121,7 +165,8 @@ class ManualClock {
     explicit State(std::int64_t start) : ns(start) {}
     std::atomic<std::int64_t> ns;
     std::mutex mu;  // Orders a wake-up after a sleeper's check: no wake-up is lost.
-    std::condition_variable cv;
+    std::condition_variable_any cv;  // `_any`: its waits accept a `std::stop_token`.
+    int sleepers = 0;                // Guarded by `mu`.
   };
 
   void wake() const {

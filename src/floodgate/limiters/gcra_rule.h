@@ -11,7 +11,9 @@
 // interval), with the whole state in one word. Pure, allocation-free and thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <string_view>
 #include <utility>
 
 #include "floodgate/core/decision.h"
@@ -95,6 +97,132 @@ constexpr std::uint64_t gcra_available(std::int64_t state, Instant now, std::uin
   if (used >= window) return 0;
   const std::uint64_t available = (window - used) / static_cast<std::uint64_t>(params.interval);
   return available < max_cost ? available : max_cost;
+}
+
+// The furthest ahead of `now` a reservation may push the state: 2^62 ns (about 146 years) of
+// promised capacity. With instants clamped to +-kTimeLimit, states stay below INT64_MAX.
+inline constexpr std::uint64_t kGcraMaxBacklog = std::uint64_t{1} << 62;
+
+// A reservation's answer and the state after it.
+struct GcraReserveStep {
+  // `Allowed`: granted, honoured at `at`. `Denied`: its wait would pass `max_delay` (or the
+  // largest backlog); nothing consumed. `ExceedsBurst`: cost above the burst; nothing consumed.
+  Verdict verdict;
+  std::int64_t at;     // The instant (clamped nanoseconds) at which it is, or would be, honoured.
+  std::int64_t state;  // Equal to the input state unless granted with cost > 0.
+};
+
+// Returns the reservation of `cost` permits at `now` against `state`: the capacity is taken now
+// (the state moves as an admission would, possibly past the window, into debt) and the caller
+// may proceed at `at`, the first instant at which `gcra_acquire` would have admitted it, had
+// nothing else been taken. Reservations stack: each one's `at` is no earlier than the previous
+// one's for non-decreasing instants, so they are honoured in the order they were made (FIFO).
+// A reservation whose wait would exceed `max_delay` is refused and takes nothing.
+constexpr GcraReserveStep gcra_reserve(std::int64_t state, Instant now, std::uint64_t cost,
+                                       Nanos max_delay, const GcraParams& params) noexcept {
+  const std::int64_t t = internal::clamped_nanos(now);
+  if (cost > params.burst) [[unlikely]] {
+    return {Verdict::ExceedsBurst, internal::kTimeLimit, state};
+  }
+  const std::uint64_t used = internal::gcra_backlog(state, t);
+  const std::uint64_t charge = cost * static_cast<std::uint64_t>(params.interval);
+  const auto window = static_cast<std::uint64_t>(params.window);
+  // `used` may be near 2^64 for a stale `t`; cap it before adding so nothing wraps.
+  const std::uint64_t need = used > kGcraMaxBacklog ? kGcraMaxBacklog + 1 : used + charge;
+  const std::uint64_t delay = need > window ? need - window : 0;
+  const std::int64_t at = internal::saturating_add(t, internal::saturating_nanos(delay).count());
+  if (need > kGcraMaxBacklog || max_delay < Nanos::zero() ||
+      delay > static_cast<std::uint64_t>(max_delay.count())) {
+    return {Verdict::Denied, at, state};
+  }
+  // t <= 2^62 - 1 and need <= 2^62: the sum is below INT64_MAX.
+  return {Verdict::Allowed, at, cost == 0 ? state : t + static_cast<std::int64_t>(need)};
+}
+
+// Returns the state after cancelling a reservation of `charge` (cost x interval) that moved the
+// state from `before` to `after`, where the state is now `state` and the time `now`.
+// - If the state is still `after` (nothing was taken since), it returns `before`: exactly the
+//   state had the reservation never been made.
+// - Otherwise later calls have stacked on top of it, and the refund is
+//       min(charge, after - max(now, state - window)),   or nothing if that is negative:
+//   the part of the reservation's capacity that lies beyond `now` and beyond every later
+//   call's honour instant (each of which is at most max(now, state - window)). Giving back
+//   more could let a new call in earlier than it would be had the reservation never been made
+//   (later calls keeping their instants); this is the largest refund that is safe whatever
+//   those later calls were, since the state does not record them. It assumes `now` is no
+//   earlier than the instants of those later calls (true when everyone reads one clock).
+constexpr std::int64_t gcra_refund(std::int64_t state, std::int64_t before, std::int64_t after,
+                                   std::uint64_t charge, Instant now,
+                                   const GcraParams& params) noexcept {
+  if (state == after) return before;
+  const std::int64_t t = internal::clamped_nanos(now);
+  const std::int64_t later = std::max(t, state - params.window);
+  if (after <= later) return state;
+  const auto room = static_cast<std::uint64_t>(after) - static_cast<std::uint64_t>(later);
+  return state - static_cast<std::int64_t>(std::min(charge, room));
+}
+
+// What a change of quota does with the permits already used.
+enum class OnQuotaChange : std::uint8_t {
+  // The permits remaining stay as they were, capped at the new burst; debt (reservations
+  // granted into the future) stays as a number of permits owed. x/time/rate's `SetLimit`;
+  // bucket4j's `AS_IS`. The default.
+  KeepRemaining,
+  // The fraction of the burst in use stays the same (bucket4j's `PROPORTIONALLY`): half used
+  // under the old quota is half used under the new one.
+  KeepProportion,
+  // The bucket starts full under the new quota; only debt beyond the old window (reservations
+  // already granted into the future) is carried, as permits owed.
+  StartFull,
+};
+
+// Returns "KeepRemaining", "KeepProportion" or "StartFull".
+constexpr std::string_view to_string(OnQuotaChange policy) noexcept {
+  switch (policy) {
+    case OnQuotaChange::KeepRemaining:
+      return "KeepRemaining";
+    case OnQuotaChange::KeepProportion:
+      return "KeepProportion";
+    case OnQuotaChange::StartFull:
+      return "StartFull";
+  }
+  return "?";
+}
+
+// Returns the state under `to` that carries `state` (under `from`) across a change of quota at
+// `now`, as `policy` says. Permits are converted rounding towards more used, so a change never
+// hands out a fraction of a permit that was not there. The map is non-decreasing in `state`,
+// so reservations keep their order when their own states are carried by it. A state at or
+// before `now` that stays full is kept as it is (stale callers keep seeing what they saw).
+constexpr std::int64_t gcra_change_quota(std::int64_t state, Instant now, const GcraParams& from,
+                                         const GcraParams& to, OnQuotaChange policy) noexcept {
+  __extension__ using Wide = __int128;
+  const std::int64_t t = internal::clamped_nanos(now);
+  const Wide used = static_cast<Wide>(std::min(internal::gcra_backlog(state, t), kGcraMaxBacklog));
+  Wide carried = 0;  // The backlog under `to`, in nanoseconds.
+  switch (policy) {
+    case OnQuotaChange::KeepRemaining: {
+      // remaining x to.interval, with remaining = (from.window - used) / from.interval, floored
+      // (towards fewer remaining, more debt).
+      const Wide left = static_cast<Wide>(from.window) - used;
+      Wide scaled = left * to.interval;
+      scaled =
+          scaled >= 0 ? scaled / from.interval : -((-scaled + from.interval - 1) / from.interval);
+      carried = static_cast<Wide>(to.window) - std::min<Wide>(scaled, to.window);
+      break;
+    }
+    case OnQuotaChange::KeepProportion:
+      carried = (used * to.window + from.window - 1) / from.window;
+      break;
+    case OnQuotaChange::StartFull:
+      carried = used > from.window
+                    ? ((used - from.window) * to.interval + from.interval - 1) / from.interval
+                    : 0;
+      break;
+  }
+  carried = std::min<Wide>(carried, static_cast<Wide>(kGcraMaxBacklog));
+  if (carried <= 0) return used == 0 ? state : t;
+  return t + static_cast<std::int64_t>(carried);
 }
 
 // Returns the rule for `quota` as a function object, (state, now, cost) -> (decision, next

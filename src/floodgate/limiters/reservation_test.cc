@@ -1,0 +1,423 @@
+// Reservations, exact cancellation, blocking waits and live quota changes, on GcraLimiter. Time
+// comes from a ManualClock: no test sleeps for real. Waits run under floodgate::testkit, whose
+// watchdog bounds them; workers record, the test thread decides.
+#include "floodgate/limiters/reservation.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "floodgate/limiters/gcra.h"
+#include "floodgate/testkit/gtest.h"
+#include "floodgate/testkit/limiter_checks.h"
+#include "floodgate/testkit/linearizability.h"
+#include "floodgate/testkit/runner.h"
+
+namespace floodgate {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const Instant t0{seconds(1000)};
+
+// Lets `limiter`'s state be compared: what it would decide for every cost at many instants.
+template <typename L>
+std::vector<Decision> probe(const L& limiter, Instant from) {
+  std::vector<Decision> out;
+  for (int k = 0; k < 40; ++k) {
+    for (std::uint64_t cost : {0u, 1u, 2u, 5u}) {
+      out.push_back(limiter.peek_at(from + milliseconds(37) * k, cost));
+    }
+  }
+  return out;
+}
+
+TEST(ReservationTest, GrantsInOrderAndSaysWhenEachIsReady) {
+  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(2)};
+  const Reservation a = limiter.reserve_at(t0);
+  const Reservation b = limiter.reserve_at(t0);
+  const Reservation c = limiter.reserve_at(t0);
+  const Reservation d = limiter.reserve_at(t0, 2);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
+  EXPECT_EQ(a.ready_at(), t0);
+  EXPECT_EQ(b.ready_at(), t0);
+  EXPECT_EQ(c.ready_at(), t0 + milliseconds(100));
+  EXPECT_EQ(d.ready_at(), t0 + milliseconds(300));  // Two more permits after c's.
+  EXPECT_EQ(d.delay_from(t0 + milliseconds(50)), milliseconds(250));
+  EXPECT_EQ(d.delay_from(t0 + seconds(1)), Nanos::zero());
+  // The limiter is in debt until 300 ms: try_acquire waits its turn behind the reservations.
+  EXPECT_EQ(limiter.try_acquire_at(t0 + milliseconds(300)).verdict(), Verdict::Denied);
+  EXPECT_TRUE(limiter.try_acquire_at(t0 + milliseconds(400)).allowed());
+}
+
+TEST(ReservationTest, RefusesWithoutTakingAnythingWhenTooFarOrAboveTheBurst) {
+  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(2)};
+  ASSERT_TRUE(limiter.reserve_at(t0, 2).ok());
+  const auto before = probe(limiter, t0);
+  const Reservation late = limiter.reserve_at(t0, 1, milliseconds(99));
+  EXPECT_EQ(late.verdict(), Verdict::Denied);
+  EXPECT_EQ(late.ready_at(), t0 + milliseconds(100));  // When it would have been ready.
+  EXPECT_EQ(late.delay_from(t0), kNever);
+  const Reservation huge = limiter.reserve_at(t0, 3);
+  EXPECT_EQ(huge.verdict(), Verdict::ExceedsBurst);
+  EXPECT_EQ(probe(limiter, t0), before);
+  Reservation moved_from = limiter.reserve_at(t0, 1, milliseconds(100));
+  EXPECT_TRUE(moved_from.ok());
+  Reservation owner = std::move(moved_from);
+  EXPECT_TRUE(owner.ok());
+  EXPECT_FALSE(moved_from.ok());  // NOLINT(bugprone-use-after-move): documented state.
+  EXPECT_EQ(moved_from.cancel_at(t0), Nanos::zero());
+  EXPECT_EQ(owner.cancel_at(t0), milliseconds(100));
+}
+
+TEST(ReservationTest, CancellingTheMostRecentRestoresTheLimiterExactly) {
+  std::mt19937_64 rng(2026);
+  for (int trial = 0; trial < 500; ++trial) {
+    const Quota quota = Quota::per(milliseconds(1 + rng() % 50), 1 + rng() % 5);
+    GcraLimiter<ManualClock> cancelled{quota};
+    GcraLimiter<ManualClock> plain{quota};
+    Instant now = t0;
+    for (int i = 0; i < 20; ++i) {
+      now += Nanos{static_cast<std::int64_t>(rng() % 20'000'000)};
+      const std::uint64_t cost = rng() % 4;
+      if (rng() % 2 == 0) {
+        (void)cancelled.try_acquire_at(now, cost);
+        (void)plain.try_acquire_at(now, cost);
+      } else {
+        (void)cancelled.reserve_at(now, cost);
+        (void)plain.reserve_at(now, cost);
+      }
+    }
+    Reservation r = cancelled.reserve_at(now, 1 + rng() % quota.burst());
+    ASSERT_TRUE(r.ok());
+    const Instant later = now + Nanos{static_cast<std::int64_t>(rng() % 30'000'000)};
+    const Nanos refunded = r.cancel_at(later);
+    EXPECT_EQ(refunded, quota.interval() * static_cast<std::int64_t>(r.cost()))
+        << "trial " << trial;
+    ASSERT_EQ(probe(cancelled, now - milliseconds(200)), probe(plain, now - milliseconds(200)))
+        << "trial " << trial;
+    EXPECT_EQ(r.cancel_at(later), Nanos::zero()) << "a second cancel gives nothing back";
+    EXPECT_FALSE(r.ok());
+    EXPECT_TRUE(r.is_cancelled());
+  }
+}
+
+// The sequential model of GCRA with reservations: every admission and reservation, in order,
+// as (instant honoured, cost). Replaying a schedule without the cancelled reservation gives the
+// state the limiter may not go below (had the reservation never been made, later calls keeping
+// their instants).
+struct Scheduled {
+  Instant at;
+  std::uint64_t cost;
+  bool cancelled = false;
+};
+
+std::int64_t replay(const std::vector<Scheduled>& schedule, const GcraParams& params) {
+  std::int64_t state = kGcraFullState;
+  for (const Scheduled& s : schedule) {
+    if (s.cancelled) continue;
+    state = std::max(state, s.at.time_since_epoch().count()) +
+            static_cast<std::int64_t>(s.cost) * params.interval;
+  }
+  return state;
+}
+
+TEST(ReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarlierThanWithoutIt) {
+  std::mt19937_64 rng(71);
+  int exact = 0;
+  int partial = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const Quota quota = Quota::per(milliseconds(10), 1 + rng() % 6);
+    const GcraParams params = GcraParams::from(quota);
+    GcraLimiter<ManualClock> limiter{quota};
+    std::vector<Scheduled> schedule;
+    std::vector<Reservation> reservations;
+    std::vector<std::size_t> where;  // Index in `schedule` of each reservation.
+    Instant now = t0;
+    for (int i = 0; i < 12; ++i) {
+      now += Nanos{static_cast<std::int64_t>(rng() % 6'000'000)};
+      const std::uint64_t cost = 1 + rng() % quota.burst();
+      if (rng() % 3 == 0) {
+        if (limiter.try_acquire_at(now, cost).allowed()) schedule.push_back({now, cost});
+      } else {
+        Reservation r = limiter.reserve_at(now, cost);
+        where.push_back(schedule.size());
+        schedule.push_back({r.ready_at(), cost});
+        reservations.push_back(std::move(r));
+      }
+    }
+    if (reservations.empty()) continue;
+    const std::size_t pick = rng() % reservations.size();
+    const Nanos refunded = reservations[pick].cancel_at(now);
+    schedule[where[pick]].cancelled = true;
+    const std::int64_t floor = replay(schedule, params);
+    // No instant from `now` on admits under the limiter what the model without it would deny.
+    for (int k = 0; k < 200; ++k) {
+      const Instant at = now + Nanos{static_cast<std::int64_t>(k) * 700'000};
+      for (std::uint64_t cost = 1; cost <= quota.burst(); ++cost) {
+        const bool model = gcra_acquire(floor, at, cost, params).decision.allowed();
+        ASSERT_TRUE(model || !limiter.peek_at(at, cost).allowed())
+            << "trial " << trial << ": cost " << cost << " admitted at +" << k * 700 << " us";
+      }
+    }
+    if (refunded == Nanos{params.interval * static_cast<std::int64_t>(reservations[pick].cost())}) {
+      ++exact;
+    } else {
+      ++partial;
+    }
+  }
+  // Both kinds of case were exercised.
+  EXPECT_GT(exact, 100);
+  EXPECT_GT(partial, 100);
+}
+
+TEST(ReservationTest, RefundsAllOfAReservationWhoseCapacityLiesBeyondEveryLaterCall) {
+  // Burst 4 at 10/s; a reserves 2 at t0 (ready at once), b reserves 1 (ready at once): b's
+  // capacity comes after a's, yet a's slots lie beyond now and beyond b's ready instant, so
+  // cancelling a gives back all of it.
+  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(4)};
+  Reservation a = limiter.reserve_at(t0, 2);
+  const Reservation b = limiter.reserve_at(t0, 1);
+  ASSERT_EQ(b.ready_at(), t0);
+  EXPECT_EQ(a.cancel_at(t0), milliseconds(200));
+  EXPECT_EQ(limiter.peek_at(t0, 0).remaining(), 3u);
+}
+
+// A record of one call in a waiting test.
+struct WaitCall {
+  WaitResult result;
+  friend bool operator==(const WaitCall& a, const WaitCall& b) {
+    return a.result.status == b.result.status && a.result.at == b.result.at;
+  }
+};
+
+// Waits (bounded) until `clock` has `n` sleepers; returns whether it did.
+bool await_sleepers(const ManualClock& clock, int n, testkit::Worker<WaitCall>& w) {
+  const auto give_up = std::chrono::steady_clock::now() + seconds(20);
+  while (clock.sleepers() < n) {
+    if (!w.keep_going() || std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+TEST(AcquireTest, ReturnsAtOnceWhenReadyTooLateOrNever) {
+  ManualClock clock{t0};
+  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(2), clock};
+  const WaitResult now = limiter.acquire(2, t0);
+  EXPECT_EQ(now.status, WaitStatus::Admitted);
+  EXPECT_EQ(now.at, t0);
+  const auto before = probe(limiter, t0);
+  const WaitResult late = limiter.acquire(1, t0 + milliseconds(99));
+  EXPECT_EQ(late.status, WaitStatus::DeadlineTooSoon);
+  EXPECT_EQ(late.at, t0 + milliseconds(100));
+  EXPECT_EQ(limiter.acquire(3, t0 + seconds(100)).status, WaitStatus::ExceedsBurst);
+  std::stop_source stopped;
+  stopped.request_stop();
+  EXPECT_EQ(limiter.acquire(1, t0 + seconds(1), stopped.get_token()).status, WaitStatus::Cancelled);
+  EXPECT_EQ(probe(limiter, t0), before) << "nothing taken by calls that did not wait";
+}
+
+TEST(AcquireTest, SleepsUntilTheClockReachesItsTurnAndServesWaitersInOrder) {
+  ManualClock clock{t0};
+  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(1), clock};
+  ASSERT_TRUE(limiter.try_acquire_at(t0).allowed());
+  constexpr int kWaiters = 3;
+  std::atomic<int> admitted{0};
+  std::vector<int> admitted_after_step;  // Written by the driver worker only.
+  const auto report = testkit::run<WaitCall>(
+      {.workers = kWaiters + 1, .name = "waiters"}, [&](testkit::Worker<WaitCall>& w) {
+        if (w.index() < kWaiters) {
+          // Waiter i reserves only once waiters 0..i-1 sleep: reservations in a known order.
+          if (!await_sleepers(clock, w.index(), w))
+            return w.fail("the earlier waiters never slept");
+          const WaitCall call =
+              w.step("acquire", [&] { return WaitCall{limiter.acquire(1, t0 + seconds(10))}; });
+          if (call.result.status == WaitStatus::Admitted) admitted.fetch_add(1);
+          w.expect_eq(call.result.at, t0 + milliseconds(100) * (w.index() + 1), "ready instant");
+          return;
+        }
+        if (!await_sleepers(clock, kWaiters, w)) return w.fail("the waiters never slept");
+        for (int step = 1; step <= kWaiters; ++step) {
+          clock.set(t0 + milliseconds(100) * step);
+          // Exactly `step` waiters wake; wait (bounded) for the step-th before moving on.
+          if (!await_sleepers(clock, kWaiters - step, w)) return w.fail("a waiter did not wake");
+          const auto give_up = std::chrono::steady_clock::now() + seconds(20);
+          while (admitted.load() < step && std::chrono::steady_clock::now() < give_up) {
+            std::this_thread::yield();
+          }
+          admitted_after_step.push_back(admitted.load());
+        }
+      });
+  FLOODGATE_ASSERT_RUN_OK(report);
+  EXPECT_EQ(admitted_after_step, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(AcquireTest, AStopRequestWakesTheWaiterAndRefundsItsReservation) {
+  ManualClock clock{t0};
+  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(2), clock};
+  ASSERT_TRUE(limiter.try_acquire_at(t0, 2).allowed());
+  const auto before = probe(limiter, t0);
+  std::stop_source stop;
+  const auto report =
+      testkit::run<WaitCall>({.workers = 2, .name = "cancel"}, [&](testkit::Worker<WaitCall>& w) {
+        if (w.index() == 0) {
+          const WaitCall call = w.step("acquire", [&] {
+            return WaitCall{limiter.acquire(1, t0 + seconds(10), stop.get_token())};
+          });
+          w.expect_eq(call.result.status, WaitStatus::Cancelled, "status");
+          return;
+        }
+        if (!await_sleepers(clock, 1, w)) return w.fail("the waiter never slept");
+        stop.request_stop();
+      });
+  FLOODGATE_ASSERT_RUN_OK(report);
+  EXPECT_EQ(probe(limiter, t0), before) << "the cancelled wait gave its permit back";
+}
+
+TEST(AcquireTest, JitterDelaysAWakeUpByAtMostTheJitterAndNeverPastTheDeadline) {
+  for (int trial = 0; trial < 5; ++trial) {
+    ManualClock clock{t0};
+    GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(1), clock};
+    ASSERT_TRUE(limiter.try_acquire_at(t0).allowed());
+    const Nanos jitter = milliseconds(50);
+    const Instant deadline = t0 + milliseconds(130);
+    const auto report = testkit::run<WaitCall>(
+        {.workers = 2, .seed = static_cast<std::uint64_t>(trial), .name = "jitter"},
+        [&](testkit::Worker<WaitCall>& w) {
+          if (w.index() == 0) {
+            const WaitCall call = w.step(
+                "acquire", [&] { return WaitCall{limiter.acquire(1, deadline, {}, jitter)}; });
+            w.expect_eq(call.result.status, WaitStatus::Admitted, "status");
+            return;
+          }
+          if (!await_sleepers(clock, 1, w)) return w.fail("the waiter never slept");
+          clock.set(t0 + milliseconds(100) - Nanos{1});
+          // Not ready yet: still asleep (the sleeper re-checks under the clock's lock).
+          if (clock.sleepers() != 1) return w.fail("woke before its permit was ready");
+          clock.set(deadline);  // ready + 30 ms: the deadline caps the 50 ms jitter.
+          if (!await_sleepers(clock, 0, w)) return w.fail("still asleep at the deadline");
+        });
+    FLOODGATE_ASSERT_RUN_OK(report);
+  }
+}
+
+TEST(SetQuotaTest, KeepsTheRemainingPermitsCappedAtTheNewBurst) {
+  GcraLimiter<ManualClock> limiter{Quota::per_second(10)};
+  ASSERT_TRUE(limiter.try_acquire_at(t0, 4).allowed());
+  limiter.set_quota_at(Quota::per_second(20), t0);  // 6 left of 20.
+  EXPECT_EQ(limiter.peek_at(t0, 0).remaining(), 6u);
+  EXPECT_EQ(limiter.peek_at(t0 + milliseconds(50), 0).remaining(), 7u);  // 20/s refill.
+  limiter.set_quota_at(Quota::per_second(5), t0);                        // 6 left, capped at 5.
+  EXPECT_EQ(limiter.peek_at(t0, 0).remaining(), 5u);
+  EXPECT_EQ(limiter.quota(), Quota::per_second(5));
+}
+
+TEST(SetQuotaTest, OffersProportionalAndFreshStarts) {
+  GcraLimiter<ManualClock> proportional{Quota::per_second(10)};
+  ASSERT_TRUE(proportional.try_acquire_at(t0, 5).allowed());
+  proportional.set_quota_at(Quota::per_second(100), t0, OnQuotaChange::KeepProportion);
+  EXPECT_EQ(proportional.peek_at(t0, 0).remaining(), 50u);
+
+  GcraLimiter<ManualClock> fresh{Quota::per_second(10)};
+  ASSERT_TRUE(fresh.try_acquire_at(t0, 10).allowed());
+  fresh.set_quota_at(Quota::per_second(3), t0, OnQuotaChange::StartFull);
+  EXPECT_EQ(fresh.peek_at(t0, 0).remaining(), 3u);
+}
+
+TEST(SetQuotaTest, CarriesDebtAndWaitersToTheNewRate) {
+  ManualClock clock{t0};
+  GcraLimiter<ManualClock> limiter{Quota::per_second(1), clock};
+  ASSERT_TRUE(limiter.try_acquire_at(t0).allowed());
+  const auto report =
+      testkit::run<WaitCall>({.workers = 2, .name = "carry"}, [&](testkit::Worker<WaitCall>& w) {
+        if (w.index() == 0) {
+          const WaitCall call =
+              w.step("acquire", [&] { return WaitCall{limiter.acquire(1, t0 + seconds(10))}; });
+          // One permit owed at 1/s was ready at t0 + 1 s; at 10/s it is ready at t0 + 100 ms.
+          w.expect_eq(call.result.at, t0 + milliseconds(100), "carried ready instant");
+          return;
+        }
+        if (!await_sleepers(clock, 1, w)) return w.fail("the waiter never slept");
+        limiter.set_quota_at(Quota::per_second(10).with_burst(1), t0);
+        clock.set(t0 + milliseconds(100));
+        if (!await_sleepers(clock, 0, w)) return w.fail("the waiter slept past its new turn");
+      });
+  FLOODGATE_ASSERT_RUN_OK(report);
+}
+
+// One operation in the concurrent reconfiguration test: an acquire, or a change of quota.
+struct ChangeCall {
+  bool is_change = false;
+  Instant at{};
+  std::uint64_t cost = 0;
+  int quota = 0;  // For a change: the index of the new quota.
+  Decision decision{Verdict::Denied, 0, 0, 1, Nanos::zero(), Nanos::zero()};
+  friend bool operator==(const ChangeCall&, const ChangeCall&) = default;
+};
+
+// GCRA's own rule with quota changes as a sequential model.
+struct ChangingModel {
+  struct State {
+    std::int64_t tat;
+    int quota;
+    friend bool operator==(const State&, const State&) = default;
+  };
+  std::vector<GcraParams> quotas;
+
+  State init() const { return {kGcraFullState, 0}; }
+  std::optional<State> step(const State& s, const ChangeCall& c) const {
+    const GcraParams& p = quotas[static_cast<std::size_t>(s.quota)];
+    if (c.is_change) {
+      const GcraParams& to = quotas[static_cast<std::size_t>(c.quota)];
+      return State{gcra_change_quota(s.tat, c.at, p, to, OnQuotaChange::KeepRemaining), c.quota};
+    }
+    const GcraStep step = gcra_acquire(s.tat, c.at, c.cost, p);
+    if (!(step.decision == c.decision)) return std::nullopt;
+    return State{step.state, s.quota};
+  }
+  std::size_t hash(const State& s) const {
+    return std::hash<std::int64_t>{}(s.tat) * 31 + static_cast<std::size_t>(s.quota);
+  }
+};
+
+TEST(SetQuotaTest, ConcurrentCallersSeeTheOldQuotaOrTheNewNeverAMix) {
+  const Quota quotas[] = {Quota::per(milliseconds(10), 4), Quota::per(milliseconds(10), 9)};
+  const ChangingModel model{{GcraParams::from(quotas[0]), GcraParams::from(quotas[1])}};
+  for (std::uint64_t seed = 0; seed < 30; ++seed) {
+    GcraLimiter<ManualClock> limiter{quotas[0]};
+    std::atomic<std::int64_t> clock{t0.time_since_epoch().count()};
+    const auto report = testkit::run<ChangeCall>(
+        {.workers = 3, .seed = seed, .name = "changes"}, [&](testkit::Worker<ChangeCall>& w) {
+          for (int i = 0; i < 12 && w.keep_going(); ++i) {
+            const Instant at{
+                Nanos{clock.fetch_add(static_cast<std::int64_t>(w.rng()() % 400'000))}};
+            if (w.index() == 0 && i % 3 == 2) {
+              const int next = (i / 3) % 2 == 0 ? 1 : 0;
+              w.step("set_quota", [&] {
+                limiter.set_quota_at(quotas[next], at);
+                return ChangeCall{true, at, 0, next, {Verdict::Denied, 0, 0, 1, {}, {}}};
+              });
+              continue;
+            }
+            const std::uint64_t cost = 1 + w.rng()() % 3;
+            w.step("try_acquire_at", [&] {
+              return ChangeCall{false, at, cost, 0, limiter.try_acquire_at(at, cost)};
+            });
+          }
+        });
+    FLOODGATE_ASSERT_RUN_OK(report);
+    const auto result = testkit::check_linearizable(report.history, model);
+    ASSERT_EQ(result.verdict, testkit::Linearizability::Yes) << "seed " << seed;
+  }
+}
+
+}  // namespace
+}  // namespace floodgate
