@@ -103,5 +103,40 @@ TEST(GcraRuleTest, AnyStateIsAnsweredWithoutOverflow) {
                    .decision.allowed());
 }
 
+TEST(GcraRuleTest, ChangingQuotaCarriesUsedPermitsAsThePolicySays) {
+  const Instant t{std::chrono::seconds(1000)};
+  const GcraParams ten = GcraParams::from(Quota::per_second(10));
+  const GcraParams twenty = GcraParams::from(Quota::per_second(20));
+  const GcraParams five = GcraParams::from(Quota::per_second(5));
+  // 4 of 10 used.
+  const std::int64_t state = gcra_acquire(kGcraFullState, t, 4, ten).state;
+  const auto left = [&](std::int64_t s, const GcraParams& p) {
+    return gcra_acquire(s, t, 0, p).decision.remaining();
+  };
+  using enum OnQuotaChange;
+  EXPECT_EQ(left(gcra_change_quota(state, t, ten, twenty, KeepRemaining), twenty), 6u);
+  EXPECT_EQ(left(gcra_change_quota(state, t, ten, five, KeepRemaining), five), 5u);
+  EXPECT_EQ(left(gcra_change_quota(state, t, ten, twenty, KeepProportion), twenty), 12u);
+  EXPECT_EQ(left(gcra_change_quota(state, t, ten, five, StartFull), five), 5u);
+  // The same quota changes nothing, under every policy; a full state stays as it was.
+  for (const OnQuotaChange policy : {KeepRemaining, KeepProportion, StartFull}) {
+    if (policy != StartFull) {
+      EXPECT_EQ(gcra_change_quota(state, t, ten, ten, policy), state);
+    }
+    EXPECT_EQ(gcra_change_quota(kGcraFullState, t, ten, ten, policy), kGcraFullState);
+  }
+  // Debt (a reservation 1 s ahead at 10/s: 10 permits owed) is carried as permits owed.
+  const std::int64_t debt = gcra_reserve(state, t, 10, kNever, ten).state;
+  const std::int64_t carried = gcra_change_quota(debt, t, ten, twenty, KeepRemaining);
+  EXPECT_EQ(gcra_reserve(carried, t, 1, kNever, twenty).at - t.time_since_epoch().count(),
+            // Still 4 permits owed, now at 20/s: the next one is ready after 5 x 50 ms.
+            250'000'000);
+  EXPECT_EQ(
+      gcra_reserve(gcra_change_quota(debt, t, ten, five, KeepRemaining), t, 1, kNever, five).at -
+          t.time_since_epoch().count(),
+      // 4 permits owed at 5/s beyond the burst, plus this one: 1 s.
+      1'000'000'000);
+}
+
 }  // namespace
 }  // namespace floodgate
