@@ -151,7 +151,6 @@ class GcraLimiter {
           .charge = cost * static_cast<std::uint64_t>(params_.interval),
           .before = static_cast<std::uint64_t>(state),
           .after = static_cast<std::uint64_t>(step.state),
-          .generation = 0,
       };
       if (step.verdict != Verdict::Allowed || step.state == state ||
           internal::commit_word(state_, state, step.state)) {

@@ -93,10 +93,9 @@ class [[nodiscard]] Reservation {
     bool cancelled = false;
     Instant ready_at{};
     std::uint64_t cost = 0;
-    std::uint64_t charge = 0;      // The capacity taken, in the limiter's units.
-    std::uint64_t before = 0;      // The limiter's state word before it ...
-    std::uint64_t after = 0;       // ... and after it.
-    std::uint64_t generation = 0;  // The limiter's configuration when it was made.
+    std::uint64_t charge = 0;  // The capacity taken, in the limiter's units.
+    std::uint64_t before = 0;  // The limiter's state word before it ...
+    std::uint64_t after = 0;   // ... and after it.
   };
 
   Fields f_;

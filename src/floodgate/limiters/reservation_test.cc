@@ -7,16 +7,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <optional>
 #include <random>
-#include <string>
 #include <thread>
 #include <vector>
 
 #include "floodgate/limiters/gcra.h"
 #include "floodgate/testkit/gtest.h"
-#include "floodgate/testkit/limiter_checks.h"
-#include "floodgate/testkit/linearizability.h"
 #include "floodgate/testkit/runner.h"
 
 namespace floodgate {
