@@ -78,4 +78,33 @@ class Quota {
 // Returns `d` as text in the largest unit that divides it exactly: "1s", "250ms", "90m", "7ns".
 std::string format_duration(Nanos d);
 
+// What a limiter whose quota changes while it runs (`set_quota`) does with the permits already
+// used. Each limiter that supports changes documents the conversion in its own units.
+enum class OnQuotaChange : std::uint8_t {
+  // The permits remaining stay as they were, capped at the new burst; debt (reservations
+  // granted into the future) stays as a number of permits owed, still to be repaid at the new
+  // rate. x/time/rate's `SetLimit` and `SetBurst`; bucket4j's `AS_IS`. The default.
+  KeepRemaining,
+  // The fraction of the burst in use stays the same (bucket4j's `PROPORTIONALLY`): half used
+  // under the old quota is half used under the new one.
+  KeepProportion,
+  // The bucket is refilled to the new burst; permits still owed to reservations granted into
+  // the future are then taken from it, so those reservations are served first (and at once if
+  // the new burst covers them).
+  StartFull,
+};
+
+// Returns "KeepRemaining", "KeepProportion" or "StartFull".
+constexpr std::string_view to_string(OnQuotaChange policy) noexcept {
+  switch (policy) {
+    case OnQuotaChange::KeepRemaining:
+      return "KeepRemaining";
+    case OnQuotaChange::KeepProportion:
+      return "KeepProportion";
+    case OnQuotaChange::StartFull:
+      return "StartFull";
+  }
+  return "?";
+}
+
 }  // namespace floodgate

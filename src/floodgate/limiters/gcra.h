@@ -12,9 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <random>
 #include <stop_token>
-#include <thread>
 #include <utility>
 
 #include "floodgate/core/clock.h"
@@ -22,6 +20,7 @@
 #include "floodgate/core/decision.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
+#include "floodgate/limiters/epochs.h"
 #include "floodgate/limiters/gcra_rule.h"
 #include "floodgate/limiters/reservation.h"
 
@@ -75,7 +74,7 @@ class GcraLimiter {
  public:
   // Creates a limiter with a full burst that reads time from `clock`.
   explicit GcraLimiter(Quota quota, C clock = C{}) noexcept
-      : quota_(quota), params_(GcraParams::from(quota)), clock_(std::move(clock)) {}
+      : clock_(std::move(clock)), epochs_(quota, word(kGcraFullState)) {}
 
   GcraLimiter(const GcraLimiter&) = delete;
   GcraLimiter& operator=(const GcraLimiter&) = delete;
@@ -88,11 +87,19 @@ class GcraLimiter {
   // Admits `cost` permits at `now` if they are available. Returns `Allowed` (consumed), `Denied`
   // (not yet; see `retry_after()`) or `ExceedsBurst` (cost > burst; never).
   Decision try_acquire_at(Instant now, std::uint64_t cost = 1) noexcept {
-    std::int64_t state = state_.load(std::memory_order_acquire);
+    Epoch& e = epochs_.current();
+    std::uint64_t state = e.state.load(std::memory_order_acquire);
+    // One comparison stands for the three rare cases, decided out of line: cost 0, a cost above
+    // the burst, and a quota change (which closes the gate to 0; floodgate/limiters/epochs.h).
+    if (cost - 1 >= e.gate.load(std::memory_order_relaxed)) [[unlikely]] {
+      return try_acquire_rare(now, cost);
+    }
     while (true) {
-      const GcraStep step = gcra_acquire(state, now, cost, params_);
-      if (step.state == state) return step.decision;  // A denial, or nothing to consume.
-      if (internal::commit_word(state_, state, step.state)) return step.decision;
+      const GcraStep step = gcra_admit(tat(state), now, cost, e.params);
+      if (step.state == tat(state)) return step.decision;  // A denial.
+      if (internal::commit_word(e.state, state, word(step.state))) return step.decision;
+      if (state == internal::kSealedWord) [[unlikely]]
+        return try_acquire_rare(now, cost);
     }
   }
 
@@ -104,7 +111,9 @@ class GcraLimiter {
   // decision, an allowed peek's `remaining()` counts what would be left after `cost`;
   // `peek_at(now, 0).remaining()` is the number of permits available at `now`.
   Decision peek_at(Instant now, std::uint64_t cost = 1) const noexcept {
-    return gcra_acquire(state_.load(std::memory_order_acquire), now, cost, params_).decision;
+    Epoch* e = &epochs_.current();
+    const std::uint64_t state = epochs_.load_live(e);
+    return gcra_acquire(tat(state), now, cost, e->params).decision;
   }
 
   // Admits as many permits as are available at the clock's current instant, up to `max_cost`.
@@ -115,15 +124,19 @@ class GcraLimiter {
   // Admits as many permits as are available at `now`, up to `max_cost`, and says how many.
   // When none are available the decision is `Denied`, with `retry_after()` the wait for one.
   Grant try_acquire_up_to_at(Instant now, std::uint64_t max_cost) noexcept {
-    std::int64_t state = state_.load(std::memory_order_acquire);
+    Epoch* e = &epochs_.current();
+    std::uint64_t state = epochs_.load_live(e);
     while (true) {
-      const std::uint64_t granted = gcra_available(state, now, max_cost, params_);
+      const std::uint64_t granted = gcra_available(tat(state), now, max_cost, e->params);
       if (granted == 0) {
         // Answer for one permit, or for none if none was asked for.
-        return {0, gcra_acquire(state, now, max_cost == 0 ? 0 : 1, params_).decision};
+        return {0, gcra_acquire(tat(state), now, max_cost == 0 ? 0 : 1, e->params).decision};
       }
-      const GcraStep step = gcra_acquire(state, now, granted, params_);
-      if (internal::commit_word(state_, state, step.state)) return {granted, step.decision};
+      const GcraStep step = gcra_acquire(tat(state), now, granted, e->params);
+      if (internal::commit_word(e->state, state, word(step.state))) {
+        return {granted, step.decision};
+      }
+      if (state == internal::kSealedWord) state = epochs_.load_live(e);
     }
   }
 
@@ -140,22 +153,25 @@ class GcraLimiter {
   // wait until the debt is repaid. Lock-free. `Reservation::cancel_at` refunds as
   // `gcra_refund` defines: exactly for the most recent reservation.
   Reservation reserve_at(Instant now, std::uint64_t cost = 1, Nanos max_delay = kNever) noexcept {
-    std::int64_t state = state_.load(std::memory_order_acquire);
+    Epoch* e = &epochs_.current();
+    std::uint64_t state = epochs_.load_live(e);
     while (true) {
-      const GcraReserveStep step = gcra_reserve(state, now, cost, max_delay, params_);
+      const GcraReserveStep step = gcra_reserve(tat(state), now, cost, max_delay, e->params);
       const internal::ReservationAccess::Fields f{
           .verdict = step.verdict,
           .cancelled = false,
           .ready_at = Instant{Nanos{step.at}},
           .cost = cost,
-          .charge = cost * static_cast<std::uint64_t>(params_.interval),
-          .before = static_cast<std::uint64_t>(state),
-          .after = static_cast<std::uint64_t>(step.state),
+          .charge = cost * static_cast<std::uint64_t>(e->params.interval),
+          .before = state,
+          .after = word(step.state),
+          .epoch = e,
       };
-      if (step.verdict != Verdict::Allowed || step.state == state ||
-          internal::commit_word(state_, state, step.state)) {
-        return internal::ReservationAccess::make(f, this, &GcraLimiter::cancel_reservation);
+      if (step.verdict != Verdict::Allowed || f.after == state ||
+          internal::commit_word(e->state, state, f.after)) {
+        return internal::ReservationAccess::make(f, this, &kReservationOps);
       }
+      if (state == internal::kSealedWord) state = epochs_.load_live(e);
     }
   }
 
@@ -167,72 +183,132 @@ class GcraLimiter {
   //
   // Waiters are served in the order they reserved. `jitter` spreads their wake-ups: each wakes at
   // a uniformly random instant in [ready, ready + jitter], capped at the deadline, never before
-  // its permits are ready. Requires a clock that can sleep (`SleepingClock`; in tests
-  // `ManualClock`, which never sleeps for real).
+  // its permits are ready. When the quota changes while a caller waits, its reservation is
+  // carried to the new quota (see `set_quota_at`) and it sleeps until its new ready instant,
+  // even one past the deadline: the permits are taken, so it waits for them. Requires a clock
+  // that can sleep (`SleepingClock`; in tests `ManualClock`, which never sleeps for real).
   WaitResult acquire(std::uint64_t cost, Instant deadline, std::stop_token stop = {},
                      Nanos jitter = Nanos::zero()) requires SleepingClock<C> {
-    const Instant now = clock_.now();
-    if (stop.stop_requested()) return {WaitStatus::Cancelled, now};
-    const Nanos budget = deadline <= now
-                             ? Nanos::zero()
-                             : Nanos{internal::saturating_sub(deadline.time_since_epoch().count(),
-                                                              now.time_since_epoch().count())};
-    Reservation r = reserve_at(now, cost, budget);
-    if (r.verdict() == Verdict::ExceedsBurst) return {WaitStatus::ExceedsBurst, now};
-    if (!r.ok()) return {WaitStatus::DeadlineTooSoon, r.ready_at()};
-    const Instant ready = r.ready_at();
-    const Nanos spread = jitter > Nanos::zero() ? random_jitter(jitter) : Nanos::zero();
-    const Instant jittered{internal::saturating_add(ready.time_since_epoch(), spread)};
-    const Instant wake = std::min(jittered, std::max(deadline, ready));
-    if (clock_.now() >= wake || clock_.sleep_until(wake, stop)) {
-      return {WaitStatus::Admitted, ready};
-    }
-    const Instant at = clock_.now();
-    (void)r.cancel_at(at);
-    return {WaitStatus::Cancelled, at};
+    return internal::acquire_on(*this, clock_, epochs_, cost, deadline, stop, jitter,
+                                [](Fields& f, const Epoch& to) { carry(f, &to); });
   }
 
-  // Returns the quota.
-  const Quota& quota() const noexcept { return quota_; }
+  // Changes the quota at the clock's current instant; see `set_quota_at`.
+  void set_quota(Quota quota, OnQuotaChange policy = OnQuotaChange::KeepRemaining) {
+    set_quota_at(quota, clock_.now(), policy);
+  }
+
+  // Changes the quota at `now` while other threads keep calling, carrying the permits already
+  // used as `policy` says (`gcra_change_quota`: by default the remaining permits stay, capped
+  // at the new burst). Each concurrent call is decided wholly under the old quota or wholly
+  // under the new one, so no window of caller instants sees more admitted than the larger of
+  // the two quotas allows. Reservations keep their place in the queue: their states are carried
+  // through the same map, their ready instants become the instants at which their carried
+  // states fit the new window, sleeping waiters in `acquire` wake to read theirs, and
+  // `cancel_at` refunds a reservation made before the change as `gcra_refund` would have
+  // after it (exactly, for the most recent one).
+  //
+  // Setting the quota it already has changes nothing (unless `StartFull`). Otherwise the change
+  // costs the calls that race with it a second try, and keeps `sizeof` one epoch (192 bytes on
+  // x86-64) until the limiter is destroyed: a limiter is meant to be reconfigured by operators
+  // and configuration reloads, not thousands of times a second (floodgate/limiters/epochs.h
+  // says why). Thread-safe; changes are serialized by a mutex that only they and waiters take.
+  void set_quota_at(Quota quota, Instant now, OnQuotaChange policy = OnQuotaChange::KeepRemaining) {
+    epochs_.change(quota, now, policy, [](std::uint64_t state, const Epoch& from, const Epoch& to) {
+      return word(gcra_change_quota(tat(state), to.changed_at, from.params, to.params, to.policy));
+    });
+  }
+
+  // Returns the current quota.
+  Quota quota() const noexcept { return epochs_.current().quota; }
 
   // Returns the clock.
   const C& clock() const noexcept { return clock_; }
 
  private:
-  static Nanos cancel_reservation(void* self, Reservation& r, Instant now) noexcept {
-    return static_cast<GcraLimiter*>(self)->refund(internal::ReservationAccess::fields(r), now);
+  using Epoch = internal::Epoch<GcraParams>;
+  using Fields = internal::ReservationAccess::Fields;
+
+  // The state word holds the theoretical arrival time's bits.
+  static constexpr std::int64_t tat(std::uint64_t word) noexcept {
+    return static_cast<std::int64_t>(word);
+  }
+  static constexpr std::uint64_t word(std::int64_t tat) noexcept {
+    return static_cast<std::uint64_t>(tat);
   }
 
-  // Gives back what `gcra_refund` allows for a reservation, and returns it.
-  Nanos refund(const internal::ReservationAccess::Fields& f, Instant now) noexcept {
-    const auto before = static_cast<std::int64_t>(f.before);
-    const auto after = static_cast<std::int64_t>(f.after);
-    std::int64_t state = state_.load(std::memory_order_acquire);
+  // `try_acquire_at` for cost 0, a cost above the burst, or a limiter whose quota is changing.
+  [[gnu::noinline, gnu::cold]] Decision try_acquire_rare(Instant now, std::uint64_t cost) noexcept {
+    Epoch* e = &epochs_.current();
+    std::uint64_t state = epochs_.load_live(e);
     while (true) {
-      const std::int64_t next = gcra_refund(state, before, after, f.charge, now, params_);
-      if (next >= state) return Nanos::zero();
-      if (internal::commit_word(state_, state, next)) {
-        // Restoring the state before an idle limiter's reservation moves it by more than the
-        // charge; what was given back is the charge.
-        const auto moved = static_cast<std::uint64_t>(state) - static_cast<std::uint64_t>(next);
-        return Nanos{static_cast<std::int64_t>(std::min(moved, f.charge))};
+      // The epoch's own parameters, not its gate: a state not yet sealed is still the old
+      // quota's, and a call that commits on it comes before the change.
+      const GcraStep step = gcra_acquire(tat(state), now, cost, e->params);
+      if (step.state == tat(state) || internal::commit_word(e->state, state, word(step.state))) {
+        return step.decision;
       }
+      if (state == internal::kSealedWord) state = epochs_.load_live(e);
     }
   }
 
-  static Nanos random_jitter(Nanos jitter) {
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    std::uniform_int_distribution<std::int64_t> pick(0, jitter.count());
-    return Nanos{pick(rng)};
+  // Carries a reservation's states to epoch `to` through the changes since it was made: each
+  // state by the change's own map, the charge as the difference (the map is non-decreasing),
+  // and a ready instant still to come at the change to the instant its carried state fits the
+  // new window.
+  static void carry(Fields& f, const Epoch* to) noexcept {
+    internal::Epochs<GcraParams>::carry_reservation(
+        f, to, [](Fields& g, const Epoch& from, const Epoch& next) {
+          const auto carried = [&](std::uint64_t state) {
+            return gcra_change_quota(tat(state), next.changed_at, from.params, next.params,
+                                     next.policy);
+          };
+          const std::int64_t before = carried(g.before);
+          const std::int64_t after = carried(g.after);
+          if (g.ready_at > next.changed_at) {
+            g.ready_at = std::max(next.changed_at, Instant{Nanos{after - next.params.window}});
+          }
+          g.before = word(before);
+          g.after = word(after);
+          g.charge = static_cast<std::uint64_t>(after - before);
+        });
   }
 
-  const Quota quota_;
-  const GcraParams params_;
+  static constexpr internal::ReservationAccess::Ops kReservationOps{
+      .cancel =
+          [](void* self, Reservation& r, Instant now) noexcept {
+            return static_cast<GcraLimiter*>(self)->refund(internal::ReservationAccess::fields(r),
+                                                           now);
+          },
+      .refresh =
+          [](void* self, Reservation& r) noexcept {
+            carry(internal::ReservationAccess::fields(r),
+                  &static_cast<GcraLimiter*>(self)->epochs_.current());
+          },
+  };
+
+  // Gives back what `gcra_refund` allows for a reservation, carried to the current quota if it
+  // changed since, and returns it. Lock-free.
+  Nanos refund(Fields& f, Instant now) noexcept {
+    auto* e = const_cast<Epoch*>(static_cast<const Epoch*>(f.epoch));
+    std::uint64_t state = epochs_.load_live(e);
+    while (true) {
+      carry(f, e);
+      const std::int64_t next =
+          gcra_refund(tat(state), tat(f.before), tat(f.after), f.charge, now, e->params);
+      if (next >= tat(state)) return Nanos::zero();
+      if (internal::commit_word(e->state, state, word(next))) {
+        // Restoring the state before an idle limiter's reservation moves it by more than the
+        // charge; what was given back is the charge.
+        const std::uint64_t moved = state - word(next);
+        return Nanos{static_cast<std::int64_t>(std::min(moved, f.charge))};
+      }
+      if (state == internal::kSealedWord) state = epochs_.load_live(e);
+    }
+  }
+
   [[no_unique_address]] const C clock_;
-  // The theoretical arrival time (gcra_rule.h), alone on its cache line so that neighbours'
-  // writes do not slow the compare-and-swap: the members above end before it, and the class's
-  // alignment pads its size to a whole line after it.
-  alignas(kCacheLineSize) std::atomic<std::int64_t> state_{kGcraFullState};
+  internal::Epochs<GcraParams> epochs_;
 };
 
 }  // namespace floodgate

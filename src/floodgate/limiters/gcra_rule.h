@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <string_view>
 #include <utility>
 
 #include "floodgate/core/decision.h"
@@ -54,6 +53,30 @@ constexpr std::uint64_t gcra_backlog(std::int64_t state, std::int64_t t) noexcep
 
 }  // namespace internal
 
+// Returns the decision for `cost` permits at `now` against `state`, and the state after it,
+// for a cost known to lie in [1, burst] (`gcra_acquire` without its check of the cost, for
+// callers that have checked it already). `now` is clamped as floodgate/core/time.h describes.
+constexpr GcraStep gcra_admit(std::int64_t state, Instant now, std::uint64_t cost,
+                              const GcraParams& params) noexcept {
+  const std::int64_t t = internal::clamped_nanos(now);
+  const std::uint64_t used = internal::gcra_backlog(state, t);
+  const auto window = static_cast<std::uint64_t>(params.window);
+  // cost <= burst, so the charge is at most the window (2^61) and `need` cannot wrap.
+  const std::uint64_t charge = cost * static_cast<std::uint64_t>(params.interval);
+  const std::uint64_t need = used + charge;
+  if (need > window) {
+    const std::int64_t headroom = used >= window ? 0 : static_cast<std::int64_t>(window - used);
+    return {Decision(Verdict::Denied, params.burst, headroom, params.interval,
+                     internal::saturating_nanos(need - window), internal::saturating_nanos(used)),
+            state};
+  }
+  // Admitted. The new state is max(state, t) + charge = t + need, and need <= window keeps it
+  // below INT64_MAX (floodgate/core/time.h).
+  return {Decision(Verdict::Allowed, params.burst, static_cast<std::int64_t>(window - need),
+                   params.interval, Nanos::zero(), Nanos{static_cast<std::int64_t>(need)}),
+          t + static_cast<std::int64_t>(need)};
+}
+
 // Returns the decision for `cost` permits at `now` against `state`, and the state after it.
 // `now` is clamped as floodgate/core/time.h describes. Cost 0 consumes nothing and is admitted
 // unless the state runs more than the window ahead of `now` (only a stale `now` sees that).
@@ -62,30 +85,17 @@ constexpr std::uint64_t gcra_backlog(std::int64_t state, std::int64_t t) noexcep
 // as time.h explains, so nothing overflows.
 constexpr GcraStep gcra_acquire(std::int64_t state, Instant now, std::uint64_t cost,
                                 const GcraParams& params) noexcept {
-  const std::int64_t t = internal::clamped_nanos(now);
-  const std::uint64_t used = internal::gcra_backlog(state, t);
-  const auto window = static_cast<std::uint64_t>(params.window);
-  const std::int64_t headroom_before =
-      used >= window ? 0 : static_cast<std::int64_t>(window - used);
-
   if (cost > params.burst) [[unlikely]] {
-    return {Decision(Verdict::ExceedsBurst, params.burst, headroom_before, params.interval, kNever,
+    const std::uint64_t used = internal::gcra_backlog(state, internal::clamped_nanos(now));
+    const auto window = static_cast<std::uint64_t>(params.window);
+    const std::int64_t headroom = used >= window ? 0 : static_cast<std::int64_t>(window - used);
+    return {Decision(Verdict::ExceedsBurst, params.burst, headroom, params.interval, kNever,
                      internal::saturating_nanos(used)),
             state};
   }
-  // cost <= burst, so the charge is at most the window (2^61) and `need` cannot wrap.
-  const std::uint64_t charge = cost * static_cast<std::uint64_t>(params.interval);
-  const std::uint64_t need = used + charge;
-  if (need > window) {
-    return {Decision(Verdict::Denied, params.burst, headroom_before, params.interval,
-                     internal::saturating_nanos(need - window), internal::saturating_nanos(used)),
-            state};
-  }
-  // Admitted. The new state is max(state, t) + charge = t + need, and need <= window keeps it
-  // below INT64_MAX (floodgate/core/time.h).
-  return {Decision(Verdict::Allowed, params.burst, static_cast<std::int64_t>(window - need),
-                   params.interval, Nanos::zero(), Nanos{static_cast<std::int64_t>(need)}),
-          cost == 0 ? state : t + static_cast<std::int64_t>(need)};
+  GcraStep step = gcra_admit(state, now, cost, params);
+  if (cost == 0) step.state = state;  // Nothing consumed: the state stays as it was.
+  return step;
 }
 
 // Returns the number of permits, at most `max_cost`, that `gcra_acquire` would admit at `now`
@@ -160,33 +170,6 @@ constexpr std::int64_t gcra_refund(std::int64_t state, std::int64_t before, std:
   if (after <= later) return state;
   const auto room = static_cast<std::uint64_t>(after) - static_cast<std::uint64_t>(later);
   return state - static_cast<std::int64_t>(std::min(charge, room));
-}
-
-// What a change of quota does with the permits already used.
-enum class OnQuotaChange : std::uint8_t {
-  // The permits remaining stay as they were, capped at the new burst; debt (reservations
-  // granted into the future) stays as a number of permits owed. x/time/rate's `SetLimit`;
-  // bucket4j's `AS_IS`. The default.
-  KeepRemaining,
-  // The fraction of the burst in use stays the same (bucket4j's `PROPORTIONALLY`): half used
-  // under the old quota is half used under the new one.
-  KeepProportion,
-  // The bucket starts full under the new quota; only debt beyond the old window (reservations
-  // already granted into the future) is carried, as permits owed.
-  StartFull,
-};
-
-// Returns "KeepRemaining", "KeepProportion" or "StartFull".
-constexpr std::string_view to_string(OnQuotaChange policy) noexcept {
-  switch (policy) {
-    case OnQuotaChange::KeepRemaining:
-      return "KeepRemaining";
-    case OnQuotaChange::KeepProportion:
-      return "KeepProportion";
-    case OnQuotaChange::StartFull:
-      return "StartFull";
-  }
-  return "?";
 }
 
 // Returns the state under `to` that carries `state` (under `from`) across a change of quota at

@@ -37,11 +37,11 @@ class [[nodiscard]] Reservation {
   Reservation(Reservation&& other) noexcept
       : f_(std::exchange(other.f_, Fields{})),
         owner_(std::exchange(other.owner_, nullptr)),
-        cancel_(std::exchange(other.cancel_, nullptr)) {}
+        ops_(std::exchange(other.ops_, nullptr)) {}
   Reservation& operator=(Reservation&& other) noexcept {
     f_ = std::exchange(other.f_, Fields{});
     owner_ = std::exchange(other.owner_, nullptr);
-    cancel_ = std::exchange(other.cancel_, nullptr);
+    ops_ = std::exchange(other.ops_, nullptr);
     return *this;
   }
   Reservation(const Reservation&) = delete;  // One owner: a copy could be cancelled twice.
@@ -56,8 +56,19 @@ class [[nodiscard]] Reservation {
   Verdict verdict() const noexcept { return f_.verdict; }
 
   // Returns the instant from which the reserved permits may be used. For a reservation refused
-  // as `Denied`, the instant it would have had.
+  // as `Denied`, the instant it would have had. It is fixed when the reservation is granted;
+  // after a change of the limiter's quota, `refresh` brings it up to date.
   Instant ready_at() const noexcept { return f_.ready_at; }
+
+  // Re-reads the reservation's place under the limiter's current quota, if it changed since the
+  // reservation was granted (`set_quota`): `ready_at()` then says when the permits are ready
+  // under the new quota, and `cancel_at` refunds in its terms. A server that scheduled work for
+  // `ready_at()` calls it when the work comes due, and waits again if `delay_from(now)` is not
+  // zero. Lock-free; does nothing for a reservation that is not `ok()` or a limiter whose quota
+  // never changes.
+  void refresh() noexcept {
+    if (ok() && ops_ != nullptr && ops_->refresh != nullptr) ops_->refresh(owner_, *this);
+  }
 
   // Returns how long after `now` the permits may be used: zero once `ready_at()` has come, and
   // `kNever` when the reservation is not `ok()`.
@@ -79,9 +90,9 @@ class [[nodiscard]] Reservation {
   // refund; cancelling the most recent reservation restores the limiter exactly. Calling it
   // again, or on a reservation that was not granted, returns zero and changes nothing.
   Nanos cancel_at(Instant now) noexcept {
-    if (!ok() || cancel_ == nullptr) return Nanos::zero();
+    if (!ok() || ops_ == nullptr) return Nanos::zero();
     f_.cancelled = true;
-    return cancel_(owner_, *this, now);
+    return ops_->cancel(owner_, *this, now);
   }
 
  private:
@@ -93,14 +104,21 @@ class [[nodiscard]] Reservation {
     bool cancelled = false;
     Instant ready_at{};
     std::uint64_t cost = 0;
-    std::uint64_t charge = 0;  // The capacity taken, in the limiter's units.
-    std::uint64_t before = 0;  // The limiter's state word before it ...
-    std::uint64_t after = 0;   // ... and after it.
+    std::uint64_t charge = 0;     // The capacity taken, in the limiter's units.
+    std::uint64_t before = 0;     // The limiter's state word before it ...
+    std::uint64_t after = 0;      // ... and after it.
+    const void* epoch = nullptr;  // Which of the limiter's quotas those states belong to.
+  };
+
+  // What the owning limiter does for a reservation.
+  struct Ops {
+    Nanos (*cancel)(void* owner, Reservation& r, Instant now) noexcept;
+    void (*refresh)(void* owner, Reservation& r) noexcept;  // Null: the quota never changes.
   };
 
   Fields f_;
   void* owner_ = nullptr;
-  Nanos (*cancel_)(void* owner, Reservation& r, Instant now) noexcept = nullptr;
+  const Ops* ops_ = nullptr;
 };
 
 namespace internal {
@@ -108,14 +126,14 @@ namespace internal {
 // How limiters build and read reservations.
 struct ReservationAccess {
   using Fields = Reservation::Fields;
+  using Ops = Reservation::Ops;
   static Reservation::Fields& fields(Reservation& r) noexcept { return r.f_; }
   static const Reservation::Fields& fields(const Reservation& r) noexcept { return r.f_; }
-  static Reservation make(const Reservation::Fields& f, void* owner,
-                          Nanos (*cancel)(void*, Reservation&, Instant) noexcept) noexcept {
+  static Reservation make(const Reservation::Fields& f, void* owner, const Ops* ops) noexcept {
     Reservation r;
     r.f_ = f;
     r.owner_ = owner;
-    r.cancel_ = cancel;
+    r.ops_ = ops;
     return r;
   }
 };

@@ -1,17 +1,21 @@
-// Reservations, exact cancellation and blocking waits, on GcraLimiter. Time
-// comes from a ManualClock: no test sleeps for real. Waits run under floodgate::testkit, whose
-// watchdog bounds them; workers record, the test thread decides.
+// Reservations, exact cancellation and blocking waits, on GcraLimiter and TokenBucketLimiter
+// (typed tests: both keep the same contract). Time comes from a ManualClock: no test sleeps for
+// real. Waits run under floodgate::testkit, whose watchdog bounds them; workers record, the test
+// thread decides.
 #include "floodgate/limiters/reservation.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <random>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "floodgate/limiters/gcra.h"
+#include "floodgate/limiters/token_bucket.h"
 #include "floodgate/testkit/gtest.h"
 #include "floodgate/testkit/runner.h"
 
@@ -35,8 +39,31 @@ std::vector<Decision> probe(const L& limiter, Instant from) {
   return out;
 }
 
-TEST(ReservationTest, GrantsInOrderAndSaysWhenEachIsReady) {
-  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(2)};
+using Limiters = ::testing::Types<GcraLimiter<ManualClock>, TokenBucketLimiter<ManualClock>>;
+
+template <typename L>
+class ReservationTest : public ::testing::Test {};
+TYPED_TEST_SUITE(ReservationTest, Limiters);
+
+template <typename L>
+class AcquireTest : public ::testing::Test {};
+TYPED_TEST_SUITE(AcquireTest, Limiters);
+
+// The refill time of `cost` permits, as `Reservation::cancel_at` reports it: GCRA charges whole
+// intervals (rounded up), the token bucket the exact period / count (rounded to nanoseconds).
+template <typename L>
+Nanos charge_of(const Quota& quota, std::uint64_t cost) {
+  if constexpr (std::is_same_v<L, GcraLimiter<ManualClock>>) {
+    return quota.interval() * static_cast<std::int64_t>(cost);
+  } else {
+    return Nanos{
+        std::llround(static_cast<double>(cost) * (static_cast<double>(quota.period().count()) /
+                                                  static_cast<double>(quota.count())))};
+  }
+}
+
+TYPED_TEST(ReservationTest, GrantsInOrderAndSaysWhenEachIsReady) {
+  TypeParam limiter{Quota::per_second(10).with_burst(2)};
   const Reservation a = limiter.reserve_at(t0);
   const Reservation b = limiter.reserve_at(t0);
   const Reservation c = limiter.reserve_at(t0);
@@ -53,8 +80,8 @@ TEST(ReservationTest, GrantsInOrderAndSaysWhenEachIsReady) {
   EXPECT_TRUE(limiter.try_acquire_at(t0 + milliseconds(400)).allowed());
 }
 
-TEST(ReservationTest, RefusesWithoutTakingAnythingWhenTooFarOrAboveTheBurst) {
-  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(2)};
+TYPED_TEST(ReservationTest, RefusesWithoutTakingAnythingWhenTooFarOrAboveTheBurst) {
+  TypeParam limiter{Quota::per_second(10).with_burst(2)};
   ASSERT_TRUE(limiter.reserve_at(t0, 2).ok());
   const auto before = probe(limiter, t0);
   const Reservation late = limiter.reserve_at(t0, 1, milliseconds(99));
@@ -73,12 +100,12 @@ TEST(ReservationTest, RefusesWithoutTakingAnythingWhenTooFarOrAboveTheBurst) {
   EXPECT_EQ(owner.cancel_at(t0), milliseconds(100));
 }
 
-TEST(ReservationTest, CancellingTheMostRecentRestoresTheLimiterExactly) {
+TYPED_TEST(ReservationTest, CancellingTheMostRecentRestoresTheLimiterExactly) {
   std::mt19937_64 rng(2026);
   for (int trial = 0; trial < 500; ++trial) {
     const Quota quota = Quota::per(milliseconds(1 + rng() % 50), 1 + rng() % 5);
-    GcraLimiter<ManualClock> cancelled{quota};
-    GcraLimiter<ManualClock> plain{quota};
+    TypeParam cancelled{quota};
+    TypeParam plain{quota};
     Instant now = t0;
     for (int i = 0; i < 20; ++i) {
       now += Nanos{static_cast<std::int64_t>(rng() % 20'000'000)};
@@ -95,8 +122,7 @@ TEST(ReservationTest, CancellingTheMostRecentRestoresTheLimiterExactly) {
     ASSERT_TRUE(r.ok());
     const Instant later = now + Nanos{static_cast<std::int64_t>(rng() % 30'000'000)};
     const Nanos refunded = r.cancel_at(later);
-    EXPECT_EQ(refunded, quota.interval() * static_cast<std::int64_t>(r.cost()))
-        << "trial " << trial;
+    EXPECT_EQ(refunded, charge_of<TypeParam>(quota, r.cost())) << "trial " << trial;
     ASSERT_EQ(probe(cancelled, now - milliseconds(200)), probe(plain, now - milliseconds(200)))
         << "trial " << trial;
     EXPECT_EQ(r.cancel_at(later), Nanos::zero()) << "a second cancel gives nothing back";
@@ -125,7 +151,7 @@ std::int64_t replay(const std::vector<Scheduled>& schedule, const GcraParams& pa
   return state;
 }
 
-TEST(ReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarlierThanWithoutIt) {
+TEST(GcraReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarlierThanWithoutIt) {
   std::mt19937_64 rng(71);
   int exact = 0;
   int partial = 0;
@@ -174,11 +200,64 @@ TEST(ReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarlierThanWitho
   EXPECT_GT(partial, 100);
 }
 
-TEST(ReservationTest, RefundsAllOfAReservationWhoseCapacityLiesBeyondEveryLaterCall) {
+// The same property for the token bucket, whose refund is GCRA's rule on its empty instants:
+// the model replays the schedule without the cancelled reservation in the bucket's own
+// arithmetic, and the limiter may not hold more tokens than it at any later instant (up to a
+// millionth of a token of floating-point slack).
+TEST(TokenBucketReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarlierThanWithoutIt) {
+  std::mt19937_64 rng(72);
+  int partial = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    const Quota quota = Quota::per(milliseconds(7), 1 + rng() % 6);
+    const TokenBucketParams params = TokenBucketParams::from(quota);
+    TokenBucketLimiter<ManualClock> limiter{quota};
+    std::vector<Scheduled> schedule;
+    std::vector<Reservation> reservations;
+    std::vector<std::size_t> where;
+    Instant now = t0;
+    for (int i = 0; i < 12; ++i) {
+      now += Nanos{static_cast<std::int64_t>(rng() % 6'000'000)};
+      const std::uint64_t cost = 1 + rng() % quota.burst();
+      if (rng() % 3 == 0) {
+        if (limiter.try_acquire_at(now, cost).allowed()) schedule.push_back({now, cost});
+      } else {
+        Reservation r = limiter.reserve_at(now, cost);
+        where.push_back(schedule.size());
+        schedule.push_back({r.ready_at(), cost});
+        reservations.push_back(std::move(r));
+      }
+    }
+    if (reservations.empty()) continue;
+    const std::size_t pick = rng() % reservations.size();
+    const Nanos refunded = reservations[pick].cancel_at(now);
+    schedule[where[pick]].cancelled = true;
+    double floor = kTokenBucketFullState;
+    for (const Scheduled& s : schedule) {
+      if (s.cancelled) continue;
+      const auto at = static_cast<double>(s.at.time_since_epoch().count());
+      floor =
+          std::max(floor, at - params.window) + static_cast<double>(s.cost) * params.ns_per_token;
+    }
+    for (int k = 0; k < 200; ++k) {
+      const Instant at = now + Nanos{static_cast<std::int64_t>(k) * 700'000};
+      const double model =
+          std::min(params.burst, (static_cast<double>(at.time_since_epoch().count()) - floor) /
+                                     params.ns_per_token);
+      ASSERT_LE(limiter.tokens_at(at), std::max(0.0, model) + 1e-6)
+          << "trial " << trial << " at +" << k * 700 << " us";
+    }
+    if (refunded < charge_of<TokenBucketLimiter<ManualClock>>(quota, reservations[pick].cost())) {
+      ++partial;
+    }
+  }
+  EXPECT_GT(partial, 100);  // Partial refunds were exercised.
+}
+
+TYPED_TEST(ReservationTest, RefundsAllOfAReservationWhoseCapacityLiesBeyondEveryLaterCall) {
   // Burst 4 at 10/s; a reserves 2 at t0 (ready at once), b reserves 1 (ready at once): b's
   // capacity comes after a's, yet a's slots lie beyond now and beyond b's ready instant, so
   // cancelling a gives back all of it.
-  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(4)};
+  TypeParam limiter{Quota::per_second(10).with_burst(4)};
   Reservation a = limiter.reserve_at(t0, 2);
   const Reservation b = limiter.reserve_at(t0, 1);
   ASSERT_EQ(b.ready_at(), t0);
@@ -204,9 +283,9 @@ bool await_sleepers(const ManualClock& clock, int n, testkit::Worker<WaitCall>& 
   return true;
 }
 
-TEST(AcquireTest, ReturnsAtOnceWhenReadyTooLateOrNever) {
+TYPED_TEST(AcquireTest, ReturnsAtOnceWhenReadyTooLateOrNever) {
   ManualClock clock{t0};
-  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(2), clock};
+  TypeParam limiter{Quota::per_second(10).with_burst(2), clock};
   const WaitResult now = limiter.acquire(2, t0);
   EXPECT_EQ(now.status, WaitStatus::Admitted);
   EXPECT_EQ(now.at, t0);
@@ -221,9 +300,9 @@ TEST(AcquireTest, ReturnsAtOnceWhenReadyTooLateOrNever) {
   EXPECT_EQ(probe(limiter, t0), before) << "nothing taken by calls that did not wait";
 }
 
-TEST(AcquireTest, SleepsUntilTheClockReachesItsTurnAndServesWaitersInOrder) {
+TYPED_TEST(AcquireTest, SleepsUntilTheClockReachesItsTurnAndServesWaitersInOrder) {
   ManualClock clock{t0};
-  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(1), clock};
+  TypeParam limiter{Quota::per_second(10).with_burst(1), clock};
   ASSERT_TRUE(limiter.try_acquire_at(t0).allowed());
   constexpr int kWaiters = 3;
   std::atomic<int> admitted{0};
@@ -256,9 +335,9 @@ TEST(AcquireTest, SleepsUntilTheClockReachesItsTurnAndServesWaitersInOrder) {
   EXPECT_EQ(admitted_after_step, (std::vector<int>{1, 2, 3}));
 }
 
-TEST(AcquireTest, AStopRequestWakesTheWaiterAndRefundsItsReservation) {
+TYPED_TEST(AcquireTest, AStopRequestWakesTheWaiterAndRefundsItsReservation) {
   ManualClock clock{t0};
-  GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(2), clock};
+  TypeParam limiter{Quota::per_second(10).with_burst(2), clock};
   ASSERT_TRUE(limiter.try_acquire_at(t0, 2).allowed());
   const auto before = probe(limiter, t0);
   std::stop_source stop;
@@ -278,10 +357,10 @@ TEST(AcquireTest, AStopRequestWakesTheWaiterAndRefundsItsReservation) {
   EXPECT_EQ(probe(limiter, t0), before) << "the cancelled wait gave its permit back";
 }
 
-TEST(AcquireTest, JitterDelaysAWakeUpByAtMostTheJitterAndNeverPastTheDeadline) {
+TYPED_TEST(AcquireTest, JitterDelaysAWakeUpByAtMostTheJitterAndNeverPastTheDeadline) {
   for (int trial = 0; trial < 5; ++trial) {
     ManualClock clock{t0};
-    GcraLimiter<ManualClock> limiter{Quota::per_second(10).with_burst(1), clock};
+    TypeParam limiter{Quota::per_second(10).with_burst(1), clock};
     ASSERT_TRUE(limiter.try_acquire_at(t0).allowed());
     const Nanos jitter = milliseconds(50);
     const Instant deadline = t0 + milliseconds(130);

@@ -1,20 +1,26 @@
 // `TokenBucketLimiter`: golang.org/x/time/rate's model (a real-valued rate and a burst, starting
-// full) in one lock-free 64-bit word. Thread-safe; no method allocates, locks or throws.
+// full) in one lock-free 64-bit word, with reservations, blocking waits and live quota changes.
+// Thread-safe. `try_acquire*`, `peek*`, `tokens_at` and `reserve*` never allocate, lock or
+// throw; `acquire` blocks on the clock; `set_quota` allocates and takes a mutex that no other
+// call but `acquire` takes.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <bit>
+#include <cmath>
 #include <cstdint>
-#include <limits>
+#include <stop_token>
 #include <utility>
 
-#include "floodgate/core/check.h"
 #include "floodgate/core/clock.h"
 #include "floodgate/core/concurrency.h"
 #include "floodgate/core/decision.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
+#include "floodgate/limiters/epochs.h"
+#include "floodgate/limiters/reservation.h"
+#include "floodgate/limiters/token_bucket_rule.h"
 
 namespace floodgate {
 
@@ -40,20 +46,22 @@ namespace floodgate {
 //   to about 52 days from the clock's epoch and about 8 ns after 2 years of uptime, which moves a
 //   decision only for calls within that margin of a token boundary.
 //
+// Waiting and live changes, as `GcraLimiter` offers them and with the same guarantees:
+// `reserve_at` (FIFO; the bucket may go into debt), `Reservation::cancel_at` (exact for the
+// most recent reservation, otherwise `token_bucket_refund`'s safe part), `acquire` (deadline,
+// stop token, jitter) and `set_quota_at` (policies as `token_bucket_change_quota` converts
+// them; a call is decided wholly under the old quota or the new one).
+//
 // Hot-path cost: an admission is one load and one compare-and-swap (a plain store while the
-// process is single-threaded; see floodgate/core/concurrency.h); a denial is one load.
+// process is single-threaded; see floodgate/core/concurrency.h); a denial is one load. A
+// change of quota keeps one epoch per change until the limiter is destroyed
+// (floodgate/limiters/epochs.h).
 template <Clock C = SteadyClock>
 class TokenBucketLimiter {
  public:
   // Creates a full bucket of `quota.burst()` tokens refilled at count per period.
   explicit TokenBucketLimiter(Quota quota, C clock = C{}) noexcept
-      : quota_(quota),
-        rate_per_ns_(static_cast<double>(quota.count()) /
-                     static_cast<double>(quota.period().count())),
-        ns_per_token_(static_cast<double>(quota.period().count()) /
-                      static_cast<double>(quota.count())),
-        burst_(static_cast<double>(quota.burst())),
-        clock_(std::move(clock)) {}
+      : clock_(std::move(clock)), epochs_(quota, word(kTokenBucketFullState)) {}
 
   TokenBucketLimiter(const TokenBucketLimiter&) = delete;
   TokenBucketLimiter& operator=(const TokenBucketLimiter&) = delete;
@@ -65,12 +73,18 @@ class TokenBucketLimiter {
 
   // Admits `cost` tokens at `now` if the bucket holds them.
   Decision try_acquire_at(Instant now, std::uint64_t cost = 1) noexcept {
-    std::uint64_t bits = state_.load(std::memory_order_acquire);
+    Epoch& e = epochs_.current();
+    std::uint64_t bits = e.state.load(std::memory_order_acquire);
+    // Cost 0, a cost above the burst and a quota change go out of line (epochs.h).
+    if (cost - 1 >= e.gate.load(std::memory_order_relaxed)) [[unlikely]] {
+      return try_acquire_rare(now, cost);
+    }
     while (true) {
-      const Step step = decide(std::bit_cast<double>(bits), now, cost);
-      if (!step.decision.allowed() || cost == 0) return step.decision;
-      const std::uint64_t next = std::bit_cast<std::uint64_t>(step.empty_at);
-      if (internal::commit_word(state_, bits, next)) return step.decision;
+      const TokenBucketStep step = token_bucket_admit(empty_at(bits), now, cost, e.params);
+      if (!step.decision.allowed()) return step.decision;
+      if (internal::commit_word(e.state, bits, word(step.state))) return step.decision;
+      if (bits == internal::kSealedWord) [[unlikely]]
+        return try_acquire_rare(now, cost);
     }
   }
 
@@ -79,99 +93,163 @@ class TokenBucketLimiter {
 
   // Reports what `try_acquire_at(now, cost)` would decide, without consuming anything.
   Decision peek_at(Instant now, std::uint64_t cost = 1) const noexcept {
-    return decide(std::bit_cast<double>(state_.load(std::memory_order_acquire)), now, cost)
-        .decision;
+    Epoch* e = &epochs_.current();
+    const std::uint64_t bits = epochs_.load_live(e);
+    return token_bucket_acquire(empty_at(bits), now, cost, e->params).decision;
   }
 
   // Returns the tokens in the bucket at `now` (possibly fractional; x/time/rate's `TokensAt`).
   double tokens_at(Instant now) const noexcept {
-    return tokens(std::bit_cast<double>(state_.load(std::memory_order_acquire)),
-                  static_cast<double>(internal::clamped_nanos(now)));
+    Epoch* e = &epochs_.current();
+    const std::uint64_t bits = epochs_.load_live(e);
+    return internal::bucket_tokens(empty_at(bits),
+                                   static_cast<double>(internal::clamped_nanos(now)), e->params);
   }
 
-  // Returns the quota.
-  const Quota& quota() const noexcept { return quota_; }
+  // Reserves `cost` tokens at the clock's current instant; see `reserve_at`.
+  Reservation reserve(std::uint64_t cost = 1, Nanos max_delay = kNever) noexcept {
+    return reserve_at(clock_.now(), cost, max_delay);
+  }
+
+  // Takes `cost` tokens at `now` for use from the reservation's `ready_at()`
+  // (`token_bucket_reserve`), as `GcraLimiter::reserve_at` does: FIFO, into debt if need be,
+  // refused without taking anything past `max_delay` or above the burst. Lock-free.
+  Reservation reserve_at(Instant now, std::uint64_t cost = 1, Nanos max_delay = kNever) noexcept {
+    Epoch* e = &epochs_.current();
+    std::uint64_t bits = epochs_.load_live(e);
+    while (true) {
+      const TokenBucketReserveStep step =
+          token_bucket_reserve(empty_at(bits), now, cost, max_delay, e->params);
+      const internal::ReservationAccess::Fields f{
+          .verdict = step.verdict,
+          .cancelled = false,
+          .ready_at = Instant{Nanos{step.at}},
+          .cost = cost,
+          .charge = word(static_cast<double>(cost) * e->params.ns_per_token),
+          .before = bits,
+          .after = word(step.state),
+          .epoch = e,
+      };
+      if (step.verdict != Verdict::Allowed || f.after == bits ||
+          internal::commit_word(e->state, bits, f.after)) {
+        return internal::ReservationAccess::make(f, this, &kReservationOps);
+      }
+      if (bits == internal::kSealedWord) bits = epochs_.load_live(e);
+    }
+  }
+
+  // Blocks until `cost` tokens are taken; see `GcraLimiter::acquire`, whose contract this
+  // follows to the letter (deadline, stop token, FIFO order, jitter, quota changes).
+  WaitResult acquire(std::uint64_t cost, Instant deadline, std::stop_token stop = {},
+                     Nanos jitter = Nanos::zero()) requires SleepingClock<C> {
+    return internal::acquire_on(*this, clock_, epochs_, cost, deadline, stop, jitter,
+                                [](Fields& f, const Epoch& to) { carry(f, &to); });
+  }
+
+  // Changes the quota at the clock's current instant; see `set_quota_at`.
+  void set_quota(Quota quota, OnQuotaChange policy = OnQuotaChange::KeepRemaining) {
+    set_quota_at(quota, clock_.now(), policy);
+  }
+
+  // Changes the quota at `now` while other threads keep calling, carrying the tokens as
+  // `token_bucket_change_quota` converts them; reservations and waiters follow as for
+  // `GcraLimiter::set_quota_at`, whose guarantees and costs this shares.
+  void set_quota_at(Quota quota, Instant now, OnQuotaChange policy = OnQuotaChange::KeepRemaining) {
+    epochs_.change(quota, now, policy, [](std::uint64_t bits, const Epoch& from, const Epoch& to) {
+      return word(token_bucket_change_quota(empty_at(bits), to.changed_at, from.params, to.params,
+                                            to.policy));
+    });
+  }
+
+  // Returns the current quota.
+  Quota quota() const noexcept { return epochs_.current().quota; }
+
+  // Returns the clock.
+  const C& clock() const noexcept { return clock_; }
 
  private:
-  struct Step {
-    Decision decision;
-    double empty_at;
+  using Epoch = internal::Epoch<TokenBucketParams>;
+  using Fields = internal::ReservationAccess::Fields;
+
+  // The state word holds the bits of `empty_at`, a double (token_bucket_rule.h).
+  static double empty_at(std::uint64_t bits) noexcept { return std::bit_cast<double>(bits); }
+  static std::uint64_t word(double empty_at) noexcept {
+    return std::bit_cast<std::uint64_t>(empty_at);
+  }
+
+  // `try_acquire_at` for cost 0, a cost above the burst, or a bucket whose quota is changing.
+  [[gnu::noinline, gnu::cold]] Decision try_acquire_rare(Instant now, std::uint64_t cost) noexcept {
+    Epoch* e = &epochs_.current();
+    std::uint64_t bits = epochs_.load_live(e);
+    while (true) {
+      const TokenBucketStep step = token_bucket_acquire(empty_at(bits), now, cost, e->params);
+      if (!step.decision.allowed() || cost == 0 ||
+          internal::commit_word(e->state, bits, word(step.state))) {
+        return step.decision;
+      }
+      if (bits == internal::kSealedWord) bits = epochs_.load_live(e);
+    }
+  }
+
+  // Carries a reservation's states to epoch `to` through the changes since it was made, as
+  // `GcraLimiter` does: the ready instant of one still waiting becomes the instant its carried
+  // state is repaid.
+  static void carry(Fields& f, const Epoch* to) noexcept {
+    internal::Epochs<TokenBucketParams>::carry_reservation(
+        f, to, [](Fields& g, const Epoch& from, const Epoch& next) {
+          const auto carried = [&](std::uint64_t bits) {
+            return token_bucket_change_quota(empty_at(bits), next.changed_at, from.params,
+                                             next.params, next.policy);
+          };
+          const double before = carried(g.before);
+          const double after = carried(g.after);
+          const auto at = static_cast<double>(next.changed_at.time_since_epoch().count());
+          if (g.ready_at > next.changed_at) {
+            // Instants are clamped well inside the int64 range, so `after` > `at` converts.
+            g.ready_at = after > at ? Instant{internal::ceil_nanos(after)} : next.changed_at;
+          }
+          g.before = word(before);
+          g.after = word(after);
+          g.charge = word(std::max(0.0, after - before));
+        });
+  }
+
+  static constexpr internal::ReservationAccess::Ops kReservationOps{
+      .cancel =
+          [](void* self, Reservation& r, Instant now) noexcept {
+            return static_cast<TokenBucketLimiter*>(self)->refund(
+                internal::ReservationAccess::fields(r), now);
+          },
+      .refresh =
+          [](void* self, Reservation& r) noexcept {
+            carry(internal::ReservationAccess::fields(r),
+                  &static_cast<TokenBucketLimiter*>(self)->epochs_.current());
+          },
   };
 
-  // Token counts this close to a whole number count as it: floating-point error in a refill must
-  // not turn 3 tokens into 2.9999999997 and deny a cost of 3 (x/time/rate does, golang/go#46579).
-  static constexpr double kTolerance = 1e-9;
-
-  double tokens(double empty_at, double t) const noexcept {
-    // empty_at starts at -infinity: a full bucket at any instant.
-    const double elapsed = t - empty_at;
-    if (elapsed <= 0) return 0.0;
-    const double refilled = elapsed * rate_per_ns_;
-    return refilled >= burst_ - kTolerance ? burst_ : refilled;
-  }
-
-  // Returns a non-negative duration in nanoseconds, rounded up (waits are never reported
-  // short) and saturated at `kNever`.
-  static Nanos ceil_nanos(double ns) noexcept {
-    if (!(ns < 9.2e18)) return kNever;
-    const auto whole = static_cast<std::int64_t>(ns);  // ns >= 0: truncation is floor.
-    return Nanos{whole + (static_cast<double>(whole) < ns ? 1 : 0)};
-  }
-
-  // Returns how long after `t` the bucket whose state is `empty_at` holds `target` tokens, as
-  // `tokens()` counts them: the formula's answer, nudged forwards until `tokens()` agrees, so
-  // that a caller who waits that long is admitted whatever floating-point error the instants
-  // carry (at 1000 days of uptime a double of nanoseconds resolves only 16 ns).
-  Nanos wait_for_tokens(double empty_at, std::int64_t t, double target) const noexcept {
-    Nanos wait =
-        ceil_nanos(std::max(0.0, empty_at + target * ns_per_token_ - static_cast<double>(t)));
-    for (std::int64_t step = 1; wait != kNever; step *= 2) {
-      // The instant as a later call would see it: an integer, then converted.
-      const auto then = static_cast<double>(internal::saturating_add(t, wait.count()));
-      if (tokens(empty_at, then) + kTolerance >= target) break;
-      wait = internal::saturating_add(wait, Nanos{step});
+  // Gives back what `token_bucket_refund` allows, carried to the current quota if it changed
+  // since, and returns it (rounded to whole nanoseconds). Lock-free.
+  Nanos refund(Fields& f, Instant now) noexcept {
+    auto* e = const_cast<Epoch*>(static_cast<const Epoch*>(f.epoch));
+    std::uint64_t bits = epochs_.load_live(e);
+    while (true) {
+      carry(f, e);
+      const double state = empty_at(bits);
+      const double charge = empty_at(f.charge);
+      const double next =
+          token_bucket_refund(state, empty_at(f.before), empty_at(f.after), charge, now, e->params);
+      if (!(next < state)) return Nanos::zero();
+      if (internal::commit_word(e->state, bits, word(next))) {
+        // Restoring the state before a full bucket's reservation moves it to -infinity; what
+        // was given back is the charge.
+        return Nanos{std::llround(std::min(state - next, charge))};
+      }
+      if (bits == internal::kSealedWord) bits = epochs_.load_live(e);
     }
-    return wait;
   }
 
-  Step decide(double empty_at, Instant now, std::uint64_t cost) const noexcept {
-    const std::int64_t instant = internal::clamped_nanos(now);
-    const auto t = static_cast<double>(instant);
-    const double available = tokens(empty_at, t);
-    const auto make = [&](Verdict verdict, double left, Nanos retry, double state) {
-      return Decision(verdict, quota_.burst(), static_cast<std::int64_t>(left + kTolerance), 1,
-                      retry, wait_for_tokens(state, instant, burst_));
-    };
-    if (cost > quota_.burst()) [[unlikely]] {
-      return {make(Verdict::ExceedsBurst, available, kNever, empty_at), empty_at};
-    }
-    const auto need = static_cast<double>(cost);
-    // A stale `now` may find the bucket in debt (its state ahead of `now`): even cost 0 waits.
-    if (available + kTolerance < need || (cost == 0 && empty_at > t)) {
-      return {make(Verdict::Denied, available, wait_for_tokens(empty_at, instant, need), empty_at),
-              empty_at};
-    }
-    if (cost == 0) return {make(Verdict::Allowed, available, Nanos::zero(), empty_at), empty_at};
-    const double left = std::max(0.0, available - need);
-    // The bucket is next empty `left` tokens' time before `t`: from a full bucket,
-    // t - (burst - cost) / rate, computed from constants and `t` alone; otherwise the old instant
-    // plus the cost's time. Either way never earlier than it was. (Writing the full case without
-    // `left` keeps the state out of the arithmetic, so one call's store feeds the next call's
-    // load through a max alone.)
-    const double next = available == burst_
-                            ? std::max(empty_at, t - (burst_ - need) * ns_per_token_)
-                            : empty_at + need * ns_per_token_;
-    return {make(Verdict::Allowed, left, Nanos::zero(), next), next};
-  }
-
-  const Quota quota_;
-  const double rate_per_ns_;
-  const double ns_per_token_;  // 1 / rate_per_ns_: the hot path multiplies instead of dividing.
-  const double burst_;
   [[no_unique_address]] const C clock_;
-  // The instant (ns, as a double's bits) at which the bucket was last empty; -infinity: full.
-  alignas(kCacheLineSize) std::atomic<std::uint64_t> state_{
-      std::bit_cast<std::uint64_t>(-std::numeric_limits<double>::infinity())};
+  internal::Epochs<TokenBucketParams> epochs_;
 };
 
 }  // namespace floodgate
