@@ -29,6 +29,9 @@ namespace floodgate {
 // `try_acquire` is lock-free (a compare-and-swap on the in-flight count). `acquire_until` waits
 // for a permit until a deadline or a stop request, whichever comes first, never without one.
 // Waiters are woken one per released permit; there is no fairness guarantee among them.
+// `set_limit` changes the limit while operations run (an adaptive controller's knob).
+// Reservations are not offered: a permit is not for a later instant but for as long as the
+// operation runs, so there is no instant to reserve.
 class ConcurrencyLimiter {
  public:
   // Marks one operation in flight until destroyed, released or moved from. Move-only.
@@ -62,6 +65,21 @@ class ConcurrencyLimiter {
     FLOODGATE_CHECK(limit >= 1, "ConcurrencyLimiter: the limit must be at least 1");
   }
 
+  // Changes the limit while operations run. Raising it wakes waiters for the new slots at
+  // once. Lowering it revokes nothing: operations in flight finish, and no new one is admitted
+  // until fewer than the new limit are in flight (a call racing with the change may still be
+  // admitted under the old limit, as if it had come just before). Aborts if `limit` is 0.
+  // Thread-safe.
+  void set_limit(std::uint64_t limit) {
+    FLOODGATE_CHECK(limit >= 1, "ConcurrencyLimiter::set_limit: the limit must be at least 1");
+    limit_.store(limit);
+    if (waiters_.load() > 0) {
+      // Lock so that a waiter between its check and its wait cannot miss the notification.
+      { std::lock_guard<std::mutex> lock(mu_); }
+      cv_.notify_all();
+    }
+  }
+
   ConcurrencyLimiter(const ConcurrencyLimiter&) = delete;
   ConcurrencyLimiter& operator=(const ConcurrencyLimiter&) = delete;
 
@@ -92,14 +110,14 @@ class ConcurrencyLimiter {
   std::uint64_t waiting() const noexcept { return waiters_.load(); }
 
   // Returns the limit.
-  std::uint64_t limit() const noexcept { return limit_; }
+  std::uint64_t limit() const noexcept { return limit_.load(std::memory_order_relaxed); }
 
  private:
   // Takes one slot if one is free. Sequentially consistent with `release_one`'s check of the
   // waiters: either a waiter sees the freed slot, or the releaser sees the waiter and wakes it.
   bool reserve() noexcept {
     std::uint64_t current = in_flight_.load();
-    while (current < limit_) {
+    while (current < limit_.load(std::memory_order_relaxed)) {
       if (in_flight_.compare_exchange_weak(current, current + 1)) return true;
     }
     return false;
@@ -114,7 +132,7 @@ class ConcurrencyLimiter {
     }
   }
 
-  const std::uint64_t limit_;
+  std::atomic<std::uint64_t> limit_;
   alignas(kCacheLineSize) std::atomic<std::uint64_t> in_flight_{0};
   std::atomic<std::uint64_t> waiters_{0};
   std::mutex mu_;  // Pairs with cv_ for waiters.

@@ -110,7 +110,46 @@ TEST(ConcurrencyLimiterTest, NeverMoreThanTheLimitInFlight) {
   EXPECT_EQ(limiter.waiting(), 0u);
 }
 
+TEST(ConcurrencyLimiterTest, RaisingTheLimitWakesAWaiterAndLoweringItRevokesNothing) {
+  ConcurrencyLimiter limiter{1};
+  auto held = limiter.try_acquire();
+  ASSERT_TRUE(held);
+  const auto report =
+      testkit::run<int>({.workers = 2, .name = "set_limit"}, [&](testkit::Worker<int>& w) {
+        if (w.index() == 0) {
+          const int got = w.step("acquire_until(+60s)", [&] {
+            return limiter.acquire_until(steady_clock::now() + seconds(60), w.stop_token())
+                           .has_value()
+                       ? 1
+                       : 0;
+          });
+          w.expect_eq(got, 1, "acquired once the limit was raised");
+          return;
+        }
+        const auto deadline = steady_clock::now() + seconds(10);
+        while (limiter.waiting() == 0) {
+          if (steady_clock::now() > deadline) return w.fail("worker 0 never waited");
+          std::this_thread::yield();
+        }
+        limiter.set_limit(2);  // The held permit stays; the waiter gets the new slot.
+      });
+  FLOODGATE_ASSERT_RUN_OK(report);
+  EXPECT_EQ(limiter.limit(), 2u);
+  auto second = limiter.try_acquire();
+  auto third = limiter.try_acquire();
+  EXPECT_TRUE(second);
+  EXPECT_FALSE(third);
+  limiter.set_limit(1);  // Two in flight, limit 1: both keep running, nothing new comes in.
+  EXPECT_EQ(limiter.in_flight(), 2u);
+  EXPECT_FALSE(limiter.try_acquire());
+  second->release();
+  EXPECT_FALSE(limiter.try_acquire()) << "one still in flight at limit 1";
+  held->release();
+  EXPECT_TRUE(limiter.try_acquire());
+}
+
 TEST(ConcurrencyLimiterDeathTest, ALimitOfZeroIsRefused) {
+  EXPECT_DEATH(ConcurrencyLimiter{1}.set_limit(0), "set_limit: the limit must be at least 1");
   EXPECT_DEATH(ConcurrencyLimiter limiter{0}, "limit must be at least 1");
 }
 

@@ -1,6 +1,12 @@
 // `FixedWindowLimiter`: at most `limit` permits in each aligned window of length `period`, with
 // the window and its count packed in one lock-free 64-bit word. Thread-safe; no method
 // allocates, locks or throws.
+//
+// Reservations, blocking waits and `set_quota` are not offered. A reservation would take permits
+// from a window that has not begun, so the state would need a count for every future window
+// instead of one word; and a window is only meaningful for the period it was counted under. For
+// waiting, use `retry_after()` (the start of the next window); for any of the three, use
+// `GcraLimiter` or `TokenBucketLimiter`, which offer them.
 #pragma once
 
 #include <atomic>

@@ -2,8 +2,9 @@
 //
 // Thread-safe. Every method may be called from any number of threads at once; decisions are
 // linearizable (each takes effect atomically at one compare-and-swap, or at one load for a
-// denial or a peek). `try_acquire*`, `peek*` and `reserve*` never allocate, lock or throw;
-// `Reservation::cancel_at` is a compare-and-swap loop; `acquire` blocks on the clock. While the
+// denial or a peek). `try_acquire*`, `peek*`, `reserve*` and `Reservation::cancel_at` never
+// allocate, lock or throw; `acquire` blocks on the clock; `set_quota` allocates and takes a mutex
+// that only it and waiters in `acquire` take. While the
 // process has never started a second thread, an admission is a plain load and store instead of a
 // compare-and-swap (see `GcraLimiter`), so a limiter must not be shared with a signal handler that
 // may interrupt a call on it, nor placed in memory shared between processes.
@@ -60,9 +61,11 @@ namespace floodgate {
 // Waiting and scheduling (see each method): `reserve_at` takes permits now for use at a later
 // instant (FIFO), `Reservation::cancel_at` gives them back (exactly, for the most recent one;
 // see `gcra_refund`), and `acquire` blocks until admitted, a deadline or a stop request.
+// `set_quota_at` changes the rate and burst while callers run (see there).
 //
-// Hot-path cost: an admission is one load and one compare-and-swap; a denial and a peek are one
-// load. The state sits alone on a cache line. A compare-and-swap costs 10 to 15 ns on the VMs we
+// Hot-path cost: an admission is two loads (the current quota's epoch, then its state) and one
+// compare-and-swap; a denial and a peek are the loads. The state shares its cache line only with
+// its quota's parameters, which nothing writes. A compare-and-swap costs 10 to 15 ns on the VMs we
 // measured, several times the rest of the decision, so until the process starts its second
 // thread an admission stores its new state with a plain store instead, as glibc's mutex and
 // libstdc++'s `shared_ptr` skip their atomic instructions then (floodgate/core/concurrency.h).
@@ -209,10 +212,11 @@ class GcraLimiter {
   // after it (exactly, for the most recent one).
   //
   // Setting the quota it already has changes nothing (unless `StartFull`). Otherwise the change
-  // costs the calls that race with it a second try, and keeps `sizeof` one epoch (192 bytes on
-  // x86-64) until the limiter is destroyed: a limiter is meant to be reconfigured by operators
-  // and configuration reloads, not thousands of times a second (floodgate/limiters/epochs.h
-  // says why). Thread-safe; changes are serialized by a mutex that only they and waiters take.
+  // costs the calls that race with it a second try, and keeps one epoch (128 bytes on x86-64)
+  // until the limiter is destroyed (floodgate/limiters/epochs.h says why): a change a second
+  // grows a limiter by 11 MB a day. It is meant for operators and configuration reloads, not for
+  // a controller that retunes the quota continuously. Thread-safe; changes are serialized by a
+  // mutex that only they and waiters in `acquire` take.
   void set_quota_at(Quota quota, Instant now, OnQuotaChange policy = OnQuotaChange::KeepRemaining) {
     epochs_.change(quota, now, policy, [](std::uint64_t state, const Epoch& from, const Epoch& to) {
       return word(gcra_change_quota(tat(state), to.changed_at, from.params, to.params, to.policy));

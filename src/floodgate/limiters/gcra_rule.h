@@ -177,6 +177,12 @@ constexpr std::int64_t gcra_refund(std::int64_t state, std::int64_t before, std:
 // hands out a fraction of a permit that was not there. The map is non-decreasing in `state`,
 // so reservations keep their order when their own states are carried by it. A state at or
 // before `now` that stays full is kept as it is (stale callers keep seeing what they saw).
+//
+// Under `KeepRemaining`, a change never admits more than the larger of the two quotas would,
+// in any window of caller instants, provided `now` is no earlier than the instants of the calls
+// decided before it (as for `gcra_refund`; `set_quota()` reading the callers' clock keeps that
+// up to the race between two clock reads). A `now` older than calls already decided re-times
+// their consumption from `now` on at the new rate, and can admit more.
 constexpr std::int64_t gcra_change_quota(std::int64_t state, Instant now, const GcraParams& from,
                                          const GcraParams& to, OnQuotaChange policy) noexcept {
   __extension__ using Wide = __int128;

@@ -1,6 +1,12 @@
 // `LeakyBucketPacer`: uber-go/ratelimit's model. Instead of denying, it tells each caller when to
 // go, spacing calls one interval apart, with a few intervals of slack after idle. Lock-free, one
 // 64-bit word; thread-safe; no method allocates or throws (`take` sleeps).
+//
+// Its `take_at` is already a reservation (the turn it returns is the caller's to keep) and
+// `take` already waits; there is no cancel, since a turn given back could only be reused by a
+// caller that arrives before it, which the pacer's one instant of state cannot tell, and no
+// `set_quota`. A server that needs those uses `GcraLimiter` with `with_burst(1)`, whose
+// `reserve_at` spaces calls one interval apart the same way and offers both.
 #pragma once
 
 #include <atomic>

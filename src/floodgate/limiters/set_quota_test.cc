@@ -31,6 +31,10 @@ using std::chrono::seconds;
 
 const Instant t0{seconds(1000)};
 
+// What each change keeps until the limiter is destroyed, as gcra.h documents it.
+static_assert(sizeof(internal::Epoch<GcraParams>) <= 128);
+static_assert(sizeof(internal::Epoch<TokenBucketParams>) <= 128);
+
 // Each limiter's pure rule, for the sequential model.
 template <typename L>
 struct RuleOf;
@@ -138,7 +142,7 @@ TYPED_TEST(SetQuotaTest, SettingTheSameQuotaAgainChangesNothing) {
   EXPECT_EQ(limiter.peek_at(t0, 0).remaining(), 10u);
 }
 
-TYPED_TEST(SetQuotaTest, AReservationRefreshedAfterAChangeIsReadyAtTheNewRate) {
+TYPED_TEST(SetQuotaTest, AReservationRefreshedAfterAChangeIsReadyAtTheNewQuota) {
   TypeParam limiter{Quota::per_second(1).with_burst(1)};
   ASSERT_TRUE(limiter.try_acquire_at(t0).allowed());
   Reservation r = limiter.reserve_at(t0);
@@ -150,7 +154,16 @@ TYPED_TEST(SetQuotaTest, AReservationRefreshedAfterAChangeIsReadyAtTheNewRate) {
   EXPECT_EQ(r.ready_at(), t0 + milliseconds(550));
   EXPECT_EQ(r.delay_from(t0 + milliseconds(500)), milliseconds(50));
   // A later caller queues behind it at the new rate.
-  EXPECT_EQ(limiter.reserve_at(t0 + milliseconds(500)).ready_at(), t0 + milliseconds(650));
+  Reservation next = limiter.reserve_at(t0 + milliseconds(500));
+  EXPECT_EQ(next.ready_at(), t0 + milliseconds(650));
+  // A fresh bucket of 3 pays the 1.5 permits owed at once.
+  limiter.set_quota_at(Quota::per_second(10).with_burst(3), t0 + milliseconds(500),
+                       OnQuotaChange::StartFull);
+  r.refresh();
+  next.refresh();
+  EXPECT_EQ(r.ready_at(), t0 + milliseconds(500));
+  EXPECT_EQ(next.ready_at(), t0 + milliseconds(500));
+  EXPECT_EQ(limiter.peek_at(t0 + milliseconds(500), 0).remaining(), 1u);
 }
 
 TYPED_TEST(SetQuotaTest, CancellingTheMostRecentReservationAfterChangesRestoresTheLimiterExactly) {
@@ -210,33 +223,45 @@ bool await_sleepers(const ManualClock& clock, int n, testkit::Worker<WaitCall>& 
 }
 
 TYPED_TEST(SetQuotaTest, AWaiterIsWokenAndWaitsForItsTurnUnderTheNewQuota) {
-  for (const bool faster : {true, false}) {
+  struct Case {
+    Quota next;
+    OnQuotaChange policy;
+    Nanos ready;  // After t0, under the new quota.
+  };
+  // At 2/s with a burst of 1, one permit taken at t0: the waiter's is ready at t0 + 500 ms, one
+  // permit owed at the change.
+  const Case cases[] = {
+      // Owed at 10/s: ready 100 ms after the change.
+      {Quota::per_second(10).with_burst(1), OnQuotaChange::KeepRemaining, milliseconds(100)},
+      // Owed at 1/s: ready 1 s after the change, so it sleeps on past its old instant.
+      {Quota::per_second(1).with_burst(1), OnQuotaChange::KeepRemaining, seconds(1)},
+      // A fresh bucket pays the permit owed at once: woken, the waiter goes at the change.
+      {Quota::per_second(10).with_burst(1), OnQuotaChange::StartFull, Nanos::zero()},
+  };
+  for (const Case& c : cases) {
     ManualClock clock{t0};
     TypeParam limiter{Quota::per_second(2).with_burst(1), clock};
     ASSERT_TRUE(limiter.try_acquire_at(t0).allowed());
-    // One permit owed, ready at t0 + 500 ms; after the change at 1/s it is ready at t0 + 1 s,
-    // at 10/s at t0 + 100 ms.
-    const Quota next = Quota::per_second(faster ? 10 : 1).with_burst(1);
-    const Instant ready = t0 + (faster ? milliseconds(100) : seconds(1));
-    const auto report =
-        testkit::run<WaitCall>({.workers = 2, .name = "carry"}, [&](testkit::Worker<WaitCall>& w) {
+    const auto report = testkit::run<WaitCall>(
+        {.workers = 2, .name = std::string(to_string(c.policy))},
+        [&](testkit::Worker<WaitCall>& w) {
           if (w.index() == 0) {
             const WaitCall call =
                 w.step("acquire", [&] { return WaitCall{limiter.acquire(1, t0 + seconds(10))}; });
             w.expect_eq(call.result.status, WaitStatus::Admitted, "status");
-            w.expect_eq(call.result.at, ready, "ready instant under the new quota");
+            w.expect(call.result.at == t0 + c.ready, "ready at the instant the policy gives");
             return;
           }
           if (!await_sleepers(clock, 1, w)) return w.fail("the waiter never slept");
-          limiter.set_quota_at(next, t0);
-          if (!faster) {
-            // The old instant is no longer enough: still asleep there.
+          limiter.set_quota_at(c.next, t0, c.policy);
+          if (c.ready > milliseconds(500)) {
+            // The old instant is no longer enough: it sleeps on past it.
             clock.set(t0 + milliseconds(500));
             const auto settle = std::chrono::steady_clock::now() + milliseconds(50);
             while (std::chrono::steady_clock::now() < settle) std::this_thread::yield();
             if (clock.sleepers() != 1) return w.fail("woke at the old instant");
           }
-          clock.set(ready);
+          clock.set(t0 + c.ready);
           if (!await_sleepers(clock, 0, w)) return w.fail("slept past its new turn");
         });
     FLOODGATE_ASSERT_RUN_OK(report);
@@ -347,24 +372,40 @@ TYPED_TEST(SetQuotaTest, ConcurrentCallersSeeTheOldQuotaOrTheNewNeverAMix) {
 }
 
 TYPED_TEST(SetQuotaTest, KeepingTheRemainingPermitsNeverAdmitsMoreThanTheLargerQuota) {
-  // Four threads call at their own instants while a fifth flips the quota back and forth; in
-  // any window of caller instants the admitted cost stays within the larger quota's bound.
+  // In rounds of 3 ms of caller time: four threads call at random instants of the round (stale
+  // with respect to each other) while a fifth flips the quota at the round's last instant,
+  // racing with them; a spin barrier separates rounds, so no change is older than a call
+  // decided before it (gcra_change_quota's condition). In every window of caller instants the
+  // admitted cost stays within the larger quota's bound.
   const Quota small = Quota::per(milliseconds(10), 3);
   const Quota large = Quota::per(milliseconds(10), 8);
+  constexpr int kWorkers = 5;
+  constexpr int kRounds = 40;
+  constexpr std::int64_t kSpan = 3'000'000;
   for (std::uint64_t seed = 0; seed < 10; ++seed) {
     TypeParam limiter{small};
-    std::atomic<std::int64_t> latest{t0.time_since_epoch().count()};
+    std::atomic<int> finished{0};  // Workers done with their rounds so far, summed.
     const auto report = testkit::run<testkit::LimiterCall>(
-        {.workers = 5, .seed = seed, .name = "bound"},
+        {.workers = kWorkers, .seed = seed, .name = "bound"},
         [&](testkit::Worker<testkit::LimiterCall>& w) {
-          for (int i = 0; i < 400 && w.keep_going(); ++i) {
-            const Instant at{
-                Nanos{latest.fetch_add(static_cast<std::int64_t>(w.rng()() % 200'000))}};
-            if (w.index() == 4) {
-              limiter.set_quota_at(i % 2 == 0 ? large : small, at);
-              continue;
+          for (int k = 0; k < kRounds && w.keep_going(); ++k) {
+            const Instant start = t0 + Nanos{kSpan * k};
+            if (w.index() == kWorkers - 1) {
+              limiter.set_quota_at(k % 2 == 0 ? large : small, start + Nanos{kSpan});
+            } else {
+              for (int i = 0; i < 6; ++i) {
+                const Instant at = start + Nanos{static_cast<std::int64_t>(w.rng()() % kSpan)};
+                (void)testkit::acquire(w, limiter, at, 1 + w.rng()() % 3);
+              }
             }
-            (void)testkit::acquire(w, limiter, at, 1 + w.rng()() % 3);
+            finished.fetch_add(1);
+            const auto give_up = std::chrono::steady_clock::now() + seconds(20);
+            while (finished.load() < kWorkers * (k + 1)) {
+              if (!w.keep_going() || std::chrono::steady_clock::now() > give_up) {
+                return w.fail("the other workers never finished round " + std::to_string(k));
+              }
+              std::this_thread::yield();
+            }
           }
         });
     FLOODGATE_ASSERT_RUN_OK(report);

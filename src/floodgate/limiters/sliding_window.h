@@ -2,6 +2,12 @@
 // length `period`, O(limit) memory), and `SlidingWindowCounterLimiter`, Cloudflare's two-counter
 // approximation (O(1) memory, bounded over-admission). Both are thread-safe behind one
 // `std::mutex` each; no method allocates on a denial or throws.
+//
+// Reservations, blocking waits and `set_quota` are not offered. The log could hold future
+// entries, but every reservation would then cost memory until its window passed, and a change
+// of period would reinterpret entries counted under the old one; the counter's two windows have
+// the same problem. Use `retry_after()` to wait, or `GcraLimiter` / `TokenBucketLimiter`, which
+// offer all three.
 #pragma once
 
 #include <algorithm>
