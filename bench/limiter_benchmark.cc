@@ -6,6 +6,7 @@
 //   S2   as S1, but reading the clock (SteadyClock; and CoarseClock, floodgate only)
 //   S3t  one thread, caller time advancing 1 ns per call, quota 1/s burst 1 (nearly all denied)
 //   S4   two threads on one limiter, each with its own time advancing 1 us per call, all admitted
+//   S1 and S3t also run on limiters whose quota was changed once before measuring (`_reconfigured`)
 //
 // Whether the process has started a thread matters to both sides: until it does, glibc's mutex
 // skips the `lock` prefix of its atomic instructions and `GcraLimiter` stores instead of
@@ -68,6 +69,21 @@ class PacerAsLimiter {
 
  private:
   LeakyBucketPacer<> pacer_;
+};
+
+// A limiter whose quota has been changed once before measuring (`set_quota_at`): its calls go
+// through a second epoch (floodgate/limiters/epochs.h). Shows that the machinery for live
+// changes costs `try_acquire_at` nothing, changed or not.
+template <typename Limiter>
+class Reconfigured {
+ public:
+  explicit Reconfigured(const Quota& quota) : limiter_(Quota::per_second(7)) {
+    limiter_.set_quota_at(quota, Instant{});
+  }
+  Decision try_acquire_at(Instant now) noexcept { return limiter_.try_acquire_at(now); }
+
+ private:
+  Limiter limiter_;
 };
 
 template <typename Limiter>
@@ -140,7 +156,9 @@ void s4(benchmark::State& state) {
 }
 
 BENCHMARK(s1<GcraLimiter<>>)->Name("S1/floodgate");
+BENCHMARK(s1<Reconfigured<GcraLimiter<>>>)->Name("S1/floodgate_reconfigured");
 BENCHMARK(s1<TokenBucketLimiter<>>)->Name("S1/token_bucket");
+BENCHMARK(s1<Reconfigured<TokenBucketLimiter<>>>)->Name("S1/token_bucket_reconfigured");
 BENCHMARK(s1<FixedWindowLimiter<>>)->Name("S1/fixed_window");
 BENCHMARK(s1<SlidingWindowLogLimiter<>>)->Name("S1/sliding_log");
 BENCHMARK(s1<SlidingWindowCounterLimiter<>>)->Name("S1/sliding_counter");
@@ -150,7 +168,9 @@ BENCHMARK(s2_floodgate<SteadyClock>)->Name("S2/floodgate");
 BENCHMARK(s2_floodgate<CoarseClock>)->Name("S2/floodgate_coarse_clock");
 BENCHMARK(s2_baseline)->Name("S2/baseline");
 BENCHMARK(s3t<GcraLimiter<>>)->Name("S3t/floodgate");
+BENCHMARK(s3t<Reconfigured<GcraLimiter<>>>)->Name("S3t/floodgate_reconfigured");
 BENCHMARK(s3t<TokenBucketLimiter<>>)->Name("S3t/token_bucket");
+BENCHMARK(s3t<Reconfigured<TokenBucketLimiter<>>>)->Name("S3t/token_bucket_reconfigured");
 BENCHMARK(s3t<FixedWindowLimiter<>>)->Name("S3t/fixed_window");
 BENCHMARK(s3t<SlidingWindowLogLimiter<>>)->Name("S3t/sliding_log");
 BENCHMARK(s3t<SlidingWindowCounterLimiter<>>)->Name("S3t/sliding_counter");

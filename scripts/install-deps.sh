@@ -12,6 +12,7 @@ packages=(
   libgmock-dev
   libbenchmark-dev  # Google Benchmark
   clang-format    # the format check is part of the test suite
+  libboost-dev    # Boost.Asio, for examples/asio_scheduler.cc (header-only)
 )
 
 missing=()
