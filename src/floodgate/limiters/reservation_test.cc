@@ -6,9 +6,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <thread>
 #include <type_traits>
@@ -16,7 +19,9 @@
 
 #include "floodgate/limiters/gcra.h"
 #include "floodgate/limiters/token_bucket.h"
+#include "floodgate/limiters/waiting_test_util.h"
 #include "floodgate/testkit/gtest.h"
+#include "floodgate/testkit/linearizability.h"
 #include "floodgate/testkit/runner.h"
 
 namespace floodgate {
@@ -27,19 +32,10 @@ using std::chrono::seconds;
 
 const Instant t0{seconds(1000)};
 
-// Lets `limiter`'s state be compared: what it would decide for every cost at many instants.
-template <typename L>
-std::vector<Decision> probe(const L& limiter, Instant from) {
-  std::vector<Decision> out;
-  for (int k = 0; k < 40; ++k) {
-    for (std::uint64_t cost : {0u, 1u, 2u, 5u}) {
-      out.push_back(limiter.peek_at(from + milliseconds(37) * k, cost));
-    }
-  }
-  return out;
-}
-
-using Limiters = ::testing::Types<GcraLimiter<ManualClock>, TokenBucketLimiter<ManualClock>>;
+using waiting_test::await_sleepers;
+using waiting_test::Limiters;
+using waiting_test::probe;
+using waiting_test::WaitCall;
 
 template <typename L>
 class ReservationTest : public ::testing::Test {};
@@ -265,22 +261,116 @@ TYPED_TEST(ReservationTest, RefundsAllOfAReservationWhoseCapacityLiesBeyondEvery
   EXPECT_EQ(limiter.peek_at(t0, 0).remaining(), 3u);
 }
 
-// A record of one call in a waiting test.
-struct WaitCall {
-  WaitResult result;
-  friend bool operator==(const WaitCall& a, const WaitCall& b) {
-    return a.result.status == b.result.status && a.result.at == b.result.at;
-  }
+// One operation in the concurrent reservation test: a reservation, or the cancel of one the
+// same worker made earlier.
+struct ReserveCall {
+  bool is_cancel = false;
+  int id = 0;  // The reservation's name: worker x 100 + index.
+  Instant at{};
+  std::uint64_t cost = 0;
+  Verdict verdict = Verdict::Denied;  // A reservation's answer ...
+  Instant ready{};                    // ... and ready instant; a cancel's refund.
+  Nanos refunded{};
+  friend bool operator==(const ReserveCall&, const ReserveCall&) = default;
 };
 
-// Waits (bounded) until `clock` has `n` sleepers; returns whether it did.
-bool await_sleepers(const ManualClock& clock, int n, testkit::Worker<WaitCall>& w) {
-  const auto give_up = std::chrono::steady_clock::now() + seconds(20);
-  while (clock.sleepers() < n) {
-    if (!w.keep_going() || std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::yield();
+// The limiter's rule with reservations held and cancelled, as a sequential model: it remembers
+// each granted reservation's states, as the `Reservation` does, to replay its refund.
+template <typename L>
+struct ReservingModel {
+  using Rule = waiting_test::RuleOf<L>;
+  struct Held {
+    int id;
+    typename Rule::State before;
+    typename Rule::State after;
+    double charge;
+    friend bool operator==(const Held& a, const Held& b) {
+      return a.id == b.id &&
+             std::bit_cast<std::uint64_t>(a.before) == std::bit_cast<std::uint64_t>(b.before) &&
+             std::bit_cast<std::uint64_t>(a.after) == std::bit_cast<std::uint64_t>(b.after);
+    }
+  };
+  struct State {
+    typename Rule::State state;
+    std::vector<Held> held;
+    friend bool operator==(const State& a, const State& b) {
+      return std::bit_cast<std::uint64_t>(a.state) == std::bit_cast<std::uint64_t>(b.state) &&
+             a.held == b.held;
+    }
+  };
+  typename Rule::Params params;
+
+  State init() const { return {Rule::kFull, {}}; }
+  std::optional<State> step(const State& s, const ReserveCall& c) const {
+    State out = s;
+    if (!c.is_cancel) {
+      const auto [verdict, ready, next] = Rule::reserve(s.state, c.at, c.cost, params);
+      if (verdict != c.verdict || (verdict == Verdict::Allowed && ready != c.ready)) {
+        return std::nullopt;
+      }
+      if (verdict == Verdict::Allowed) {
+        out.state = next;
+        out.held.push_back({c.id, s.state, next, Rule::charge(c.cost, params)});
+      }
+      return out;
+    }
+    const auto it =
+        std::find_if(out.held.begin(), out.held.end(), [&](const Held& h) { return h.id == c.id; });
+    if (it == out.held.end()) {  // Never granted: nothing to give back.
+      if (c.refunded != Nanos::zero()) return std::nullopt;
+      return out;
+    }
+    const auto [next, refunded] =
+        Rule::refund(s.state, it->before, it->after, it->charge, c.at, params);
+    if (refunded != c.refunded) return std::nullopt;
+    out.state = next;
+    out.held.erase(it);
+    return out;
   }
-  return true;
+  std::size_t hash(const State& s) const { return Rule::hash(s.state) * 31 + s.held.size(); }
+};
+
+TYPED_TEST(ReservationTest, ConcurrentReservationsAndCancelsAreLinearizableAgainstTheRule) {
+  const Quota quota = Quota::per(milliseconds(10), 4);
+  const ReservingModel<TypeParam> model{waiting_test::RuleOf<TypeParam>::Params::from(quota)};
+  for (std::uint64_t seed = 0; seed < 40; ++seed) {
+    TypeParam limiter{quota};
+    std::atomic<std::int64_t> clock{t0.time_since_epoch().count()};
+    const auto report = testkit::run<ReserveCall>(
+        {.workers = 3, .seed = seed, .name = "reserve and cancel"},
+        [&](testkit::Worker<ReserveCall>& w) {
+          std::vector<std::pair<int, Reservation>> mine;
+          for (int i = 0; i < 9 && w.keep_going(); ++i) {
+            const Instant at{
+                Nanos{clock.fetch_add(static_cast<std::int64_t>(w.rng()() % 3'000'000))}};
+            if (!mine.empty() && w.rng()() % 3 == 0) {
+              const std::size_t k = w.rng()() % mine.size();
+              const int id = mine[k].first;
+              Reservation r = std::move(mine[k].second);
+              mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(k));
+              w.step("cancel_at", [&] {
+                return ReserveCall{
+                    .is_cancel = true, .id = id, .at = at, .refunded = r.cancel_at(at)};
+              });
+              continue;
+            }
+            const int id = w.index() * 100 + i;
+            const std::uint64_t cost = w.rng()() % 6;  // 5 is above the burst.
+            w.step("reserve_at", [&] {
+              Reservation r = limiter.reserve_at(at, cost);
+              const ReserveCall call{
+                  .id = id, .at = at, .cost = cost, .verdict = r.verdict(), .ready = r.ready_at()};
+              mine.emplace_back(id, std::move(r));
+              return call;
+            });
+          }
+        });
+    FLOODGATE_ASSERT_RUN_OK(report);
+    const auto result = testkit::check_linearizable(report.history, model);
+    ASSERT_EQ(result.verdict, testkit::Linearizability::Yes)
+        << "seed " << seed << "\n"
+        << testkit::describe_linearizability(report.history, model, result, seed);
+  }
 }
 
 TYPED_TEST(AcquireTest, ReturnsAtOnceWhenReadyTooLateOrNever) {

@@ -18,6 +18,7 @@
 
 #include "floodgate/limiters/gcra.h"
 #include "floodgate/limiters/token_bucket.h"
+#include "floodgate/limiters/waiting_test_util.h"
 #include "floodgate/testkit/gtest.h"
 #include "floodgate/testkit/limiter_checks.h"
 #include "floodgate/testkit/linearizability.h"
@@ -35,63 +36,15 @@ const Instant t0{seconds(1000)};
 static_assert(sizeof(internal::Epoch<GcraParams>) <= 128);
 static_assert(sizeof(internal::Epoch<TokenBucketParams>) <= 128);
 
-// Each limiter's pure rule, for the sequential model.
-template <typename L>
-struct RuleOf;
-
-template <>
-struct RuleOf<GcraLimiter<ManualClock>> {
-  using State = std::int64_t;
-  using Params = GcraParams;
-  static constexpr State kFull = kGcraFullState;
-  static std::pair<Decision, State> acquire(State s, Instant at, std::uint64_t cost,
-                                            const Params& p) {
-    const GcraStep step = gcra_acquire(s, at, cost, p);
-    return {step.decision, step.state};
-  }
-  static State change(State s, Instant at, const Params& from, const Params& to,
-                      OnQuotaChange policy) {
-    return gcra_change_quota(s, at, from, to, policy);
-  }
-  static std::size_t hash(State s) { return std::hash<State>{}(s); }
-};
-
-template <>
-struct RuleOf<TokenBucketLimiter<ManualClock>> {
-  using State = double;
-  using Params = TokenBucketParams;
-  static constexpr State kFull = kTokenBucketFullState;
-  static std::pair<Decision, State> acquire(State s, Instant at, std::uint64_t cost,
-                                            const Params& p) {
-    const TokenBucketStep step = token_bucket_acquire(s, at, cost, p);
-    return {step.decision, cost == 0 || !step.decision.allowed() ? s : step.state};
-  }
-  static State change(State s, Instant at, const Params& from, const Params& to,
-                      OnQuotaChange policy) {
-    return token_bucket_change_quota(s, at, from, to, policy);
-  }
-  static std::size_t hash(State s) {
-    return std::hash<std::uint64_t>{}(std::bit_cast<std::uint64_t>(s));
-  }
-};
-
-using Limiters = ::testing::Types<GcraLimiter<ManualClock>, TokenBucketLimiter<ManualClock>>;
+using waiting_test::await_sleepers;
+using waiting_test::Limiters;
+using waiting_test::probe;
+using waiting_test::RuleOf;
+using waiting_test::WaitCall;
 
 template <typename L>
 class SetQuotaTest : public ::testing::Test {};
 TYPED_TEST_SUITE(SetQuotaTest, Limiters);
-
-// Lets `limiter`'s state be compared: what it would decide for every cost at many instants.
-template <typename L>
-std::vector<Decision> probe(const L& limiter, Instant from) {
-  std::vector<Decision> out;
-  for (int k = 0; k < 40; ++k) {
-    for (std::uint64_t cost : {0u, 1u, 2u, 5u}) {
-      out.push_back(limiter.peek_at(from + milliseconds(37) * k, cost));
-    }
-  }
-  return out;
-}
 
 TYPED_TEST(SetQuotaTest, KeepsTheRemainingPermitsCappedAtTheNewBurst) {
   TypeParam limiter{Quota::per_second(10)};
@@ -202,24 +155,6 @@ TYPED_TEST(SetQuotaTest, CancellingTheMostRecentReservationAfterChangesRestoresT
         << "trial " << trial << " after " << changes << " change(s)";
   }
   EXPECT_GT(refunded, 100) << "refunds that moved the state were exercised";
-}
-
-// A record of one call in a waiting test.
-struct WaitCall {
-  WaitResult result;
-  friend bool operator==(const WaitCall& a, const WaitCall& b) {
-    return a.result.status == b.result.status && a.result.at == b.result.at;
-  }
-};
-
-// Waits (bounded) until `clock` has `n` sleepers; returns whether it did.
-bool await_sleepers(const ManualClock& clock, int n, testkit::Worker<WaitCall>& w) {
-  const auto give_up = std::chrono::steady_clock::now() + seconds(20);
-  while (clock.sleepers() != n) {
-    if (!w.keep_going() || std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::yield();
-  }
-  return true;
 }
 
 TYPED_TEST(SetQuotaTest, AWaiterIsWokenAndWaitsForItsTurnUnderTheNewQuota) {

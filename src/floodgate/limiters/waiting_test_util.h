@@ -1,0 +1,130 @@
+// Test-only helpers shared by the waiting and reconfiguration tests of GcraLimiter and
+// TokenBucketLimiter: each limiter's pure rule as a sequential model (`RuleOf`), a probe that
+// compares two limiters' states, and the bounded wait for a ManualClock's sleepers. Not
+// installed.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "floodgate/limiters/gcra.h"
+#include "floodgate/limiters/token_bucket.h"
+#include "floodgate/testkit/runner.h"
+
+namespace floodgate::waiting_test {
+
+using Limiters = ::testing::Types<GcraLimiter<ManualClock>, TokenBucketLimiter<ManualClock>>;
+
+// Each limiter's pure rule, for the sequential model.
+template <typename L>
+struct RuleOf;
+
+template <>
+struct RuleOf<GcraLimiter<ManualClock>> {
+  using State = std::int64_t;
+  using Params = GcraParams;
+  static constexpr State kFull = kGcraFullState;
+  static std::pair<Decision, State> acquire(State s, Instant at, std::uint64_t cost,
+                                            const Params& p) {
+    const GcraStep step = gcra_acquire(s, at, cost, p);
+    return {step.decision, step.state};
+  }
+  static State change(State s, Instant at, const Params& from, const Params& to,
+                      OnQuotaChange policy) {
+    return gcra_change_quota(s, at, from, to, policy);
+  }
+  // The reservation's verdict, ready instant and state after it; its charge.
+  static std::tuple<Verdict, Instant, State> reserve(State s, Instant at, std::uint64_t cost,
+                                                     const Params& p) {
+    const GcraReserveStep step = gcra_reserve(s, at, cost, kNever, p);
+    return {step.verdict, Instant{Nanos{step.at}}, step.state};
+  }
+  static double charge(std::uint64_t cost, const Params& p) {
+    return static_cast<double>(cost) * static_cast<double>(p.interval);
+  }
+  // The state after cancelling, and the refund as `Reservation::cancel_at` reports it.
+  static std::pair<State, Nanos> refund(State s, State before, State after, double charge,
+                                        Instant at, const Params& p) {
+    const State next = gcra_refund(s, before, after, static_cast<std::uint64_t>(charge), at, p);
+    if (next >= s) return {s, Nanos::zero()};
+    const auto moved = static_cast<std::uint64_t>(s) - static_cast<std::uint64_t>(next);
+    return {next,
+            Nanos{static_cast<std::int64_t>(std::min(moved, static_cast<std::uint64_t>(charge)))}};
+  }
+  static std::size_t hash(State s) { return std::hash<State>{}(s); }
+};
+
+template <>
+struct RuleOf<TokenBucketLimiter<ManualClock>> {
+  using State = double;
+  using Params = TokenBucketParams;
+  static constexpr State kFull = kTokenBucketFullState;
+  static std::pair<Decision, State> acquire(State s, Instant at, std::uint64_t cost,
+                                            const Params& p) {
+    const TokenBucketStep step = token_bucket_acquire(s, at, cost, p);
+    return {step.decision, cost == 0 || !step.decision.allowed() ? s : step.state};
+  }
+  static State change(State s, Instant at, const Params& from, const Params& to,
+                      OnQuotaChange policy) {
+    return token_bucket_change_quota(s, at, from, to, policy);
+  }
+  static std::tuple<Verdict, Instant, State> reserve(State s, Instant at, std::uint64_t cost,
+                                                     const Params& p) {
+    const TokenBucketReserveStep step = token_bucket_reserve(s, at, cost, kNever, p);
+    return {step.verdict, Instant{Nanos{step.at}}, step.state};
+  }
+  static double charge(std::uint64_t cost, const Params& p) {
+    return static_cast<double>(cost) * p.ns_per_token;
+  }
+  static std::pair<State, Nanos> refund(State s, State before, State after, double charge,
+                                        Instant at, const Params& p) {
+    const State next = token_bucket_refund(s, before, after, charge, at, p);
+    if (!(next < s)) return {s, Nanos::zero()};
+    return {next, Nanos{std::llround(std::min(s - next, charge))}};
+  }
+  static std::size_t hash(State s) {
+    return std::hash<std::uint64_t>{}(std::bit_cast<std::uint64_t>(s));
+  }
+};
+
+// Lets `limiter`'s state be compared: what it would decide for every cost at many instants.
+template <typename L>
+std::vector<Decision> probe(const L& limiter, Instant from) {
+  std::vector<Decision> out;
+  for (int k = 0; k < 40; ++k) {
+    for (std::uint64_t cost : {0u, 1u, 2u, 5u}) {
+      out.push_back(limiter.peek_at(from + std::chrono::milliseconds(37) * k, cost));
+    }
+  }
+  return out;
+}
+
+// A record of one call in a waiting test.
+struct WaitCall {
+  WaitResult result;
+  friend bool operator==(const WaitCall& a, const WaitCall& b) {
+    return a.result.status == b.result.status && a.result.at == b.result.at;
+  }
+};
+
+// Waits (bounded) until `clock` has exactly `n` sleepers; returns whether it did.
+inline bool await_sleepers(const ManualClock& clock, int n, testkit::Worker<WaitCall>& w) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (clock.sleepers() != n) {
+    if (!w.keep_going() || std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+}  // namespace floodgate::waiting_test
