@@ -100,6 +100,21 @@ class Epochs {
     return word;
   }
 
+  // Applies `step(epoch, word)` to the live state, starting at epoch `e`: `step` returns the
+  // word to store and a result, and storing the word it was given commits nothing. Retries from
+  // the current value when another call got there first, moving past sealed epochs; returns the
+  // result of the step that took effect. Lock-free. (The hot `try_acquire_at`s write this loop
+  // out by hand, with the gate in front.)
+  template <typename Step>
+  auto update(Epoch* e, Step step) const {
+    std::uint64_t word = load_live(e);
+    while (true) {
+      auto [next, result] = step(*e, word);
+      if (next == word || commit_word(e->state, word, next)) return result;
+      if (word == kSealedWord) word = load_live(e);
+    }
+  }
+
   // Makes `quota` current at `now`: the new epoch's state is `carry(word, from, to)` of the
   // old epoch's last state word, where `from` and `to` are the two epochs (`to` already holds
   // the change's instant and policy). Then wakes the old epoch's waiters. Does nothing if the

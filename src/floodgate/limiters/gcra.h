@@ -127,20 +127,13 @@ class GcraLimiter {
   // Admits as many permits as are available at `now`, up to `max_cost`, and says how many.
   // When none are available the decision is `Denied`, with `retry_after()` the wait for one.
   Grant try_acquire_up_to_at(Instant now, std::uint64_t max_cost) noexcept {
-    Epoch* e = &epochs_.current();
-    std::uint64_t state = epochs_.load_live(e);
-    while (true) {
-      const std::uint64_t granted = gcra_available(tat(state), now, max_cost, e->params);
-      if (granted == 0) {
-        // Answer for one permit, or for none if none was asked for.
-        return {0, gcra_acquire(tat(state), now, max_cost == 0 ? 0 : 1, e->params).decision};
-      }
-      const GcraStep step = gcra_acquire(tat(state), now, granted, e->params);
-      if (internal::commit_word(e->state, state, word(step.state))) {
-        return {granted, step.decision};
-      }
-      if (state == internal::kSealedWord) state = epochs_.load_live(e);
-    }
+    return epochs_.update(&epochs_.current(), [&](const Epoch& e, std::uint64_t state) {
+      const std::uint64_t granted = gcra_available(tat(state), now, max_cost, e.params);
+      // None available: answer for one permit, or for none if none was asked for.
+      const std::uint64_t cost = granted > 0 ? granted : std::min<std::uint64_t>(max_cost, 1);
+      const GcraStep step = gcra_acquire(tat(state), now, cost, e.params);
+      return std::pair{granted > 0 ? word(step.state) : state, Grant{granted, step.decision}};
+    });
   }
 
   // Reserves `cost` permits at the clock's current instant; see `reserve_at`.
@@ -156,26 +149,21 @@ class GcraLimiter {
   // wait until the debt is repaid. Lock-free. `Reservation::cancel_at` refunds as
   // `gcra_refund` defines: exactly for the most recent reservation.
   Reservation reserve_at(Instant now, std::uint64_t cost = 1, Nanos max_delay = kNever) noexcept {
-    Epoch* e = &epochs_.current();
-    std::uint64_t state = epochs_.load_live(e);
-    while (true) {
-      const GcraReserveStep step = gcra_reserve(tat(state), now, cost, max_delay, e->params);
-      const internal::ReservationAccess::Fields f{
+    const Fields f = epochs_.update(&epochs_.current(), [&](const Epoch& e, std::uint64_t state) {
+      const GcraReserveStep step = gcra_reserve(tat(state), now, cost, max_delay, e.params);
+      const Fields g{
           .verdict = step.verdict,
           .cancelled = false,
           .ready_at = Instant{Nanos{step.at}},
           .cost = cost,
-          .charge = cost * static_cast<std::uint64_t>(e->params.interval),
+          .charge = cost * static_cast<std::uint64_t>(e.params.interval),
           .before = state,
           .after = word(step.state),
-          .epoch = e,
+          .epoch = &e,
       };
-      if (step.verdict != Verdict::Allowed || f.after == state ||
-          internal::commit_word(e->state, state, f.after)) {
-        return internal::ReservationAccess::make(f, this, &kReservationOps);
-      }
-      if (state == internal::kSealedWord) state = epochs_.load_live(e);
-    }
+      return std::pair{step.verdict == Verdict::Allowed ? g.after : state, g};
+    });
+    return internal::ReservationAccess::make(f, this, &kReservationOps);
   }
 
   // Blocks until `cost` permits are taken, and returns `Admitted`; or returns at once, taking
@@ -204,12 +192,13 @@ class GcraLimiter {
   // Changes the quota at `now` while other threads keep calling, carrying the permits already
   // used as `policy` says (`gcra_change_quota`: by default the remaining permits stay, capped
   // at the new burst). Each concurrent call is decided wholly under the old quota or wholly
-  // under the new one, so no window of caller instants sees more admitted than the larger of
-  // the two quotas allows. Reservations keep their place in the queue: their states are carried
-  // through the same map, their ready instants become the instants at which their carried
-  // states fit the new window, sleeping waiters in `acquire` wake to read theirs, and
-  // `cancel_at` refunds a reservation made before the change as `gcra_refund` would have
-  // after it (exactly, for the most recent one).
+  // under the new one; under `KeepRemaining` no window of caller instants sees more admitted
+  // than the larger of the two quotas allows, for a `now` no earlier than the calls decided
+  // before the change (`gcra_change_quota`; `set_quota` reads the callers' clock). Reservations
+  // keep their place in the queue: their states are carried through the same map, their ready
+  // instants become the instants at which their carried states fit the new window, sleeping waiters
+  // in `acquire` wake to read theirs, and `cancel_at` refunds a reservation made before the change
+  // as `gcra_refund` would have after it (exactly, for the most recent one).
   //
   // Setting the quota it already has changes nothing (unless `StartFull`). Otherwise the change
   // costs the calls that race with it a second try, and keeps one epoch (128 bytes on x86-64)
@@ -243,17 +232,12 @@ class GcraLimiter {
 
   // `try_acquire_at` for cost 0, a cost above the burst, or a limiter whose quota is changing.
   [[gnu::noinline, gnu::cold]] Decision try_acquire_rare(Instant now, std::uint64_t cost) noexcept {
-    Epoch* e = &epochs_.current();
-    std::uint64_t state = epochs_.load_live(e);
-    while (true) {
-      // The epoch's own parameters, not its gate: a state not yet sealed is still the old
-      // quota's, and a call that commits on it comes before the change.
-      const GcraStep step = gcra_acquire(tat(state), now, cost, e->params);
-      if (step.state == tat(state) || internal::commit_word(e->state, state, word(step.state))) {
-        return step.decision;
-      }
-      if (state == internal::kSealedWord) state = epochs_.load_live(e);
-    }
+    // The epoch's own parameters, not its gate: a state not yet sealed is still the old
+    // quota's, and a call that commits on it comes before the change.
+    return epochs_.update(&epochs_.current(), [&](const Epoch& e, std::uint64_t state) {
+      const GcraStep step = gcra_acquire(tat(state), now, cost, e.params);
+      return std::pair{word(step.state), step.decision};
+    });
   }
 
   // Carries a reservation's states to epoch `to` through the changes since it was made: each
@@ -294,21 +278,17 @@ class GcraLimiter {
   // Gives back what `gcra_refund` allows for a reservation, carried to the current quota if it
   // changed since, and returns it. Lock-free.
   Nanos refund(Fields& f, Instant now) noexcept {
-    auto* e = const_cast<Epoch*>(static_cast<const Epoch*>(f.epoch));
-    std::uint64_t state = epochs_.load_live(e);
-    while (true) {
-      carry(f, e);
+    auto* from = const_cast<Epoch*>(static_cast<const Epoch*>(f.epoch));
+    return epochs_.update(from, [&](const Epoch& e, std::uint64_t state) {
+      carry(f, &e);
       const std::int64_t next =
-          gcra_refund(tat(state), tat(f.before), tat(f.after), f.charge, now, e->params);
-      if (next >= tat(state)) return Nanos::zero();
-      if (internal::commit_word(e->state, state, word(next))) {
-        // Restoring the state before an idle limiter's reservation moves it by more than the
-        // charge; what was given back is the charge.
-        const std::uint64_t moved = state - word(next);
-        return Nanos{static_cast<std::int64_t>(std::min(moved, f.charge))};
-      }
-      if (state == internal::kSealedWord) state = epochs_.load_live(e);
-    }
+          gcra_refund(tat(state), tat(f.before), tat(f.after), f.charge, now, e.params);
+      if (next >= tat(state)) return std::pair{state, Nanos::zero()};
+      // Restoring the state before an idle limiter's reservation moves it by more than the
+      // charge; what was given back is the charge.
+      const std::uint64_t moved = state - word(next);
+      return std::pair{word(next), Nanos{static_cast<std::int64_t>(std::min(moved, f.charge))}};
+    });
   }
 
   [[no_unique_address]] const C clock_;

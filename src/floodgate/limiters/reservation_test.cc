@@ -147,6 +147,42 @@ std::int64_t replay(const std::vector<Scheduled>& schedule, const GcraParams& pa
   return state;
 }
 
+// A random history on `limiter` (admissions and reservations over about 70 ms), then the cancel
+// of one of its reservations at the last instant: what the partial-refund tests replay.
+struct CancelTrial {
+  std::vector<Scheduled> schedule;  // In order; the cancelled reservation is marked.
+  Instant now;                      // The last instant, when the reservation was cancelled.
+  std::uint64_t cost = 0;           // The cancelled reservation's.
+  Nanos refunded{};
+};
+
+template <typename L>
+std::optional<CancelTrial> cancel_one(L& limiter, const Quota& quota, std::mt19937_64& rng) {
+  CancelTrial trial{.schedule = {}, .now = t0};
+  std::vector<Reservation> reservations;
+  std::vector<std::size_t> where;  // Index in `schedule` of each reservation.
+  for (int i = 0; i < 12; ++i) {
+    trial.now += Nanos{static_cast<std::int64_t>(rng() % 6'000'000)};
+    const std::uint64_t cost = 1 + rng() % quota.burst();
+    if (rng() % 3 == 0) {
+      if (limiter.try_acquire_at(trial.now, cost).allowed()) {
+        trial.schedule.push_back({trial.now, cost});
+      }
+    } else {
+      Reservation r = limiter.reserve_at(trial.now, cost);
+      where.push_back(trial.schedule.size());
+      trial.schedule.push_back({r.ready_at(), cost});
+      reservations.push_back(std::move(r));
+    }
+  }
+  if (reservations.empty()) return std::nullopt;
+  const std::size_t pick = rng() % reservations.size();
+  trial.cost = reservations[pick].cost();
+  trial.refunded = reservations[pick].cancel_at(trial.now);
+  trial.schedule[where[pick]].cancelled = true;
+  return trial;
+}
+
 TEST(GcraReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarlierThanWithoutIt) {
   std::mt19937_64 rng(71);
   int exact = 0;
@@ -155,41 +191,19 @@ TEST(GcraReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarlierThanW
     const Quota quota = Quota::per(milliseconds(10), 1 + rng() % 6);
     const GcraParams params = GcraParams::from(quota);
     GcraLimiter<ManualClock> limiter{quota};
-    std::vector<Scheduled> schedule;
-    std::vector<Reservation> reservations;
-    std::vector<std::size_t> where;  // Index in `schedule` of each reservation.
-    Instant now = t0;
-    for (int i = 0; i < 12; ++i) {
-      now += Nanos{static_cast<std::int64_t>(rng() % 6'000'000)};
-      const std::uint64_t cost = 1 + rng() % quota.burst();
-      if (rng() % 3 == 0) {
-        if (limiter.try_acquire_at(now, cost).allowed()) schedule.push_back({now, cost});
-      } else {
-        Reservation r = limiter.reserve_at(now, cost);
-        where.push_back(schedule.size());
-        schedule.push_back({r.ready_at(), cost});
-        reservations.push_back(std::move(r));
-      }
-    }
-    if (reservations.empty()) continue;
-    const std::size_t pick = rng() % reservations.size();
-    const Nanos refunded = reservations[pick].cancel_at(now);
-    schedule[where[pick]].cancelled = true;
-    const std::int64_t floor = replay(schedule, params);
+    const std::optional<CancelTrial> t = cancel_one(limiter, quota, rng);
+    if (!t) continue;
+    const std::int64_t floor = replay(t->schedule, params);
     // No instant from `now` on admits under the limiter what the model without it would deny.
     for (int k = 0; k < 200; ++k) {
-      const Instant at = now + Nanos{static_cast<std::int64_t>(k) * 700'000};
+      const Instant at = t->now + Nanos{static_cast<std::int64_t>(k) * 700'000};
       for (std::uint64_t cost = 1; cost <= quota.burst(); ++cost) {
         const bool model = gcra_acquire(floor, at, cost, params).decision.allowed();
         ASSERT_TRUE(model || !limiter.peek_at(at, cost).allowed())
             << "trial " << trial << ": cost " << cost << " admitted at +" << k * 700 << " us";
       }
     }
-    if (refunded == Nanos{params.interval * static_cast<std::int64_t>(reservations[pick].cost())}) {
-      ++exact;
-    } else {
-      ++partial;
-    }
+    ++(t->refunded == charge_of<GcraLimiter<ManualClock>>(quota, t->cost) ? exact : partial);
   }
   // Both kinds of case were exercised.
   EXPECT_GT(exact, 100);
@@ -207,44 +221,24 @@ TEST(TokenBucketReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarli
     const Quota quota = Quota::per(milliseconds(7), 1 + rng() % 6);
     const TokenBucketParams params = TokenBucketParams::from(quota);
     TokenBucketLimiter<ManualClock> limiter{quota};
-    std::vector<Scheduled> schedule;
-    std::vector<Reservation> reservations;
-    std::vector<std::size_t> where;
-    Instant now = t0;
-    for (int i = 0; i < 12; ++i) {
-      now += Nanos{static_cast<std::int64_t>(rng() % 6'000'000)};
-      const std::uint64_t cost = 1 + rng() % quota.burst();
-      if (rng() % 3 == 0) {
-        if (limiter.try_acquire_at(now, cost).allowed()) schedule.push_back({now, cost});
-      } else {
-        Reservation r = limiter.reserve_at(now, cost);
-        where.push_back(schedule.size());
-        schedule.push_back({r.ready_at(), cost});
-        reservations.push_back(std::move(r));
-      }
-    }
-    if (reservations.empty()) continue;
-    const std::size_t pick = rng() % reservations.size();
-    const Nanos refunded = reservations[pick].cancel_at(now);
-    schedule[where[pick]].cancelled = true;
+    const std::optional<CancelTrial> t = cancel_one(limiter, quota, rng);
+    if (!t) continue;
     double floor = kTokenBucketFullState;
-    for (const Scheduled& s : schedule) {
+    for (const Scheduled& s : t->schedule) {
       if (s.cancelled) continue;
       const auto at = static_cast<double>(s.at.time_since_epoch().count());
       floor =
           std::max(floor, at - params.window) + static_cast<double>(s.cost) * params.ns_per_token;
     }
     for (int k = 0; k < 200; ++k) {
-      const Instant at = now + Nanos{static_cast<std::int64_t>(k) * 700'000};
+      const Instant at = t->now + Nanos{static_cast<std::int64_t>(k) * 700'000};
       const double model =
           std::min(params.burst, (static_cast<double>(at.time_since_epoch().count()) - floor) /
                                      params.ns_per_token);
       ASSERT_LE(limiter.tokens_at(at), std::max(0.0, model) + 1e-6)
           << "trial " << trial << " at +" << k * 700 << " us";
     }
-    if (refunded < charge_of<TokenBucketLimiter<ManualClock>>(quota, reservations[pick].cost())) {
-      ++partial;
-    }
+    if (t->refunded < charge_of<TokenBucketLimiter<ManualClock>>(quota, t->cost)) ++partial;
   }
   EXPECT_GT(partial, 100);  // Partial refunds were exercised.
 }

@@ -117,27 +117,22 @@ class TokenBucketLimiter {
   // (`token_bucket_reserve`), as `GcraLimiter::reserve_at` does: FIFO, into debt if need be,
   // refused without taking anything past `max_delay` or above the burst. Lock-free.
   Reservation reserve_at(Instant now, std::uint64_t cost = 1, Nanos max_delay = kNever) noexcept {
-    Epoch* e = &epochs_.current();
-    std::uint64_t bits = epochs_.load_live(e);
-    while (true) {
+    const Fields f = epochs_.update(&epochs_.current(), [&](const Epoch& e, std::uint64_t bits) {
       const TokenBucketReserveStep step =
-          token_bucket_reserve(empty_at(bits), now, cost, max_delay, e->params);
-      const internal::ReservationAccess::Fields f{
+          token_bucket_reserve(empty_at(bits), now, cost, max_delay, e.params);
+      const Fields g{
           .verdict = step.verdict,
           .cancelled = false,
           .ready_at = Instant{Nanos{step.at}},
           .cost = cost,
-          .charge = word(static_cast<double>(cost) * e->params.ns_per_token),
+          .charge = word(static_cast<double>(cost) * e.params.ns_per_token),
           .before = bits,
           .after = word(step.state),
-          .epoch = e,
+          .epoch = &e,
       };
-      if (step.verdict != Verdict::Allowed || f.after == bits ||
-          internal::commit_word(e->state, bits, f.after)) {
-        return internal::ReservationAccess::make(f, this, &kReservationOps);
-      }
-      if (bits == internal::kSealedWord) bits = epochs_.load_live(e);
-    }
+      return std::pair{step.verdict == Verdict::Allowed ? g.after : bits, g};
+    });
+    return internal::ReservationAccess::make(f, this, &kReservationOps);
   }
 
   // Blocks until `cost` tokens are taken; see `GcraLimiter::acquire`, whose contract this
@@ -181,16 +176,11 @@ class TokenBucketLimiter {
 
   // `try_acquire_at` for cost 0, a cost above the burst, or a bucket whose quota is changing.
   [[gnu::noinline, gnu::cold]] Decision try_acquire_rare(Instant now, std::uint64_t cost) noexcept {
-    Epoch* e = &epochs_.current();
-    std::uint64_t bits = epochs_.load_live(e);
-    while (true) {
-      const TokenBucketStep step = token_bucket_acquire(empty_at(bits), now, cost, e->params);
-      if (!step.decision.allowed() || cost == 0 ||
-          internal::commit_word(e->state, bits, word(step.state))) {
-        return step.decision;
-      }
-      if (bits == internal::kSealedWord) bits = epochs_.load_live(e);
-    }
+    return epochs_.update(&epochs_.current(), [&](const Epoch& e, std::uint64_t bits) {
+      const TokenBucketStep step = token_bucket_acquire(empty_at(bits), now, cost, e.params);
+      const bool consumed = step.decision.allowed() && cost > 0;
+      return std::pair{consumed ? word(step.state) : bits, step.decision};
+    });
   }
 
   // Carries a reservation's states to epoch `to` through the changes since it was made, as
@@ -232,22 +222,18 @@ class TokenBucketLimiter {
   // Gives back what `token_bucket_refund` allows, carried to the current quota if it changed
   // since, and returns it (rounded to whole nanoseconds). Lock-free.
   Nanos refund(Fields& f, Instant now) noexcept {
-    auto* e = const_cast<Epoch*>(static_cast<const Epoch*>(f.epoch));
-    std::uint64_t bits = epochs_.load_live(e);
-    while (true) {
-      carry(f, e);
+    auto* from = const_cast<Epoch*>(static_cast<const Epoch*>(f.epoch));
+    return epochs_.update(from, [&](const Epoch& e, std::uint64_t bits) {
+      carry(f, &e);
       const double state = empty_at(bits);
       const double charge = empty_at(f.charge);
       const double next =
-          token_bucket_refund(state, empty_at(f.before), empty_at(f.after), charge, now, e->params);
-      if (!(next < state)) return Nanos::zero();
-      if (internal::commit_word(e->state, bits, word(next))) {
-        // Restoring the state before a full bucket's reservation moves it to -infinity; what
-        // was given back is the charge.
-        return Nanos{std::llround(std::min(state - next, charge))};
-      }
-      if (bits == internal::kSealedWord) bits = epochs_.load_live(e);
-    }
+          token_bucket_refund(state, empty_at(f.before), empty_at(f.after), charge, now, e.params);
+      if (!(next < state)) return std::pair{bits, Nanos::zero()};
+      // Restoring the state before a full bucket's reservation moves it to -infinity; what was
+      // given back is the charge.
+      return std::pair{word(next), Nanos{std::llround(std::min(state - next, charge))}};
+    });
   }
 
   [[no_unique_address]] const C clock_;
