@@ -14,6 +14,7 @@
 #include "floodgate/core/quota.h"                    // IWYU pragma: export
 #include "floodgate/core/result.h"                   // IWYU pragma: export
 #include "floodgate/core/time.h"                     // IWYU pragma: export
+#include "floodgate/keyed/keyed_limiter.h"           // IWYU pragma: export
 #include "floodgate/limiters/concurrency_limiter.h"  // IWYU pragma: export
 #include "floodgate/limiters/fixed_window.h"         // IWYU pragma: export
 #include "floodgate/limiters/gcra.h"                 // IWYU pragma: export

@@ -68,16 +68,17 @@ inline std::uint64_t admitted_cost(const std::vector<Operation<LimiterCall>>& hi
 }
 
 // Returns the window of caller instants in which `history` admitted more than `quota` allows
-// (burst + count x length / period), or nothing.
+// (burst + count x length / period, plus `slack` permits for a limiter that counts in floating
+// point), or nothing.
 inline std::optional<RateBoundViolation> check_rate_bound(
-    const std::vector<Operation<LimiterCall>>& history, const Quota& quota) {
+    const std::vector<Operation<LimiterCall>>& history, const Quota& quota, double slack = 0.0) {
   std::vector<Admission> admissions;
   for (const auto& op : history) {
     if (op.result && op.result->decision.allowed() && op.result->cost > 0) {
       admissions.push_back({op.result->at, op.result->cost});
     }
   }
-  return find_rate_bound_violation(std::move(admissions), quota);
+  return find_rate_bound_violation(std::move(admissions), quota, slack);
 }
 
 // Returns the aligned window [k x period, (k + 1) x period) of caller instants in which `history`

@@ -40,9 +40,10 @@ struct RateBoundViolation {
   }
 };
 
-// Returns the window that breaks the bound most, or nothing if `admissions` respect `quota`.
+// Returns the window that breaks the bound most, or nothing if `admissions` respect `quota`
+// (with `slack` permits more allowed in every window, for limiters that count in floating point).
 inline std::optional<RateBoundViolation> find_rate_bound_violation(
-    std::vector<Admission> admissions, const Quota& quota) {
+    std::vector<Admission> admissions, const Quota& quota, double slack = 0.0) {
   std::sort(admissions.begin(), admissions.end(),
             [](const Admission& a, const Admission& b) { return a.at < b.at; });
   // For a window from admission i to admission j (sorted), with P the prefix sums of cost:
@@ -52,7 +53,8 @@ inline std::optional<RateBoundViolation> find_rate_bound_violation(
   __extension__ using Wide = __int128;  // GCC and Clang; exact products of 64-bit values.
   const Wide period = quota.period().count();
   const Wide count = quota.count();
-  const Wide limit = Wide{quota.burst()} * period;
+  const Wide limit =
+      Wide{quota.burst()} * period + static_cast<Wide>(slack * static_cast<double>(period));
   Wide prefix = 0;
   Wide best_start = 0;
   std::size_t best_start_index = 0;

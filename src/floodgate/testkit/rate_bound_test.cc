@@ -46,6 +46,11 @@ TEST(RateBoundTest, UsesTheExactRateNotARoundedOne) {
   // 333333333 ns.
   EXPECT_FALSE(find_rate_bound_violation({{Instant{}, 1}, {Instant{Nanos{333'333'334}}, 1}}, q));
   EXPECT_TRUE(find_rate_bound_violation({{Instant{}, 1}, {Instant{Nanos{333'333'333}}, 1}}, q));
+  // A billionth of a permit over: allowed with a slack of a millionth, not of a billionth / 2.
+  EXPECT_FALSE(
+      find_rate_bound_violation({{Instant{}, 1}, {Instant{Nanos{333'333'333}}, 1}}, q, 1e-6));
+  EXPECT_TRUE(
+      find_rate_bound_violation({{Instant{}, 1}, {Instant{Nanos{333'333'333}}, 1}}, q, 5e-10));
 }
 
 }  // namespace

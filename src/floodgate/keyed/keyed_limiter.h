@@ -1,0 +1,538 @@
+// `KeyedLimiter`: one GCRA limit per key (a user, an API key, an IP address) in bounded memory,
+// with eviction that never resets a limited key unless told to.
+//
+// Thread-safe. Keys are spread over shards by hash; each shard is a flat open-addressing table
+// (linear probing, backward-shift deletion) of 32-byte slots that hold the key's hash tag, its
+// quota tier and its state word (GCRA's theoretical arrival time, floodgate/limiters/gcra_rule.h),
+// with keys of up to 16 bytes inline. A call hashes the key, takes its shard's spin lock (one
+// atomic exchange; the release is a plain store), probes, decides and stores the new state: one
+// cache miss for the slot when the table is larger than the caches. The lock is exclusive but
+// per shard, so threads contend only when they hit the same shard at the same moment; with 64
+// shards and two threads that is about one call in 64. Lookups of existing keys allocate
+// nothing; a key longer than 16 bytes is copied to the heap when its state is created.
+//
+// Memory is bounded by `max_keys`. When a shard is full and a new key needs state:
+//   1. keys whose state is indistinguishable from a fresh key's (a theoretical arrival time at or
+//      before `now`: the bucket is full) are dropped. This loses nothing: every later call at an
+//      instant no earlier than `now` decides as it would have with the key kept.
+//   2. If none can be dropped, the `OverflowPolicy` decides (see there); only
+//      `EvictLeastRecentlyUsed` can reset a limited key.
+// A shard remembers a lower bound of its keys' arrival times, so step 1 scans the shard only when
+// some key can be dropped. `sweep(now)` drops every droppable key at once; nothing runs in the
+// background.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "floodgate/core/check.h"
+#include "floodgate/core/clock.h"
+#include "floodgate/core/concurrency.h"
+#include "floodgate/core/decision.h"
+#include "floodgate/core/quota.h"
+#include "floodgate/core/result.h"
+#include "floodgate/core/time.h"
+#include "floodgate/limiters/gcra.h"
+#include "floodgate/limiters/gcra_rule.h"
+
+namespace floodgate {
+
+// What a full `KeyedLimiter` does with a new key once no tracked key can be dropped losslessly.
+enum class OverflowPolicy : std::uint8_t {
+  // Fail closed: the new key's call is `Denied`, with `retry_after()` the time until some
+  // tracked key's bucket is full again (and can be dropped). Nothing is reset. The default.
+  RejectNewKeys,
+  // Fail open: the call is decided as for a fresh key and admitted without keeping state, so an
+  // untracked key is not limited until room frees up. Nothing tracked is reset.
+  AdmitUntracked,
+  // New keys share one overflow limiter under the default quota: together they get one key's
+  // worth of capacity until room frees up. Nothing tracked is reset.
+  SharedOverflow,
+  // Evict an approximately least recently used key (a CLOCK sweep over the shard) to make room.
+  // The only policy that can reset a limited key: an evicted key comes back with a full bucket.
+  EvictLeastRecentlyUsed,
+};
+
+// Returns "RejectNewKeys", "AdmitUntracked", "SharedOverflow" or "EvictLeastRecentlyUsed".
+constexpr std::string_view to_string(OverflowPolicy policy) noexcept {
+  switch (policy) {
+    case OverflowPolicy::RejectNewKeys:
+      return "RejectNewKeys";
+    case OverflowPolicy::AdmitUntracked:
+      return "AdmitUntracked";
+    case OverflowPolicy::SharedOverflow:
+      return "SharedOverflow";
+    case OverflowPolicy::EvictLeastRecentlyUsed:
+      return "EvictLeastRecentlyUsed";
+  }
+  return "?";
+}
+
+// How a `KeyedLimiter` is built.
+struct KeyedLimiterOptions {
+  Quota default_quota = Quota::per_second(10);
+  // The most keys with state at once, exactly; memory is bounded by it: at most
+  // 32 x 8/7 x max_keys bytes of slots once full (about 37 bytes a key), plus the bytes of keys
+  // longer than 16 (see `KeyedLimiterStats::bytes`).
+  std::size_t max_keys = 1'000'000;
+  OverflowPolicy overflow = OverflowPolicy::RejectNewKeys;
+  // Tiers: called once when a key's state is created, outside any lock, to choose its quota
+  // (nothing: the default). Keys with an explicit `set_quota` skip it. At most 255 distinct
+  // quotas besides the default; a key whose quota would be the 256th gets the default and is
+  // counted in `KeyedLimiterStats::tier_overflows`.
+  std::function<std::optional<Quota>(std::string_view key)> resolver = nullptr;
+  // Shards, rounded up to a power of two, and at most `max_keys`.
+  std::size_t shards = 64;
+};
+
+// Counters, readable while the limiter runs (each is exact; together they are not a snapshot).
+struct KeyedLimiterStats {
+  std::uint64_t keys = 0;                // Keys with state now.
+  std::uint64_t lossless_drops = 0;      // Keys dropped because their bucket was full.
+  std::uint64_t forced_evictions = 0;    // Keys evicted by EvictLeastRecentlyUsed.
+  std::uint64_t overflow_decisions = 0;  // Calls decided by the overflow policy.
+  std::uint64_t tier_overflows = 0;      // Keys given the default quota: too many distinct quotas.
+  std::uint64_t bytes = 0;               // Slot tables and out-of-line keys.
+};
+
+// One GCRA limit per key. `C` is the clock for the forms without `_at`.
+//
+//   floodgate::KeyedLimiter<> per_user{{.default_quota = floodgate::Quota::per_second(10),
+//                                       .max_keys = 100'000}};
+//   if (!per_user.try_acquire(user_id).allowed()) reply_429();
+template <Clock C = SteadyClock>
+class KeyedLimiter {
+ public:
+  // Creates an empty limiter. Aborts if `max_keys` is 0.
+  explicit KeyedLimiter(KeyedLimiterOptions options, C clock = C{})
+      : options_(std::move(options)),
+        clock_(std::move(clock)),
+        overflow_(options_.default_quota, clock_) {
+    FLOODGATE_CHECK(options_.max_keys >= 1, "KeyedLimiter: max_keys must be at least 1");
+    // No more shards than keys, so that every shard has room for one; the room adds up to
+    // exactly `max_keys`.
+    const std::size_t shards = std::min(std::bit_ceil(std::max<std::size_t>(options_.shards, 1)),
+                                        std::bit_floor(options_.max_keys));
+    shard_bits_ = static_cast<unsigned>(std::countr_zero(shards));
+    shards_ = std::make_unique<Shard[]>(shards);
+    for (std::size_t i = 0; i < shards; ++i) {
+      shards_[i].capacity = options_.max_keys / shards + (i < options_.max_keys % shards ? 1 : 0);
+    }
+    tiers_[0] = GcraParams::from(options_.default_quota);
+    tier_quotas_.push_back(options_.default_quota);
+  }
+
+  KeyedLimiter(const KeyedLimiter&) = delete;
+  KeyedLimiter& operator=(const KeyedLimiter&) = delete;
+
+  ~KeyedLimiter() {
+    for (std::size_t i = 0; i < shard_count(); ++i) shards_[i].release_all();
+  }
+
+  // Admits `cost` permits for `key` at the clock's current instant if they are available.
+  Decision try_acquire(std::string_view key, std::uint64_t cost = 1) {
+    return try_acquire_at(key, clock_.now(), cost);
+  }
+
+  // Admits `cost` permits for `key` at `now` if they are available: the decision `GcraLimiter`
+  // would make for the key's own quota, unless the limiter is full (see `OverflowPolicy`).
+  Decision try_acquire_at(std::string_view key, Instant now, std::uint64_t cost = 1) {
+    const std::uint64_t hash = hash_of(key);
+    Shard& shard = shard_of(hash);
+    const auto tag = static_cast<std::uint32_t>(hash >> 32);
+    {
+      const Lock lock(shard);
+      if (Slot* slot = shard.find(key, tag)) return decide(*slot, now, cost);
+    }
+    // A new key: choose its quota outside the lock (the resolver is the caller's code).
+    const std::uint8_t tier = tier_for(key);
+    const Lock lock(shard);
+    if (Slot* slot = shard.find(key, tag)) return decide(*slot, now, cost);  // Raced in.
+    const GcraStep fresh = gcra_acquire(kGcraFullState, now, cost, tiers_[tier]);
+    if (fresh.state == kGcraFullState) return fresh.decision;  // Took nothing: nothing to keep.
+    if (shard.count >= shard.capacity) {
+      shard.drop_full_buckets(internal::clamped_nanos(now));
+      if (shard.count >= shard.capacity) {
+        if (options_.overflow != OverflowPolicy::EvictLeastRecentlyUsed) {
+          bump(shard.overflow_decisions);
+          return overflow(shard, now, cost, fresh.decision);
+        }
+        shard.evict_one();
+      }
+    }
+    Slot& slot = shard.insert(key, tag, tier);
+    slot.state = fresh.state;
+    shard.min_state = std::min(shard.min_state, fresh.state);
+    return fresh.decision;
+  }
+
+  // Reports what `try_acquire_at(key, now, cost)` would decide, without consuming anything or
+  // creating state.
+  Decision peek_at(std::string_view key, Instant now, std::uint64_t cost = 1) {
+    const std::uint64_t hash = hash_of(key);
+    Shard& shard = shard_of(hash);
+    {
+      const Lock lock(shard);
+      if (const Slot* slot = shard.find(key, static_cast<std::uint32_t>(hash >> 32))) {
+        return gcra_acquire(slot->state, now, cost, tiers_[slot->tier]).decision;
+      }
+    }
+    return gcra_acquire(kGcraFullState, now, cost, tiers_[tier_for(key)]).decision;
+  }
+
+  // Gives `key` its own quota from the clock's current instant; see `set_quota_at`.
+  Result<Quota> set_quota(std::string_view key, Quota quota) {
+    return set_quota_at(key, quota, clock_.now());
+  }
+
+  // Gives `key` its own quota from `now` on, for its current state (carried as
+  // `OnQuotaChange::KeepRemaining` does) and whenever its state is created again; it takes
+  // precedence over the resolver. Returns an error naming the key if 255 distinct quotas besides
+  // the default are already in use.
+  Result<Quota> set_quota_at(std::string_view key, Quota quota, Instant now) {
+    const std::optional<std::uint8_t> tier = intern(quota);
+    if (!tier) {
+      return Error("KeyedLimiter::set_quota: key \"" + std::string(key) +
+                   "\": at most 255 distinct quotas besides the default (got a 256th, " +
+                   quota.to_string() + ")");
+    }
+    {
+      const std::lock_guard<std::mutex> lock(overrides_mu_);
+      overrides_[std::string(key)] = *tier;
+    }
+    const std::uint64_t hash = hash_of(key);
+    Shard& shard = shard_of(hash);
+    const Lock lock(shard);
+    if (Slot* slot = shard.find(key, static_cast<std::uint32_t>(hash >> 32))) {
+      slot->state = gcra_change_quota(slot->state, now, tiers_[slot->tier], tiers_[*tier],
+                                      OnQuotaChange::KeepRemaining);
+      slot->tier = *tier;
+      shard.min_state = std::min(shard.min_state, slot->state);
+    }
+    return quota;
+  }
+
+  // Drops the state of every key whose bucket is full at `now` (lossless; see the header) and
+  // returns how many were dropped.
+  std::size_t sweep(Instant now) {
+    std::size_t dropped = 0;
+    for (std::size_t i = 0; i < shard_count(); ++i) {
+      Shard& shard = shards_[i];
+      const Lock lock(shard);
+      const std::size_t before = shard.count;
+      shard.drop_full_buckets(internal::clamped_nanos(now));
+      dropped += before - shard.count;
+    }
+    return dropped;
+  }
+
+  // Returns the counters.
+  KeyedLimiterStats stats() const {
+    KeyedLimiterStats s;
+    for (std::size_t i = 0; i < shard_count(); ++i) {
+      const Shard& shard = shards_[i];
+      s.keys += shard.keys.load(std::memory_order_relaxed);
+      s.lossless_drops += shard.lossless_drops.load(std::memory_order_relaxed);
+      s.forced_evictions += shard.forced_evictions.load(std::memory_order_relaxed);
+      s.overflow_decisions += shard.overflow_decisions.load(std::memory_order_relaxed);
+      s.bytes += shard.bytes.load(std::memory_order_relaxed);
+    }
+    s.tier_overflows = tier_overflows_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+  // Returns the options the limiter was built with.
+  const KeyedLimiterOptions& options() const noexcept { return options_; }
+
+  // Returns the clock.
+  const C& clock() const noexcept { return clock_; }
+
+ private:
+  static constexpr std::size_t kInlineKey = 16;
+  static constexpr std::size_t kMaxTiers = 256;
+
+  // One key's state: 32 bytes, two to a cache line.
+  struct Slot {
+    std::int64_t state;
+    std::uint32_t tag;  // The key hash's upper half, which also picks the home slot.
+    std::uint8_t occupied;
+    std::uint8_t tier;
+    std::uint8_t referenced;   // The CLOCK bit: set on use, cleared by the eviction hand.
+    std::uint8_t inline_size;  // The key's size if it is inline, else kOutOfLine.
+    union {
+      char inline_key[kInlineKey];
+      struct {
+        char* data;
+        std::size_t size;
+      } heap;
+    };
+
+    std::string_view key() const noexcept {
+      return inline_size == kOutOfLine ? std::string_view(heap.data, heap.size)
+                                       : std::string_view(inline_key, inline_size);
+    }
+  };
+  static_assert(sizeof(Slot) == 32);
+  static constexpr std::uint8_t kOutOfLine = 0xff;
+
+  struct alignas(kCacheLineSize) Shard {
+    std::atomic<bool> locked{false};
+    std::size_t capacity = 0;  // The most keys this shard may hold.
+    std::size_t count = 0;
+    std::int64_t min_state = INT64_MAX;  // At most every held key's state.
+    std::size_t hand = 0;                // The CLOCK hand.
+    std::vector<Slot> slots;             // Empty, or at least 16 long; never all occupied.
+    // Counters, written under the lock, read without it.
+    std::atomic<std::uint64_t> keys{0};
+    std::atomic<std::uint64_t> lossless_drops{0};
+    std::atomic<std::uint64_t> forced_evictions{0};
+    std::atomic<std::uint64_t> overflow_decisions{0};
+    std::atomic<std::uint64_t> bytes{0};
+
+    // The slot a key with `tag` would occupy in a table of `size` slots: the tag scaled to
+    // [0, size), so that tables need not be powers of two.
+    static std::size_t home(std::uint32_t tag, std::size_t size) noexcept {
+      return static_cast<std::size_t>((std::uint64_t{tag} * size) >> 32);
+    }
+    std::size_t next(std::size_t i) const noexcept { return i + 1 == slots.size() ? 0 : i + 1; }
+
+    Slot* find(std::string_view key, std::uint32_t tag) noexcept {
+      if (slots.empty()) return nullptr;
+      for (std::size_t i = home(tag, slots.size());; i = next(i)) {
+        Slot& s = slots[i];
+        if (!s.occupied) return nullptr;
+        if (s.tag == tag && s.key() == key) return &s;
+      }
+    }
+
+    // Adds a key known to be absent (with `count < capacity`), growing the table first if it
+    // would be more than 7/8 full. A full table has capacity x 8/7 slots, plus one.
+    Slot& insert(std::string_view key, std::uint32_t tag, std::uint8_t tier) {
+      if ((count + 1) * 8 > slots.size() * 7) {
+        grow(std::min(std::max<std::size_t>(16, slots.size() * 2), capacity + capacity / 7 + 1));
+      }
+      std::size_t i = home(tag, slots.size());
+      while (slots[i].occupied) i = next(i);
+      Slot& s = slots[i];
+      s.tag = tag;
+      s.occupied = 1;
+      s.tier = tier;
+      s.referenced = 1;
+      if (key.size() <= kInlineKey) {
+        s.inline_size = static_cast<std::uint8_t>(key.size());
+        std::memcpy(s.inline_key, key.data(), key.size());
+      } else {
+        s.inline_size = kOutOfLine;
+        s.heap.data = new char[key.size()];
+        s.heap.size = key.size();
+        std::memcpy(s.heap.data, key.data(), key.size());
+        add(bytes, key.size());
+      }
+      ++count;
+      keys.store(count, std::memory_order_relaxed);
+      return s;
+    }
+
+    void grow(std::size_t size) {
+      if (size <= slots.size())
+        return;  // At the bound already: the 7/8 load is exceeded, but
+                 // `count < capacity` leaves an empty slot.
+      std::vector<Slot> old = std::move(slots);
+      slots.assign(size, Slot{});
+      for (const Slot& s : old) {
+        if (!s.occupied) continue;
+        std::size_t i = home(s.tag, size);
+        while (slots[i].occupied) i = next(i);
+        slots[i] = s;
+      }
+      sub(bytes, old.size() * sizeof(Slot));
+      add(bytes, slots.size() * sizeof(Slot));
+    }
+
+    // Removes the key in slot `i`, shifting later keys of its probe run back so that no lookup
+    // stops early.
+    void erase(std::size_t i) noexcept {
+      if (slots[i].inline_size == kOutOfLine) {
+        sub(bytes, slots[i].heap.size);
+        delete[] slots[i].heap.data;
+      }
+      std::size_t hole = i;
+      for (std::size_t j = next(i); slots[j].occupied; j = next(j)) {
+        const std::size_t h = home(slots[j].tag, slots.size());
+        // Move j into the hole unless its home lies cyclically in (hole, j].
+        const bool stays = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j);
+        if (stays) continue;
+        slots[hole] = slots[j];
+        hole = j;
+      }
+      slots[hole].occupied = 0;
+      --count;
+      keys.store(count, std::memory_order_relaxed);
+    }
+
+    // Drops every key whose bucket is full at `t`, if the lower bound says any may be.
+    void drop_full_buckets(std::int64_t t) noexcept {
+      if (t < min_state) return;
+      std::int64_t lowest = INT64_MAX;
+      std::uint64_t dropped = 0;
+      for (std::size_t i = 0; i < slots.size();) {
+        if (slots[i].occupied && slots[i].state <= t) {
+          erase(i);  // Re-examines slot i, which may now hold a shifted key.
+          ++dropped;
+          continue;
+        }
+        if (slots[i].occupied) lowest = std::min(lowest, slots[i].state);
+        ++i;
+      }
+      min_state = lowest;
+      add(lossless_drops, dropped);
+    }
+
+    // Evicts the first key the CLOCK hand finds unreferenced.
+    void evict_one() noexcept {
+      while (true) {
+        hand = hand + 1 >= slots.size() ? 0 : hand + 1;
+        Slot& s = slots[hand];
+        if (!s.occupied) continue;
+        if (s.referenced) {
+          s.referenced = 0;
+          continue;
+        }
+        erase(hand);
+        bump(forced_evictions);
+        return;
+      }
+    }
+
+    void release_all() noexcept {
+      for (Slot& s : slots) {
+        if (s.occupied && s.inline_size == kOutOfLine) delete[] s.heap.data;
+      }
+    }
+  };
+
+  // The shard's spin lock: an exchange to take it, a store to give it back; yields while
+  // another thread holds it.
+  class Lock {
+   public:
+    explicit Lock(Shard& shard) noexcept : shard_(shard) {
+      while (shard_.locked.exchange(true, std::memory_order_acquire)) {
+        while (shard_.locked.load(std::memory_order_relaxed)) std::this_thread::yield();
+      }
+    }
+    ~Lock() { shard_.locked.store(false, std::memory_order_release); }
+    Lock(const Lock&) = delete;
+    Lock& operator=(const Lock&) = delete;
+
+   private:
+    Shard& shard_;
+  };
+
+  static void bump(std::atomic<std::uint64_t>& counter) noexcept { add(counter, 1); }
+  static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  static void sub(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {
+    counter.store(counter.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
+
+  static std::uint64_t hash_of(std::string_view key) noexcept {
+    // libstdc++'s string hash (murmur-derived), mixed so that both halves are well spread.
+    std::uint64_t h = std::hash<std::string_view>{}(key);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+  }
+
+  std::size_t shard_count() const noexcept { return std::size_t{1} << shard_bits_; }
+  Shard& shard_of(std::uint64_t hash) const noexcept { return shards_[hash & (shard_count() - 1)]; }
+
+  Decision decide(Slot& slot, Instant now, std::uint64_t cost) noexcept {
+    slot.referenced = 1;
+    const GcraStep step = gcra_acquire(slot.state, now, cost, tiers_[slot.tier]);
+    slot.state = step.state;
+    return step.decision;
+  }
+
+  // The decision for a new key when the shard is full and nothing could be dropped.
+  Decision overflow(Shard& shard, Instant now, std::uint64_t cost, const Decision& fresh) {
+    switch (options_.overflow) {
+      case OverflowPolicy::AdmitUntracked:
+        return fresh;
+      case OverflowPolicy::SharedOverflow:
+        return overflow_.try_acquire_at(now, cost);
+      case OverflowPolicy::RejectNewKeys:
+      case OverflowPolicy::EvictLeastRecentlyUsed: {
+        // Until the earliest tracked bucket is full again, when it can be dropped.
+        const std::int64_t t = internal::clamped_nanos(now);
+        const Nanos wait{shard.min_state > t ? shard.min_state - t : 0};
+        const GcraParams& p = tiers_[0];
+        return Decision(Verdict::Denied, p.burst, 0, p.interval, std::max(wait, Nanos{1}),
+                        Nanos{p.window});
+      }
+    }
+    return fresh;
+  }
+
+  // The tier of a key whose state is about to be created.
+  std::uint8_t tier_for(std::string_view key) {
+    {
+      const std::lock_guard<std::mutex> lock(overrides_mu_);
+      if (!overrides_.empty()) {
+        const auto it = overrides_.find(std::string(key));
+        if (it != overrides_.end()) return it->second;
+      }
+    }
+    if (!options_.resolver) return 0;
+    const std::optional<Quota> quota = options_.resolver(key);
+    if (!quota) return 0;
+    const std::optional<std::uint8_t> tier = intern(*quota);
+    if (tier) return *tier;
+    tier_overflows_.fetch_add(1, std::memory_order_relaxed);
+    return 0;
+  }
+
+  // Returns the tier of `quota`, adding it if there is room.
+  std::optional<std::uint8_t> intern(const Quota& quota) {
+    const std::lock_guard<std::mutex> lock(tiers_mu_);
+    for (std::size_t i = 0; i < tier_quotas_.size(); ++i) {
+      if (tier_quotas_[i] == quota) return static_cast<std::uint8_t>(i);
+    }
+    if (tier_quotas_.size() >= kMaxTiers) return std::nullopt;
+    // Written before any slot refers to it; a slot's tier is read under its shard's lock, taken
+    // after this by the thread that stored the tier.
+    tiers_[tier_quotas_.size()] = GcraParams::from(quota);
+    tier_quotas_.push_back(quota);
+    return static_cast<std::uint8_t>(tier_quotas_.size() - 1);
+  }
+
+  const KeyedLimiterOptions options_;
+  [[no_unique_address]] const C clock_;
+  unsigned shard_bits_ = 0;
+  std::unique_ptr<Shard[]> shards_;
+  GcraLimiter<C> overflow_;  // For OverflowPolicy::SharedOverflow.
+  std::array<GcraParams, kMaxTiers> tiers_{};
+  std::mutex tiers_mu_;
+  std::vector<Quota> tier_quotas_;  // Guarded by tiers_mu_.
+  std::mutex overrides_mu_;
+  std::unordered_map<std::string, std::uint8_t> overrides_;  // Guarded by overrides_mu_.
+  std::atomic<std::uint64_t> tier_overflows_{0};
+};
+
+}  // namespace floodgate
