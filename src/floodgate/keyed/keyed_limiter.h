@@ -2,14 +2,14 @@
 // with eviction that never resets a limited key unless told to.
 //
 // Thread-safe. Keys are spread over shards by hash; each shard is a flat open-addressing table
-// (linear probing, backward-shift deletion) of 32-byte slots that hold the key's hash tag, its
-// quota tier and its state word (GCRA's theoretical arrival time, floodgate/limiters/gcra_rule.h),
-// with keys of up to 16 bytes inline. A call hashes the key, takes its shard's spin lock (one
-// atomic exchange; the release is a plain store), probes, decides and stores the new state: one
-// cache miss for the slot when the table is larger than the caches. The lock is exclusive but
-// per shard, so threads contend only when they hit the same shard at the same moment; with 64
-// shards and two threads that is about one call in 64. Lookups of existing keys allocate
-// nothing; a key longer than 16 bytes is copied to the heap when its state is created.
+// (linear probing, backward-shift deletion, at most 3/4 full) of 32-byte slots that hold the key's
+// hash tag, its quota tier and its state word (GCRA's theoretical arrival time,
+// floodgate/limiters/gcra_rule.h), with keys of up to 16 bytes inline. A call hashes the key, takes
+// its shard's spin lock (one atomic exchange; the release is a plain store), probes, decides and
+// stores the new state: one cache miss for the slot when the table is larger than the caches. The
+// lock is exclusive but per shard, so threads contend only when they hit the same shard at the same
+// moment; with 64 shards and two threads that is about one call in 64. Lookups of existing keys
+// allocate nothing; a key longer than 16 bytes is copied to the heap when its state is created.
 //
 // Memory is bounded by `max_keys`. When a shard is full and a new key needs state:
 //   1. keys whose state is indistinguishable from a fresh key's (a theoretical arrival time at or
@@ -87,7 +87,7 @@ constexpr std::string_view to_string(OverflowPolicy policy) noexcept {
 struct KeyedLimiterOptions {
   Quota default_quota = Quota::per_second(10);
   // The most keys with state at once, exactly; memory is bounded by it: at most
-  // 32 x 8/7 x max_keys bytes of slots once full (about 37 bytes a key), plus the bytes of keys
+  // 32 x 4/3 x max_keys bytes of slots once full (about 43 bytes a key), plus the bytes of keys
   // longer than 16 (see `KeyedLimiterStats::bytes`).
   std::size_t max_keys = 1'000'000;
   OverflowPolicy overflow = OverflowPolicy::RejectNewKeys;
@@ -266,8 +266,8 @@ class KeyedLimiter {
   static constexpr std::size_t kInlineKey = 16;
   static constexpr std::size_t kMaxTiers = 256;
 
-  // One key's state: 32 bytes, two to a cache line.
-  struct Slot {
+  // One key's state: 32 bytes, aligned so that a slot never straddles two cache lines.
+  struct alignas(32) Slot {
     std::int64_t state;
     std::uint32_t tag;  // The key hash's upper half, which also picks the home slot.
     std::uint8_t occupied;
@@ -321,10 +321,10 @@ class KeyedLimiter {
     }
 
     // Adds a key known to be absent (with `count < capacity`), growing the table first if it
-    // would be more than 7/8 full. A full table has capacity x 8/7 slots, plus one.
+    // would be more than 3/4 full. A full table has capacity x 4/3 slots, plus one.
     Slot& insert(std::string_view key, std::uint32_t tag, std::uint8_t tier) {
-      if ((count + 1) * 8 > slots.size() * 7) {
-        grow(std::min(std::max<std::size_t>(16, slots.size() * 2), capacity + capacity / 7 + 1));
+      if ((count + 1) * 4 > slots.size() * 3) {
+        grow(std::min(std::max<std::size_t>(16, slots.size() * 2), capacity + capacity / 3 + 1));
       }
       std::size_t i = home(tag, slots.size());
       while (slots[i].occupied) i = next(i);
@@ -349,9 +349,9 @@ class KeyedLimiter {
     }
 
     void grow(std::size_t size) {
-      if (size <= slots.size())
-        return;  // At the bound already: the 7/8 load is exceeded, but
-                 // `count < capacity` leaves an empty slot.
+      // At the bound already, the table may pass 3/4 full; `count < capacity` still leaves an
+      // empty slot, which ends every probe.
+      if (size <= slots.size()) return;
       std::vector<Slot> old = std::move(slots);
       slots.assign(size, Slot{});
       for (const Slot& s : old) {

@@ -1,0 +1,185 @@
+// KeyedLimiter scenarios, each beside the pattern users write: a
+// `std::unordered_map<std::string, state>` under one `std::mutex`, deciding with the same GCRA
+// rule. 1,000,000 keys `user:000000` .. `user:999999` (11 bytes), all created before measuring,
+// quota 10/s burst 10:
+//   KUa  uniform keys, admit-heavy (caller time advances 1 ms a call: every bucket full again)
+//   KUd  uniform keys, deny-heavy (every bucket emptied before measuring, time stands still)
+//   KZa, KZd  the same with Zipf(1.0) keys (the hottest key takes about 7% of the calls)
+// each on 1 thread and on 2 threads sharing the limiter. The `bytes_per_key` counter is the
+// resident memory the structure added while its keys were created, divided by the keys.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "floodgate/floodgate.h"
+
+namespace floodgate::bench {
+namespace {
+
+constexpr int kKeys = 1'000'000;
+const Quota kQuota = Quota::per_second(10);
+const Instant kStart{std::chrono::seconds(1000)};
+
+const std::vector<std::string>& keys() {
+  static const std::vector<std::string> all = [] {
+    std::vector<std::string> out;
+    out.reserve(kKeys);
+    char buf[16];
+    for (int i = 0; i < kKeys; ++i) {
+      std::snprintf(buf, sizeof buf, "user:%06d", i);
+      out.emplace_back(buf);
+    }
+    return out;
+  }();
+  return all;
+}
+
+// 2^22 key indices, uniform or Zipf(1.0), shuffled the same way for every contender.
+const std::vector<std::uint32_t>& picks(bool zipf) {
+  static const auto make = [](bool skewed) {
+    std::mt19937_64 rng(skewed ? 2 : 1);
+    std::vector<std::uint32_t> out(std::size_t{1} << 22);
+    if (!skewed) {
+      for (auto& p : out) p = static_cast<std::uint32_t>(rng() % kKeys);
+      return out;
+    }
+    std::vector<double> cdf(kKeys);
+    double sum = 0;
+    for (int i = 0; i < kKeys; ++i) cdf[static_cast<std::size_t>(i)] = sum += 1.0 / (i + 1);
+    std::uniform_real_distribution<double> u(0, sum);
+    for (auto& p : out) {
+      p = static_cast<std::uint32_t>(std::lower_bound(cdf.begin(), cdf.end(), u(rng)) -
+                                     cdf.begin());
+    }
+    return out;
+  };
+  static const std::vector<std::uint32_t> uniform = make(false);
+  static const std::vector<std::uint32_t> skewed = make(true);
+  return zipf ? skewed : uniform;
+}
+
+// Resident memory now, in bytes.
+std::size_t resident_bytes() {
+  long pages = 0;
+  long resident = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<std::size_t>(resident) * 4096;
+}
+
+// The baseline: one mutex, one unordered_map of std::string keys (11 bytes fit the string's
+// inline buffer, so no lookup allocates).
+class MutexMap {
+ public:
+  bool try_acquire_at(const std::string& key, Instant now, std::uint64_t cost) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = states_.find(key);
+    if (it == states_.end()) it = states_.emplace(key, kGcraFullState).first;
+    const GcraStep step = gcra_acquire(it->second, now, cost, params_);
+    it->second = step.state;
+    return step.decision.allowed();
+  }
+
+ private:
+  const GcraParams params_ = GcraParams::from(kQuota);
+  std::mutex mu_;
+  std::unordered_map<std::string, std::int64_t> states_;
+};
+
+class Keyed {
+ public:
+  bool try_acquire_at(const std::string& key, Instant now, std::uint64_t cost) {
+    return limiter_.try_acquire_at(key, now, cost).allowed();
+  }
+
+ private:
+  KeyedLimiter<> limiter_{{.default_quota = kQuota, .max_keys = kKeys}};
+};
+
+// A limiter with every key created: emptied (deny-heavy) or used once (admit-heavy). Built once
+// per process and kind, and shared by the threads of a run.
+template <typename L>
+struct Loaded {
+  std::unique_ptr<L> limiter;
+  double bytes_per_key = 0;
+};
+
+template <typename L>
+Loaded<L>& loaded(bool emptied) {
+  static Loaded<L> cache[2];
+  Loaded<L>& slot = cache[emptied ? 1 : 0];
+  if (!slot.limiter) {
+    (void)keys();  // Built before measuring.
+    const std::size_t before = resident_bytes();
+    slot.limiter = std::make_unique<L>();
+    for (const std::string& key : keys()) {
+      benchmark::DoNotOptimize(slot.limiter->try_acquire_at(key, kStart, emptied ? 10 : 1));
+    }
+    slot.bytes_per_key = static_cast<double>(resident_bytes() - before) / kKeys;
+  }
+  return slot;
+}
+
+template <typename L, bool kZipf, bool kDeny>
+void keyed(benchmark::State& state) {
+  static std::mutex setup;
+  Loaded<L>* l = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(setup);
+    l = &loaded<L>(kDeny);
+  }
+  const std::vector<std::uint32_t>& order = picks(kZipf);
+  const std::vector<std::string>& all = keys();
+  const std::size_t mask = order.size() - 1;
+  // Threads walk the same picks from opposite halves, so they rarely meet on one key.
+  std::size_t i = static_cast<std::size_t>(state.thread_index()) * (order.size() / 2);
+  // Admit-heavy runs move time on 1 ms a call from where the last run ended (so no call comes
+  // stale); deny-heavy runs stay at the instant the buckets emptied.
+  static std::atomic<std::int64_t> high_water{
+      (kStart + std::chrono::seconds(10)).time_since_epoch().count()};
+  Instant now = kDeny ? kStart : Instant{Nanos{high_water.load()}} + std::chrono::seconds(1);
+  std::int64_t admitted = 0;
+  for (auto _ : state) {
+    const bool ok = l->limiter->try_acquire_at(all[order[i++ & mask]], now, 1);
+    benchmark::DoNotOptimize(ok);
+    admitted += ok ? 1 : 0;
+    if (!kDeny) now += std::chrono::milliseconds(1);
+  }
+  if (!kDeny) {
+    std::int64_t seen = high_water.load();
+    const std::int64_t end = now.time_since_epoch().count();
+    while (seen < end && !high_water.compare_exchange_weak(seen, end)) {
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["admitted"] =
+      benchmark::Counter(static_cast<double>(admitted) / static_cast<double>(state.iterations()),
+                         benchmark::Counter::kAvgThreads);
+  state.counters["bytes_per_key"] =
+      benchmark::Counter(l->bytes_per_key, benchmark::Counter::kAvgThreads);
+}
+
+#define FLOODGATE_KEYED(name, zipf, deny)                                                  \
+  BENCHMARK(keyed<Keyed, zipf, deny>)->Name(name "/floodgate")->UseRealTime();             \
+  BENCHMARK(keyed<MutexMap, zipf, deny>)->Name(name "/baseline")->UseRealTime();           \
+  BENCHMARK(keyed<Keyed, zipf, deny>)->Name(name "/floodgate")->Threads(2)->UseRealTime(); \
+  BENCHMARK(keyed<MutexMap, zipf, deny>)->Name(name "/baseline")->Threads(2)->UseRealTime()
+
+FLOODGATE_KEYED("KUa", false, false);
+FLOODGATE_KEYED("KUd", false, true);
+FLOODGATE_KEYED("KZa", true, false);
+FLOODGATE_KEYED("KZd", true, true);
+
+}  // namespace
+}  // namespace floodgate::bench
