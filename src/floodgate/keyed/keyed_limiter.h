@@ -427,20 +427,26 @@ class KeyedLimiter {
   };
 
   // The shard's spin lock: an exchange to take it, a store to give it back; yields while
-  // another thread holds it.
+  // another thread holds it. While the process has never started a second thread there is no
+  // one to exclude, and the exchange (a full fence, which keeps one call's cache miss from
+  // overlapping the next's) is skipped, as `internal::commit_word` skips its compare-and-swap.
   class Lock {
    public:
-    explicit Lock(Shard& shard) noexcept : shard_(shard) {
+    explicit Lock(Shard& shard) noexcept : shard_(shard), held_(!internal::is_single_threaded()) {
+      if (!held_) return;
       while (shard_.locked.exchange(true, std::memory_order_acquire)) {
         while (shard_.locked.load(std::memory_order_relaxed)) std::this_thread::yield();
       }
     }
-    ~Lock() { shard_.locked.store(false, std::memory_order_release); }
+    ~Lock() {
+      if (held_) shard_.locked.store(false, std::memory_order_release);
+    }
     Lock(const Lock&) = delete;
     Lock& operator=(const Lock&) = delete;
 
    private:
     Shard& shard_;
+    const bool held_;
   };
 
   static void bump(std::atomic<std::uint64_t>& counter) noexcept { add(counter, 1); }
