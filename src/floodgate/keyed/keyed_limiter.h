@@ -181,6 +181,11 @@ class KeyedLimiter {
     return fresh.decision;
   }
 
+  // Reports what `try_acquire(key, cost)` would decide at the clock's current instant.
+  Decision peek(std::string_view key, std::uint64_t cost = 1) {
+    return peek_at(key, clock_.now(), cost);
+  }
+
   // Reports what `try_acquire_at(key, now, cost)` would decide, without consuming anything or
   // creating state.
   Decision peek_at(std::string_view key, Instant now, std::uint64_t cost = 1) {
