@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "floodgate/floodgate.h"
+#include "floodgate/testkit/memory.h"
 
 namespace floodgate::bench {
 namespace {
@@ -70,17 +71,6 @@ const std::vector<std::string>& calls(bool zipf) {
   return zipf ? skewed : uniform;
 }
 
-// Resident memory now, in bytes.
-std::size_t resident_bytes() {
-  long pages = 0;
-  long resident = 0;
-  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return static_cast<std::size_t>(resident) * 4096;
-}
-
 // The baseline: one mutex, one unordered_map of std::string keys (11 bytes fit the string's
 // inline buffer, so no lookup allocates).
 class MutexMap {
@@ -124,12 +114,12 @@ Loaded<L>& loaded(bool emptied) {
   Loaded<L>& slot = cache[emptied ? 1 : 0];
   if (!slot.limiter) {
     (void)keys();  // Built before measuring.
-    const std::size_t before = resident_bytes();
+    const std::size_t before = testkit::resident_bytes();
     slot.limiter = std::make_unique<L>();
     for (const std::string& key : keys()) {
       benchmark::DoNotOptimize(slot.limiter->try_acquire_at(key, kStart, emptied ? 10 : 1));
     }
-    slot.bytes_per_key = static_cast<double>(resident_bytes() - before) / kKeys;
+    slot.bytes_per_key = static_cast<double>(testkit::resident_bytes() - before) / kKeys;
   }
   return slot;
 }

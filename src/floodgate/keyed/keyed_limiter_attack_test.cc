@@ -7,6 +7,7 @@
 #include <string>
 
 #include "floodgate/keyed/keyed_limiter.h"
+#include "floodgate/testkit/memory.h"
 
 namespace floodgate {
 namespace {
@@ -24,17 +25,6 @@ constexpr bool kResidentMemoryMeansSomething = false;
 constexpr bool kResidentMemoryMeansSomething = true;
 #endif
 
-// Resident memory now, in bytes (Linux).
-std::size_t resident_bytes() {
-  long pages = 0;
-  long resident = 0;
-  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
-    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-    std::fclose(f);
-  }
-  return static_cast<std::size_t>(resident) * 4096;
-}
-
 void stream(OverflowPolicy policy, int new_keys) {
   KeyedLimiter<ManualClock> keyed{
       {.default_quota = Quota::per_second(10), .max_keys = 100'000, .overflow = policy}};
@@ -44,14 +34,14 @@ void stream(OverflowPolicy policy, int new_keys) {
     std::snprintf(key, sizeof key, "client:%06d", i);
     ASSERT_TRUE(keyed.try_acquire_at(key, t0, 10).allowed());
   }
-  const std::size_t before = resident_bytes();
+  const std::size_t before = testkit::resident_bytes();
   // The stream: one call per new key, all within 100 ms of caller time.
   const std::int64_t step = 100'000'000 / new_keys;
   for (int i = 0; i < new_keys; ++i) {
     std::snprintf(key, sizeof key, "2001:db8:%07x", i);  // 16 bytes: stored inline.
     (void)keyed.try_acquire_at(key, t0 + Nanos{step * i}, 1);
   }
-  const std::size_t grown = resident_bytes() - before;
+  const std::size_t grown = testkit::resident_bytes() - before;
   const KeyedLimiterStats stats = keyed.stats();
   EXPECT_LE(stats.keys, 100'000u);
   EXPECT_LE(stats.bytes, 100'000u * 32u * 4u / 3u + 64u * 64u) << "slot tables past the bound";
