@@ -166,9 +166,9 @@ class KeyedLimiter {
     if (Slot* slot = shard.find(key, tag)) return decide(*slot, now, cost);  // Raced in.
     const GcraStep fresh = gcra_acquire(kGcraFullState, now, cost, tiers_[tier]);
     if (fresh.state == kGcraFullState) return fresh.decision;  // Took nothing: nothing to keep.
-    if (shard.count >= shard.capacity) {
+    if (shard.held() >= shard.capacity) {
       shard.drop_full_buckets(internal::clamped_nanos(now));
-      if (shard.count >= shard.capacity) {
+      if (shard.held() >= shard.capacity) {
         if (options_.overflow != OverflowPolicy::EvictLeastRecentlyUsed) {
           bump(shard.overflow_decisions);
           return overflow(shard, now, cost, fresh.decision);
@@ -240,9 +240,9 @@ class KeyedLimiter {
     for (std::size_t i = 0; i < shard_count(); ++i) {
       Shard& shard = shards_[i];
       const Lock lock(shard);
-      const std::size_t before = shard.count;
+      const std::size_t before = shard.held();
       shard.drop_full_buckets(internal::clamped_nanos(now));
-      dropped += before - shard.count;
+      dropped += before - shard.held();
     }
     return dropped;
   }
@@ -298,13 +298,12 @@ class KeyedLimiter {
 
   struct alignas(kCacheLineSize) Shard {
     std::atomic<bool> locked{false};
-    std::size_t capacity = 0;  // The most keys this shard may hold.
-    std::size_t count = 0;
+    std::size_t capacity = 0;            // The most keys this shard may hold.
     std::int64_t min_state = INT64_MAX;  // At most every held key's state.
     std::size_t hand = 0;                // The CLOCK hand.
     std::vector<Slot> slots;             // Empty, or at least 16 long; never all occupied.
     // Counters, written under the lock, read without it.
-    std::atomic<std::uint64_t> keys{0};
+    std::atomic<std::uint64_t> keys{0};  // Keys held: written under the lock, read anywhere.
     std::atomic<std::uint64_t> lossless_drops{0};
     std::atomic<std::uint64_t> forced_evictions{0};
     std::atomic<std::uint64_t> overflow_decisions{0};
@@ -317,6 +316,11 @@ class KeyedLimiter {
     }
     std::size_t next(std::size_t i) const noexcept { return i + 1 == slots.size() ? 0 : i + 1; }
 
+    // Returns the keys held (under the lock, exact).
+    std::size_t held() const noexcept {
+      return static_cast<std::size_t>(keys.load(std::memory_order_relaxed));
+    }
+
     Slot* find(std::string_view key, std::uint32_t tag) noexcept {
       if (slots.empty()) return nullptr;
       for (std::size_t i = home(tag, slots.size());; i = next(i)) {
@@ -326,10 +330,10 @@ class KeyedLimiter {
       }
     }
 
-    // Adds a key known to be absent (with `count < capacity`), growing the table first if it
+    // Adds a key known to be absent (with `held() < capacity`), growing the table first if it
     // would be more than 3/4 full. A full table has capacity x 4/3 slots, plus one.
     Slot& insert(std::string_view key, std::uint32_t tag, std::uint8_t tier) {
-      if ((count + 1) * 4 > slots.size() * 3) {
+      if ((held() + 1) * 4 > slots.size() * 3) {
         grow(std::min(std::max<std::size_t>(16, slots.size() * 2), capacity + capacity / 3 + 1));
       }
       std::size_t i = home(tag, slots.size());
@@ -349,13 +353,12 @@ class KeyedLimiter {
         std::memcpy(s.heap.data, key.data(), key.size());
         add(bytes, key.size());
       }
-      ++count;
-      keys.store(count, std::memory_order_relaxed);
+      bump(keys);
       return s;
     }
 
     void grow(std::size_t size) {
-      // At the bound already, the table may pass 3/4 full; `count < capacity` still leaves an
+      // At the bound already, the table may pass 3/4 full; `held() < capacity` still leaves an
       // empty slot, which ends every probe.
       if (size <= slots.size()) return;
       std::vector<Slot> old = std::move(slots);
@@ -387,8 +390,7 @@ class KeyedLimiter {
         hole = j;
       }
       slots[hole].occupied = 0;
-      --count;
-      keys.store(count, std::memory_order_relaxed);
+      sub(keys, 1);
     }
 
     // Drops every key whose bucket is full at `t`, if the lower bound says any may be.

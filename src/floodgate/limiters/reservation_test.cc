@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -279,17 +278,15 @@ struct ReservingModel {
     typename Rule::State after;
     double charge;
     friend bool operator==(const Held& a, const Held& b) {
-      return a.id == b.id &&
-             std::bit_cast<std::uint64_t>(a.before) == std::bit_cast<std::uint64_t>(b.before) &&
-             std::bit_cast<std::uint64_t>(a.after) == std::bit_cast<std::uint64_t>(b.after);
+      return a.id == b.id && waiting_test::same_bits(a.before, b.before) &&
+             waiting_test::same_bits(a.after, b.after);
     }
   };
   struct State {
     typename Rule::State state;
     std::vector<Held> held;
     friend bool operator==(const State& a, const State& b) {
-      return std::bit_cast<std::uint64_t>(a.state) == std::bit_cast<std::uint64_t>(b.state) &&
-             a.held == b.held;
+      return waiting_test::same_bits(a.state, b.state) && a.held == b.held;
     }
   };
   typename Rule::Params params;

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -241,8 +240,7 @@ struct ChangingModel {
     typename Rule::State state;
     int quota;
     friend bool operator==(const State& a, const State& b) {
-      return std::bit_cast<std::uint64_t>(a.state) == std::bit_cast<std::uint64_t>(b.state) &&
-             a.quota == b.quota;
+      return waiting_test::same_bits(a.state, b.state) && a.quota == b.quota;
     }
   };
   std::vector<Quota> quotas;

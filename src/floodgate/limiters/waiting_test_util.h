@@ -25,6 +25,13 @@ namespace floodgate::waiting_test {
 
 using Limiters = ::testing::Types<GcraLimiter<ManualClock>, TokenBucketLimiter<ManualClock>>;
 
+// Reports whether two states are the same bits: exact for integers and doubles alike (a model's
+// memo table must not merge -0.0 with 0.0, nor fail to match a NaN with itself).
+template <typename State>
+bool same_bits(State a, State b) {
+  return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
+}
+
 // Each limiter's pure rule, for the sequential model.
 template <typename L>
 struct RuleOf;
