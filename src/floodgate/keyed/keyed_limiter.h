@@ -1,10 +1,16 @@
-// `KeyedLimiter`: one GCRA limit per key (a user, an API key, an IP address) in bounded memory,
-// with eviction that never resets a limited key unless told to.
+// `KeyedLimiter`: one limit per key (a user, an API key, an IP address) in bounded memory, with
+// eviction that never resets a limited key unless told to.
+//
+// Keys are strings (looked up by `std::string_view`) or fixed-size values of at most 16 bytes
+// whose bytes are their identity: integers, an IPv4 or IPv6 address as `std::array<std::uint8_t,
+// N>`. The rule is GCRA (`GcraRule`, the default) or the token bucket (`TokenBucketRule`), whose
+// state is one 8-byte word kept in the table; the limiters' own classes are not involved.
 //
 // Thread-safe. Keys are spread over shards by hash; each shard is a flat open-addressing table
 // (linear probing, backward-shift deletion, at most 3/4 full) of 32-byte slots that hold the key's
 // hash tag, its quota tier and its state word (GCRA's theoretical arrival time,
-// floodgate/limiters/gcra_rule.h), with keys of up to 16 bytes inline. A call hashes the key, takes
+// floodgate/limiters/gcra_rule.h, or the instant the token bucket is empty), with keys of up to
+// 16 bytes inline. A call hashes the key, takes
 // its shard's spin lock (one atomic exchange; the release is a plain store), probes, decides and
 // stores the new state: one cache miss for the slot when the table is larger than the caches. The
 // lock is exclusive but per shard, so threads contend only when they hit the same shard at the same
@@ -12,20 +18,21 @@
 // allocate nothing; a key longer than 16 bytes is copied to the heap when its state is created.
 //
 // Memory is bounded by `max_keys`. When a shard is full and a new key needs state:
-//   1. keys whose state is indistinguishable from a fresh key's (a theoretical arrival time at or
-//      before `now`: the bucket is full) are dropped. This loses nothing: every later call at an
-//      instant no earlier than `now` decides as it would have with the key kept.
+//   1. keys whose state is indistinguishable from a fresh key's (the bucket is full at `now`; for
+//      GCRA, a theoretical arrival time at or before `now`) are dropped. This loses nothing: every
+//      later call at an instant no earlier than `now` decides as it would have with the key kept.
 //   2. If none can be dropped, the `OverflowPolicy` decides (see there); only
 //      `EvictLeastRecentlyUsed` can reset a limited key.
-// A shard remembers a lower bound of its keys' arrival times, so step 1 scans the shard only when
-// some key can be dropped. `sweep(now)` drops every droppable key at once; nothing runs in the
-// background.
+// A shard remembers the earliest instant at which one of its keys' buckets is full, so step 1 scans
+// the shard only when some key can be dropped. `sweep(now)` drops every droppable key at once;
+// nothing runs in the background.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -37,6 +44,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -48,8 +56,8 @@
 #include "floodgate/core/quota.h"
 #include "floodgate/core/result.h"
 #include "floodgate/core/time.h"
-#include "floodgate/limiters/gcra.h"
 #include "floodgate/limiters/gcra_rule.h"
+#include "floodgate/limiters/token_bucket_rule.h"
 
 namespace floodgate {
 
@@ -84,7 +92,63 @@ constexpr std::string_view to_string(OverflowPolicy policy) noexcept {
   return "?";
 }
 
+// How a `KeyedLimiter` stores, hashes and names a key of type `Key`: as its bytes. Defined for
+// `std::string` (looked up by `std::string_view`) and for fixed-size keys below; specialize it
+// for another string-like key.
+template <class Key>
+struct KeyBytes;
+
+template <>
+struct KeyBytes<std::string> {
+  using View = std::string_view;  // What lookups take.
+  static std::string_view of(std::string_view key) noexcept { return key; }
+  static std::string describe(std::string_view key) { return "\"" + std::string(key) + "\""; }
+};
+
+// A fixed-size key whose bytes are its identity (no padding, no pointers to follow): integers,
+// enums, `std::array<std::uint8_t, 16>` for an IPv6 address. Stored inline, never on the heap.
+template <class Key>
+requires(std::is_trivially_copyable_v<Key>&& std::has_unique_object_representations_v<Key> &&
+         sizeof(Key) <= 16) struct KeyBytes<Key> {
+  using View = const Key&;
+  static std::string_view of(const Key& key) noexcept {
+    return {reinterpret_cast<const char*>(&key), sizeof(Key)};
+  }
+  static std::string describe(const Key& key) {
+    if constexpr (std::is_integral_v<Key>) {
+      return std::to_string(key);
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string out = "0x";
+      for (const char c : of(key)) {
+        const auto b = static_cast<unsigned char>(c);
+        out += kHex[b >> 4];
+        out += kHex[b & 15];
+      }
+      return out;
+    }
+  }
+};
+
+// What `KeyedLimiter` needs of a rule: one state word of at most 8 bytes and pure functions over
+// it (`GcraRule`, `TokenBucketRule`).
+template <class R>
+concept KeyedRule =
+    sizeof(typename R::State) <= 8 && std::is_trivially_copyable_v<typename R::State>&& requires(
+                                          typename R::State state, const typename R::Params& params,
+                                          const Quota& quota, Instant now, std::int64_t t,
+                                          std::uint64_t cost) {
+  { R::params(quota) } -> std::same_as<typename R::Params>;
+  { R::acquire(state, now, cost, params).decision } -> std::convertible_to<Decision>;
+  { R::acquire(state, now, cost, params).state } -> std::convertible_to<typename R::State>;
+  { R::is_full(state, t, params) } -> std::same_as<bool>;
+  { R::full_from(state, params) } -> std::same_as<std::int64_t>;
+  {R::change_quota(state, now, params, params, OnQuotaChange::KeepRemaining)};
+  { R::window(params) } -> std::same_as<Nanos>;
+};
+
 // How a `KeyedLimiter` is built.
+template <class Key = std::string>
 struct KeyedLimiterOptions {
   Quota default_quota = Quota::per_second(10);
   // The most keys with state at once, exactly; memory is bounded by it: at most
@@ -96,9 +160,16 @@ struct KeyedLimiterOptions {
   // (nothing: the default). Keys with an explicit `set_quota` skip it. At most 255 distinct
   // quotas besides the default; a key whose quota would be the 256th gets the default and is
   // counted in `KeyedLimiterStats::tier_overflows`.
-  std::function<std::optional<Quota>(std::string_view key)> resolver = nullptr;
-  // Shards, rounded up to a power of two, and at most `max_keys`.
-  std::size_t shards = 64;
+  std::function<std::optional<Quota>(typename KeyBytes<Key>::View key)> resolver = nullptr;
+  // Shards, rounded up to a power of two, and at most `max_keys`; 0 chooses: one per 4,096 keys
+  // of room, at least 1 and at most 64. The room is split evenly, so one shard can be full
+  // (and the overflow policy apply to its keys) while others still have room: with n keys of
+  // room a shard, the busiest holds about sqrt(n) more keys than the average.
+  std::size_t shards = 0;
+  // The seed of the key hash; 0 (the default) draws a random one per limiter, so that keys
+  // chosen to collide in one process do not collide in another. Fix it only to make a test's
+  // layout reproducible: a seed an attacker knows lets them build long probe runs.
+  std::uint64_t hash_seed = 0;
 };
 
 // Counters, readable while the limiter runs (each is exact; together they are not a snapshot).
@@ -111,30 +182,40 @@ struct KeyedLimiterStats {
   std::uint64_t bytes = 0;               // Slot tables and out-of-line keys.
 };
 
-// One GCRA limit per key. `C` is the clock for the forms without `_at`.
+// One limit per key: keys of type `Key`, each with its own state under `Rule`. `C` is the clock
+// for the forms without `_at`.
 //
 //   floodgate::KeyedLimiter<> per_user{{.default_quota = floodgate::Quota::per_second(10),
 //                                       .max_keys = 100'000}};
 //   if (!per_user.try_acquire(user_id).allowed()) reply_429();
-template <Clock C = SteadyClock>
+//
+//   // Per IPv4 address, token buckets:
+//   floodgate::KeyedLimiter<std::uint32_t, floodgate::TokenBucketRule> per_ip{{}};
+template <class Key = std::string, KeyedRule Rule = GcraRule, Clock C = SteadyClock>
 class KeyedLimiter {
  public:
+  using Options = KeyedLimiterOptions<Key>;
+  using KeyView = typename KeyBytes<Key>::View;
+  using State = typename Rule::State;
+  using Params = typename Rule::Params;
+
   // Creates an empty limiter. Aborts if `max_keys` is 0.
-  explicit KeyedLimiter(KeyedLimiterOptions options, C clock = C{})
-      : options_(std::move(options)),
-        clock_(std::move(clock)),
-        overflow_(options_.default_quota, clock_) {
+  explicit KeyedLimiter(Options options, C clock = C{})
+      : options_(std::move(options)), clock_(std::move(clock)) {
     FLOODGATE_CHECK(options_.max_keys >= 1, "KeyedLimiter: max_keys must be at least 1");
     // No more shards than keys, so that every shard has room for one; the room adds up to
     // exactly `max_keys`.
-    const std::size_t shards = std::min(std::bit_ceil(std::max<std::size_t>(options_.shards, 1)),
+    const std::size_t wanted = options_.shards != 0
+                                   ? options_.shards
+                                   : std::min<std::size_t>(64, options_.max_keys / 4096);
+    const std::size_t shards = std::min(std::bit_ceil(std::max<std::size_t>(wanted, 1)),
                                         std::bit_floor(options_.max_keys));
     shard_bits_ = static_cast<unsigned>(std::countr_zero(shards));
     shards_ = std::make_unique<Shard[]>(shards);
     for (std::size_t i = 0; i < shards; ++i) {
       shards_[i].capacity = options_.max_keys / shards + (i < options_.max_keys % shards ? 1 : 0);
     }
-    tiers_[0] = GcraParams::from(options_.default_quota);
+    tiers_[0] = Rule::params(options_.default_quota);
     tier_quotas_.push_back(options_.default_quota);
   }
 
@@ -146,28 +227,31 @@ class KeyedLimiter {
   }
 
   // Admits `cost` permits for `key` at the clock's current instant if they are available.
-  Decision try_acquire(std::string_view key, std::uint64_t cost = 1) {
+  Decision try_acquire(KeyView key, std::uint64_t cost = 1) {
     return try_acquire_at(key, clock_.now(), cost);
   }
 
-  // Admits `cost` permits for `key` at `now` if they are available: the decision `GcraLimiter`
-  // would make for the key's own quota, unless the limiter is full (see `OverflowPolicy`).
-  Decision try_acquire_at(std::string_view key, Instant now, std::uint64_t cost = 1) {
-    const std::uint64_t hash = hash_of(key);
+  // Admits `cost` permits for `key` at `now` if they are available: the decision the rule's
+  // limiter (`GcraLimiter`, `TokenBucketLimiter`) would make for the key's own quota, unless the
+  // limiter is full (see `OverflowPolicy`).
+  Decision try_acquire_at(KeyView key, Instant now, std::uint64_t cost = 1) {
+    const std::string_view bytes = KeyBytes<Key>::of(key);
+    const std::uint64_t hash = hash_of(bytes);
     Shard& shard = shard_of(hash);
     const auto tag = static_cast<std::uint32_t>(hash >> 32);
     {
-      const Lock lock(shard);
-      if (Slot* slot = shard.find(key, tag)) return decide(*slot, now, cost);
+      const SpinLock lock(shard.locked);
+      if (Slot* slot = shard.find(bytes, tag)) return decide(*slot, now, cost);
     }
     // A new key: choose its quota outside the lock (the resolver is the caller's code).
     const std::uint8_t tier = tier_for(key);
-    const Lock lock(shard);
-    if (Slot* slot = shard.find(key, tag)) return decide(*slot, now, cost);  // Raced in.
-    const GcraStep fresh = gcra_acquire(kGcraFullState, now, cost, tiers_[tier]);
-    if (fresh.state == kGcraFullState) return fresh.decision;  // Took nothing: nothing to keep.
+    const SpinLock lock(shard.locked);
+    if (Slot* slot = shard.find(bytes, tag)) return decide(*slot, now, cost);  // Raced in.
+    const auto fresh = Rule::acquire(Rule::kFullState, now, cost, tiers_[tier]);
+    const std::int64_t t = internal::clamped_nanos(now);
+    if (Rule::is_full(fresh.state, t, tiers_[tier])) return fresh.decision;  // Nothing to keep.
     if (shard.held() >= shard.capacity) {
-      shard.drop_full_buckets(internal::clamped_nanos(now));
+      shard.drop_full_buckets(t, tiers_);
       if (shard.held() >= shard.capacity) {
         if (options_.overflow != OverflowPolicy::EvictLeastRecentlyUsed) {
           bump(shard.overflow_decisions);
@@ -176,33 +260,32 @@ class KeyedLimiter {
         shard.evict_one();
       }
     }
-    Slot& slot = shard.insert(key, tag, tier);
+    Slot& slot = shard.insert(bytes, tag, tier);
     slot.state = fresh.state;
-    shard.min_state = std::min(shard.min_state, fresh.state);
+    shard.full_from = std::min(shard.full_from, Rule::full_from(fresh.state, tiers_[tier]));
     return fresh.decision;
   }
 
   // Reports what `try_acquire(key, cost)` would decide at the clock's current instant.
-  Decision peek(std::string_view key, std::uint64_t cost = 1) {
-    return peek_at(key, clock_.now(), cost);
-  }
+  Decision peek(KeyView key, std::uint64_t cost = 1) { return peek_at(key, clock_.now(), cost); }
 
   // Reports what `try_acquire_at(key, now, cost)` would decide, without consuming anything or
   // creating state.
-  Decision peek_at(std::string_view key, Instant now, std::uint64_t cost = 1) {
-    const std::uint64_t hash = hash_of(key);
+  Decision peek_at(KeyView key, Instant now, std::uint64_t cost = 1) {
+    const std::string_view bytes = KeyBytes<Key>::of(key);
+    const std::uint64_t hash = hash_of(bytes);
     Shard& shard = shard_of(hash);
     {
-      const Lock lock(shard);
-      if (const Slot* slot = shard.find(key, static_cast<std::uint32_t>(hash >> 32))) {
-        return gcra_acquire(slot->state, now, cost, tiers_[slot->tier]).decision;
+      const SpinLock lock(shard.locked);
+      if (const Slot* slot = shard.find(bytes, static_cast<std::uint32_t>(hash >> 32))) {
+        return Rule::acquire(slot->state, now, cost, tiers_[slot->tier]).decision;
       }
     }
-    return gcra_acquire(kGcraFullState, now, cost, tiers_[tier_for(key)]).decision;
+    return Rule::acquire(Rule::kFullState, now, cost, tiers_[tier_for(key)]).decision;
   }
 
   // Gives `key` its own quota from the clock's current instant; see `set_quota_at`.
-  Result<Quota> set_quota(std::string_view key, Quota quota) {
+  Result<Quota> set_quota(KeyView key, Quota quota) {
     return set_quota_at(key, quota, clock_.now());
   }
 
@@ -210,25 +293,26 @@ class KeyedLimiter {
   // `OnQuotaChange::KeepRemaining` does) and whenever its state is created again; it takes
   // precedence over the resolver. Returns an error naming the key if 255 distinct quotas besides
   // the default are already in use.
-  Result<Quota> set_quota_at(std::string_view key, Quota quota, Instant now) {
+  Result<Quota> set_quota_at(KeyView key, Quota quota, Instant now) {
     const std::optional<std::uint8_t> tier = intern(quota);
     if (!tier) {
-      return Error("KeyedLimiter::set_quota: key \"" + std::string(key) +
-                   "\": at most 255 distinct quotas besides the default (got a 256th, " +
+      return Error("KeyedLimiter::set_quota: key " + KeyBytes<Key>::describe(key) +
+                   ": at most 255 distinct quotas besides the default (got a 256th, " +
                    quota.to_string() + ")");
     }
+    const std::string_view bytes = KeyBytes<Key>::of(key);
     {
       const std::lock_guard<std::mutex> lock(overrides_mu_);
-      overrides_[std::string(key)] = *tier;
+      overrides_[std::string(bytes)] = *tier;
     }
-    const std::uint64_t hash = hash_of(key);
+    const std::uint64_t hash = hash_of(bytes);
     Shard& shard = shard_of(hash);
-    const Lock lock(shard);
-    if (Slot* slot = shard.find(key, static_cast<std::uint32_t>(hash >> 32))) {
-      slot->state = gcra_change_quota(slot->state, now, tiers_[slot->tier], tiers_[*tier],
-                                      OnQuotaChange::KeepRemaining);
+    const SpinLock lock(shard.locked);
+    if (Slot* slot = shard.find(bytes, static_cast<std::uint32_t>(hash >> 32))) {
+      slot->state = Rule::change_quota(slot->state, now, tiers_[slot->tier], tiers_[*tier],
+                                       OnQuotaChange::KeepRemaining);
       slot->tier = *tier;
-      shard.min_state = std::min(shard.min_state, slot->state);
+      shard.full_from = std::min(shard.full_from, Rule::full_from(slot->state, tiers_[*tier]));
     }
     return quota;
   }
@@ -239,9 +323,9 @@ class KeyedLimiter {
     std::size_t dropped = 0;
     for (std::size_t i = 0; i < shard_count(); ++i) {
       Shard& shard = shards_[i];
-      const Lock lock(shard);
+      const SpinLock lock(shard.locked);
       const std::size_t before = shard.held();
-      shard.drop_full_buckets(internal::clamped_nanos(now));
+      shard.drop_full_buckets(internal::clamped_nanos(now), tiers_);
       dropped += before - shard.held();
     }
     return dropped;
@@ -263,7 +347,7 @@ class KeyedLimiter {
   }
 
   // Returns the options the limiter was built with.
-  const KeyedLimiterOptions& options() const noexcept { return options_; }
+  const Options& options() const noexcept { return options_; }
 
   // Returns the clock.
   const C& clock() const noexcept { return clock_; }
@@ -271,10 +355,11 @@ class KeyedLimiter {
  private:
   static constexpr std::size_t kInlineKey = 16;
   static constexpr std::size_t kMaxTiers = 256;
+  using Tiers = std::array<Params, kMaxTiers>;
 
   // One key's state: 32 bytes, aligned so that a slot never straddles two cache lines.
   struct alignas(32) Slot {
-    std::int64_t state;
+    State state;
     std::uint32_t tag;  // The key hash's upper half, which also picks the home slot.
     std::uint8_t occupied;
     std::uint8_t tier;
@@ -298,10 +383,12 @@ class KeyedLimiter {
 
   struct alignas(kCacheLineSize) Shard {
     std::atomic<bool> locked{false};
-    std::size_t capacity = 0;            // The most keys this shard may hold.
-    std::int64_t min_state = INT64_MAX;  // At most every held key's state.
-    std::size_t hand = 0;                // The CLOCK hand.
-    std::vector<Slot> slots;             // Empty, or at least 16 long; never all occupied.
+    std::size_t capacity = 0;  // The most keys this shard may hold.
+    // No held key's bucket is full before this instant (`Rule::full_from`): a lower bound that
+    // lets `drop_full_buckets` skip its scan when no key can be dropped.
+    std::int64_t full_from = INT64_MAX;
+    std::size_t hand = 0;     // The CLOCK hand.
+    std::vector<Slot> slots;  // Empty, or at least 16 long; never all occupied.
     // Counters, written under the lock, read without it.
     std::atomic<std::uint64_t> keys{0};  // Keys held: written under the lock, read anywhere.
     std::atomic<std::uint64_t> lossless_drops{0};
@@ -394,20 +481,21 @@ class KeyedLimiter {
     }
 
     // Drops every key whose bucket is full at `t`, if the lower bound says any may be.
-    void drop_full_buckets(std::int64_t t) noexcept {
-      if (t < min_state) return;
-      std::int64_t lowest = INT64_MAX;
+    void drop_full_buckets(std::int64_t t, const Tiers& tiers) noexcept {
+      if (t < full_from) return;
+      std::int64_t earliest = INT64_MAX;
       std::uint64_t dropped = 0;
       for (std::size_t i = 0; i < slots.size();) {
-        if (slots[i].occupied && slots[i].state <= t) {
+        const Slot& s = slots[i];
+        if (s.occupied && Rule::is_full(s.state, t, tiers[s.tier])) {
           erase(i);  // Re-examines slot i, which may now hold a shifted key.
           ++dropped;
           continue;
         }
-        if (slots[i].occupied) lowest = std::min(lowest, slots[i].state);
+        if (s.occupied) earliest = std::min(earliest, Rule::full_from(s.state, tiers[s.tier]));
         ++i;
       }
-      min_state = lowest;
+      full_from = earliest;
       add(lossless_drops, dropped);
     }
 
@@ -434,26 +522,27 @@ class KeyedLimiter {
     }
   };
 
-  // The shard's spin lock: an exchange to take it, a store to give it back; yields while
+  // A spin lock on one flag: an exchange to take it, a store to give it back; yields while
   // another thread holds it. While the process has never started a second thread there is no
   // one to exclude, and the exchange (a full fence, which keeps one call's cache miss from
   // overlapping the next's) is skipped, as `internal::commit_word` skips its compare-and-swap.
-  class Lock {
+  class SpinLock {
    public:
-    explicit Lock(Shard& shard) noexcept : shard_(shard), held_(!internal::is_single_threaded()) {
+    explicit SpinLock(std::atomic<bool>& flag) noexcept
+        : flag_(flag), held_(!internal::is_single_threaded()) {
       if (!held_) return;
-      while (shard_.locked.exchange(true, std::memory_order_acquire)) {
-        while (shard_.locked.load(std::memory_order_relaxed)) std::this_thread::yield();
+      while (flag_.exchange(true, std::memory_order_acquire)) {
+        while (flag_.load(std::memory_order_relaxed)) std::this_thread::yield();
       }
     }
-    ~Lock() {
-      if (held_) shard_.locked.store(false, std::memory_order_release);
+    ~SpinLock() {
+      if (held_) flag_.store(false, std::memory_order_release);
     }
-    Lock(const Lock&) = delete;
-    Lock& operator=(const Lock&) = delete;
+    SpinLock(const SpinLock&) = delete;
+    SpinLock& operator=(const SpinLock&) = delete;
 
    private:
-    Shard& shard_;
+    std::atomic<bool>& flag_;
     const bool held_;
   };
 
@@ -465,10 +554,10 @@ class KeyedLimiter {
     counter.store(counter.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
   }
 
-  // Hashes `key` with this limiter's random seed, eight bytes at a time through splitmix64's
-  // finalizer. Seeded at random per limiter, so that keys chosen to collide in one process do not
-  // collide in another: an attacker who picks keys cannot build long probe runs (hash
-  // flooding), as they could against an unseeded hash such as std::hash.
+  // Hashes `key` with this limiter's seed, eight bytes at a time through splitmix64's
+  // finalizer. Seeded at random per limiter (unless the options fix it), so that keys chosen to
+  // collide in one process do not collide in another: an attacker who picks keys cannot build long
+  // probe runs (hash flooding), as they could against an unseeded hash such as std::hash.
   std::uint64_t hash_of(std::string_view key) const noexcept {
     const auto mix = [](std::uint64_t x) {
       x ^= x >> 30;
@@ -503,7 +592,7 @@ class KeyedLimiter {
 
   Decision decide(Slot& slot, Instant now, std::uint64_t cost) noexcept {
     slot.referenced = 1;
-    const GcraStep step = gcra_acquire(slot.state, now, cost, tiers_[slot.tier]);
+    const auto step = Rule::acquire(slot.state, now, cost, tiers_[slot.tier]);
     slot.state = step.state;
     return step.decision;
   }
@@ -513,27 +602,30 @@ class KeyedLimiter {
     switch (options_.overflow) {
       case OverflowPolicy::AdmitUntracked:
         return fresh;
-      case OverflowPolicy::SharedOverflow:
-        return overflow_.try_acquire_at(now, cost);
+      case OverflowPolicy::SharedOverflow: {
+        const SpinLock lock(overflow_locked_);
+        const auto step = Rule::acquire(overflow_state_, now, cost, tiers_[0]);
+        overflow_state_ = step.state;
+        return step.decision;
+      }
       case OverflowPolicy::RejectNewKeys:
       case OverflowPolicy::EvictLeastRecentlyUsed: {
         // Until the earliest tracked bucket is full again, when it can be dropped.
         const std::int64_t t = internal::clamped_nanos(now);
-        const Nanos wait{shard.min_state > t ? shard.min_state - t : 0};
-        const GcraParams& p = tiers_[0];
-        return Decision(Verdict::Denied, p.burst, 0, p.interval, std::max(wait, Nanos{1}),
-                        Nanos{p.window});
+        const Nanos wait{shard.full_from > t ? shard.full_from - t : 0};
+        return Decision(Verdict::Denied, fresh.limit(), 0, 1, std::max(wait, Nanos{1}),
+                        Rule::window(tiers_[0]));
       }
     }
     return fresh;
   }
 
   // The tier of a key whose state is about to be created.
-  std::uint8_t tier_for(std::string_view key) {
+  std::uint8_t tier_for(KeyView key) {
     {
       const std::lock_guard<std::mutex> lock(overrides_mu_);
       if (!overrides_.empty()) {
-        const auto it = overrides_.find(std::string(key));
+        const auto it = overrides_.find(std::string(KeyBytes<Key>::of(key)));
         if (it != overrides_.end()) return it->second;
       }
     }
@@ -555,23 +647,28 @@ class KeyedLimiter {
     if (tier_quotas_.size() >= kMaxTiers) return std::nullopt;
     // Written before any slot refers to it; a slot's tier is read under its shard's lock, taken
     // after this by the thread that stored the tier.
-    tiers_[tier_quotas_.size()] = GcraParams::from(quota);
+    tiers_[tier_quotas_.size()] = Rule::params(quota);
     tier_quotas_.push_back(quota);
     return static_cast<std::uint8_t>(tier_quotas_.size() - 1);
   }
 
-  const KeyedLimiterOptions options_;
+  const Options options_;
   [[no_unique_address]] const C clock_;
   const std::uint64_t seed_ =
-      std::random_device{}() * 0x9e3779b97f4a7c15ULL ^ std::random_device{}();
+      options_.hash_seed != 0
+          ? options_.hash_seed
+          : std::random_device{}() * 0x9e3779b97f4a7c15ULL ^ std::random_device{}();
   unsigned shard_bits_ = 0;
   std::unique_ptr<Shard[]> shards_;
-  GcraLimiter<C> overflow_;  // For OverflowPolicy::SharedOverflow.
-  std::array<GcraParams, kMaxTiers> tiers_{};
+  Tiers tiers_{};
+  // The one state all overflowing keys share under OverflowPolicy::SharedOverflow.
+  std::atomic<bool> overflow_locked_{false};
+  State overflow_state_ = Rule::kFullState;  // Guarded by overflow_locked_.
   std::mutex tiers_mu_;
   std::vector<Quota> tier_quotas_;  // Guarded by tiers_mu_.
   std::mutex overrides_mu_;
-  std::unordered_map<std::string, std::uint8_t> overrides_;  // Guarded by overrides_mu_.
+  // Keys' bytes to their tiers. Guarded by overrides_mu_.
+  std::unordered_map<std::string, std::uint8_t> overrides_;
   std::atomic<std::uint64_t> tier_overflows_{0};
 };
 

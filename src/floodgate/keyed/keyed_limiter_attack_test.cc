@@ -26,7 +26,7 @@ constexpr bool kResidentMemoryMeansSomething = true;
 #endif
 
 void stream(OverflowPolicy policy, int new_keys) {
-  KeyedLimiter<ManualClock> keyed{
+  KeyedLimiter<std::string, GcraRule, ManualClock> keyed{
       {.default_quota = Quota::per_second(10), .max_keys = 100'000, .overflow = policy}};
   char key[32];
   // 1,000 clients emptied their buckets at t0; they are limited until t0 + 1 s.

@@ -1,5 +1,6 @@
-// KeyedLimiter: per-key decisions equal GCRA's, dropping full buckets never changes a decision,
-// each overflow policy does what it says, per-key quotas, and concurrent callers on many keys.
+// KeyedLimiter, typed over its rules (GCRA, token bucket): per-key decisions equal the rule's own
+// limiter's, dropping full buckets never changes a decision, each overflow policy does what it
+// says, per-key quotas, concurrent callers on many keys; then keys that are not strings.
 // Time is the caller's; workers record, the test thread decides.
 #include "floodgate/keyed/keyed_limiter.h"
 
@@ -12,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "floodgate/limiters/gcra.h"
+#include "floodgate/limiters/token_bucket.h"
 #include "floodgate/testkit/gtest.h"
 #include "floodgate/testkit/runner.h"
 
@@ -29,26 +32,47 @@ std::string user(int i) {
   return buf;
 }
 
-// The reference: one GCRA state per key in an unbounded map.
+// The reference: one state per key in an unbounded map.
+template <class Rule>
 class UnboundedModel {
  public:
-  explicit UnboundedModel(const Quota& quota) : params_(GcraParams::from(quota)) {}
+  explicit UnboundedModel(const Quota& quota) : params_(Rule::params(quota)) {}
   Decision try_acquire_at(const std::string& key, Instant now, std::uint64_t cost) {
-    const auto it = states_.try_emplace(key, kGcraFullState).first;
-    const GcraStep step = gcra_acquire(it->second, now, cost, params_);
+    const auto it = states_.try_emplace(key, Rule::kFullState).first;
+    const auto step = Rule::acquire(it->second, now, cost, params_);
     it->second = step.state;
     return step.decision;
   }
 
  private:
-  GcraParams params_;
-  std::map<std::string, std::int64_t> states_;
+  typename Rule::Params params_;
+  std::map<std::string, typename Rule::State> states_;
 };
 
-TEST(KeyedLimiterTest, EachKeyDecidesAsItsOwnGcraLimiter) {
-  KeyedLimiter<ManualClock> keyed{{.default_quota = Quota::per_second(10), .max_keys = 100}};
-  GcraLimiter<ManualClock> a{Quota::per_second(10)};
-  GcraLimiter<ManualClock> b{Quota::per_second(10)};
+// The limiter class each rule belongs to.
+template <class Rule>
+struct LimiterFor;
+template <>
+struct LimiterFor<GcraRule> {
+  using Type = GcraLimiter<ManualClock>;
+};
+template <>
+struct LimiterFor<TokenBucketRule> {
+  using Type = TokenBucketLimiter<ManualClock>;
+};
+
+template <class Rule>
+class KeyedLimiterTest : public testing::Test {
+ protected:
+  using Keyed = KeyedLimiter<std::string, Rule, ManualClock>;
+};
+using Rules = testing::Types<GcraRule, TokenBucketRule>;
+TYPED_TEST_SUITE(KeyedLimiterTest, Rules);
+
+TYPED_TEST(KeyedLimiterTest, EachKeyDecidesAsItsOwnLimiter) {
+  typename TestFixture::Keyed keyed{{.default_quota = Quota::per_second(10), .max_keys = 100}};
+  typename LimiterFor<TypeParam>::Type a{Quota::per_second(10)};
+  typename LimiterFor<TypeParam>::Type b{Quota::per_second(10)};
   std::mt19937_64 rng(3);
   Instant now = t0;
   for (int i = 0; i < 2000; ++i) {
@@ -61,11 +85,13 @@ TEST(KeyedLimiterTest, EachKeyDecidesAsItsOwnGcraLimiter) {
   EXPECT_EQ(keyed.stats().keys, 2u);
 }
 
-TEST(KeyedLimiterTest, DroppingFullBucketsNeverChangesADecision) {
+TYPED_TEST(KeyedLimiterTest, DroppingFullBucketsNeverChangesADecision) {
   for (const std::size_t shards : {1u, 4u}) {
     const Quota quota = Quota::per_second(10);
-    KeyedLimiter<ManualClock> keyed{{.default_quota = quota, .max_keys = 64, .shards = shards}};
-    UnboundedModel model{quota};
+    // A fixed seed: whether the trace ever fills a shard depends on where its keys land.
+    typename TestFixture::Keyed keyed{
+        {.default_quota = quota, .max_keys = 64, .shards = shards, .hash_seed = 20261128}};
+    UnboundedModel<TypeParam> model{quota};
     std::mt19937_64 rng(11);
     Instant now = t0;
     for (int i = 0; i < 200'000; ++i) {
@@ -85,8 +111,8 @@ TEST(KeyedLimiterTest, DroppingFullBucketsNeverChangesADecision) {
   }
 }
 
-TEST(KeyedLimiterTest, SweepDropsOnlyFullBuckets) {
-  KeyedLimiter<ManualClock> keyed{{.default_quota = Quota::per_second(10)}};
+TYPED_TEST(KeyedLimiterTest, SweepDropsOnlyFullBuckets) {
+  typename TestFixture::Keyed keyed{{.default_quota = Quota::per_second(10)}};
   ASSERT_TRUE(keyed.try_acquire_at("a", t0, 10).allowed());  // Empty until t0 + 1 s.
   ASSERT_TRUE(keyed.try_acquire_at("b", t0, 1).allowed());   // Full again at t0 + 100 ms.
   EXPECT_EQ(keyed.sweep(t0 + milliseconds(500)), 1u);
@@ -99,6 +125,7 @@ TEST(KeyedLimiterTest, SweepDropsOnlyFullBuckets) {
 }
 
 // Two limited keys fill a limiter of two; a third arrives before either bucket is full.
+template <class Rule>
 struct Full {
   explicit Full(OverflowPolicy policy)
       : keyed{{.default_quota = Quota::per_second(2),
@@ -112,11 +139,11 @@ struct Full {
   bool limited(std::string_view key, Instant at) {
     return keyed.peek_at(key, at, 2).verdict() == Verdict::Denied;
   }
-  KeyedLimiter<ManualClock> keyed;
+  KeyedLimiter<std::string, Rule, ManualClock> keyed;
 };
 
-TEST(KeyedLimiterTest, RejectNewKeysFailsClosedAndResetsNobody) {
-  Full f{OverflowPolicy::RejectNewKeys};
+TYPED_TEST(KeyedLimiterTest, RejectNewKeysFailsClosedAndResetsNobody) {
+  Full<TypeParam> f{OverflowPolicy::RejectNewKeys};
   const Decision d = f.keyed.try_acquire_at("c", t0 + milliseconds(200));
   EXPECT_EQ(d.verdict(), Verdict::Denied);
   EXPECT_EQ(d.retry_after(), milliseconds(800));  // When a's bucket is full and can go.
@@ -129,8 +156,8 @@ TEST(KeyedLimiterTest, RejectNewKeysFailsClosedAndResetsNobody) {
   EXPECT_TRUE(f.limited("b", t0 + seconds(1)));
 }
 
-TEST(KeyedLimiterTest, AdmitUntrackedFailsOpenAndResetsNobody) {
-  Full f{OverflowPolicy::AdmitUntracked};
+TYPED_TEST(KeyedLimiterTest, AdmitUntrackedFailsOpenAndResetsNobody) {
+  Full<TypeParam> f{OverflowPolicy::AdmitUntracked};
   for (int i = 0; i < 5; ++i) {
     EXPECT_TRUE(f.keyed.try_acquire_at("c", t0 + milliseconds(200), 2).allowed());
   }
@@ -140,8 +167,8 @@ TEST(KeyedLimiterTest, AdmitUntrackedFailsOpenAndResetsNobody) {
   EXPECT_TRUE(f.limited("b", t0 + milliseconds(200)));
 }
 
-TEST(KeyedLimiterTest, SharedOverflowGivesNewKeysOneKeysWorthTogether) {
-  Full f{OverflowPolicy::SharedOverflow};
+TYPED_TEST(KeyedLimiterTest, SharedOverflowGivesNewKeysOneKeysWorthTogether) {
+  Full<TypeParam> f{OverflowPolicy::SharedOverflow};
   const Instant at = t0 + milliseconds(200);
   EXPECT_TRUE(f.keyed.try_acquire_at("c", at).allowed());
   EXPECT_TRUE(f.keyed.try_acquire_at("d", at).allowed());
@@ -150,8 +177,8 @@ TEST(KeyedLimiterTest, SharedOverflowGivesNewKeysOneKeysWorthTogether) {
   EXPECT_TRUE(f.limited("b", at));
 }
 
-TEST(KeyedLimiterTest, EvictingTheLeastRecentlyUsedKeyIsTheOnlyPolicyThatResets) {
-  Full f{OverflowPolicy::EvictLeastRecentlyUsed};
+TYPED_TEST(KeyedLimiterTest, EvictingTheLeastRecentlyUsedKeyIsTheOnlyPolicyThatResets) {
+  Full<TypeParam> f{OverflowPolicy::EvictLeastRecentlyUsed};
   const Instant at = t0 + milliseconds(200);
   (void)f.keyed.peek_at("a", at);  // Peeks do not count as use.
   EXPECT_TRUE(f.keyed.try_acquire_at("c", at).allowed());
@@ -162,9 +189,9 @@ TEST(KeyedLimiterTest, EvictingTheLeastRecentlyUsedKeyIsTheOnlyPolicyThatResets)
   EXPECT_EQ(reset, 1);
 }
 
-TEST(KeyedLimiterTest, KeysGetTheirOwnQuotasByOverrideOrResolver) {
+TYPED_TEST(KeyedLimiterTest, KeysGetTheirOwnQuotasByOverrideOrResolver) {
   std::atomic<int> resolved{0};
-  KeyedLimiter<ManualClock> keyed{
+  typename TestFixture::Keyed keyed{
       {.default_quota = Quota::per_second(2), .resolver = [&](std::string_view key) {
          resolved.fetch_add(1);
          return key.starts_with("vip:") ? std::optional<Quota>(Quota::per_second(5)) : std::nullopt;
@@ -184,8 +211,8 @@ TEST(KeyedLimiterTest, KeysGetTheirOwnQuotasByOverrideOrResolver) {
   EXPECT_EQ(keyed.peek_at("bob", t0 + seconds(5), 0).remaining(), 20u);
 }
 
-TEST(KeyedLimiterTest, TooManyDistinctQuotasIsAnErrorNamingTheKey) {
-  KeyedLimiter<ManualClock> keyed{{.default_quota = Quota::per_second(1)}};
+TYPED_TEST(KeyedLimiterTest, TooManyDistinctQuotasIsAnErrorNamingTheKey) {
+  typename TestFixture::Keyed keyed{{.default_quota = Quota::per_second(1)}};
   for (int i = 2; i <= 256; ++i) {
     ASSERT_TRUE(keyed.set_quota_at(user(i), Quota::per_second(static_cast<std::uint64_t>(i)), t0));
   }
@@ -195,8 +222,8 @@ TEST(KeyedLimiterTest, TooManyDistinctQuotasIsAnErrorNamingTheKey) {
   EXPECT_NE(r.error().message().find("257"), std::string::npos);
 }
 
-TEST(KeyedLimiterTest, LongEmptyAndLookAlikeKeysAreDistinct) {
-  KeyedLimiter<ManualClock> keyed{{.default_quota = Quota::per_second(1), .shards = 1}};
+TYPED_TEST(KeyedLimiterTest, LongEmptyAndLookAlikeKeysAreDistinct) {
+  typename TestFixture::Keyed keyed{{.default_quota = Quota::per_second(1), .shards = 1}};
   const std::string long_a(40, 'x');
   std::string long_b = long_a;
   long_b.back() = 'y';  // Differs only after the inline 16 bytes.
@@ -208,10 +235,10 @@ TEST(KeyedLimiterTest, LongEmptyAndLookAlikeKeysAreDistinct) {
   EXPECT_EQ(keyed.sweep(t0 + seconds(2)), 4u);  // Frees the out-of-line keys (ASan checks).
 }
 
-TEST(KeyedLimiterTest, AStreamOfNewKeysNeverResetsALimitedKey) {
+TYPED_TEST(KeyedLimiterTest, AStreamOfNewKeysNeverResetsALimitedKey) {
   // 200,000 distinct keys through room for 1,000 under the fail-closed policy: the limited keys
   // keep their state and memory stays at the bound.
-  KeyedLimiter<ManualClock> keyed{{.default_quota = Quota::per_second(10), .max_keys = 1000}};
+  typename TestFixture::Keyed keyed{{.default_quota = Quota::per_second(10), .max_keys = 1000}};
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(keyed.try_acquire_at(user(i), t0, 10).allowed());
   for (int i = 10; i < 200'000; ++i) (void)keyed.try_acquire_at(user(i), t0 + Nanos{i});
   for (int i = 0; i < 10; ++i) {
@@ -227,9 +254,9 @@ TEST(KeyedLimiterTest, AStreamOfNewKeysNeverResetsALimitedKey) {
   EXPECT_LE(stats.bytes, 1000u * 32u * 4u / 3u + 64u * 32u);
 }
 
-TEST(KeyedLimiterTest, ConcurrentCallersAtOneInstantGetExactlyTheBurstPerKey) {
+TYPED_TEST(KeyedLimiterTest, ConcurrentCallersAtOneInstantGetExactlyTheBurstPerKey) {
   // The origin story per key: 8 workers x 40 calls on 4 keys at one instant, burst 10.
-  KeyedLimiter<ManualClock> keyed{{.default_quota = Quota::per_second(10), .shards = 2}};
+  typename TestFixture::Keyed keyed{{.default_quota = Quota::per_second(10), .shards = 2}};
   const auto report =
       testkit::run<int>({.workers = 8, .name = "keyed burst"}, [&](testkit::Worker<int>& w) {
         for (int i = 0; i < 40 && w.keep_going(); ++i) {
@@ -244,6 +271,66 @@ TEST(KeyedLimiterTest, ConcurrentCallersAtOneInstantGetExactlyTheBurstPerKey) {
     if (op.result && *op.result >= 0) ++admitted[*op.result];
   }
   EXPECT_EQ(admitted, (std::map<int, int>{{0, 10}, {1, 10}, {2, 10}, {3, 10}}));
+}
+
+// Keys that are not strings: an IPv4 address as an integer, an IPv6 address as 16 bytes.
+TEST(KeyedLimiterKeysTest, IntegerKeysDropLosslesslyAsStringKeysDo) {
+  const Quota quota = Quota::per_second(10);
+  KeyedLimiter<std::uint32_t, TokenBucketRule, ManualClock> keyed{
+      {.default_quota = quota, .max_keys = 64, .shards = 4, .hash_seed = 20261128}};
+  const TokenBucketParams params = TokenBucketRule::params(quota);
+  std::map<std::uint32_t, double> model;
+  std::mt19937_64 rng(5);
+  Instant now = t0;
+  for (int i = 0; i < 50'000; ++i) {
+    now += Nanos{static_cast<std::int64_t>(rng() % 40'000'000)};
+    const auto address = static_cast<std::uint32_t>(0x0a000000u + rng() % 3000);  // 10.0.x.y
+    const std::uint64_t cost = rng() % 4;
+    const auto it = model.try_emplace(address, kTokenBucketFullState).first;
+    const TokenBucketStep want = token_bucket_acquire(it->second, now, cost, params);
+    it->second = want.state;
+    ASSERT_EQ(keyed.try_acquire_at(address, now, cost), want.decision) << "call " << i;
+  }
+  EXPECT_GT(keyed.stats().lossless_drops, 10'000u);
+  EXPECT_EQ(keyed.stats().overflow_decisions, 0u);
+  EXPECT_EQ(keyed.stats().bytes, keyed.stats().bytes / 32 * 32) << "no key on the heap";
+}
+
+TEST(KeyedLimiterKeysTest, AddressKeysAreTheirBytesAndErrorsNameThem) {
+  using Ipv6 = std::array<std::uint8_t, 16>;
+  std::vector<Ipv6> resolved;
+  KeyedLimiter<Ipv6, GcraRule, ManualClock> keyed{
+      {.default_quota = Quota::per_second(1), .resolver = [&](const Ipv6& address) {
+         resolved.push_back(address);
+         return address[0] == 0xfd ? std::optional<Quota>(Quota::per_second(3)) : std::nullopt;
+       }}};
+  Ipv6 a{0x20, 0x01, 0x0d, 0xb8};
+  Ipv6 b = a;
+  b[15] = 1;  // Differs in the last byte only.
+  Ipv6 local{0xfd};
+  EXPECT_TRUE(keyed.try_acquire_at(a, t0).allowed());
+  EXPECT_EQ(keyed.try_acquire_at(a, t0).verdict(), Verdict::Denied);
+  EXPECT_TRUE(keyed.try_acquire_at(b, t0).allowed());
+  EXPECT_TRUE(keyed.try_acquire_at(local, t0, 3).allowed());  // Its tier: 3 a second.
+  EXPECT_EQ(resolved, (std::vector<Ipv6>{a, b, local}));
+  for (int i = 2; i <= 255; ++i) {  // With the resolver's 3 a second: 255 quotas.
+    ASSERT_TRUE(keyed.set_quota_at(Ipv6{static_cast<std::uint8_t>(i)},
+                                   Quota::per_second(static_cast<std::uint64_t>(i) + 10), t0));
+  }
+  const Result<Quota> r = keyed.set_quota_at(b, Quota::per_minute(7), t0);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("0x20010db8000000000000000000000001"), std::string::npos)
+      << r.error().message();
+
+  KeyedLimiter<std::uint64_t, GcraRule, ManualClock> by_id{{.default_quota = Quota::per_second(1)}};
+  for (std::uint64_t i = 0; i < 255; ++i) {
+    ASSERT_TRUE(by_id.set_quota_at(i, Quota::per_second(i + 2), t0));
+  }
+  const Result<Quota> e =
+      by_id.set_quota_at(18'446'744'073'709'551'615ULL, Quota::per_minute(7), t0);
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().message().find("key 18446744073709551615:"), std::string::npos)
+      << e.error().message();
 }
 
 }  // namespace

@@ -214,6 +214,33 @@ constexpr std::int64_t gcra_change_quota(std::int64_t state, Instant now, const 
   return t + static_cast<std::int64_t>(carried);
 }
 
+// GCRA under the uniform names a store of many states uses (`KeyedLimiter`; see
+// `TokenBucketRule` for the other rule with the same shape).
+struct GcraRule {
+  using State = std::int64_t;
+  using Params = GcraParams;
+  static constexpr State kFullState = kGcraFullState;
+
+  static Params params(const Quota& quota) noexcept { return GcraParams::from(quota); }
+  static GcraStep acquire(State state, Instant now, std::uint64_t cost,
+                          const Params& params) noexcept {
+    return gcra_acquire(state, now, cost, params);
+  }
+  // Returns the first clamped instant from which `state` decides every call as `kFullState`
+  // does: the arrival time itself.
+  static std::int64_t full_from(State state, const Params& /*params*/) noexcept { return state; }
+  // Reports whether `state` decides every call at `t` or later as `kFullState` does.
+  static bool is_full(State state, std::int64_t t, const Params& /*params*/) noexcept {
+    return state <= t;
+  }
+  static State change_quota(State state, Instant now, const Params& from, const Params& to,
+                            OnQuotaChange policy) noexcept {
+    return gcra_change_quota(state, now, from, to, policy);
+  }
+  // Returns how long an empty bucket takes to fill.
+  static Nanos window(const Params& params) noexcept { return Nanos{params.window}; }
+};
+
 // Returns the rule for `quota` as a function object, (state, now, cost) -> (decision, next
 // state): the form a test kit's sequential model takes (floodgate/testkit/limiter_checks.h).
 inline auto make_gcra_rule(const Quota& quota) {

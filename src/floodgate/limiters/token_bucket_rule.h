@@ -230,4 +230,66 @@ inline double token_bucket_change_quota(double empty_at, Instant now, const Toke
   return std::max(full, t - carried * to.ns_per_token);
 }
 
+// The token bucket under the uniform names a store of many states uses (`KeyedLimiter`; see
+// `GcraRule`).
+struct TokenBucketRule {
+  using State = double;
+  using Params = TokenBucketParams;
+  static constexpr State kFullState = kTokenBucketFullState;
+
+  static Params params(const Quota& quota) noexcept { return TokenBucketParams::from(quota); }
+  static TokenBucketStep acquire(State state, Instant now, std::uint64_t cost,
+                                 const Params& params) noexcept {
+    return token_bucket_acquire(state, now, cost, params);
+  }
+  // Reports whether `state` decides every call at the clamped instant `t` or later as
+  // `kFullState` does, decision and next state alike. Each condition is one that
+  // `token_bucket_acquire` relies on, evaluated in the same floating-point expressions, so a
+  // rounding error cannot make the two disagree; each is monotone in `t`.
+  static bool is_full(State state, std::int64_t t, const Params& p) noexcept {
+    const auto x = static_cast<double>(t);
+    return state + p.window <= x     // No wait for any cost up to the burst.
+           && state <= x - p.window  // An admission's next state ignores `state`.
+           && internal::bucket_tokens(state, x, p) == p.burst;  // The bucket reads full.
+  }
+  // Returns the first clamped instant at which `is_full` holds (INT64_MAX if none): found
+  // around `state + window` by doubling steps, then bisected.
+  static std::int64_t full_from(State state, const Params& p) noexcept {
+    constexpr std::int64_t kFirst = -internal::kTimeLimit;
+    constexpr std::int64_t kLast = internal::kTimeLimit;
+    if (is_full(state, kFirst, p)) return kFirst;
+    if (!is_full(state, kLast, p)) return INT64_MAX;
+    const double guess = std::clamp(std::ceil(state + p.window), static_cast<double>(kFirst),
+                                    static_cast<double>(kLast));
+    // Invariant once found: is_full(hi) and !is_full(lo), with lo < hi.
+    std::int64_t hi = static_cast<std::int64_t>(guess);
+    std::int64_t lo = hi;
+    std::int64_t step = 1;
+    if (is_full(state, hi, p)) {
+      do {
+        hi = lo;
+        lo = std::max(kFirst, lo - step);
+        step *= 2;
+      } while (is_full(state, lo, p));
+    } else {
+      do {
+        lo = hi;
+        hi = std::min(kLast, hi + step);
+        step *= 2;
+      } while (!is_full(state, hi, p));
+    }
+    while (hi - lo > 1) {
+      const std::int64_t mid = lo + (hi - lo) / 2;
+      (is_full(state, mid, p) ? hi : lo) = mid;
+    }
+    return hi;
+  }
+  static State change_quota(State state, Instant now, const Params& from, const Params& to,
+                            OnQuotaChange policy) noexcept {
+    return token_bucket_change_quota(state, now, from, to, policy);
+  }
+  // Returns how long an empty bucket takes to fill, rounded up.
+  static Nanos window(const Params& params) noexcept { return internal::ceil_nanos(params.window); }
+};
+
 }  // namespace floodgate
