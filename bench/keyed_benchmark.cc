@@ -106,6 +106,11 @@ template <typename L>
 struct Loaded {
   std::unique_ptr<L> limiter;
   double bytes_per_key = 0;
+  // The latest caller instant any admit-heavy run has used on this limiter (uniform and Zipf
+  // runs share it): the next run starts a second later, so that no call comes stale and finds
+  // buckets a previous run emptied in its future.
+  std::atomic<std::int64_t> high_water{
+      (kStart + std::chrono::seconds(10)).time_since_epoch().count()};
 };
 
 template <typename L>
@@ -137,10 +142,9 @@ void keyed(benchmark::State& state) {
   const std::size_t mask = order.size() - 1;
   // Threads walk the same picks from opposite halves, so they rarely meet on one key.
   std::size_t i = static_cast<std::size_t>(state.thread_index()) * (order.size() / 2);
-  // Admit-heavy runs move time on 1 ms a call from where the last run ended (so no call comes
-  // stale); deny-heavy runs stay at the instant the buckets emptied.
-  static std::atomic<std::int64_t> high_water{
-      (kStart + std::chrono::seconds(10)).time_since_epoch().count()};
+  // Admit-heavy runs move time on 1 ms a call from where the last run on this limiter ended;
+  // deny-heavy runs stay at the instant the buckets emptied.
+  std::atomic<std::int64_t>& high_water = l->high_water;
   Instant now = kDeny ? kStart : Instant{Nanos{high_water.load()}} + std::chrono::seconds(1);
   std::int64_t admitted = 0;
   for (auto _ : state) {

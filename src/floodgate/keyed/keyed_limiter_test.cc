@@ -235,6 +235,27 @@ TYPED_TEST(KeyedLimiterTest, LongEmptyAndLookAlikeKeysAreDistinct) {
   EXPECT_EQ(keyed.sweep(t0 + seconds(2)), 4u);  // Frees the out-of-line keys (ASan checks).
 }
 
+TYPED_TEST(KeyedLimiterTest, KeysDifferingInAnyOneByteAreDistinct) {
+  // Keys are compared as words read with overlapping loads up to 16 bytes and as bytes beyond:
+  // every length from 0 to 40, and each key of that length with any one byte changed.
+  typename TestFixture::Keyed keyed{{.default_quota = Quota::per_second(1), .shards = 1}};
+  std::vector<std::string> all;
+  for (std::size_t n = 0; n <= 40; ++n) {
+    all.emplace_back(n, 'a');
+    for (std::size_t i = 0; i < n; ++i) {
+      all.emplace_back(n, 'a');
+      all.back()[i] = 'b';
+    }
+  }
+  for (const std::string& key : all) {
+    ASSERT_TRUE(keyed.try_acquire_at(key, t0).allowed()) << "'" << key << "' shared a bucket";
+  }
+  for (const std::string& key : all) {
+    ASSERT_EQ(keyed.try_acquire_at(key, t0).verdict(), Verdict::Denied) << "'" << key << "'";
+  }
+  EXPECT_EQ(keyed.stats().keys, all.size());
+}
+
 TYPED_TEST(KeyedLimiterTest, AStreamOfNewKeysNeverResetsALimitedKey) {
   // 200,000 distinct keys through room for 1,000 under the fail-closed policy: the limited keys
   // keep their state and memory stays at the bound.
