@@ -1,0 +1,84 @@
+// `Replayer`: decides the requests of a trace, in order, as one limiter per key would, under a
+// policy (the algorithm, the default quota, per-key quotas). Decisions are a pure function of the
+// requests and the policy: the same trace gives the same decisions, byte for byte.
+//
+// GCRA and the token bucket keep their keys in a `KeyedLimiter` (bounded by `max_keys`, full
+// buckets dropped losslessly, a fixed hash seed so that even a full limiter decides the same way
+// every run). The window algorithms keep one limiter per key in a map and drop a key two periods
+// after its last request, when its windows are empty again. Either way, a trace in time order
+// is decided exactly as by limiters that were never dropped; a request older than one already
+// decided (logs are not always in order) is decided as the limiter's stale-time rule says.
+//
+// Not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "floodgate/core/decision.h"
+#include "floodgate/core/quota.h"
+#include "floodgate/core/result.h"
+#include "floodgate/replay/key_quotas.h"
+#include "floodgate/replay/trace.h"
+
+namespace floodgate::replay {
+
+// The algorithm a replay uses for every key.
+enum class Algorithm : std::uint8_t { Gcra, TokenBucket, FixedWindow, SlidingLog, SlidingCounter };
+
+// Returns the algorithm named `name` ("gcra", "token-bucket", "fixed-window", "sliding-log",
+// "sliding-counter"), or an error naming it and the choices.
+Result<Algorithm> parse_algorithm(std::string_view name);
+
+// Returns the algorithm's name as `parse_algorithm` reads it.
+std::string_view to_string(Algorithm algorithm) noexcept;
+
+// What a replay decides with.
+struct Policy {
+  Algorithm algorithm = Algorithm::Gcra;
+  Quota quota = Quota::per_second(10);
+  KeyQuotas key_quotas{};
+  std::size_t max_keys = 1'000'000;  // Keys with state at once (GCRA and token bucket).
+};
+
+// Counters of a replay's keys.
+struct ReplayStats {
+  std::uint64_t keys_now = 0;            // Keys with state now (see `Replayer::sweep`).
+  std::uint64_t overflow_decisions = 0;  // Requests decided by the full keyed limiter's policy.
+};
+
+class Replayer {
+ public:
+  // Returns a replayer for `policy`, or an error naming a quota the algorithm cannot use (the
+  // window algorithms need a burst equal to the count).
+  static Result<Replayer> create(Policy policy);
+
+  Replayer(Replayer&&) noexcept;
+  Replayer& operator=(Replayer&&) noexcept;
+  ~Replayer();
+
+  // Decides `request`.
+  Decision decide(const Request& request);
+
+  // Returns the quota `key` is limited by.
+  Quota quota_of(std::string_view key) const;
+
+  ReplayStats stats() const;
+
+  // Drops the state of every key that no longer needs it at the latest instant decided so far
+  // (GCRA, token bucket: its bucket is full; windows: idle for two periods), losing nothing for
+  // requests in time order, and returns how many keys keep state.
+  std::uint64_t sweep();
+
+  const Policy& policy() const noexcept;
+
+  // The engine behind one algorithm (internal).
+  class Engine;
+
+ private:
+  explicit Replayer(std::unique_ptr<Engine> engine);
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace floodgate::replay

@@ -1,0 +1,80 @@
+#include "floodgate/replay/summary.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <string>
+
+namespace floodgate::replay {
+namespace {
+
+TEST(TopDenialsTest, ExactWhileSmallAndBoundedAfter) {
+  TopDenials small(8);
+  for (int i = 0; i < 5; ++i) small.add("a");
+  for (int i = 0; i < 3; ++i) small.add("b");
+  small.add("c");
+  EXPECT_EQ(small.top(2), (std::vector<std::pair<std::string, std::uint64_t>>{{"a", 5}, {"b", 3}}));
+  EXPECT_EQ(small.error_bound(), 0u);
+
+  // Many keys: each reported count is within the bound above the true one.
+  TopDenials top(16);
+  std::map<std::string, std::uint64_t> truth;
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 200'000; ++i) {
+    const std::string key = "k" + std::to_string(rng() % 8 == 0 ? rng() % 4 : rng() % 5000);
+    top.add(key);
+    ++truth[key];
+  }
+  EXPECT_GT(top.error_bound(), 0u);
+  const auto reported = top.top(4);
+  ASSERT_EQ(reported.size(), 4u);
+  for (const auto& [key, count] : reported) {
+    EXPECT_GE(count, truth[key]) << key;
+    EXPECT_LE(count, truth[key] + top.error_bound()) << key;
+    EXPECT_LE(key.size(), 2u) << "the four hot keys k0..k3 lead";
+  }
+}
+
+TEST(TimeSeriesTest, BucketsWidenAndKeepEveryRequest) {
+  TimeSeries series;
+  const Instant t0{std::chrono::seconds(1000)};
+  std::uint64_t admitted = 0;
+  for (int i = 0; i < 100'000; ++i) {
+    const bool ok = i % 3 != 0;
+    admitted += ok ? 1 : 0;
+    series.add(t0 + std::chrono::milliseconds(i * 37), ok);
+  }
+  series.add(t0 - std::chrono::seconds(5), true);  // Before the first: counted in the first.
+  std::uint64_t a = 0, d = 0;
+  for (const auto& [x, y] : series.buckets()) {
+    a += x;
+    d += y;
+  }
+  EXPECT_EQ(a, admitted + 1);
+  EXPECT_EQ(d, 100'000 - admitted);
+  EXPECT_LE(series.buckets().size(), TimeSeries::kMaxBuckets);
+  EXPECT_GT(series.buckets().size(), TimeSeries::kMaxBuckets / 2);
+  EXPECT_GE(series.width().count() * static_cast<std::int64_t>(series.buckets().size()),
+            std::int64_t{99'999} * 37'000'000);
+}
+
+TEST(RenderSvgTest, DrawsBarsTheQuotaAndEscapedLabels) {
+  TimeSeries series;
+  const Instant day{std::chrono::seconds(1'700'000'000)};
+  for (int i = 0; i < 1000; ++i) series.add(day + std::chrono::seconds(i), i % 4 != 0);
+  const std::string svg = render_svg(
+      series,
+      {.title = "keys <&> \"quoted\"", .quota = Quota::per_second(1), .quota_label = "quota 1/s"});
+  EXPECT_TRUE(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  EXPECT_TRUE(svg.ends_with("</svg>\n"));
+  EXPECT_NE(svg.find("keys &lt;&amp;&gt; &quot;quoted&quot;"), std::string::npos);
+  EXPECT_NE(svg.find("fill=\"#2e8b57\""), std::string::npos) << "admitted bars";
+  EXPECT_NE(svg.find("fill=\"#d9534f\""), std::string::npos) << "denied bars";
+  EXPECT_NE(svg.find("stroke-dasharray"), std::string::npos) << "the quota line";
+  EXPECT_NE(svg.find("UTC, from 2023-11-14"), std::string::npos) << "a date axis";
+  EXPECT_EQ(svg.find("<script"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace floodgate::replay

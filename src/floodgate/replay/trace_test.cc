@@ -1,0 +1,152 @@
+// Trace parsing: every field's good and hostile values, both formats, and a reader that names
+// the line of every error and goes on after it.
+#include "floodgate/replay/trace.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace floodgate::replay {
+namespace {
+
+// Expects `result` to be an error whose message contains every one of `parts`.
+template <typename T>
+void expect_error(const Result<T>& result, std::initializer_list<std::string_view> parts) {
+  ASSERT_FALSE(result) << "expected an error";
+  for (const std::string_view part : parts) {
+    EXPECT_NE(result.error().message().find(part), std::string::npos)
+        << "\"" << part << "\" not in: " << result.error().message();
+  }
+}
+
+std::int64_t ns(const Result<Instant>& t) { return t->time_since_epoch().count(); }
+
+TEST(TraceTest, TimesInNanosecondsAndSecondsAreExactAndBounded) {
+  EXPECT_EQ(ns(parse_time_ns("1700000000123456789")), 1700000000123456789);
+  EXPECT_EQ(ns(parse_time_ns("-5")), -5);
+  EXPECT_EQ(ns(parse_time_seconds("1700000000.123456789")), 1700000000123456789);
+  EXPECT_EQ(ns(parse_time_seconds("1.5")), 1'500'000'000);
+  EXPECT_EQ(ns(parse_time_seconds("2")), 2'000'000'000);
+  EXPECT_EQ(ns(parse_time_seconds("-0.000000001")), -1);
+  expect_error(parse_time_ns("9223372036854775807"), {"time_ns", "9223372036854775807", "range"});
+  expect_error(parse_time_ns("99999999999999999999"), {"time_ns", "does not fit in 64 bits"});
+  expect_error(parse_time_ns("12a"), {"time_ns", "\"12a\"", "not an integer"});
+  expect_error(parse_time_ns(""), {"time_ns", "not an integer"});
+  expect_error(parse_time_ns("+5"), {"time_ns"});
+  expect_error(parse_time_seconds("1.0000000001"), {"time", "nine decimals"});
+  expect_error(parse_time_seconds("1e9"), {"time", "\"1e9\""});
+  expect_error(parse_time_seconds("9223372036.0"), {"time", "range"});
+  expect_error(parse_time_seconds("1."), {"time"});
+}
+
+TEST(TraceTest, CostsAreWholeNumbersUpTo64Bits) {
+  EXPECT_EQ(*parse_cost("0"), 0u);
+  EXPECT_EQ(*parse_cost("4294967295"), 4294967295u);
+  EXPECT_EQ(*parse_cost("18446744073709551615"), UINT64_MAX);
+  expect_error(parse_cost("18446744073709551616"), {"cost", "64 bits"});
+  expect_error(parse_cost("-1"), {"cost", "\"-1\""});
+  expect_error(parse_cost("1.5"), {"cost"});
+  expect_error(parse_cost(""), {"cost"});
+}
+
+TEST(TraceTest, AccessLogTimestampsAreUtcWithTheirOffset) {
+  // Apache's documentation example: 2000-10-10 20:55:36 UTC.
+  EXPECT_EQ(ns(parse_log_time("10/Oct/2000:13:55:36 -0700")), 971211336LL * 1'000'000'000);
+  EXPECT_EQ(ns(parse_log_time("01/Jan/1970:00:00:00 +0000")), 0);
+  EXPECT_EQ(ns(parse_log_time("29/Feb/2024:00:00:00 +0100")), 1709161200LL * 1'000'000'000);
+  expect_error(parse_log_time("29/Feb/2023:00:00:00 +0000"), {"time", "no such day"});
+  expect_error(parse_log_time("10/Foo/2000:13:55:36 -0700"), {"time", "month"});
+  expect_error(parse_log_time("10/Oct/2000:24:00:00 +0000"), {"time", "time of day"});
+  expect_error(parse_log_time("10/Oct/2000 13:55:36"), {"time", "like 10/Oct/2000"});
+}
+
+TEST(TraceTest, AccessLogLinesGiveTheChosenField) {
+  const std::string combined =
+      R"(203.0.113.9 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif?x=1 HTTP/1.0" 200 2326 )"
+      R"x("http://example.com/" "Mozilla/5.0 (X11; \"quoted\")")x";
+  const auto key = [&](LogField field) {
+    return std::string(parse_access_log_line(combined, field)->key);
+  };
+  EXPECT_EQ(key(LogField::Client), "203.0.113.9");
+  EXPECT_EQ(key(LogField::Ident), "-");
+  EXPECT_EQ(key(LogField::User), "frank");
+  EXPECT_EQ(key(LogField::Request), "GET /a.gif?x=1 HTTP/1.0");
+  EXPECT_EQ(key(LogField::Path), "/a.gif");
+  EXPECT_EQ(key(LogField::Status), "200");
+  EXPECT_EQ(key(LogField::Referer), "http://example.com/");
+  EXPECT_EQ(key(LogField::Agent), R"x(Mozilla/5.0 (X11; \"quoted\"))x");
+  EXPECT_EQ(parse_access_log_line(combined, LogField::Client)->time.time_since_epoch().count(),
+            971211336LL * 1'000'000'000);
+
+  const std::string common = R"(::1 - - [10/Oct/2000:13:55:36 +0000] "GET / HTTP/1.1" 404 0)";
+  EXPECT_EQ(parse_access_log_line(common, LogField::Client)->key, "::1");
+  expect_error(parse_access_log_line(common, LogField::Agent), {"agent", "Common"});
+  expect_error(parse_access_log_line("garbage", LogField::Client), {"not an access log line"});
+  expect_error(parse_access_log_line(R"(1.2.3.4 - - 10/Oct/2000 "GET /" 200 1)", LogField::Client),
+               {"time", "'['"});
+  expect_error(parse_access_log_line(R"(1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "GET / 200 1)",
+                                     LogField::Client),
+               {"request"});
+  expect_error(parse_access_log_line(R"(1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "\x16\x03" 400 0)",
+                                     LogField::Path),
+               {"path", "no target"});
+}
+
+TEST(TraceTest, CsvColumnsComeInAnyOrderAndFieldsMayBeQuoted) {
+  const Result<CsvColumns> columns = parse_csv_header("region,cost,key,time_ns");
+  ASSERT_TRUE(columns);
+  EXPECT_EQ(columns->time, 3);
+  EXPECT_EQ(columns->key, 2);
+  EXPECT_EQ(columns->cost, 1);
+  std::string scratch;
+  const Result<Request> r = parse_csv_line(R"(eu,5,"a,""b""",42)", *columns, scratch);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->key, R"(a,"b")");
+  EXPECT_EQ(r->cost, 5u);
+  EXPECT_EQ(r->time.time_since_epoch().count(), 42);
+  expect_error(parse_csv_line("eu,5,k", *columns, scratch), {"expected 4 fields", "found 3"});
+  expect_error(parse_csv_line(R"(eu,5,"open,42)", *columns, scratch), {"never closed"});
+  expect_error(parse_csv_line("eu,x,k,42", *columns, scratch), {"cost", "\"x\""});
+  expect_error(parse_csv_header("time,key,time_ns"), {"time and time_ns"});
+  expect_error(parse_csv_header("time_ns,user"), {"no key column"});
+  expect_error(parse_csv_header("key,cost"), {"no time_ns or time column"});
+  expect_error(parse_csv_header("time,key,key"), {"\"key\" appears twice"});
+}
+
+std::vector<std::string> read_all(const std::string& text, TraceFormat format = TraceFormat::Auto) {
+  std::FILE* file = fmemopen(const_cast<char*>(text.data()), text.size(), "r");
+  TraceReader reader(file, "t.csv", format, LogField::Client);
+  std::vector<std::string> out;
+  while (true) {
+    auto next = reader.next();
+    if (!next) {
+      out.push_back("error " + next.error().message());
+      continue;
+    }
+    if (!next->has_value()) break;
+    out.push_back(std::to_string((*next)->time.time_since_epoch().count()) + " " +
+                  std::string((*next)->key) + " " + std::to_string((*next)->cost));
+  }
+  std::fclose(file);
+  return out;
+}
+
+TEST(TraceTest, TheReaderNamesTheLineOfEachErrorAndGoesOn) {
+  EXPECT_EQ(read_all("\xEF\xBB\xBFtime,key\r\n1.5,a\r\n\r\nbad,b\n2,c"),
+            (std::vector<std::string>{
+                "1500000000 a 1",
+                "error t.csv:4: field time: \"bad\" is not a number of seconds (digits, optionally "
+                "a '.' and up to nine decimals)",
+                "2000000000 c 1"}));
+  EXPECT_EQ(read_all("1.2.3.4 - - [01/Jan/1970:00:00:01 +0000] \"GET / HTTP/1.1\" 200 5\n"),
+            (std::vector<std::string>{"1000000000 1.2.3.4 1"}));
+  // A bad header ends the stream after one error: no later line has columns.
+  const auto bad_header = read_all("time_ns,user\n1,a\n", TraceFormat::Csv);
+  ASSERT_EQ(bad_header.size(), 1u);
+  EXPECT_NE(bad_header[0].find("t.csv:1: header"), std::string::npos) << bad_header[0];
+}
+
+}  // namespace
+}  // namespace floodgate::replay
