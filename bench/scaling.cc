@@ -19,66 +19,24 @@
 #include <vector>
 
 #include "bench/mutex_token_bucket.h"
+#include "bench/scenarios.h"
 #include "floodgate/floodgate.h"
 
 namespace floodgate::bench {
 namespace {
 
-struct Outcome {
-  double calls_per_second;
-  double admitted_fraction;
-};
-
-// Runs `threads` callers against `limiter` for `seconds` and returns the total throughput.
+// Runs `threads` callers of `limiter` for `seconds`, each advancing its caller time by `step`.
 template <typename Limiter>
-Outcome measure(Limiter& limiter, int threads, double seconds, Nanos step) {
-  std::atomic<bool> go{false};
-  std::atomic<bool> stop{false};
-  alignas(kCacheLineSize) std::atomic<std::int64_t> latest{0};
-  std::vector<std::int64_t> calls(static_cast<std::size_t>(threads) * 16);  // Padded slots.
-  std::vector<std::int64_t> admitted(calls.size());
-  std::vector<std::thread> workers;
-  workers.reserve(static_cast<std::size_t>(threads));
-  for (int w = 0; w < threads; ++w) {
-    workers.emplace_back([&, w] {
-      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
-      Instant now{std::chrono::seconds(1)};
-      std::int64_t n = 0;
-      std::int64_t ok = 0;
-      while (!stop.load(std::memory_order_relaxed)) {
-        for (int i = 0; i < 256; ++i) {
-          ok += static_cast<bool>(limiter.try_acquire_at(now)) ? 1 : 0;
-          now += step;
-        }
-        n += 256;
-        // Keep the threads' times together: a thread that fell far behind would arrive stale
-        // and be denied, which is not what the scenario measures.
-        const std::int64_t ahead = latest.load(std::memory_order_relaxed);
-        if (ahead > now.time_since_epoch().count()) {
-          now = Instant{Nanos{ahead}};
-        } else {
-          latest.store(now.time_since_epoch().count(), std::memory_order_relaxed);
-        }
-      }
-      calls[static_cast<std::size_t>(w) * 16] = n;
-      admitted[static_cast<std::size_t>(w) * 16] = ok;
-    });
-  }
-  const auto start = std::chrono::steady_clock::now();
-  go.store(true, std::memory_order_release);
-  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-  stop.store(true);
-  for (std::thread& t : workers) t.join();
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::int64_t total = 0;
-  std::int64_t total_admitted = 0;
-  for (std::size_t i = 0; i < calls.size(); i += 16) {
-    total += calls[i];
-    total_admitted += admitted[i];
-  }
-  return {static_cast<double>(total) / elapsed,
-          static_cast<double>(total_admitted) / static_cast<double>(total)};
+Outcome measure_limiter(Limiter& limiter, int threads, double seconds, Nanos step) {
+  SharedTime time(std::chrono::nanoseconds(std::chrono::seconds(1)).count());
+  return measure(threads, seconds, [&](int) {
+    return [&limiter, &time, step, now = Instant{std::chrono::seconds(1)}, n = 0]() mutable {
+      const bool ok = static_cast<bool>(limiter.try_acquire_at(now));
+      now += step;
+      if (++n % 256 == 0) now = Instant{Nanos{time.catch_up(now.time_since_epoch().count())}};
+      return ok;
+    };
+  });
 }
 
 int run(int argc, char** argv) {
@@ -114,8 +72,8 @@ int run(int argc, char** argv) {
     for (int threads = 1; threads <= max_threads; threads *= 2) {
       auto ours_limiter = std::make_unique<GcraLimiter<>>(s.quota);
       auto base_limiter = std::make_unique<MutexTokenBucket>(s.quota);
-      const Outcome ours = measure(*ours_limiter, threads, seconds, s.step);
-      const Outcome base = measure(*base_limiter, threads, seconds, s.step);
+      const Outcome ours = measure_limiter(*ours_limiter, threads, seconds, s.step);
+      const Outcome base = measure_limiter(*base_limiter, threads, seconds, s.step);
       std::printf("%-6s %7d %16.1f %16.1f %7.2fx %9.4f\n", s.name, threads,
                   ours.calls_per_second / 1e6, base.calls_per_second / 1e6,
                   ours.calls_per_second / base.calls_per_second, ours.admitted_fraction);

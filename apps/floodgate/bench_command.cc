@@ -1,0 +1,116 @@
+// floodgate bench: the standard scenarios, each beside the in-tree baseline, as one table.
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "bench/scenarios.h"
+#include "commands.h"
+#include "flags.h"
+
+namespace floodgate::app {
+namespace {
+
+constexpr std::string_view kHelp = R"(usage: floodgate bench [flags]
+
+Runs the standard scenarios and prints one table. In every row floodgate and the in-tree baseline
+run in this process, one after the other, for the same time; the ratio is floodgate's throughput
+over the baseline's (higher is better). The baseline is a token bucket behind a std::mutex (the
+design of Go's x/time/rate), and for keyed rows a std::unordered_map<std::string, state> behind
+one std::mutex deciding with the same GCRA rule.
+
+Scenarios:
+  admit, caller time               one thread, GcraLimiter, every call admitted
+  deny, caller time                one thread, nearly every call denied
+  admit, reading the clock         one thread, each call reads the steady clock
+  admit|deny, all threads          --threads threads on one limiter
+  keyed, N keys, uniform|Zipf      KeyedLimiter, keys user:000000..user:999999, 1 and --threads
+                                   threads, caller time +1 ms a call (admit-heavy)
+
+Flags:
+  --threads N     threads for the multi-threaded rows (default: the hardware's, at least 2)
+  --seconds S     seconds per contender per row (default 0.5)
+  --keys N        keys in the keyed rows (default 1000000, at most that)
+  --json          print JSON instead of the table
+
+Speed depends on the machine and what else runs on it; compare ratios, measured together.
+)";
+
+void print_row(const bench::Row& row) {
+  std::printf("%-34s %7d %14.2f %14.2f %8.2fx %9.3f\n", row.scenario.c_str(), row.threads,
+              row.floodgate.calls_per_second / 1e6, row.baseline.calls_per_second / 1e6,
+              row.ratio(), row.floodgate.admitted_fraction);
+  std::fflush(stdout);
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_bench(const std::vector<std::string>& args) {
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kHelp.data(), stdout);
+      return kExitOk;
+    }
+  }
+  Result<Flags> parsed = Flags::parse("bench", args, {"threads", "seconds", "keys"}, {"json"});
+  if (!parsed) {
+    std::fprintf(stderr, "floodgate bench: %s\n", parsed.error().message().c_str());
+    return kExitUsage;
+  }
+  const Flags& flags = *parsed;
+  if (!flags.positional().empty()) {
+    std::fprintf(stderr, "floodgate bench: unexpected argument \"%s\" (see --help)\n",
+                 flags.positional()[0].c_str());
+    return kExitUsage;
+  }
+  const unsigned hardware = std::max(2u, std::thread::hardware_concurrency());
+  Result<std::uint64_t> threads = flags.get_uint("threads", hardware, 1, 1024);
+  Result<double> seconds = flags.get_seconds("seconds", 0.5);
+  Result<std::uint64_t> keys = flags.get_uint("keys", 1'000'000, 1, 1'000'000);
+  for (const Error* e : {threads ? nullptr : &threads.error(), seconds ? nullptr : &seconds.error(),
+                         keys ? nullptr : &keys.error()}) {
+    if (e != nullptr) {
+      std::fprintf(stderr, "floodgate bench: %s\n", e->message().c_str());
+      return kExitUsage;
+    }
+  }
+  const bool json = flags.has("json");
+  if (!json) {
+    std::printf("floodgate bench: %.2f s per contender per row, %u hardware threads\n", *seconds,
+                std::thread::hardware_concurrency());
+    std::printf("%-34s %7s %14s %14s %9s %9s\n", "scenario", "threads", "floodgate Mop/s",
+                "baseline Mop/s", "ratio", "admitted");
+  }
+  const std::vector<bench::Row> rows = bench::run_standard_scenarios(
+      *seconds, static_cast<int>(*threads), static_cast<int>(*keys), json ? nullptr : &print_row);
+  if (json) {
+    std::printf("{\"seconds\": %g, \"hardware_threads\": %u, \"rows\": [", *seconds,
+                std::thread::hardware_concurrency());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const bench::Row& r = rows[i];
+      std::printf(
+          "%s\n  {\"scenario\": \"%s\", \"threads\": %d, \"floodgate_calls_per_second\": %.0f, "
+          "\"baseline_calls_per_second\": %.0f, \"ratio\": %.4f, \"floodgate_admitted\": %.4f, "
+          "\"baseline_admitted\": %.4f}",
+          i == 0 ? "" : ",", json_escape(r.scenario).c_str(), r.threads,
+          r.floodgate.calls_per_second, r.baseline.calls_per_second, r.ratio(),
+          r.floodgate.admitted_fraction, r.baseline.admitted_fraction);
+    }
+    std::printf("\n]}\n");
+  } else {
+    std::printf("(ratio = floodgate throughput / baseline throughput, measured in this run)\n");
+  }
+  return kExitOk;
+}
+
+}  // namespace floodgate::app

@@ -1,0 +1,93 @@
+#include "flags.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+namespace floodgate::app {
+
+Result<Flags> Flags::parse(std::string_view command, const std::vector<std::string>& args,
+                           const std::set<std::string, std::less<>>& valued,
+                           const std::set<std::string, std::less<>>& booleans) {
+  Flags flags;
+  flags.command_ = command;
+  const std::string help = " (see floodgate " + std::string(command) + " --help)";
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "--") {
+      for (++i; i < args.size(); ++i) flags.positional_.push_back(args[i]);
+      break;
+    }
+    if (!arg.starts_with("--") || arg == "-") {
+      flags.positional_.push_back(arg);
+      continue;
+    }
+    const std::size_t eq = arg.find('=');
+    const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    if (valued.contains(name)) {
+      std::string value;
+      if (eq != std::string::npos) {
+        value = arg.substr(eq + 1);
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        return Error("flag --" + name + ": needs a value" + help);
+      }
+      if (flags.values_.contains(name)) {
+        return Error("flag --" + name + ": given twice (\"" + flags.values_[name] + "\" and \"" +
+                     value + "\")");
+      }
+      flags.values_[name] = value;
+    } else if (booleans.contains(name)) {
+      if (eq != std::string::npos) {
+        return Error("flag --" + name + ": takes no value (got \"" + arg.substr(eq + 1) + "\")");
+      }
+      flags.present_.insert(name);
+    } else {
+      return Error("unknown flag \"" + arg + "\" for floodgate " + std::string(command) + help);
+    }
+  }
+  return flags;
+}
+
+std::optional<std::string> Flags::get(std::string_view name) const {
+  const auto it = values_.find(name);
+  if (it == values_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string Flags::get_or(std::string_view name, std::string fallback) const {
+  return get(name).value_or(std::move(fallback));
+}
+
+bool Flags::has(std::string_view name) const { return present_.contains(name); }
+
+Result<std::uint64_t> Flags::get_uint(std::string_view name, std::uint64_t fallback,
+                                      std::uint64_t min, std::uint64_t max) const {
+  const std::optional<std::string> text = get(name);
+  if (!text) return fallback;
+  std::uint64_t value = 0;
+  const char* end = text->data() + text->size();
+  const auto [ptr, ec] = std::from_chars(text->data(), end, value);
+  if (text->empty() || text->front() == '-' || text->front() == '+' || ec != std::errc() ||
+      ptr != end || value < min || value > max) {
+    return Error("flag --" + std::string(name) + ": \"" + *text + "\" is not a whole number from " +
+                 std::to_string(min) + " to " + std::to_string(max));
+  }
+  return value;
+}
+
+Result<double> Flags::get_seconds(std::string_view name, double fallback) const {
+  const std::optional<std::string> text = get(name);
+  if (!text) return fallback;
+  char* end = nullptr;
+  const double value = std::strtod(text->c_str(), &end);
+  if (text->empty() || end != text->c_str() + text->size() || !std::isfinite(value) || value <= 0 ||
+      value > 3600) {
+    return Error("flag --" + std::string(name) + ": \"" + *text +
+                 "\" is not a number of seconds above 0 and at most 3600");
+  }
+  return value;
+}
+
+}  // namespace floodgate::app

@@ -1,0 +1,47 @@
+// A small command-line flag reader for the `floodgate` subcommands: `--name=value`,
+// `--name value`, boolean `--name`, and positional arguments; `--` ends the flags. Every error
+// names the flag and the value.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "floodgate/core/result.h"
+
+namespace floodgate::app {
+
+class Flags {
+ public:
+  // Reads `args` (without the program and subcommand names) for `command`. `valued` names the
+  // flags that take a value, `booleans` those that do not.
+  static Result<Flags> parse(std::string_view command, const std::vector<std::string>& args,
+                             const std::set<std::string, std::less<>>& valued,
+                             const std::set<std::string, std::less<>>& booleans);
+
+  // Returns the value of `--name`, or nothing if it was not given.
+  std::optional<std::string> get(std::string_view name) const;
+  // Returns the value of `--name`, or `fallback`.
+  std::string get_or(std::string_view name, std::string fallback) const;
+  // Reports whether the boolean `--name` was given.
+  bool has(std::string_view name) const;
+  // Returns `--name` as an integer in [min, max], `fallback` if absent, or an error naming it.
+  Result<std::uint64_t> get_uint(std::string_view name, std::uint64_t fallback, std::uint64_t min,
+                                 std::uint64_t max) const;
+  // Returns `--name` as a number of seconds > 0, `fallback` if absent, or an error naming it.
+  Result<double> get_seconds(std::string_view name, double fallback) const;
+
+  const std::vector<std::string>& positional() const noexcept { return positional_; }
+
+ private:
+  std::string command_;
+  std::map<std::string, std::string, std::less<>> values_;
+  std::set<std::string, std::less<>> present_;
+  std::vector<std::string> positional_;
+};
+
+}  // namespace floodgate::app

@@ -1,0 +1,119 @@
+#!/bin/bash
+# End-to-end tests of the floodgate command: runs the built binary as a user would and checks
+# its output, files and exit statuses. Usage: cli_test.sh FLOODGATE SOURCE_DIR WORK_DIR
+# Prints each check; exits 1 at the first failure, saying what was expected and what came.
+set -u
+bin=$1
+src=$2
+work=$3
+rm -rf "$work" && mkdir -p "$work"
+cd "$work" || exit 1
+checks=0
+
+fail() {
+  echo "FAIL: $*"
+  exit 1
+}
+pass() {
+  checks=$((checks + 1))
+  echo "ok: $*"
+}
+# run NAME STATUS CMD...: runs CMD (stdout to NAME.out, stderr to NAME.err), expects STATUS.
+run() {
+  local name=$1 want=$2
+  shift 2
+  "$@" >"$name.out" 2>"$name.err"
+  local got=$?
+  [ "$got" = "$want" ] || fail "$name: exit status $got, expected $want; stderr: $(head -c 600 "$name.err")"
+}
+# contains NAME FILE TEXT: FILE contains TEXT (fixed string).
+contains() {
+  grep -qF -- "$3" "$2" || fail "$1: $2 does not contain \"$3\"; it has: $(head -c 800 "$2")"
+}
+
+# Help for every command.
+for cmd in "" replay bench stress; do
+  run "help$cmd" 0 "$bin" $cmd --help
+  contains "help $cmd" "help$cmd.out" "usage: floodgate"
+done
+pass "--help for floodgate, replay, bench and stress"
+run nocommand 1 "$bin"
+run badcommand 1 "$bin" frobnicate
+contains badcommand badcommand.err 'unknown command "frobnicate"'
+pass "no or unknown command: status 1 and a message"
+
+# Replay is a pure function of the trace and the policy: the committed decisions, byte for byte,
+# twice, from a file and from standard input.
+run golden 0 "$bin" replay "$src/tests/cli/trace.csv" --quota "2/s burst 3"
+cmp golden.out "$src/tests/cli/trace.expected.csv" || fail "decisions differ from tests/cli/trace.expected.csv"
+run again 0 "$bin" replay - --quota "2/s burst 3" --out again.csv <"$src/tests/cli/trace.csv"
+cmp again.csv golden.out || fail "a second replay (stdin, --out) differs"
+contains summary golden.err "requests              14"
+contains summary golden.err "admitted              10"
+contains summary golden.err "2 can never pass"
+pass "replay: decisions equal the committed ones, byte for byte, from a file and from stdin"
+
+# Every algorithm runs; the window ones refuse a burst of their own.
+for algorithm in gcra token-bucket fixed-window sliding-log sliding-counter; do
+  run "alg-$algorithm" 0 "$bin" replay "$src/tests/cli/trace.csv" --quota "2/s" --algorithm "$algorithm"
+  [ "$(wc -l <"alg-$algorithm.out")" = 15 ] || fail "$algorithm: expected a header and 14 decisions"
+done
+run windowburst 1 "$bin" replay "$src/tests/cli/trace.csv" --quota "2/s burst 3" --algorithm sliding-log
+contains windowburst windowburst.err "burst must equal the count"
+pass "replay: all five algorithms; window algorithms name a quota with a burst"
+
+# A malformed line: stop (status 2) naming the line and field, keeping every earlier decision.
+printf 'time_ns,key\n1,a\n2,b\n3x,c\n4,d\n' >bad.csv
+run stop 2 "$bin" replay bad.csv --out stop.csv
+contains stop stop.err 'bad.csv:4: field time_ns: "3x" is not an integer'
+[ "$(wc -l <stop.csv)" = 3 ] || fail "stop: the two decisions before line 4 were not all written"
+run skip 0 "$bin" replay bad.csv --on-error skip --out skip.csv
+contains skip skip.err "skipped bad.csv:4"
+[ "$(wc -l <skip.csv)" = 4 ] || fail "skip: expected 3 decisions"
+printf 'time_ns,key,cost\n9223372036854775807,a,1\n1,a,18446744073709551616\n1,a,4294967295\n' >hostile.csv
+run hostile 0 "$bin" replay hostile.csv --on-error skip --quota "1/s"
+contains hostile hostile.err 'hostile.csv:2: field time_ns: "9223372036854775807" is outside the supported range'
+contains hostile hostile.err 'hostile.csv:3: field cost: "18446744073709551616" does not fit in 64 bits'
+contains hostile hostile.out "1,a,4294967295,false,1,9223372036854775807"
+pass "replay: malformed and hostile lines name the line and field; stop keeps what was written"
+
+# Bad flags name the flag and the value.
+run q0 1 "$bin" replay bad.csv --quota "0/s"
+contains q0 q0.err "flag --quota: "
+contains q0 q0.err "0/s"
+run keys0 1 "$bin" replay bad.csv --max-keys 0
+contains keys0 keys0.err 'flag --max-keys: "0" is not a whole number from 1'
+run unknown 1 "$bin" replay bad.csv --frobnicate
+contains unknown unknown.err 'unknown flag "--frobnicate"'
+run missing 1 "$bin" replay /nonexistent.csv
+contains missing missing.err 'trace "/nonexistent.csv": cannot open'
+printf 'vip:* 0/s\n' >bad-quotas.txt
+run badquotas 1 "$bin" replay bad.csv --quotas bad-quotas.txt
+contains badquotas badquotas.err 'bad-quotas.txt:1: pattern "vip:*"'
+pass "bad flags and files: status 1, naming the flag, file and value"
+
+# The sample log, per-key quotas, the summary and the plot of one key.
+gzip -dc "$src/data/access.log.gz" >access.log || fail "cannot read data/access.log.gz"
+run sample 0 "$bin" replay access.log --quota "5/s burst 20" --quotas "$src/data/quotas.txt" \
+  --out none --plot key.svg --plot-key 203.0.113.250
+contains sample sample.err "requests          82,857"
+contains sample sample.err "203.0.113.250"
+contains sample sample.err "198.51.100.247                           1/s burst 10"
+contains plot key.svg "<svg xmlns=\"http://www.w3.org/2000/svg\""
+contains plot key.svg "quota 5/s burst 20"
+contains plot key.svg "</svg>"
+pass "replay: the sample access log with per-key quotas, summary and plot"
+
+# stress: a short run passes every check; bench: a short run prints JSON rows with ratios.
+run stress 0 "$bin" stress --threads 2 --ops 2000 --seed 7
+contains stress stress.out "linearizable against the GCRA rule       ok"
+contains stress stress.out "PASS"
+run stresswin 0 "$bin" stress --algorithm sliding-log --threads 2 --ops 1000
+contains stresswin stresswin.out "at most the count in any window"
+run stressbad 1 "$bin" stress --algorithm fixed-window --quota "10/s burst 2"
+run bench 0 "$bin" bench --seconds 0.01 --threads 2 --keys 1000 --json
+contains bench bench.out '"scenario": "keyed, 1000 keys, Zipf(1.0)", "threads": 2'
+contains bench bench.out '"ratio": '
+pass "stress and bench: short runs"
+
+echo "all $checks groups of checks passed"
