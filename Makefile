@@ -1,7 +1,8 @@
 # floodgate's front door. `make run` and `make test` work on a fresh Debian 12 machine as root:
 # each installs what is missing (scripts/install-deps.sh), builds, and then runs.
 #
-#   make run     build and run the main job (the quickstart example)
+#   make run     build and run the main job: replay a day of a web server's access log through
+#                a per-client rate limit, print the summary, draw the plot
 #   make test    build and run the whole suite (ends with CTest's summary)
 #   make bench   build and run the benchmarks (ratios against the in-tree baseline)
 #   make tsan    build with ThreadSanitizer and run every test but the consumer and lint ones
@@ -21,8 +22,15 @@ build: deps
 	cmake --preset $(PRESET)
 	cmake --build --preset $(PRESET) -j $(JOBS)
 
+REPLAY_OUT = build/replay
+
 run: build
-	./build/$(PRESET)/examples/quickstart
+	@mkdir -p $(REPLAY_OUT)
+	gzip -dc data/access.log.gz | ./build/$(PRESET)/apps/floodgate/floodgate replay - \
+	  --quota "5/s burst 20" --quotas data/quotas.txt \
+	  --out $(REPLAY_OUT)/decisions.csv --plot $(REPLAY_OUT)/plot.svg
+	@echo "Decisions: $(CURDIR)/$(REPLAY_OUT)/decisions.csv"
+	@echo "Plot (open it in a browser): $(CURDIR)/$(REPLAY_OUT)/plot.svg"
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)
