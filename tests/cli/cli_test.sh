@@ -104,6 +104,14 @@ contains plot key.svg "quota 5/s burst 20"
 contains plot key.svg "</svg>"
 pass "replay: the sample access log with per-key quotas, summary and plot"
 
+# The README's two plots are what the README's command draws today.
+run day 0 "$bin" replay access.log --quota "5/s burst 20" --quotas "$src/data/quotas.txt" \
+  --out none --plot day.svg
+cmp day.svg "$src/docs/replay-day.svg" || fail "docs/replay-day.svg is not what replay draws now"
+cmp key.svg "$src/docs/replay-scraper.svg" || fail "docs/replay-scraper.svg is not what replay draws now"
+contains day day.err "most denied keys:"
+pass "the README's plots are current"
+
 # stress: a short run passes every check; bench: a short run prints JSON rows with ratios.
 run stress 0 "$bin" stress --threads 2 --ops 2000 --seed 7
 contains stress stress.out "linearizable against the GCRA rule       ok"
