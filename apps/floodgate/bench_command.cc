@@ -56,22 +56,13 @@ std::string json_escape(const std::string& s) {
 }  // namespace
 
 int run_bench(const std::vector<std::string>& args) {
-  for (const std::string& arg : args) {
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kHelp.data(), stdout);
-      return kExitOk;
-    }
-  }
+  if (print_help_if_asked(args, kHelp)) return kExitOk;
   Result<Flags> parsed = Flags::parse("bench", args, {"threads", "seconds", "keys"}, {"json"});
-  if (!parsed) {
-    std::fprintf(stderr, "floodgate bench: %s\n", parsed.error().message().c_str());
-    return kExitUsage;
-  }
+  if (!parsed) return usage_error("bench", parsed.error().message());
   const Flags& flags = *parsed;
   if (!flags.positional().empty()) {
-    std::fprintf(stderr, "floodgate bench: unexpected argument \"%s\" (see --help)\n",
-                 flags.positional()[0].c_str());
-    return kExitUsage;
+    return usage_error("bench",
+                       "unexpected argument \"" + flags.positional()[0] + "\" (see --help)");
   }
   const unsigned hardware = std::max(2u, std::thread::hardware_concurrency());
   Result<std::uint64_t> threads = flags.get_uint("threads", hardware, 1, 1024);
@@ -79,10 +70,7 @@ int run_bench(const std::vector<std::string>& args) {
   Result<std::uint64_t> keys = flags.get_uint("keys", 1'000'000, 1, 1'000'000);
   for (const Error* e : {threads ? nullptr : &threads.error(), seconds ? nullptr : &seconds.error(),
                          keys ? nullptr : &keys.error()}) {
-    if (e != nullptr) {
-      std::fprintf(stderr, "floodgate bench: %s\n", e->message().c_str());
-      return kExitUsage;
-    }
+    if (e != nullptr) return usage_error("bench", e->message());
   }
   const bool json = flags.has("json");
   if (!json) {

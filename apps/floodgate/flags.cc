@@ -2,9 +2,28 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
+#include "commands.h"
+
 namespace floodgate::app {
+
+bool print_help_if_asked(const std::vector<std::string>& args, std::string_view help) {
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      std::fwrite(help.data(), 1, help.size(), stdout);
+      return true;
+    }
+  }
+  return false;
+}
+
+int usage_error(std::string_view command, const std::string& message) {
+  std::fprintf(stderr, "floodgate %.*s: %s\n", static_cast<int>(command.size()), command.data(),
+               message.c_str());
+  return kExitUsage;
+}
 
 Result<Flags> Flags::parse(std::string_view command, const std::vector<std::string>& args,
                            const std::set<std::string, std::less<>>& valued,

@@ -15,6 +15,12 @@
 
 namespace floodgate::app {
 
+// Reports whether `args` ask for help (`--help` or `-h`), printing `help` on stdout if so.
+bool print_help_if_asked(const std::vector<std::string>& args, std::string_view help);
+
+// Prints "floodgate COMMAND: MESSAGE" on stderr and returns the usage exit status (1).
+int usage_error(std::string_view command, const std::string& message);
+
 class Flags {
  public:
   // Reads `args` (without the program and subcommand names) for `command`. `valued` names the

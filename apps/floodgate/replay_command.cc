@@ -115,6 +115,24 @@ std::string with_commas(std::uint64_t n) {
   return out;
 }
 
+// Returns `key` fit for one line of a terminal: at most 60 bytes, control bytes as \xNN.
+std::string printable(std::string_view key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < key.size() && i < 60; ++i) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (key.size() > 60) out += "...";
+  return out;
+}
+
 std::string percent(std::uint64_t part, std::uint64_t whole) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%.1f%%",
@@ -172,62 +190,54 @@ class Progress {
 }  // namespace
 
 int run_replay(const std::vector<std::string>& args) {
-  for (const std::string& arg : args) {
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kHelp.data(), stdout);
-      return kExitOk;
-    }
-  }
-  const auto usage_error = [](const std::string& message) {
-    std::fprintf(stderr, "floodgate replay: %s\n", message.c_str());
-    return kExitUsage;
-  };
+  if (print_help_if_asked(args, kHelp)) return kExitOk;
+  const auto fail = [](const std::string& message) { return usage_error("replay", message); };
   Result<Flags> parsed = Flags::parse("replay", args,
                                       {"quota", "algorithm", "quotas", "max-keys", "format",
                                        "key-field", "on-error", "out", "plot", "plot-key", "top"},
                                       {"quiet"});
-  if (!parsed) return usage_error(parsed.error().message());
+  if (!parsed) return fail(parsed.error().message());
   const Flags& flags = *parsed;
   if (flags.positional().size() != 1) {
-    return usage_error(flags.positional().empty()
-                           ? "no trace given (a file, or - for standard input; see --help)"
-                           : "one trace at a time (got " +
-                                 std::to_string(flags.positional().size()) + " arguments)");
+    return fail(flags.positional().empty()
+                    ? "no trace given (a file, or - for standard input; see --help)"
+                    : "one trace at a time (got " + std::to_string(flags.positional().size()) +
+                          " arguments)");
   }
   const std::string trace_path = flags.positional()[0];
   const std::string trace_name = trace_path == "-" ? "stdin" : trace_path;
 
   replay::Policy policy;
   Result<Quota> quota = Quota::parse(flags.get_or("quota", "10/s"));
-  if (!quota) return usage_error("flag --quota: " + quota.error().message());
+  if (!quota) return fail("flag --quota: " + quota.error().message());
   policy.quota = *quota;
   Result<replay::Algorithm> algorithm = replay::parse_algorithm(flags.get_or("algorithm", "gcra"));
-  if (!algorithm) return usage_error("flag --algorithm: " + algorithm.error().message());
+  if (!algorithm) return fail("flag --algorithm: " + algorithm.error().message());
   policy.algorithm = *algorithm;
   if (const auto path = flags.get("quotas")) {
     Result<replay::KeyQuotas> rules = replay::KeyQuotas::load(*path);
-    if (!rules) return usage_error(rules.error().message());
+    if (!rules) return fail(rules.error().message());
     policy.key_quotas = *rules;
   }
   Result<std::uint64_t> max_keys = flags.get_uint("max-keys", 1'000'000, 1, std::uint64_t{1} << 32);
-  if (!max_keys) return usage_error(max_keys.error().message());
+  if (!max_keys) return fail(max_keys.error().message());
   policy.max_keys = *max_keys;
   Result<replay::TraceFormat> format = replay::parse_trace_format(flags.get_or("format", "auto"));
-  if (!format) return usage_error("flag --format: " + format.error().message());
+  if (!format) return fail("flag --format: " + format.error().message());
   Result<replay::LogField> field = replay::parse_log_field(flags.get_or("key-field", "client"));
-  if (!field) return usage_error("flag --key-field: " + field.error().message());
+  if (!field) return fail("flag --key-field: " + field.error().message());
   const std::string on_error = flags.get_or("on-error", "stop");
   if (on_error != "stop" && on_error != "skip") {
-    return usage_error("flag --on-error: \"" + on_error + "\" must be stop or skip");
+    return fail("flag --on-error: \"" + on_error + "\" must be stop or skip");
   }
   Result<std::uint64_t> top_n = flags.get_uint("top", 10, 0, 1000);
-  if (!top_n) return usage_error(top_n.error().message());
+  if (!top_n) return fail(top_n.error().message());
   const std::optional<std::string> plot_path = flags.get("plot");
   const std::optional<std::string> plot_key = flags.get("plot-key");
-  if (plot_key && !plot_path) return usage_error("flag --plot-key: needs --plot FILE as well");
+  if (plot_key && !plot_path) return fail("flag --plot-key: needs --plot FILE as well");
 
   Result<replay::Replayer> created = replay::Replayer::create(policy);
-  if (!created) return usage_error(created.error().message());
+  if (!created) return fail(created.error().message());
   replay::Replayer& replayer = *created;
 
   std::FILE* input = stdin;
@@ -235,7 +245,7 @@ int run_replay(const std::vector<std::string>& args) {
   if (trace_path != "-") {
     input = std::fopen(trace_path.c_str(), "rb");
     if (input == nullptr) {
-      return usage_error("trace \"" + trace_path + "\": cannot open: " + std::strerror(errno));
+      return fail("trace \"" + trace_path + "\": cannot open: " + std::strerror(errno));
     }
     input_owner.reset(input);
   }
@@ -245,8 +255,7 @@ int run_replay(const std::vector<std::string>& args) {
   if (out_name != "-" && out_name != "none") {
     output = std::fopen(out_name.c_str(), "wb");
     if (output == nullptr) {
-      return usage_error("flag --out: \"" + out_name +
-                         "\": cannot create: " + std::strerror(errno));
+      return fail("flag --out: \"" + out_name + "\": cannot create: " + std::strerror(errno));
     }
     output_owner.reset(output);
   }
@@ -346,8 +355,8 @@ int run_replay(const std::vector<std::string>& args) {
                                                std::to_string(denials.error_bound()) + ")")
                                                   .c_str());
     for (const auto& [key, count] : top) {
-      std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(), key.c_str(),
-                   replayer.quota_of(key).to_string().c_str());
+      std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(),
+                   printable(key).c_str(), replayer.quota_of(key).to_string().c_str());
     }
   }
   if (plot_path) {

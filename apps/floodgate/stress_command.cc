@@ -71,44 +71,35 @@ testkit::RunReport<Call> hammer(Limiter& limiter, const Quota& quota, int thread
 }  // namespace
 
 int run_stress(const std::vector<std::string>& args) {
-  for (const std::string& arg : args) {
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kHelp.data(), stdout);
-      return kExitOk;
-    }
-  }
-  const auto usage_error = [](const std::string& message) {
-    std::fprintf(stderr, "floodgate stress: %s\n", message.c_str());
-    return kExitUsage;
-  };
+  if (print_help_if_asked(args, kHelp)) return kExitOk;
+  const auto fail = [](const std::string& message) { return usage_error("stress", message); };
   Result<Flags> parsed = Flags::parse(
       "stress", args, {"algorithm", "quota", "threads", "ops", "seed", "deadline"}, {});
-  if (!parsed) return usage_error(parsed.error().message());
+  if (!parsed) return fail(parsed.error().message());
   const Flags& flags = *parsed;
   if (!flags.positional().empty()) {
-    return usage_error("unexpected argument \"" + flags.positional()[0] + "\" (see --help)");
+    return fail("unexpected argument \"" + flags.positional()[0] + "\" (see --help)");
   }
   Result<replay::Algorithm> algorithm = replay::parse_algorithm(flags.get_or("algorithm", "gcra"));
-  if (!algorithm) return usage_error("flag --algorithm: " + algorithm.error().message());
+  if (!algorithm) return fail("flag --algorithm: " + algorithm.error().message());
   const bool window = *algorithm == replay::Algorithm::FixedWindow ||
                       *algorithm == replay::Algorithm::SlidingLog ||
                       *algorithm == replay::Algorithm::SlidingCounter;
   Result<Quota> quota = Quota::parse(flags.get_or("quota", window ? "1000/s" : "1000/s burst 50"));
-  if (!quota) return usage_error("flag --quota: " + quota.error().message());
+  if (!quota) return fail("flag --quota: " + quota.error().message());
   if (window && quota->burst() != quota->count()) {
-    return usage_error("flag --quota: " + quota->to_string() + ": algorithm " +
-                       std::string(replay::to_string(*algorithm)) +
-                       " needs a burst equal to the count");
+    return fail("flag --quota: " + quota->to_string() + ": algorithm " +
+                std::string(replay::to_string(*algorithm)) + " needs a burst equal to the count");
   }
   const unsigned hardware = std::max(2u, std::thread::hardware_concurrency());
   Result<std::uint64_t> threads = flags.get_uint("threads", hardware, 1, 256);
   Result<std::uint64_t> ops = flags.get_uint("ops", 20'000, 1, 10'000'000);
   Result<std::uint64_t> seed = flags.get_uint("seed", 1, 0, UINT64_MAX);
   Result<double> deadline = flags.get_seconds("deadline", 60);
-  if (!threads) return usage_error(threads.error().message());
-  if (!ops) return usage_error(ops.error().message());
-  if (!seed) return usage_error(seed.error().message());
-  if (!deadline) return usage_error(deadline.error().message());
+  if (!threads) return fail(threads.error().message());
+  if (!ops) return fail(ops.error().message());
+  if (!seed) return fail(seed.error().message());
+  if (!deadline) return fail(deadline.error().message());
   const int n = static_cast<int>(*threads);
 
   std::printf("floodgate stress: %s, %s, %d threads x %llu calls, seed %llu\n",

@@ -413,6 +413,14 @@ Result<std::optional<Request>> TraceReader::next() {
     }
     ++line_number_;
     bytes_read_ += static_cast<std::uint64_t>(read);
+    if (static_cast<std::size_t>(read) > kMaxLineBytes) {
+      // Hand the buffer back, so that one huge line does not keep its memory for the rest.
+      std::free(line_);
+      line_ = nullptr;
+      capacity_ = 0;
+      return error_at(Error("line of " + std::to_string(read) + " bytes, longer than the " +
+                            std::to_string(kMaxLineBytes) + " a trace line may have"));
+    }
     std::string_view line(line_, static_cast<std::size_t>(read));
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
     if (line_number_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);  // BOM.

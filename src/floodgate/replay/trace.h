@@ -92,6 +92,9 @@ Result<std::uint64_t> parse_cost(std::string_view text);
 // Reads requests from a stream, one line at a time, in constant memory.
 class TraceReader {
  public:
+  // Longer lines are errors (a key of kilobytes is not a client's name).
+  static constexpr std::size_t kMaxLineBytes = 64 * 1024;
+
   // Reads from `file` (not owned), named `name` in errors ("-" for standard input).
   TraceReader(std::FILE* file, std::string name, TraceFormat format, LogField field);
   ~TraceReader();

@@ -142,6 +142,13 @@ TEST(TraceTest, TheReaderNamesTheLineOfEachErrorAndGoesOn) {
                 "2000000000 c 1"}));
   EXPECT_EQ(read_all("1.2.3.4 - - [01/Jan/1970:00:00:01 +0000] \"GET / HTTP/1.1\" 200 5\n"),
             (std::vector<std::string>{"1000000000 1.2.3.4 1"}));
+  // A line too long to be a request is an error, and the next line is read as usual.
+  const auto long_line = read_all("time,key\n1," + std::string(70'000, 'k') + "\n2,b\n");
+  ASSERT_EQ(long_line.size(), 2u);
+  EXPECT_NE(long_line[0].find("t.csv:2: line of 70003 bytes, longer than the 65536"),
+            std::string::npos)
+      << long_line[0];
+  EXPECT_EQ(long_line[1], "2000000000 b 1");
   // A bad header ends the stream after one error: no later line has columns.
   const auto bad_header = read_all("time_ns,user\n1,a\n", TraceFormat::Csv);
   ASSERT_EQ(bad_header.size(), 1u);
