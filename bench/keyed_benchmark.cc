@@ -5,6 +5,7 @@
 //   KUa  uniform keys, admit-heavy (caller time advances 1 ms a call: every bucket full again)
 //   KUd  uniform keys, deny-heavy (every bucket emptied before measuring, time stands still)
 //   KZa, KZd  the same with Zipf(1.0) keys (the hottest key takes about 7% of the calls)
+//   KTZa  KZa with a token bucket per key (`TokenBucketRule`)
 // each on 1 thread and on 2 threads sharing the limiter. The `bytes_per_key` counter is the
 // resident memory the structure added while its keys were created, divided by the keys.
 #include <benchmark/benchmark.h>
@@ -90,6 +91,7 @@ class MutexMap {
   std::unordered_map<std::string, std::int64_t> states_;
 };
 
+template <typename Rule>
 class Keyed {
  public:
   bool try_acquire_at(const std::string& key, Instant now, std::uint64_t cost) {
@@ -97,7 +99,7 @@ class Keyed {
   }
 
  private:
-  KeyedLimiter<> limiter_{{.default_quota = kQuota, .max_keys = kKeys}};
+  KeyedLimiter<std::string, Rule> limiter_{{.default_quota = kQuota, .max_keys = kKeys}};
 };
 
 // A limiter with every key created: emptied (deny-heavy) or used once (admit-heavy). Built once
@@ -167,16 +169,18 @@ void keyed(benchmark::State& state) {
       benchmark::Counter(l->bytes_per_key, benchmark::Counter::kAvgThreads);
 }
 
-#define FLOODGATE_KEYED(name, zipf, deny)                                                  \
-  BENCHMARK(keyed<Keyed, zipf, deny>)->Name(name "/floodgate")->UseRealTime();             \
-  BENCHMARK(keyed<MutexMap, zipf, deny>)->Name(name "/baseline")->UseRealTime();           \
-  BENCHMARK(keyed<Keyed, zipf, deny>)->Name(name "/floodgate")->Threads(2)->UseRealTime(); \
+#define FLOODGATE_KEYED(name, rule, zipf, deny)                                                  \
+  BENCHMARK(keyed<Keyed<rule>, zipf, deny>)->Name(name "/floodgate")->UseRealTime();             \
+  BENCHMARK(keyed<MutexMap, zipf, deny>)->Name(name "/baseline")->UseRealTime();                 \
+  BENCHMARK(keyed<Keyed<rule>, zipf, deny>)->Name(name "/floodgate")->Threads(2)->UseRealTime(); \
   BENCHMARK(keyed<MutexMap, zipf, deny>)->Name(name "/baseline")->Threads(2)->UseRealTime()
 
-FLOODGATE_KEYED("KUa", false, false);
-FLOODGATE_KEYED("KUd", false, true);
-FLOODGATE_KEYED("KZa", true, false);
-FLOODGATE_KEYED("KZd", true, true);
+FLOODGATE_KEYED("KUa", GcraRule, false, false);
+FLOODGATE_KEYED("KUd", GcraRule, false, true);
+FLOODGATE_KEYED("KZa", GcraRule, true, false);
+FLOODGATE_KEYED("KZd", GcraRule, true, true);
+// The token bucket per key (the baseline stays the GCRA map users write).
+FLOODGATE_KEYED("KTZa", TokenBucketRule, true, false);
 
 }  // namespace
 }  // namespace floodgate::bench
