@@ -70,6 +70,12 @@ int run_stress(const std::vector<std::string>& args) {
   if (!ops) return fail(ops.error().message());
   if (!seed) return fail(seed.error().message());
   if (!deadline) return fail(deadline.error().message());
+  // Every call is recorded (about 100 bytes each) before the checks run.
+  constexpr std::uint64_t kMaxCalls = 20'000'000;
+  if (*threads * *ops > kMaxCalls) {
+    return fail("--threads " + std::to_string(*threads) + " x --ops " + std::to_string(*ops) +
+                " is more than the " + std::to_string(kMaxCalls) + " calls a run may record");
+  }
   const StressOptions options{static_cast<int>(*threads), *ops, *seed, *deadline};
 
   std::printf("floodgate stress: %s, %s, %d threads x %llu calls, seed %llu\n",

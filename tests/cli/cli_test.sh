@@ -75,6 +75,15 @@ run hostile 0 "$bin" replay hostile.csv --on-error skip --quota "1/s"
 contains hostile hostile.err 'hostile.csv:2: field time_ns: "9223372036854775807" is outside the supported range'
 contains hostile hostile.err 'hostile.csv:3: field cost: "18446744073709551616" does not fit in 64 bits'
 contains hostile hostile.out "1,a,4294967295,false,1,9223372036854775807"
+printf 'time_ns,key\n-4611686018427387903,a\n4611686018427387903,a\n0,b\n' >extremes.csv
+run extremes 0 "$bin" replay extremes.csv --plot extremes.svg
+contains extremes extremes.svg "</svg>"
+printf '1.2.3.4 - - [31/Dec/9999:23:59:59 +0000] "GET / HTTP/1.1" 200 1\n' >far.log
+run far 2 "$bin" replay far.log
+contains far far.err 'far.log:1: field time: "31/Dec/9999:23:59:59 +0000" is outside the supported range'
+printf 'time,key\n1,%070000d\n' 0 >long.csv
+run long 2 "$bin" replay long.csv
+contains long long.err "long.csv:2: line of 70003 bytes, longer than the 65536"
 pass "replay: malformed and hostile lines name the line and field; stop keeps what was written"
 
 # Bad flags name the flag and the value.
@@ -119,6 +128,8 @@ contains stress stress.out "PASS"
 run stresswin 0 "$bin" stress --algorithm sliding-log --threads 2 --ops 1000
 contains stresswin stresswin.out "at most the count in any window"
 run stressbad 1 "$bin" stress --algorithm fixed-window --quota "10/s burst 2"
+run stressbig 1 "$bin" stress --threads 256 --ops 10000000
+contains stressbig stressbig.err "calls a run may record"
 run bench 0 "$bin" bench --seconds 0.01 --threads 2 --keys 1000 --json
 contains bench bench.out '"scenario": "keyed, 1000 keys, Zipf(1.0)", "threads": 2'
 contains bench bench.out '"ratio": '

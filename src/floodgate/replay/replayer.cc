@@ -103,6 +103,7 @@ class WindowEngine final : public Replayer::Engine {
 
   // Drops keys whose last request is two periods old: every window they counted in is over.
   void sweep() override {
+    if (latest_ == INT64_MIN) return;  // Nothing decided yet.
     std::erase_if(limiters_, [&](const auto& item) {
       const Entry& e = item.second;
       return e.last <= latest_ - 2 * e.period;

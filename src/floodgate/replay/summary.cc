@@ -117,12 +117,13 @@ constexpr std::int64_t kRound[] = {
     30 * kS,   kMin,      2 * kMin,  5 * kMin,  10 * kMin,  15 * kMin,  30 * kMin,
     kHour,     2 * kHour, 3 * kHour, 6 * kHour, 12 * kHour, 24 * kHour, 7 * 24 * kHour};
 
-// Returns the smallest round duration of at least `ns` (a week for anything longer).
+// Returns the smallest round duration of at least `ns`: one of kRound, or whole weeks.
 std::int64_t round_up(std::int64_t ns) {
   for (const std::int64_t r : kRound) {
     if (r >= ns) return r;
   }
-  return kRound[std::size(kRound) - 1];
+  constexpr std::int64_t kWeek = kRound[std::size(kRound) - 1];
+  return (ns / kWeek + (ns % kWeek != 0 ? 1 : 0)) * kWeek;
 }
 
 std::int64_t floor_to(std::int64_t t, std::int64_t step) {
@@ -146,15 +147,17 @@ std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
   const auto& fine = series.buckets();
   const std::int64_t fine_width = series.width().count();
   const std::int64_t origin = series.origin().time_since_epoch().count();
-  const std::int64_t span =
-      fine_width * static_cast<std::int64_t>(std::max<std::size_t>(fine.size(), 1));
-  const std::int64_t width = round_up(std::max(fine_width, span / 240));
+  // Instants span at most 2^63 ns, but sums of them may not fit in int64: count in 128 bits.
+  __extension__ using Wide = __int128;
+  const Wide span = Wide{fine_width} * static_cast<Wide>(std::max<std::size_t>(fine.size(), 1));
+  const std::int64_t width =
+      round_up(static_cast<std::int64_t>(std::max<Wide>(fine_width, span / 240)));
   const std::int64_t first = floor_to(origin, width);
-  const std::int64_t end = origin + span;
-  const std::size_t n = static_cast<std::size_t>((end - first + width - 1) / width);
+  const Wide end = origin + span;
+  const auto n = static_cast<std::size_t>((end - first + width - 1) / width);
   std::vector<std::pair<std::uint64_t, std::uint64_t>> bars(std::max<std::size_t>(n, 1));
   for (std::size_t i = 0; i < fine.size(); ++i) {
-    const std::int64_t start = origin + fine_width * static_cast<std::int64_t>(i);
+    const Wide start = origin + Wide{fine_width} * static_cast<Wide>(i);
     const auto bar = std::min(bars.size() - 1, static_cast<std::size_t>((start - first) / width));
     bars[bar].first += fine[i].first;
     bars[bar].second += fine[i].second;
@@ -170,7 +173,7 @@ std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
   const double t_span = static_cast<double>(width) * static_cast<double>(bars.size());
   const double bar_w = plot_w / static_cast<double>(bars.size());
   const auto y_of = [&](double v) { return kTop + plot_h - v / y_max * plot_h; };
-  const auto x_of = [&](std::int64_t t) {
+  const auto x_of = [&](Wide t) {
     return kLeft + static_cast<double>(t - first) / t_span * plot_w;
   };
 
@@ -222,9 +225,10 @@ std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
   // Time ticks at round instants.
   const bool dates = origin > 978'307'200'000'000'000LL;  // After 2001-01-01.
   const std::int64_t tick = round_up(static_cast<std::int64_t>(t_span / 8));
-  for (std::int64_t t = floor_to(first, tick); t <= first + static_cast<std::int64_t>(t_span);
-       t += tick) {
-    if (t < first) continue;
+  for (Wide wide_t = floor_to(first, tick); wide_t <= first + static_cast<Wide>(t_span);
+       wide_t += tick) {
+    if (wide_t < first || wide_t > INT64_MAX) continue;
+    const auto t = static_cast<std::int64_t>(wide_t);
     const double x = x_of(t);
     std::string label;
     if (dates) {

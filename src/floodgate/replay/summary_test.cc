@@ -59,6 +59,25 @@ TEST(TimeSeriesTest, BucketsWidenAndKeepEveryRequest) {
             std::int64_t{99'999} * 37'000'000);
 }
 
+TEST(RenderSvgTest, InstantsAtBothEndsOfTheRangeDrawAFewHundredBars) {
+  TimeSeries series;
+  const Instant lowest{Nanos{-internal::kTimeLimit}};
+  const Instant highest{Nanos{internal::kTimeLimit}};
+  series.add(lowest, true);
+  series.add(highest, false);
+  series.add(Instant{}, false);
+  const std::string svg =
+      render_svg(series, {.title = "extremes", .quota = Quota::per_second(1), .quota_label = "q"});
+  EXPECT_TRUE(svg.ends_with("</svg>\n"));
+  std::size_t bars = 0;
+  for (std::size_t at = svg.find("<rect x="); at != std::string::npos;
+       at = svg.find("<rect x=", at + 1)) {
+    ++bars;
+  }
+  EXPECT_EQ(bars, 3u + 2u) << "three requests' bars and the two legend boxes";
+  EXPECT_NE(svg.find("one bar per"), std::string::npos);
+}
+
 TEST(RenderSvgTest, DrawsBarsTheQuotaAndEscapedLabels) {
   TimeSeries series;
   const Instant day{std::chrono::seconds(1'700'000'000)};

@@ -201,9 +201,14 @@ Result<Instant> parse_log_time(std::string_view text) {
   if (hour > 23 || minute > 59 || second > 60) return bad("has no such time of day");
   if (zone_h > 23 || zone_m > 59) return bad("has no such time zone offset");
   const std::int64_t zone = (zone_h * 60 + zone_m) * 60 * (text[21] == '-' ? -1 : 1);
-  // A leap second (:60) counts as the next second's start.
+  // A leap second (:60) counts as the next second's start. Years 0000 to 9999 keep the seconds
+  // far inside int64; their nanoseconds may not fit, so the range is checked first.
   const std::int64_t seconds = days_from_civil(year, month, static_cast<unsigned>(day)) * 86400 +
                                hour * 3600 + minute * 60 + second - zone;
+  constexpr std::int64_t kMaxSeconds = internal::kTimeLimit / kNanosPerSecond;
+  if (seconds > kMaxSeconds || seconds < -kMaxSeconds) {
+    return bad("is outside the supported range (about 1824 to 2116)");
+  }
   return instant_in_range(seconds * kNanosPerSecond, "time", text);
 }
 

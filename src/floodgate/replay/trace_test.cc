@@ -60,6 +60,11 @@ TEST(TraceTest, AccessLogTimestampsAreUtcWithTheirOffset) {
   expect_error(parse_log_time("10/Foo/2000:13:55:36 -0700"), {"time", "month"});
   expect_error(parse_log_time("10/Oct/2000:24:00:00 +0000"), {"time", "time of day"});
   expect_error(parse_log_time("10/Oct/2000 13:55:36"), {"time", "like 10/Oct/2000"});
+  expect_error(parse_log_time("31/Dec/9999:23:59:59 +0000"),
+               {"time", "outside the supported range"});
+  expect_error(parse_log_time("01/Jan/0000:00:00:00 +0000"),
+               {"time", "outside the supported range"});
+  EXPECT_TRUE(parse_log_time("01/Jan/2100:00:00:00 +0000"));
 }
 
 TEST(TraceTest, AccessLogLinesGiveTheChosenField) {
