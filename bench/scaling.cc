@@ -28,15 +28,10 @@ namespace {
 // Runs `threads` callers of `limiter` for `seconds`, each advancing its caller time by `step`.
 template <typename Limiter>
 Outcome measure_limiter(Limiter& limiter, int threads, double seconds, Nanos step) {
-  SharedTime time(std::chrono::nanoseconds(std::chrono::seconds(1)).count());
-  return measure(threads, seconds, [&](int) {
-    return [&limiter, &time, step, now = Instant{std::chrono::seconds(1)}, n = 0]() mutable {
-      const bool ok = static_cast<bool>(limiter.try_acquire_at(now));
-      now += step;
-      if (++n % 256 == 0) now = Instant{Nanos{time.catch_up(now.time_since_epoch().count())}};
-      return ok;
-    };
-  });
+  const Instant start{std::chrono::seconds(1)};
+  SharedTime time(start.time_since_epoch().count());
+  return measure(threads, seconds,
+                 [&](int) { return caller_time_caller(limiter, time, start, step); });
 }
 
 int run(int argc, char** argv) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "floodgate/core/concurrency.h"
+#include "floodgate/core/time.h"
 
 namespace floodgate::bench {
 
@@ -84,6 +85,18 @@ class SharedTime {
  private:
   alignas(kCacheLineSize) std::atomic<std::int64_t> latest_;
 };
+
+// Returns a caller of `limiter.try_acquire_at(now)` whose instant starts at `start` and moves
+// `step` a call, kept with the other threads' instants by `time`.
+template <typename Limiter>
+auto caller_time_caller(Limiter& limiter, SharedTime& time, Instant start, Nanos step) {
+  return [&limiter, &time, step, now = start, n = 0]() mutable {
+    const bool ok = static_cast<bool>(limiter.try_acquire_at(now));
+    now += step;
+    if (++n % 256 == 0) now = Instant{Nanos{time.catch_up(now.time_since_epoch().count())}};
+    return ok;
+  };
+}
 
 // One row of the standard table.
 struct Row {

@@ -106,7 +106,7 @@ class WindowEngine final : public Replayer::Engine {
     if (latest_ == INT64_MIN) return;  // Nothing decided yet.
     std::erase_if(limiters_, [&](const auto& item) {
       const Entry& e = item.second;
-      return e.last <= latest_ - 2 * e.period;
+      return e.last <= latest_ - 2 * e.limiter.quota().period().count();
     });
   }
 
@@ -114,9 +114,8 @@ class WindowEngine final : public Replayer::Engine {
   static constexpr std::size_t kMinSweep = 1024;
 
   struct Entry {
-    explicit Entry(const Quota& quota) : limiter(quota), period(quota.period().count()) {}
+    explicit Entry(const Quota& quota) : limiter(quota) {}
     Limiter limiter;
-    std::int64_t period;
     std::int64_t last = INT64_MIN;
   };
 

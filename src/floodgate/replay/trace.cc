@@ -117,12 +117,12 @@ Result<TraceFormat> parse_trace_format(std::string_view name) {
 }
 
 Result<Instant> parse_time_ns(std::string_view text) {
-  std::int64_t ns = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, ns);
   if (text.empty() || (text.front() != '-' && !all_digits(text.substr(0, 1)))) {
     return field_error("time_ns", text, "is not an integer number of nanoseconds");
   }
+  std::int64_t ns = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, ns);
   if (ec == std::errc::result_out_of_range) {
     return field_error("time_ns", text, "does not fit in 64 bits");
   }
