@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds floodgate as a library only, installs it into a scratch prefix, builds the hot-path
+# benchmark against it at -O2 (RelWithDebInfo) and -O3 (Release), and runs both. Extra arguments
+# go to the benchmark binaries (Google Benchmark flags).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+out="$root/build/hot-path"
+cmake -S "$root" -B "$out/lib" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DFLOODGATE_BUILD_TESTS=OFF -DFLOODGATE_BUILD_BENCHMARKS=OFF -DFLOODGATE_BUILD_APPS=OFF \
+  -DFLOODGATE_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$out/lib" >/dev/null
+cmake --install "$out/lib" --prefix "$out/prefix" >/dev/null
+for type in RelWithDebInfo Release; do
+  cmake -S "$root/bench/hot_path" -B "$out/$type" -G Ninja -DCMAKE_BUILD_TYPE=$type \
+    -DCMAKE_PREFIX_PATH="$out/prefix" >/dev/null
+  cmake --build "$out/$type" >/dev/null
+done
+for type in RelWithDebInfo Release; do
+  "$out/$type/hot_path" --benchmark_repetitions=10 --benchmark_enable_random_interleaving=true \
+    --benchmark_report_aggregates_only=true "$@"
+done
