@@ -79,14 +79,14 @@ class MutexMap {
   bool try_acquire_at(const std::string& key, Instant now, std::uint64_t cost) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = states_.find(key);
-    if (it == states_.end()) it = states_.emplace(key, kGcraFullState).first;
-    const GcraStep step = gcra_acquire(it->second, now, cost, params_);
+    if (it == states_.end()) it = states_.emplace(key, internal::Gcra::kFull).first;
+    const internal::Gcra::Step step = internal::Gcra::acquire(it->second, now, cost, params_);
     it->second = step.state;
     return step.decision.allowed();
   }
 
  private:
-  const GcraParams params_ = GcraParams::from(kQuota);
+  const internal::Gcra::Params params_ = internal::Gcra::params(kQuota);
   std::mutex mu_;
   std::unordered_map<std::string, std::int64_t> states_;
 };

@@ -77,12 +77,12 @@ std::vector<KeyText> call_order(bool zipf, int keys) {
 // loop of lookups, measured), which is not the baseline's fault.
 class MutexMap {
  public:
-  MutexMap(const Quota& quota, int /*keys*/) : params_(GcraParams::from(quota)) {}
+  MutexMap(const Quota& quota, int /*keys*/) : params_(internal::Gcra::params(quota)) {}
   bool try_acquire_at(std::string_view key, Instant now) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = states_.find(key);
-    if (it == states_.end()) it = states_.emplace(std::string(key), kGcraFullState).first;
-    const GcraStep step = gcra_acquire(it->second, now, 1, params_);
+    if (it == states_.end()) it = states_.emplace(std::string(key), internal::Gcra::kFull).first;
+    const internal::Gcra::Step step = internal::Gcra::acquire(it->second, now, 1, params_);
     it->second = step.state;
     return step.decision.allowed();
   }
@@ -94,7 +94,7 @@ class MutexMap {
       return std::hash<std::string_view>{}(s);
     }
   };
-  const GcraParams params_;
+  const internal::Gcra::Params params_;
   std::mutex mu_;
   std::unordered_map<std::string, std::int64_t, Hash, std::equal_to<>> states_;
 };

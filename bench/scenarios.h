@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "floodgate/core/concurrency.h"
+#include "floodgate/core/internal/concurrency.h"
 #include "floodgate/core/time.h"
 
 namespace floodgate::bench {
@@ -33,7 +33,8 @@ template <typename MakeCaller>
 Outcome measure(int threads, double seconds, MakeCaller&& make_caller) {
   std::atomic<bool> go{false};
   std::atomic<bool> stop{false};
-  constexpr std::size_t kPad = kCacheLineSize / sizeof(std::int64_t);  // One counter a line.
+  constexpr std::size_t kPad =
+      internal::kCacheLineSize / sizeof(std::int64_t);  // One counter a line.
   std::vector<std::int64_t> calls(static_cast<std::size_t>(threads) * kPad);
   std::vector<std::int64_t> admitted(calls.size());
   std::vector<std::thread> workers;
@@ -83,7 +84,7 @@ class SharedTime {
   }
 
  private:
-  alignas(kCacheLineSize) std::atomic<std::int64_t> latest_;
+  alignas(internal::kCacheLineSize) std::atomic<std::int64_t> latest_;
 };
 
 // Returns a caller of `limiter.try_acquire_at(now)` whose instant starts at `start` and moves

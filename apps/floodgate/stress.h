@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "floodgate/core/quota.h"
-#include "floodgate/limiters/gcra_rule.h"
+#include "floodgate/limiters/internal/gcra_rule.h"
 #include "floodgate/replay/replayer.h"
 #include "floodgate/testkit/limiter_checks.h"
 #include "floodgate/testkit/runner.h"
@@ -100,8 +100,8 @@ inline std::vector<StressCheck> check_history(
   switch (algorithm) {
     case replay::Algorithm::Gcra: {
       bound("rate bound (burst + rate x window)", testkit::check_rate_bound(h, quota));
-      const auto witness =
-          testkit::check_arrival_time_witness(h, kGcraFullState, make_gcra_rule(quota));
+      const auto witness = testkit::check_arrival_time_witness(h, internal::Gcra::kFull,
+                                                               internal::Gcra::model(quota));
       checks.push_back({"linearizable against the GCRA rule",
                         witness ? std::optional(witness->message) : std::nullopt});
       break;

@@ -1,23 +1,30 @@
-// The floodgate umbrella header: everything a user of the in-process limiters needs.
+// The floodgate umbrella header: everything a user of the in-process limiters names.
 //
 //   #include "floodgate/floodgate.h"
 //
-// Provides the core vocabulary (`Nanos`, `Instant`, the clocks, `Quota`, `Decision`, `Result`) and
-// the limiters (`GcraLimiter`, `TokenBucketLimiter`, `FixedWindowLimiter`, the sliding windows,
-// `LeakyBucketPacer`, `ConcurrencyLimiter`). Each header states its own thread-safety.
+// The vocabulary: `Quota` and `OnQuotaChange`; `Decision`, `Verdict` and `Grant`; `Result` and
+// `Error`; `Nanos`, `Instant` and `kNever`; the `Clock` and `SleepingClock` concepts and
+// `SteadyClock`, `CoarseClock` and `ManualClock`. The limiters: `GcraLimiter` (the default) and
+// `TokenBucketLimiter`, both `BucketLimiter`s over a rule (`GcraRule`, `TokenBucketRule`), with
+// `Reservation`, `WaitResult` and `WaitStatus`; `FixedWindowLimiter`, `SlidingWindowLogLimiter`
+// and `SlidingWindowCounterLimiter`; all of them `RateLimiter`s, with `Threads` to choose between
+// a shared limiter and a single thread's. `LeakyBucketPacer` (a `Pacer`), `ConcurrencyLimiter`,
+// and `KeyedLimiter` with `KeyedLimiterOptions`, `KeyedLimiterStats` and `OverflowPolicy`. Each
+// header states its own thread-safety. Names in `floodgate::internal` are not part of the API.
 #pragma once
 
-#include "floodgate/core/check.h"                    // IWYU pragma: export
 #include "floodgate/core/clock.h"                    // IWYU pragma: export
-#include "floodgate/core/concurrency.h"              // IWYU pragma: export
 #include "floodgate/core/decision.h"                 // IWYU pragma: export
 #include "floodgate/core/quota.h"                    // IWYU pragma: export
 #include "floodgate/core/result.h"                   // IWYU pragma: export
 #include "floodgate/core/time.h"                     // IWYU pragma: export
 #include "floodgate/keyed/keyed_limiter.h"           // IWYU pragma: export
+#include "floodgate/limiters/bucket_limiter.h"       // IWYU pragma: export
 #include "floodgate/limiters/concurrency_limiter.h"  // IWYU pragma: export
 #include "floodgate/limiters/fixed_window.h"         // IWYU pragma: export
 #include "floodgate/limiters/gcra.h"                 // IWYU pragma: export
 #include "floodgate/limiters/leaky_bucket_pacer.h"   // IWYU pragma: export
+#include "floodgate/limiters/rate_limiter.h"         // IWYU pragma: export
+#include "floodgate/limiters/reservation.h"          // IWYU pragma: export
 #include "floodgate/limiters/sliding_window.h"       // IWYU pragma: export
 #include "floodgate/limiters/token_bucket.h"         // IWYU pragma: export

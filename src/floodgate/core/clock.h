@@ -3,9 +3,10 @@
 // Every limiter takes the time as an argument in its `..._at(Instant now, ...)` form; the forms
 // without `_at` read the limiter's clock, a template parameter defaulting to `SteadyClock`.
 // Which clock to pick:
-//   - `SteadyClock` (the default): `std::chrono::steady_clock`, nanosecond resolution. About 35 ns
-//     a read on the VMs we measured on, often more than the limiter's own decision.
-//   - `CoarseClock`: CLOCK_MONOTONIC_COARSE, about 9 ns a read there, but it advances only once per
+//   - `SteadyClock` (the default): `std::chrono::steady_clock`, nanosecond resolution. Reading it
+//     can cost more than the limiter's own decision; callers that already hold the time pass it
+//     to the `_at` forms.
+//   - `CoarseClock`: CLOCK_MONOTONIC_COARSE, cheaper to read, but it advances only once per
 //     kernel tick (1 to 4 ms). A limiter on it refills in steps of a tick, so a denied caller may
 //     see `retry_after` up to one tick too small. Use it when a millisecond of jitter is fine.
 //   - `ManualClock`: time that moves only when told to; for tests, simulations and trace replay.
@@ -24,6 +25,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "floodgate/core/internal/time_math.h"
 #include "floodgate/core/time.h"
 
 namespace floodgate {

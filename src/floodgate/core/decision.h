@@ -1,10 +1,8 @@
-// `Decision`: a limiter's answer to one request, with the metadata that maps 1:1 onto rate-limit
-// response headers (go-redis `redis_rate`'s `Result`, redis-cell's `CL.THROTTLE` reply, the IETF
-// RateLimit-* fields).
+// `Decision`: a limiter's answer to one request, with what a reply needs: whether it was
+// admitted, how many permits remain, when to retry and when the limiter is full again (the fields
+// of go-redis `redis_rate`'s `Result` and redis-cell's `CL.THROTTLE` reply).
 //
-// A denial is a `Decision`, never an error. Producing one costs no allocation and no division:
-// `remaining()` divides on demand, so a caller that only asks `allowed()` pays for nothing else.
-// `Decision` is an immutable value; thread-safe.
+// A denial is a `Decision`, never an error. `Decision` is an immutable value; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -15,14 +13,16 @@
 
 namespace floodgate {
 
-// The three answers a limiter gives.
+// The answers a limiter gives.
 enum class Verdict : std::uint8_t {
-  Allowed,       // The request was admitted (or, for a peek, would be).
+  Allowed,       // Admitted (or, for a peek, would be).
   Denied,        // Not yet: admitted once `retry_after()` has passed, if nothing else takes it.
   ExceedsBurst,  // Never: the cost is larger than the burst, so no amount of waiting admits it.
+  TooManyKeys,   // Not yet: a `KeyedLimiter` has no room to track this key; room is expected
+                 // after `retry_after()` (`OverflowPolicy::RejectNewKeys`). Not the key's quota.
 };
 
-// Returns "Allowed", "Denied" or "ExceedsBurst".
+// Returns "Allowed", "Denied", "ExceedsBurst" or "TooManyKeys".
 constexpr std::string_view to_string(Verdict verdict) noexcept {
   switch (verdict) {
     case Verdict::Allowed:
@@ -31,15 +31,20 @@ constexpr std::string_view to_string(Verdict verdict) noexcept {
       return "Denied";
     case Verdict::ExceedsBurst:
       return "ExceedsBurst";
+    case Verdict::TooManyKeys:
+      return "TooManyKeys";
   }
   return "?";
 }
 
+// One decision and its metadata, all measured from the instant it was made at.
+//
+//   floodgate::Decision d = limiter.try_acquire_at(now);
+//   if (!d.allowed()) reply_429(d.retry_after());
 class [[nodiscard]] Decision {
  public:
-  // Builds a decision. `headroom` and `unit` define `remaining()` as `headroom / unit` (the unit
-  // is the time one permit takes to refill for time-based limiters, 1 for counters); limiters
-  // pass the raw pair so that only callers that ask for `remaining()` pay for the division.
+  // Builds a decision: `remaining()` is `headroom / unit` (limiters pass the raw pair so that
+  // only callers that ask for `remaining()` pay for the division).
   constexpr Decision(Verdict verdict, std::uint64_t limit, std::int64_t headroom, std::int64_t unit,
                      Nanos retry_after, Nanos reset_after) noexcept
       : limit_(limit),
@@ -53,27 +58,29 @@ class [[nodiscard]] Decision {
   constexpr bool allowed() const noexcept { return verdict_ == Verdict::Allowed; }
   constexpr explicit operator bool() const noexcept { return allowed(); }
 
-  // Returns `Allowed`, `Denied` (not yet) or `ExceedsBurst` (never).
+  // Returns why: `Allowed`, `Denied` (not yet), `ExceedsBurst` (never) or `TooManyKeys`.
   constexpr Verdict verdict() const noexcept { return verdict_; }
 
-  // Returns the limit: the burst, the most permits the limiter admits at one instant.
-  // (HTTP: RateLimit-Limit.)
+  // Returns the burst: the most permits the limiter admits at one instant. (It is not the count
+  // per period; for a header that advertises the quota, use the limiter's `quota()`.)
   constexpr std::uint64_t limit() const noexcept { return limit_; }
 
-  // Returns the whole permits still available at the decision's instant, after this decision
-  // (after consuming its cost when allowed). Zero while the limiter is in debt. (HTTP:
-  // RateLimit-Remaining.)
+  // Returns the whole permits available after this decision (after its cost, when admitted);
+  // zero while the limiter is in debt.
   constexpr std::uint64_t remaining() const noexcept {
-    return headroom_ <= 0 ? 0 : static_cast<std::uint64_t>(headroom_ / unit_);
+    return headroom_ <= 0
+               ? 0
+               : static_cast<std::uint64_t>(headroom_) / static_cast<std::uint64_t>(unit_);
   }
 
-  // Returns how long after the decision's instant the same cost would be admitted, if nothing
-  // else consumes in between: zero when allowed, positive when denied, and `kNever`
-  // (`Nanos::max()`) for `ExceedsBurst`, which no wait can admit. (HTTP: Retry-After.)
+  // Returns how long until the same cost would be admitted, if nothing else consumes in between:
+  // zero when admitted, positive otherwise, and `kNever` (`Nanos::max()`) for `ExceedsBurst`.
+  // Round it up when converting to whole seconds, and test for `kNever` first: it overflows any
+  // arithmetic that adds to it.
   constexpr Nanos retry_after() const noexcept { return retry_after_; }
 
-  // Returns how long after the decision's instant the limiter is back to its full burst if
-  // nothing else consumes: zero when already full. (HTTP: RateLimit-Reset.)
+  // Returns how long until the limiter is back to its full burst if nothing else consumes: zero
+  // when it is full.
   constexpr Nanos reset_after() const noexcept { return reset_after_; }
 
   // Reports whether two decisions say the same: the verdict and every reported field.
@@ -95,11 +102,13 @@ class [[nodiscard]] Decision {
 // "Denied(remaining=0, retry_after=50ms, reset_after=1s, limit=10)".
 std::string to_string(const Decision& decision);
 
-// The answer to "admit as many as possible, up to n": how many were admitted, and the decision.
-// `decision.allowed()` is true when `granted > 0` or when zero permits were asked for.
+// The answer to "take as many permits as are available, up to n" (`try_acquire_up_to_at`).
 struct [[nodiscard]] Grant {
-  std::uint64_t granted;
-  Decision decision;
+  std::uint64_t permits;  // The permits taken: from 0 to n.
+  Decision decision;      // For `permits` (or for one permit, when none was available).
+
+  // Reports whether any permit was taken, or none was asked for.
+  constexpr bool allowed() const noexcept { return decision.allowed(); }
 };
 
 }  // namespace floodgate

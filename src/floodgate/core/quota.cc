@@ -6,7 +6,14 @@
 #include <optional>
 #include <utility>
 
+#include "floodgate/core/internal/check.h"
+#include "floodgate/core/internal/format.h"
+#include "floodgate/core/internal/time_math.h"
+
 namespace floodgate {
+
+using internal::format_duration;
+
 namespace {
 
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
@@ -217,7 +224,7 @@ std::string Quota::to_string() const {
   return text;
 }
 
-std::string format_duration(Nanos d) {
+std::string internal::format_duration(Nanos d) {
   const std::int64_t ns = d.count();
   if (ns == 0) return "0s";
   for (const Unit& unit : kUnits) {

@@ -75,25 +75,20 @@ class Quota {
   Nanos interval_;
 };
 
-// Returns `d` as text in the largest unit that divides it exactly: "1s", "250ms", "90m", "7ns".
-std::string format_duration(Nanos d);
-
-// What a limiter whose quota changes while it runs (`set_quota`) does with the permits already
-// used. Each limiter that supports changes documents the conversion in its own units.
+// What a limiter whose quota changes while it runs (`set_quota_at`) does with the permits already
+// used.
 enum class OnQuotaChange : std::uint8_t {
-  // The permits remaining stay as they were, capped at the new burst; debt (reservations
-  // granted into the future) stays as a number of permits owed, repaid at the new rate, so a
-  // raised rate serves waiting reservations sooner. x/time/rate's `SetLimit` and `SetBurst`;
-  // bucket4j's `AS_IS`. The default, and the one policy that never admits more than the larger
-  // of the two quotas would (for a change at an instant no earlier than the calls before it).
+  // The permits remaining stay as they were, capped at the new burst; permits owed to
+  // reservations granted into the future stay owed and are repaid at the new rate.
+  // x/time/rate's `SetLimit` and `SetBurst`; bucket4j's `AS_IS`. The default, and the one policy
+  // that never admits more than the larger of the two quotas would.
   KeepRemaining,
   // The fraction of the burst in use stays the same (bucket4j's `PROPORTIONALLY`): half used
   // under the old quota is half used under the new one (debt included), so raising the burst
   // hands out permits.
   KeepProportion,
-  // The bucket is refilled to the new burst; permits still owed to reservations granted into
-  // the future are then taken from it, so those reservations are served first (and at once if
-  // the new burst covers them).
+  // The bucket is refilled to the new burst, less the permits still owed to reservations
+  // granted into the future.
   StartFull,
 };
 

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "floodgate/core/internal/format.h"
+
 namespace floodgate {
 namespace {
 
@@ -143,11 +145,11 @@ TEST(QuotaParseTest, ToStringReadsBack) {
 }
 
 TEST(FormatDurationTest, UsesTheLargestExactUnit) {
-  EXPECT_EQ(format_duration(Nanos{0}), "0s");
-  EXPECT_EQ(format_duration(hours(48)), "2d");
-  EXPECT_EQ(format_duration(minutes(90)), "90m");
-  EXPECT_EQ(format_duration(milliseconds(1500)), "1500ms");
-  EXPECT_EQ(format_duration(Nanos{7}), "7ns");
+  EXPECT_EQ(internal::format_duration(Nanos{0}), "0s");
+  EXPECT_EQ(internal::format_duration(hours(48)), "2d");
+  EXPECT_EQ(internal::format_duration(minutes(90)), "90m");
+  EXPECT_EQ(internal::format_duration(milliseconds(1500)), "1500ms");
+  EXPECT_EQ(internal::format_duration(Nanos{7}), "7ns");
 }
 
 }  // namespace

@@ -2,10 +2,11 @@
 // flags, trace files, requests).
 //
 // `Result<T>` is shaped like C++23's `std::expected<T, Error>`: it holds either a value or an
-// `Error` whose message names the input, the rule it broke and the value, for example
-// `quota "0/s": rate must be at least 1 per period (got 0)`. Asking a `Result` for the value it
-// does not hold is a broken precondition and aborts (floodgate/core/check.h). A `Result` is a
-// plain value: not thread-safe to mutate, safe to read from many threads.
+// `Error` (`Result<void>`: nothing, or an `Error`) whose message names the input, the rule it broke
+// and the value, for example `quota "0/s": rate must be at least 1 per period (got 0)`. Asking a
+// `Result` for the value it does not hold is a broken precondition and aborts
+// (floodgate/core/internal/check.h). A `Result` is a plain value: not thread-safe to mutate, safe
+// to read from many threads.
 //
 //   floodgate::Result<floodgate::Quota> quota = floodgate::Quota::parse(text);
 //   if (!quota) {
@@ -15,11 +16,12 @@
 //   floodgate::GcraLimiter limiter{*quota};
 #pragma once
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
 
-#include "floodgate/core/check.h"
+#include "floodgate/core/internal/check.h"
 
 namespace floodgate {
 
@@ -84,6 +86,27 @@ class [[nodiscard]] Result {
   }
 
   std::variant<T, Error> state_;
+};
+
+// Either success or an `Error`, for calls that return nothing else.
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;                                // Success.
+  Result(Error error) : error_(std::move(error)) {}  // NOLINT: implicit, as for Result<T>
+
+  // Reports whether the call succeeded.
+  bool has_value() const noexcept { return !error_.has_value(); }
+  explicit operator bool() const noexcept { return has_value(); }
+
+  // Returns the error. Aborts if the call succeeded.
+  const Error& error() const& {
+    FLOODGATE_CHECK(error_.has_value(), "Result::error() called on a Result that holds a value");
+    return *error_;
+  }
+
+ private:
+  std::optional<Error> error_;
 };
 
 }  // namespace floodgate

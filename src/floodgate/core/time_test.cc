@@ -4,6 +4,8 @@
 
 #include <limits>
 
+#include "floodgate/core/internal/time_math.h"
+
 namespace floodgate {
 namespace {
 

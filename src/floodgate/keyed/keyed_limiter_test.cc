@@ -36,17 +36,17 @@ std::string user(int i) {
 template <class Rule>
 class UnboundedModel {
  public:
-  explicit UnboundedModel(const Quota& quota) : params_(Rule::params(quota)) {}
+  explicit UnboundedModel(const Quota& quota) : params_(Rule::Impl::params(quota)) {}
   Decision try_acquire_at(const std::string& key, Instant now, std::uint64_t cost) {
-    const auto it = states_.try_emplace(key, Rule::kFullState).first;
-    const auto step = Rule::acquire(it->second, now, cost, params_);
+    const auto it = states_.try_emplace(key, Rule::Impl::kFull).first;
+    const auto step = Rule::Impl::acquire(it->second, now, cost, params_);
     it->second = step.state;
     return step.decision;
   }
 
  private:
-  typename Rule::Params params_;
-  std::map<std::string, typename Rule::State> states_;
+  typename Rule::Impl::Params params_;
+  std::map<std::string, typename Rule::Impl::State> states_;
 };
 
 // The limiter class each rule belongs to.
@@ -145,11 +145,14 @@ struct Full {
 TYPED_TEST(KeyedLimiterTest, RejectNewKeysFailsClosedAndResetsNobody) {
   Full<TypeParam> f{OverflowPolicy::RejectNewKeys};
   const Decision d = f.keyed.try_acquire_at("c", t0 + milliseconds(200));
-  EXPECT_EQ(d.verdict(), Verdict::Denied);
+  // Not the key's quota but the table: a verdict of its own, counted.
+  EXPECT_EQ(d.verdict(), Verdict::TooManyKeys);
+  EXPECT_FALSE(d.allowed());
   EXPECT_EQ(d.retry_after(), milliseconds(800));  // When a's bucket is full and can go.
   EXPECT_TRUE(f.limited("a", t0 + milliseconds(200)));
   EXPECT_TRUE(f.limited("b", t0 + milliseconds(200)));
   EXPECT_EQ(f.keyed.stats().overflow_decisions, 1u);
+  EXPECT_EQ(f.keyed.stats().too_many_keys, 1u);
   // Once a's bucket is full, c takes its place without any loss.
   EXPECT_TRUE(f.keyed.try_acquire_at("c", t0 + seconds(1)).allowed());
   EXPECT_EQ(f.keyed.stats().lossless_drops, 1u);
@@ -163,6 +166,7 @@ TYPED_TEST(KeyedLimiterTest, AdmitUntrackedFailsOpenAndResetsNobody) {
   }
   EXPECT_EQ(f.keyed.stats().keys, 2u);
   EXPECT_EQ(f.keyed.stats().overflow_decisions, 5u);
+  EXPECT_EQ(f.keyed.stats().too_many_keys, 0u);
   EXPECT_TRUE(f.limited("a", t0 + milliseconds(200)));
   EXPECT_TRUE(f.limited("b", t0 + milliseconds(200)));
 }
@@ -207,8 +211,67 @@ TYPED_TEST(KeyedLimiterTest, KeysGetTheirOwnQuotasByOverrideOrResolver) {
   ASSERT_TRUE(keyed.set_quota_at("bob", Quota::per_second(20), t0));
   EXPECT_EQ(keyed.peek_at("bob", t0, 0).remaining(), 0u);
   EXPECT_EQ(keyed.peek_at("bob", t0 + milliseconds(50), 0).remaining(), 1u);  // 20/s refill.
-  EXPECT_EQ(keyed.sweep(t0 + seconds(5)), 2u);
+  // bob has its own quota, so it keeps its state (and its room) when its bucket is full.
+  EXPECT_EQ(keyed.sweep(t0 + seconds(5)), 1u);
+  EXPECT_EQ(keyed.stats().keys, 1u);
   EXPECT_EQ(keyed.peek_at("bob", t0 + seconds(5), 0).remaining(), 20u);
+  EXPECT_EQ(keyed.quota_of("bob"), Quota::per_second(20));
+  // Taken back, it has the resolver's quota again (the default), its permits capped.
+  keyed.clear_quota_at("bob", t0 + seconds(5));
+  EXPECT_EQ(keyed.quota_of("bob"), Quota::per_second(2));
+  EXPECT_EQ(keyed.peek_at("bob", t0 + seconds(5), 0).remaining(), 2u);
+  EXPECT_EQ(keyed.sweep(t0 + seconds(6)), 1u);
+}
+
+TYPED_TEST(KeyedLimiterTest, PeekingCreatesNothingNotEvenATier) {
+  // A resolver that gives every key a quota of its own: 300 distinct quotas, more than fit.
+  typename TestFixture::Keyed keyed{
+      {.default_quota = Quota::per_second(1), .resolver = [](std::string_view key) {
+         return std::optional<Quota>(Quota::per_second(2 + key.size()));
+       }}};
+  std::string key = "k";
+  for (int i = 0; i < 300; ++i, key += 'x') {
+    EXPECT_EQ(keyed.peek_at(key, t0, 0).remaining(), 2 + key.size()) << key.size();
+    EXPECT_EQ(keyed.quota_of(key), Quota::per_second(2 + key.size()));
+  }
+  EXPECT_EQ(keyed.stats().keys, 0u);
+  EXPECT_EQ(keyed.stats().tier_overflows, 0u);
+  // Every tier is still free: 255 keys can have a quota of their own.
+  for (int i = 0; i < 255; ++i) {
+    ASSERT_TRUE(
+        keyed.set_quota_at(user(i), Quota::per_hour(static_cast<std::uint64_t>(i + 1)), t0));
+  }
+}
+
+TYPED_TEST(KeyedLimiterTest, KeysWithTheirOwnQuotaStayWithinMaxKeys) {
+  for (const OverflowPolicy policy :
+       {OverflowPolicy::RejectNewKeys, OverflowPolicy::EvictLeastRecentlyUsed}) {
+    typename TestFixture::Keyed keyed{
+        {.default_quota = Quota::per_second(1), .max_keys = 10, .overflow = policy}};
+    int kept = 0;
+    std::string last_error;
+    for (int i = 0; i < 1'000'000; ++i) {
+      const Result<void> r = keyed.set_quota_at(user(i), Quota::per_second(5), t0);
+      if (r) {
+        ++kept;
+      } else if (last_error.empty()) {
+        last_error = r.error().message();
+      }
+    }
+    EXPECT_EQ(kept, 10) << to_string(policy);
+    EXPECT_EQ(keyed.stats().keys, 10u);
+    EXPECT_NE(last_error.find("\"user:000010\": no room"), std::string::npos) << last_error;
+    EXPECT_LE(keyed.stats().bytes, 32u * 16) << "one table of at most 16 slots";
+    // Nothing can push them out, and a new key meets a full table.
+    EXPECT_EQ(keyed.try_acquire_at("new", t0).verdict(), Verdict::TooManyKeys);
+    EXPECT_EQ(keyed.try_acquire_at("new", t0).retry_after(), kNever) << "no key can be dropped";
+    EXPECT_EQ(keyed.sweep(t0 + seconds(60)), 0u);
+    EXPECT_EQ(keyed.quota_of(user(3)), Quota::per_second(5));
+    // Taking one back makes room.
+    keyed.clear_quota_at(user(3), t0);
+    EXPECT_TRUE(keyed.try_acquire_at("new", t0 + seconds(60)).allowed());
+    EXPECT_EQ(keyed.quota_of(user(3)), Quota::per_second(1));
+  }
 }
 
 TYPED_TEST(KeyedLimiterTest, TooManyDistinctQuotasIsAnErrorNamingTheKey) {
@@ -216,7 +279,7 @@ TYPED_TEST(KeyedLimiterTest, TooManyDistinctQuotasIsAnErrorNamingTheKey) {
   for (int i = 2; i <= 256; ++i) {
     ASSERT_TRUE(keyed.set_quota_at(user(i), Quota::per_second(static_cast<std::uint64_t>(i)), t0));
   }
-  const Result<Quota> r = keyed.set_quota_at("k257", Quota::per_second(257), t0);
+  const Result<void> r = keyed.set_quota_at("k257", Quota::per_second(257), t0);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("\"k257\""), std::string::npos) << r.error().message();
   EXPECT_NE(r.error().message().find("257"), std::string::npos);
@@ -299,7 +362,7 @@ TEST(KeyedLimiterKeysTest, IntegerKeysDropLosslesslyAsStringKeysDo) {
   const Quota quota = Quota::per_second(10);
   KeyedLimiter<std::uint32_t, TokenBucketRule, ManualClock> keyed{
       {.default_quota = quota, .max_keys = 64, .shards = 4, .hash_seed = 20261128}};
-  const TokenBucketParams params = TokenBucketRule::params(quota);
+  const internal::TokenBucket::Params params = internal::TokenBucket::params(quota);
   std::map<std::uint32_t, double> model;
   std::mt19937_64 rng(5);
   Instant now = t0;
@@ -307,8 +370,9 @@ TEST(KeyedLimiterKeysTest, IntegerKeysDropLosslesslyAsStringKeysDo) {
     now += Nanos{static_cast<std::int64_t>(rng() % 40'000'000)};
     const auto address = static_cast<std::uint32_t>(0x0a000000u + rng() % 3000);  // 10.0.x.y
     const std::uint64_t cost = rng() % 4;
-    const auto it = model.try_emplace(address, kTokenBucketFullState).first;
-    const TokenBucketStep want = token_bucket_acquire(it->second, now, cost, params);
+    const auto it = model.try_emplace(address, internal::TokenBucket::kFull).first;
+    const internal::TokenBucket::Step want =
+        internal::TokenBucket::acquire(it->second, now, cost, params);
     it->second = want.state;
     ASSERT_EQ(keyed.try_acquire_at(address, now, cost), want.decision) << "call " << i;
   }
@@ -338,7 +402,7 @@ TEST(KeyedLimiterKeysTest, AddressKeysAreTheirBytesAndErrorsNameThem) {
     ASSERT_TRUE(keyed.set_quota_at(Ipv6{static_cast<std::uint8_t>(i)},
                                    Quota::per_second(static_cast<std::uint64_t>(i) + 10), t0));
   }
-  const Result<Quota> r = keyed.set_quota_at(b, Quota::per_minute(7), t0);
+  const Result<void> r = keyed.set_quota_at(b, Quota::per_minute(7), t0);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("0x20010db8000000000000000000000001"), std::string::npos)
       << r.error().message();
@@ -347,7 +411,7 @@ TEST(KeyedLimiterKeysTest, AddressKeysAreTheirBytesAndErrorsNameThem) {
   for (std::uint64_t i = 0; i < 255; ++i) {
     ASSERT_TRUE(by_id.set_quota_at(i, Quota::per_second(i + 2), t0));
   }
-  const Result<Quota> e =
+  const Result<void> e =
       by_id.set_quota_at(18'446'744'073'709'551'615ULL, Quota::per_minute(7), t0);
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message().find("key 18446744073709551615:"), std::string::npos)

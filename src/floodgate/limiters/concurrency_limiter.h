@@ -11,8 +11,8 @@
 #include <stop_token>
 #include <utility>
 
-#include "floodgate/core/check.h"
-#include "floodgate/core/concurrency.h"
+#include "floodgate/core/internal/check.h"
+#include "floodgate/core/internal/concurrency.h"
 
 namespace floodgate {
 
@@ -133,7 +133,7 @@ class ConcurrencyLimiter {
   }
 
   std::atomic<std::uint64_t> limit_;
-  alignas(kCacheLineSize) std::atomic<std::uint64_t> in_flight_{0};
+  alignas(internal::kCacheLineSize) std::atomic<std::uint64_t> in_flight_{0};
   std::atomic<std::uint64_t> waiters_{0};
   std::mutex mu_;  // Pairs with cv_ for waiters.
   std::condition_variable_any cv_;

@@ -41,7 +41,8 @@ struct Contract {
     return testkit::check_rate_bound(history, quota);
   }
   static auto model(const Quota& quota) {
-    return reference::ReplayModel<reference::Bucket>{reference::Bucket(GcraParams::from(quota))};
+    return reference::ReplayModel<reference::Bucket>{
+        reference::Bucket(internal::Gcra::params(quota))};
   }
 };
 
@@ -58,7 +59,7 @@ struct Contract<TokenBucketLimiter<ManualClock>> : Contract<GcraLimiter<ManualCl
   // The same rule as GCRA's; the waits are computed in floating point, so compare verdicts.
   static auto model(const Quota& quota) {
     using Model = reference::Verdicts<reference::Bucket>;
-    return reference::ReplayModel<Model>{Model(reference::Bucket(GcraParams::from(quota)))};
+    return reference::ReplayModel<Model>{Model(reference::Bucket(internal::Gcra::params(quota)))};
   }
 };
 

@@ -14,12 +14,14 @@
 #include <cstdint>
 #include <utility>
 
-#include "floodgate/core/check.h"
 #include "floodgate/core/clock.h"
-#include "floodgate/core/concurrency.h"
 #include "floodgate/core/decision.h"
+#include "floodgate/core/internal/check.h"
+#include "floodgate/core/internal/concurrency.h"
+#include "floodgate/core/internal/time_math.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
+#include "floodgate/limiters/rate_limiter.h"
 
 namespace floodgate {
 
@@ -41,9 +43,8 @@ namespace floodgate {
 //   is left in the current window, and `reset_after()` the time to its end (zero if nothing was
 //   counted in it). The quota's burst must equal its count (a fixed window has no other burst).
 //
-// Hot-path cost: an admission is one load and one compare-and-swap (a plain store while the
-// process is single-threaded); a denial is one load. The first call in a new window also divides
-// by the period.
+// An admission is one compare-and-swap; a denial is one load. The first call in a new window
+// also divides by the period.
 template <Clock C = SteadyClock>
 class FixedWindowLimiter {
  public:
@@ -79,7 +80,10 @@ class FixedWindowLimiter {
     while (true) {
       const Step step = decide(state, now, cost);
       if (step.state == state) return step.decision;
-      if (internal::commit_word(state_, state, step.state)) return step.decision;
+      if (state_.compare_exchange_weak(state, step.state, std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+        return step.decision;
+      }
     }
   }
 
@@ -93,6 +97,9 @@ class FixedWindowLimiter {
 
   // Returns the quota.
   const Quota& quota() const noexcept { return quota_; }
+
+  // Returns the clock.
+  const C& clock() const noexcept { return clock_; }
 
  private:
   struct Step {
@@ -149,7 +156,9 @@ class FixedWindowLimiter {
   const std::int64_t first_window_;  // The window of the earliest instant a limiter accepts.
   [[no_unique_address]] const C clock_;
   // (window - first_window_) << count_bits_ | count in that window.
-  alignas(kCacheLineSize) std::atomic<std::uint64_t> state_{0};
+  alignas(internal::kCacheLineSize) std::atomic<std::uint64_t> state_{0};
 };
+
+static_assert(RateLimiter<FixedWindowLimiter<>>);
 
 }  // namespace floodgate

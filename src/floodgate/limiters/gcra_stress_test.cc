@@ -24,8 +24,8 @@ std::string check_all(const testkit::RunReport<LimiterCall>& report, const Quota
   std::string problems;
   if (!report.ok()) problems += report.describe();
   if (auto v = testkit::check_rate_bound(report.history, quota)) problems += v->describe() + "\n";
-  if (auto v = testkit::check_arrival_time_witness(report.history, kGcraFullState,
-                                                   make_gcra_rule(quota))) {
+  if (auto v = testkit::check_arrival_time_witness(report.history, internal::Gcra::kFull,
+                                                   internal::Gcra::model(quota))) {
     problems += v->message + "\n";
   }
   return problems;

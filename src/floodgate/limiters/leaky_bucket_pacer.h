@@ -15,9 +15,11 @@
 #include <utility>
 
 #include "floodgate/core/clock.h"
-#include "floodgate/core/concurrency.h"
+#include "floodgate/core/internal/concurrency.h"
+#include "floodgate/core/internal/time_math.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
+#include "floodgate/limiters/rate_limiter.h"
 
 namespace floodgate {
 
@@ -44,8 +46,8 @@ namespace floodgate {
 //   be cancelled here (see `GcraLimiter` for try-and-deny instead).
 // - Instants are clamped as in floodgate/core/time.h; turns beyond the range saturate.
 //
-// Hot-path cost: one load and one compare-and-swap (a plain store while the process is
-// single-threaded); `take` adds a sleep.
+// It is a `Pacer`, not a `RateLimiter`: it never denies. `take_at` is one compare-and-swap;
+// `take` adds a sleep.
 template <Clock C = SteadyClock>
 class LeakyBucketPacer {
  public:
@@ -69,7 +71,10 @@ class LeakyBucketPacer {
       const std::int64_t floor = next == kUnused ? t : t - slack_;
       const std::int64_t turn = next > floor ? next : floor;
       const std::int64_t after = internal::saturating_add(turn, interval_);
-      if (internal::commit_word(next_, next, after)) return Instant{Nanos{turn > t ? turn : t}};
+      if (next_.compare_exchange_weak(next, after, std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+        return Instant{Nanos{turn > t ? turn : t}};
+      }
     }
   }
 
@@ -89,6 +94,9 @@ class LeakyBucketPacer {
   // Returns the quota.
   const Quota& quota() const noexcept { return quota_; }
 
+  // Returns the clock.
+  const C& clock() const noexcept { return clock_; }
+
  private:
   const Quota quota_;
   const std::int64_t interval_;
@@ -97,7 +105,9 @@ class LeakyBucketPacer {
   // No turn taken yet.
   static constexpr std::int64_t kUnused = std::numeric_limits<std::int64_t>::min();
   // The instant of the next free turn, or kUnused.
-  alignas(kCacheLineSize) std::atomic<std::int64_t> next_{kUnused};
+  alignas(internal::kCacheLineSize) std::atomic<std::int64_t> next_{kUnused};
 };
+
+static_assert(Pacer<LeakyBucketPacer<>>);
 
 }  // namespace floodgate

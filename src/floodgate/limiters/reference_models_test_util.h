@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "floodgate/core/decision.h"
-#include "floodgate/limiters/gcra_rule.h"
+#include "floodgate/limiters/internal/gcra_rule.h"
 #include "floodgate/testkit/limiter_checks.h"
 
 namespace floodgate::reference {
@@ -25,7 +25,7 @@ namespace floodgate::reference {
 // interval is a whole number of nanoseconds).
 class Bucket {
  public:
-  explicit Bucket(const GcraParams& p) : p_(p), level_(p.window) {}
+  explicit Bucket(const internal::Gcra::Params& p) : p_(p), level_(p.window) {}
 
   Decision acquire(std::int64_t t, std::uint64_t cost) {
     if (started_) level_ = std::min<std::int64_t>(p_.window, level_ + (t - last_));
@@ -53,7 +53,7 @@ class Bucket {
   }
 
  private:
-  GcraParams p_;
+  internal::Gcra::Params p_;
   std::int64_t level_;
   std::int64_t last_ = 0;
   bool started_ = false;

@@ -63,7 +63,7 @@ TYPED_TEST(ReservationTest, GrantsInOrderAndSaysWhenEachIsReady) {
   const Reservation b = limiter.reserve_at(t0);
   const Reservation c = limiter.reserve_at(t0);
   const Reservation d = limiter.reserve_at(t0, 2);
-  ASSERT_TRUE(a.ok() && b.ok() && c.ok() && d.ok());
+  ASSERT_TRUE(a.allowed() && b.allowed() && c.allowed() && d.allowed());
   EXPECT_EQ(a.ready_at(), t0);
   EXPECT_EQ(b.ready_at(), t0);
   EXPECT_EQ(c.ready_at(), t0 + milliseconds(100));
@@ -77,7 +77,7 @@ TYPED_TEST(ReservationTest, GrantsInOrderAndSaysWhenEachIsReady) {
 
 TYPED_TEST(ReservationTest, RefusesWithoutTakingAnythingWhenTooFarOrAboveTheBurst) {
   TypeParam limiter{Quota::per_second(10).with_burst(2)};
-  ASSERT_TRUE(limiter.reserve_at(t0, 2).ok());
+  ASSERT_TRUE(limiter.reserve_at(t0, 2).allowed());
   const auto before = probe(limiter, t0);
   const Reservation late = limiter.reserve_at(t0, 1, milliseconds(99));
   EXPECT_EQ(late.verdict(), Verdict::Denied);
@@ -87,10 +87,10 @@ TYPED_TEST(ReservationTest, RefusesWithoutTakingAnythingWhenTooFarOrAboveTheBurs
   EXPECT_EQ(huge.verdict(), Verdict::ExceedsBurst);
   EXPECT_EQ(probe(limiter, t0), before);
   Reservation moved_from = limiter.reserve_at(t0, 1, milliseconds(100));
-  EXPECT_TRUE(moved_from.ok());
+  EXPECT_TRUE(moved_from.allowed());
   Reservation owner = std::move(moved_from);
-  EXPECT_TRUE(owner.ok());
-  EXPECT_FALSE(moved_from.ok());  // NOLINT(bugprone-use-after-move): documented state.
+  EXPECT_TRUE(owner.allowed());
+  EXPECT_FALSE(moved_from.allowed());  // NOLINT(bugprone-use-after-move): documented state.
   EXPECT_EQ(moved_from.cancel_at(t0), Nanos::zero());
   EXPECT_EQ(owner.cancel_at(t0), milliseconds(100));
 }
@@ -114,14 +114,14 @@ TYPED_TEST(ReservationTest, CancellingTheMostRecentRestoresTheLimiterExactly) {
       }
     }
     Reservation r = cancelled.reserve_at(now, 1 + rng() % quota.burst());
-    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE(r.allowed());
     const Instant later = now + Nanos{static_cast<std::int64_t>(rng() % 30'000'000)};
     const Nanos refunded = r.cancel_at(later);
     EXPECT_EQ(refunded, charge_of<TypeParam>(quota, r.cost())) << "trial " << trial;
     ASSERT_EQ(probe(cancelled, now - milliseconds(200)), probe(plain, now - milliseconds(200)))
         << "trial " << trial;
     EXPECT_EQ(r.cancel_at(later), Nanos::zero()) << "a second cancel gives nothing back";
-    EXPECT_FALSE(r.ok());
+    EXPECT_FALSE(r.allowed());
     EXPECT_TRUE(r.is_cancelled());
   }
 }
@@ -136,8 +136,8 @@ struct Scheduled {
   bool cancelled = false;
 };
 
-std::int64_t replay(const std::vector<Scheduled>& schedule, const GcraParams& params) {
-  std::int64_t state = kGcraFullState;
+std::int64_t replay(const std::vector<Scheduled>& schedule, const internal::Gcra::Params& params) {
+  std::int64_t state = internal::Gcra::kFull;
   for (const Scheduled& s : schedule) {
     if (s.cancelled) continue;
     state = std::max(state, s.at.time_since_epoch().count()) +
@@ -188,7 +188,7 @@ TEST(GcraReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarlierThanW
   int partial = 0;
   for (int trial = 0; trial < 2000; ++trial) {
     const Quota quota = Quota::per(milliseconds(10), 1 + rng() % 6);
-    const GcraParams params = GcraParams::from(quota);
+    const internal::Gcra::Params params = internal::Gcra::params(quota);
     GcraLimiter<ManualClock> limiter{quota};
     const std::optional<CancelTrial> t = cancel_one(limiter, quota, rng);
     if (!t) continue;
@@ -197,7 +197,7 @@ TEST(GcraReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarlierThanW
     for (int k = 0; k < 200; ++k) {
       const Instant at = t->now + Nanos{static_cast<std::int64_t>(k) * 700'000};
       for (std::uint64_t cost = 1; cost <= quota.burst(); ++cost) {
-        const bool model = gcra_acquire(floor, at, cost, params).decision.allowed();
+        const bool model = internal::Gcra::acquire(floor, at, cost, params).decision.allowed();
         ASSERT_TRUE(model || !limiter.peek_at(at, cost).allowed())
             << "trial " << trial << ": cost " << cost << " admitted at +" << k * 700 << " us";
       }
@@ -218,11 +218,11 @@ TEST(TokenBucketReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarli
   int partial = 0;
   for (int trial = 0; trial < 2000; ++trial) {
     const Quota quota = Quota::per(milliseconds(7), 1 + rng() % 6);
-    const TokenBucketParams params = TokenBucketParams::from(quota);
+    const internal::TokenBucket::Params params = internal::TokenBucket::params(quota);
     TokenBucketLimiter<ManualClock> limiter{quota};
     const std::optional<CancelTrial> t = cancel_one(limiter, quota, rng);
     if (!t) continue;
-    double floor = kTokenBucketFullState;
+    double floor = internal::TokenBucket::kFull;
     for (const Scheduled& s : t->schedule) {
       if (s.cancelled) continue;
       const auto at = static_cast<double>(s.at.time_since_epoch().count());
@@ -276,7 +276,7 @@ struct ReservingModel {
     int id;
     typename Rule::State before;
     typename Rule::State after;
-    double charge;
+    typename Rule::Charge charge;
     friend bool operator==(const Held& a, const Held& b) {
       return a.id == b.id && waiting_test::same_bits(a.before, b.before) &&
              waiting_test::same_bits(a.after, b.after);
@@ -323,7 +323,7 @@ struct ReservingModel {
 
 TYPED_TEST(ReservationTest, ConcurrentReservationsAndCancelsAreLinearizableAgainstTheRule) {
   const Quota quota = Quota::per(milliseconds(10), 4);
-  const ReservingModel<TypeParam> model{waiting_test::RuleOf<TypeParam>::Params::from(quota)};
+  const ReservingModel<TypeParam> model{waiting_test::RuleOf<TypeParam>::params(quota)};
   for (std::uint64_t seed = 0; seed < 40; ++seed) {
     TypeParam limiter{quota};
     std::atomic<std::int64_t> clock{t0.time_since_epoch().count()};
@@ -368,7 +368,7 @@ TYPED_TEST(AcquireTest, ReturnsAtOnceWhenReadyTooLateOrNever) {
   ManualClock clock{t0};
   TypeParam limiter{Quota::per_second(10).with_burst(2), clock};
   const WaitResult now = limiter.acquire(2, t0);
-  EXPECT_EQ(now.status, WaitStatus::Admitted);
+  EXPECT_EQ(now.status, WaitStatus::Allowed);
   EXPECT_EQ(now.at, t0);
   const auto before = probe(limiter, t0);
   const WaitResult late = limiter.acquire(1, t0 + milliseconds(99));
@@ -396,7 +396,7 @@ TYPED_TEST(AcquireTest, SleepsUntilTheClockReachesItsTurnAndServesWaitersInOrder
             return w.fail("the earlier waiters never slept");
           const WaitCall call =
               w.step("acquire", [&] { return WaitCall{limiter.acquire(1, t0 + seconds(10))}; });
-          if (call.result.status == WaitStatus::Admitted) admitted.fetch_add(1);
+          if (call.result.status == WaitStatus::Allowed) admitted.fetch_add(1);
           w.expect_eq(call.result.at, t0 + milliseconds(100) * (w.index() + 1), "ready instant");
           return;
         }
@@ -451,7 +451,7 @@ TYPED_TEST(AcquireTest, JitterDelaysAWakeUpByAtMostTheJitterAndNeverPastTheDeadl
           if (w.index() == 0) {
             const WaitCall call = w.step(
                 "acquire", [&] { return WaitCall{limiter.acquire(1, deadline, {}, jitter)}; });
-            w.expect_eq(call.result.status, WaitStatus::Admitted, "status");
+            w.expect_eq(call.result.status, WaitStatus::Allowed, "status");
             return;
           }
           if (!await_sleepers(clock, 1, w)) return w.fail("the waiter never slept");

@@ -1,4 +1,4 @@
-// GcraRule and TokenBucketRule, the rules as types a store of many states uses: a state that
+// The GCRA and token-bucket rules as a store of many states uses them: a state that
 // `is_full` decides everything as a fresh state does, `full_from` is the first such instant,
 // and both hold at instants where a double of nanoseconds is coarse.
 #include <gtest/gtest.h>
@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <random>
 
-#include "floodgate/limiters/gcra_rule.h"
-#include "floodgate/limiters/token_bucket_rule.h"
+#include "floodgate/limiters/internal/gcra_rule.h"
+#include "floodgate/limiters/internal/token_bucket_rule.h"
 #include "floodgate/limiters/waiting_test_util.h"
 
 namespace floodgate {
@@ -15,7 +15,7 @@ namespace {
 
 template <class Rule>
 class RuleTypeTest : public testing::Test {};
-using Rules = testing::Types<GcraRule, TokenBucketRule>;
+using Rules = testing::Types<internal::Gcra, internal::TokenBucket>;
 TYPED_TEST_SUITE(RuleTypeTest, Rules);
 
 // A state the rule could hold at `t`: a bucket emptied some time around `t`, as a run of
@@ -23,7 +23,7 @@ TYPED_TEST_SUITE(RuleTypeTest, Rules);
 template <class Rule>
 typename Rule::State state_near(std::int64_t t, const Quota& quota, std::mt19937_64& rng) {
   const typename Rule::Params p = Rule::params(quota);
-  typename Rule::State state = Rule::kFullState;
+  typename Rule::State state = Rule::kFull;
   const std::int64_t start = t - static_cast<std::int64_t>(rng() % 3'000'000'000ULL);
   const int calls = static_cast<int>(rng() % 40);
   std::int64_t now = start;
@@ -64,7 +64,7 @@ TYPED_TEST(RuleTypeTest, AFullStateDecidesEverythingAsAFreshOne) {
           ASSERT_TRUE(Rule::is_full(state, later, p)) << "not monotone";
           for (std::uint64_t cost = 0; cost <= quota.burst() + 1; ++cost) {
             const auto kept = Rule::acquire(state, at, cost, p);
-            const auto fresh = Rule::acquire(Rule::kFullState, at, cost, p);
+            const auto fresh = Rule::acquire(Rule::kFull, at, cost, p);
             ASSERT_EQ(kept.decision, fresh.decision)
                 << quota.to_string() << " trial " << trial << " cost " << cost;
             if (fresh.decision.allowed() && cost > 0) {
@@ -83,13 +83,13 @@ TYPED_TEST(RuleTypeTest, AFullStateDecidesEverythingAsAFreshOne) {
 TYPED_TEST(RuleTypeTest, TheFreshStateIsFullAtEveryInstant) {
   using Rule = TypeParam;
   const typename Rule::Params p = Rule::params(Quota::per_second(10));
-  EXPECT_EQ(Rule::full_from(Rule::kFullState, p), -internal::kTimeLimit);
+  EXPECT_EQ(Rule::full_from(Rule::kFull, p), -internal::kTimeLimit);
   for (const std::int64_t t : {-internal::kTimeLimit, std::int64_t{0}, internal::kTimeLimit}) {
-    EXPECT_TRUE(Rule::is_full(Rule::kFullState, t, p)) << t;
+    EXPECT_TRUE(Rule::is_full(Rule::kFull, t, p)) << t;
   }
   // A bucket emptied at the last instant is never full again within the clock's range.
   const auto last = Instant{Nanos{internal::kTimeLimit}};
-  const auto emptied = Rule::acquire(Rule::kFullState, last, 10, p).state;
+  const auto emptied = Rule::acquire(Rule::kFull, last, 10, p).state;
   EXPECT_FALSE(Rule::is_full(emptied, internal::kTimeLimit, p));
   EXPECT_GT(Rule::full_from(emptied, p), internal::kTimeLimit);
 }

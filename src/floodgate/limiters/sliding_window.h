@@ -19,11 +19,13 @@
 #include <string_view>
 #include <utility>
 
-#include "floodgate/core/check.h"
 #include "floodgate/core/clock.h"
 #include "floodgate/core/decision.h"
+#include "floodgate/core/internal/check.h"
+#include "floodgate/core/internal/time_math.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
+#include "floodgate/limiters/rate_limiter.h"
 
 namespace floodgate {
 namespace internal {
@@ -62,16 +64,19 @@ class LockedWindowLimiter {
   }
 
   // Reports what `try_acquire(cost)` would decide now, without consuming anything.
-  Decision peek(std::uint64_t cost = 1) { return peek_at(clock_.now(), cost); }
+  Decision peek(std::uint64_t cost = 1) const { return peek_at(clock_.now(), cost); }
 
   // Reports what `try_acquire_at(now, cost)` would decide, without consuming anything.
-  Decision peek_at(Instant now, std::uint64_t cost = 1) {
+  Decision peek_at(Instant now, std::uint64_t cost = 1) const {
     std::lock_guard<std::mutex> lock(mu_);
     return window_.decide(clamped_nanos(now), cost, /*commit=*/false);
   }
 
   // Returns the quota.
   const Quota& quota() const noexcept { return quota_; }
+
+  // Returns the clock.
+  const C& clock() const noexcept { return clock_; }
 
  private:
   static const Quota& checked(const Quota& quota) {
@@ -81,8 +86,8 @@ class LockedWindowLimiter {
   }
 
   const Quota quota_;
-  std::mutex mu_;
-  Window window_;  // Guarded by mu_.
+  mutable std::mutex mu_;
+  mutable Window window_;  // Guarded by mu_.
   [[no_unique_address]] const C clock_;
 };
 
@@ -294,8 +299,11 @@ class SlidingCounter {
 //   wait until the current window would take it.
 // - Memory: two counts and a window index.
 //
-// Hot-path cost: a mutex, one division by the period, a multiplication.
+// Each call takes a mutex and divides by the period once.
 template <Clock C = SteadyClock>
 using SlidingWindowCounterLimiter = internal::LockedWindowLimiter<internal::SlidingCounter, C>;
+
+static_assert(RateLimiter<SlidingWindowLogLimiter<>>);
+static_assert(RateLimiter<SlidingWindowCounterLimiter<>>);
 
 }  // namespace floodgate

@@ -32,77 +32,49 @@ bool same_bits(State a, State b) {
   return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
 }
 
-// Each limiter's pure rule, for the sequential model.
-template <typename L>
-struct RuleOf;
+// A rule's pure functions in the shape the sequential models use.
+template <class Impl>
+struct RuleAdapter {
+  using State = typename Impl::State;
+  using Params = typename Impl::Params;
+  using Charge = typename Impl::Charge;
+  static constexpr State kFull = Impl::kFull;
 
-template <>
-struct RuleOf<GcraLimiter<ManualClock>> {
-  using State = std::int64_t;
-  using Params = GcraParams;
-  static constexpr State kFull = kGcraFullState;
+  static Params params(const Quota& quota) { return Impl::params(quota); }
   static std::pair<Decision, State> acquire(State s, Instant at, std::uint64_t cost,
                                             const Params& p) {
-    const GcraStep step = gcra_acquire(s, at, cost, p);
+    const auto step = Impl::acquire(s, at, cost, p);
     return {step.decision, step.state};
   }
   static State change(State s, Instant at, const Params& from, const Params& to,
                       OnQuotaChange policy) {
-    return gcra_change_quota(s, at, from, to, policy);
+    return Impl::change_quota(s, at, from, to, policy);
   }
-  // The reservation's verdict, ready instant and state after it; its charge.
+  // The reservation's verdict, ready instant and state after it.
   static std::tuple<Verdict, Instant, State> reserve(State s, Instant at, std::uint64_t cost,
                                                      const Params& p) {
-    const GcraReserveStep step = gcra_reserve(s, at, cost, kNever, p);
+    const auto step = Impl::reserve(s, at, cost, kNever, p);
     return {step.verdict, Instant{Nanos{step.at}}, step.state};
   }
-  static double charge(std::uint64_t cost, const Params& p) {
-    return static_cast<double>(cost) * static_cast<double>(p.interval);
-  }
+  static Charge charge(std::uint64_t cost, const Params& p) { return Impl::charge(cost, p); }
   // The state after cancelling, and the refund as `Reservation::cancel_at` reports it.
-  static std::pair<State, Nanos> refund(State s, State before, State after, double charge,
+  static std::pair<State, Nanos> refund(State s, State before, State after, Charge charge,
                                         Instant at, const Params& p) {
-    const State next = gcra_refund(s, before, after, static_cast<std::uint64_t>(charge), at, p);
-    if (next >= s) return {s, Nanos::zero()};
-    const auto moved = static_cast<std::uint64_t>(s) - static_cast<std::uint64_t>(next);
-    return {next,
-            Nanos{static_cast<std::int64_t>(std::min(moved, static_cast<std::uint64_t>(charge)))}};
-  }
-  static std::size_t hash(State s) { return std::hash<State>{}(s); }
-};
-
-template <>
-struct RuleOf<TokenBucketLimiter<ManualClock>> {
-  using State = double;
-  using Params = TokenBucketParams;
-  static constexpr State kFull = kTokenBucketFullState;
-  static std::pair<Decision, State> acquire(State s, Instant at, std::uint64_t cost,
-                                            const Params& p) {
-    const TokenBucketStep step = token_bucket_acquire(s, at, cost, p);
-    return {step.decision, cost == 0 || !step.decision.allowed() ? s : step.state};
-  }
-  static State change(State s, Instant at, const Params& from, const Params& to,
-                      OnQuotaChange policy) {
-    return token_bucket_change_quota(s, at, from, to, policy);
-  }
-  static std::tuple<Verdict, Instant, State> reserve(State s, Instant at, std::uint64_t cost,
-                                                     const Params& p) {
-    const TokenBucketReserveStep step = token_bucket_reserve(s, at, cost, kNever, p);
-    return {step.verdict, Instant{Nanos{step.at}}, step.state};
-  }
-  static double charge(std::uint64_t cost, const Params& p) {
-    return static_cast<double>(cost) * p.ns_per_token;
-  }
-  static std::pair<State, Nanos> refund(State s, State before, State after, double charge,
-                                        Instant at, const Params& p) {
-    const State next = token_bucket_refund(s, before, after, charge, at, p);
-    if (!(next < s)) return {s, Nanos::zero()};
-    return {next, Nanos{std::llround(std::min(s - next, charge))}};
+    const auto step = Impl::refund(s, before, after, charge, at, p);
+    return {step.state, step.given};
   }
   static std::size_t hash(State s) {
     return std::hash<std::uint64_t>{}(std::bit_cast<std::uint64_t>(s));
   }
 };
+
+// Each limiter's rule, for the sequential models.
+template <typename L>
+struct RuleOf;
+template <>
+struct RuleOf<GcraLimiter<ManualClock>> : RuleAdapter<internal::Gcra> {};
+template <>
+struct RuleOf<TokenBucketLimiter<ManualClock>> : RuleAdapter<internal::TokenBucket> {};
 
 // Lets `limiter`'s state be compared: what it would decide for every cost at many instants.
 template <typename L>

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "floodgate/core/clock.h"
+#include "floodgate/core/internal/time_math.h"
 #include "floodgate/keyed/keyed_limiter.h"
 #include "floodgate/limiters/fixed_window.h"
 #include "floodgate/limiters/sliding_window.h"

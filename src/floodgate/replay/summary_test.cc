@@ -6,6 +6,8 @@
 #include <random>
 #include <string>
 
+#include "floodgate/core/internal/time_math.h"
+
 namespace floodgate::replay {
 namespace {
 

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "floodgate/core/internal/time_math.h"
+
 namespace floodgate::replay {
 namespace {
 

@@ -11,7 +11,7 @@
 
 #include "floodgate/core/decision.h"
 #include "floodgate/core/quota.h"
-#include "floodgate/limiters/gcra_rule.h"
+#include "floodgate/limiters/internal/gcra_rule.h"
 
 namespace floodgate::testkit {
 
@@ -45,7 +45,7 @@ enum class Bug {
 // GCRA with a deliberate bug and a preemption point between reading and writing the state.
 class BrokenGcra {
  public:
-  BrokenGcra(Quota quota, Bug bug) : params_(GcraParams::from(quota)), bug_(bug) {}
+  BrokenGcra(Quota quota, Bug bug) : params_(floodgate::internal::Gcra::params(quota)), bug_(bug) {}
 
   // Called between the load and the write, on the calling thread.
   std::function<void()> preempt = [] {};
@@ -54,7 +54,8 @@ class BrokenGcra {
     std::int64_t state = state_.load();
     std::int64_t extra = 0;
     while (true) {
-      const GcraStep step = gcra_acquire(state + extra, now, cost, params_);
+      const floodgate::internal::Gcra::Step step =
+          floodgate::internal::Gcra::acquire(state + extra, now, cost, params_);
       if (!step.decision.allowed() || cost == 0) return step.decision;
       preempt();
       if (bug_ == Bug::CheckThenAct) {
@@ -67,9 +68,9 @@ class BrokenGcra {
   }
 
  private:
-  GcraParams params_;
+  floodgate::internal::Gcra::Params params_;
   Bug bug_;
-  std::atomic<std::int64_t> state_{kGcraFullState};
+  std::atomic<std::int64_t> state_{floodgate::internal::Gcra::kFull};
 };
 
 // x/time/rate's design with its stale-time bug: a stale `now` moves `last` backwards, and the

@@ -9,8 +9,7 @@
 //         }
 //       });
 //   EXPECT_FALSE(floodgate::testkit::check_rate_bound(report.history, quota));
-//   EXPECT_FALSE(floodgate::testkit::check_arrival_time_witness(
-//       report.history, floodgate::kGcraFullState, floodgate::make_gcra_rule(quota)));
+//   EXPECT_FALSE(floodgate::testkit::check_arrival_time_witness(report.history, initial, model));
 //
 // Pure functions over recorded histories; thread-safe.
 #pragma once
@@ -24,6 +23,8 @@
 #include <vector>
 
 #include "floodgate/core/decision.h"
+#include "floodgate/core/internal/format.h"
+#include "floodgate/core/internal/time_math.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
 #include "floodgate/testkit/rate_bound.h"
@@ -43,7 +44,8 @@ struct LimiterCall {
 
 // Returns the call as "3 at 1000ms: Allowed(remaining=...)".
 inline std::string to_string(const LimiterCall& call) {
-  return std::to_string(call.cost) + " at " + format_duration(call.at.time_since_epoch()) + ": " +
+  return std::to_string(call.cost) + " at " +
+         floodgate::internal::format_duration(call.at.time_since_epoch()) + ": " +
          to_string(call.decision);
 }
 
@@ -51,7 +53,8 @@ inline std::string to_string(const LimiterCall& call) {
 template <typename Limiter>
 LimiterCall acquire(Worker<LimiterCall>& worker, Limiter& limiter, Instant at,
                     std::uint64_t cost = 1) {
-  return worker.step("try_acquire_at(" + format_duration(at.time_since_epoch()) + ", " +
+  return worker.step("try_acquire_at(" +
+                         floodgate::internal::format_duration(at.time_since_epoch()) + ", " +
                          std::to_string(cost) + ")",
                      [&] {
                        return LimiterCall{at, cost, limiter.try_acquire_at(at, cost)};

@@ -28,7 +28,8 @@ const Instant t0{seconds(100)};
 
 std::optional<WitnessViolation> gcra_witness(const std::vector<Operation<LimiterCall>>& history,
                                              const Quota& quota) {
-  return check_arrival_time_witness(history, kGcraFullState, make_gcra_rule(quota));
+  return check_arrival_time_witness(history, floodgate::internal::Gcra::kFull,
+                                    floodgate::internal::Gcra::model(quota));
 }
 
 // Worker 0 reads the state and is held at the preemption point until worker 1 has finished a
@@ -203,15 +204,17 @@ TEST(LimiterChecksTest, WitnessOrderRejectsAnOrderThatContradictsRealTime) {
   // w0 took the second slot but returned (stamp 1) before w1, which took the first, began (2).
   const std::vector<Operation<LimiterCall>> history = {call(0, 0, 1, milliseconds(200)),
                                                        call(1, 2, 3, milliseconds(100))};
-  const auto witness = check_arrival_time_witness(history, kGcraFullState, make_gcra_rule(quota));
+  const auto witness = check_arrival_time_witness(history, floodgate::internal::Gcra::kFull,
+                                                  floodgate::internal::Gcra::model(quota));
   ASSERT_TRUE(witness.has_value());
   EXPECT_NE(witness->message.find("invoked only after it had returned"), std::string::npos)
       << witness->message;
   // Overlapping, the same two calls are fine.
   const std::vector<Operation<LimiterCall>> overlapping = {call(0, 0, 3, milliseconds(200)),
                                                            call(1, 1, 2, milliseconds(100))};
-  EXPECT_FALSE(
-      check_arrival_time_witness(overlapping, kGcraFullState, make_gcra_rule(quota)).has_value());
+  EXPECT_FALSE(check_arrival_time_witness(overlapping, floodgate::internal::Gcra::kFull,
+                                          floodgate::internal::Gcra::model(quota))
+                   .has_value());
 }
 
 TEST(LimiterChecksTest, ACorrectLimiterShowsNoViolationOverAMillionOperations) {

@@ -26,10 +26,11 @@ const Instant t0{seconds(100)};
 template <bool kVerdictOnly>
 struct GcraModelOf {
   using State = std::int64_t;
-  GcraParams params;
-  State init() const { return kGcraFullState; }
+  floodgate::internal::Gcra::Params params;
+  State init() const { return floodgate::internal::Gcra::kFull; }
   std::optional<State> step(State state, const LimiterCall& call) const {
-    const GcraStep s = gcra_acquire(state, call.at, call.cost, params);
+    const floodgate::internal::Gcra::Step s =
+        floodgate::internal::Gcra::acquire(state, call.at, call.cost, params);
     const bool same = kVerdictOnly ? s.decision.verdict() == call.decision.verdict()
                                    : s.decision == call.decision;
     if (!same) return std::nullopt;
@@ -37,7 +38,8 @@ struct GcraModelOf {
   }
   std::size_t hash(State state) const { return std::hash<State>{}(state); }
   std::string expected(State state, const LimiterCall& call) const {
-    return to_string(gcra_acquire(state, call.at, call.cost, params).decision);
+    return to_string(
+        floodgate::internal::Gcra::acquire(state, call.at, call.cost, params).decision);
   }
 };
 using GcraModel = GcraModelOf<false>;
@@ -89,7 +91,7 @@ bool brute_force_linearizable(const std::vector<Operation<R>>& history, const M&
 TEST(LinearizabilityTest, AgreesWithBruteForceOnTwentyThousandSmallHistories) {
   // Burst 3 at instants one interval apart: enough room that the order of equal records against
   // a third call matters, which is what symmetry reduction must get right.
-  const VerdictModel model{GcraParams::from(Quota::per_second(10).with_burst(3))};
+  const VerdictModel model{floodgate::internal::Gcra::params(Quota::per_second(10).with_burst(3))};
   std::mt19937_64 rng(2026);
   int yes = 0;
   int disagreements = 0;
@@ -139,7 +141,7 @@ std::vector<Operation<LimiterCall>> overlapping_burst(int calls, int admitted) {
 
 TEST(LinearizabilityTest, RejectsABurstOfSixtyFourWithOneAdmissionTooManyQuickly) {
   // Porcupine returns Unknown after 60 s on the 40-call version of this history.
-  const VerdictModel model{GcraParams::from(Quota::per_second(10))};
+  const VerdictModel model{floodgate::internal::Gcra::params(Quota::per_second(10))};
   const auto history = overlapping_burst(64, 11);
   const auto start = std::chrono::steady_clock::now();
   const auto result = check_linearizable(history, model);
@@ -160,14 +162,14 @@ TEST(LinearizabilityTest, RejectsABurstOfSixtyFourWithOneAdmissionTooManyQuickly
 }
 
 TEST(LinearizabilityTest, AnswersUnknownWhenTheBudgetRunsOut) {
-  const VerdictModel model{GcraParams::from(Quota::per_second(10))};
+  const VerdictModel model{floodgate::internal::Gcra::params(Quota::per_second(10))};
   const auto result = check_linearizable(overlapping_burst(64, 11), model,
                                          {.budget = milliseconds(50), .symmetry_reduction = false});
   EXPECT_EQ(result.verdict, Linearizability::Unknown);
 }
 
 TEST(LinearizabilityTest, ReportsALaneChartAroundTheOperationNoOrderExplains) {
-  const VerdictModel model{GcraParams::from(Quota::per_second(10).with_burst(2))};
+  const VerdictModel model{floodgate::internal::Gcra::params(Quota::per_second(10).with_burst(2))};
   // w0 and w1 take the burst; w2 starts after both returned, at the same instant, and is
   // admitted: nothing explains it.
   const std::vector<Operation<LimiterCall>> history = {make_op(0, 0, 3, t0, 1, Verdict::Allowed),
@@ -243,7 +245,7 @@ TEST(LinearizabilityTest, ACorrectLimiterRunIsLinearizable) {
         }
       });
   FLOODGATE_ASSERT_RUN_OK(report);
-  const GcraModel model{GcraParams::from(quota)};
+  const GcraModel model{floodgate::internal::Gcra::params(quota)};
   const auto result = check_linearizable(report.history, model);
   EXPECT_EQ(result.verdict, Linearizability::Yes)
       << describe_linearizability(report.history, model, result, report.options.seed);

@@ -23,11 +23,14 @@ constexpr Verdict D = Verdict::Denied;
 const std::vector<std::vector<std::uint64_t>> kPrograms = {{1, 1}, {1, 1}};
 
 std::set<Outcome<Verdict>> allowed_for_burst_of_two() {
-  const GcraParams params = GcraParams::from(Quota::per_second(10).with_burst(2));
-  return allowed_outcomes(kGcraFullState, kPrograms, [&](std::int64_t state, std::uint64_t cost) {
-    const GcraStep step = gcra_acquire(state, t0, cost, params);
-    return std::pair{step.decision.verdict(), step.state};
-  });
+  const floodgate::internal::Gcra::Params params =
+      floodgate::internal::Gcra::params(Quota::per_second(10).with_burst(2));
+  return allowed_outcomes(floodgate::internal::Gcra::kFull, kPrograms,
+                          [&](std::int64_t state, std::uint64_t cost) {
+                            const floodgate::internal::Gcra::Step step =
+                                floodgate::internal::Gcra::acquire(state, t0, cost, params);
+                            return std::pair{step.decision.verdict(), step.state};
+                          });
 }
 
 // Runs the scenario once against `limiter` and returns its outcome.

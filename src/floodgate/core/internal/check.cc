@@ -1,4 +1,4 @@
-#include "floodgate/core/check.h"
+#include "floodgate/core/internal/check.h"
 
 #include <cstdio>
 #include <cstdlib>

@@ -1,0 +1,37 @@
+// `GcraLimiter`: the default floodgate limiter. Exact, lock-free, one 64-bit word of state.
+// Thread-safe (see floodgate/limiters/bucket_limiter.h for what each member guarantees).
+#pragma once
+
+#include "floodgate/core/clock.h"
+#include "floodgate/core/quota.h"
+#include "floodgate/limiters/bucket_limiter.h"
+#include "floodgate/limiters/rate_limiter.h"
+
+namespace floodgate {
+
+// A rate limiter that admits `quota.burst()` permits at once and then one permit per
+// `quota.interval()`: a token bucket of `burst` permits, initially full, refilled at the quota's
+// rate, kept as GCRA's single arrival time. Its decisions are exactly those of an ideal token
+// bucket with that interval (the period divided by the count, rounded up to whole nanoseconds,
+// so it never admits more than the quota), which are the decisions golang.org/x/time/rate's
+// `AllowN(t, n)` makes, without its floating-point drift.
+//
+//   floodgate::GcraLimiter limiter{floodgate::Quota::per_second(100)};
+//   if (floodgate::Decision d = limiter.try_acquire(); !d.allowed()) {
+//     reply_429(d.retry_after());
+//   }
+//
+// Its members, reservations, waits and quota changes are `BucketLimiter`'s.
+template <Clock C = SteadyClock, Threads T = Threads::Many>
+class GcraLimiter : public BucketLimiter<GcraRule, C, T> {
+ public:
+  using BucketLimiter<GcraRule, C, T>::BucketLimiter;
+};
+
+GcraLimiter(Quota)->GcraLimiter<>;
+template <Clock C>
+GcraLimiter(Quota, C) -> GcraLimiter<C>;
+
+static_assert(RateLimiter<GcraLimiter<>>);
+
+}  // namespace floodgate

@@ -1,0 +1,204 @@
+// `BucketCell`: a bucket limiter's state word and quota, and how a change of quota is made
+// while other threads keep deciding. Not part of the public API; docs/design.md has the design
+// and the argument for it.
+//
+// For `Threads::Many` the quota's parameters sit beside the state word under a sequence lock: a
+// change makes the version odd, writes the new parameters, carries the state word to the new
+// quota with a compare-and-swap, and makes the version even again, all under a mutex that only
+// changes take. A call reads the version, the parameters and the state, and uses them only if the
+// version was even and is unchanged; it then commits with a compare-and-swap on the state word
+// alone. A call that overlaps a change is therefore decided wholly under the old parameters or
+// wholly under the new ones. Because the commit checks the state word only, a call decided under
+// the old quota can still commit after a change that left the word as it found it (a bucket
+// that stays full keeps its word); its charge then counts under the new quota as it is. Memory
+// does not grow with changes: there is one state word and one set of parameters.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#include "floodgate/core/internal/concurrency.h"
+#include "floodgate/core/quota.h"
+#include "floodgate/limiters/rate_limiter.h"
+
+namespace floodgate::internal {
+
+// What a call reads: the quota's parameters, the state word under them, and the quota's version
+// (even; it moves by 2 with each change).
+template <class Params>
+struct Snapshot {
+  Params params;
+  std::uint64_t word;
+  std::uint64_t version;
+};
+
+template <class Rule, Threads T>
+class BucketCell;
+
+// Shared by any number of threads.
+template <class Rule>
+class BucketCell<Rule, Threads::Many> {
+ public:
+  using Params = typename Rule::Params;
+  using Snapshot = internal::Snapshot<Params>;
+
+  BucketCell(const Quota& quota, std::uint64_t word) noexcept : word_(word), quota_(quota) {
+    store_params(Rule::params(quota));
+  }
+
+  // Reads a consistent snapshot into `s`, or returns false if a change of quota overlapped the
+  // read (then `s` is garbage; read again).
+  [[gnu::always_inline]] bool try_read(Snapshot& s) const noexcept {
+    const std::uint64_t v = version_.load(std::memory_order_acquire);
+    s.params = load_params();
+    s.word = word_.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    s.version = v;
+    // Unchanged and even: an odd `v` never equals `v & ~1`.
+    return version_.load(std::memory_order_relaxed) == (v & ~std::uint64_t{1});
+  }
+
+  // Returns a consistent snapshot, waiting out a change of quota in progress (a few instructions
+  // of the changing thread, which holds no lock a caller needs).
+  Snapshot read() const noexcept {
+    Snapshot s;
+    for (int tries = 1; !try_read(s); ++tries) {
+      if (tries % 64 == 0) std::this_thread::yield();
+    }
+    return s;
+  }
+
+  // Replaces the state word `s.word` with `next` if it is still there; reports whether it was.
+  [[gnu::always_inline]] bool commit(const Snapshot& s, std::uint64_t next) noexcept {
+    std::uint64_t expected = s.word;
+    return word_.compare_exchange_strong(expected, next, std::memory_order_relaxed);
+  }
+
+  // Applies `step(snapshot)`, which returns the word to store and a result, until its word
+  // commits; returns the result of the step that took effect. Storing the word it was given
+  // commits nothing.
+  template <class Step>
+  auto update(Step step) {
+    while (true) {
+      const Snapshot s = read();
+      auto [next, result] = step(s);
+      if (next == s.word || commit(s, next)) return result;
+    }
+  }
+
+  // Makes `quota` current: the state word becomes `carry(word, from, to)`. Returns false, having
+  // changed nothing, if `quota` is current already and `always` is false.
+  template <class Carry>
+  bool change(const Quota& quota, bool always, Carry carry) {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (quota == quota_ && !always) return false;
+    const std::uint64_t v = version_.load(std::memory_order_relaxed);
+    version_.store(v + 1, std::memory_order_relaxed);
+    // Whoever reads a parameter or a state word written below also reads the odd version.
+    std::atomic_thread_fence(std::memory_order_release);
+    const Params from = load_params();
+    const Params to = Rule::params(quota);
+    store_params(to);
+    std::uint64_t word = word_.load(std::memory_order_relaxed);
+    while (!word_.compare_exchange_weak(word, carry(word, from, to), std::memory_order_relaxed)) {
+    }
+    quota_ = quota;
+    version_.store(v + 2, std::memory_order_release);
+    return true;
+  }
+
+  // Returns the quota in force.
+  Quota quota() const {
+    const std::lock_guard<std::mutex> lock(mu_);
+    return quota_;
+  }
+
+ private:
+  static_assert(std::is_trivially_copyable_v<Params> && sizeof(Params) % 8 == 0);
+  static constexpr std::size_t kParamWords = sizeof(Params) / 8;
+
+  [[gnu::always_inline]] Params load_params() const noexcept {
+    return load_words(std::make_index_sequence<kParamWords>{});
+  }
+  // One load per word, written out so that no optimization level leaves a loop through memory.
+  template <std::size_t... I>
+  [[gnu::always_inline]] Params load_words(std::index_sequence<I...> /*words*/) const noexcept {
+    return std::bit_cast<Params>(
+        std::array<std::uint64_t, kParamWords>{params_[I].load(std::memory_order_relaxed)...});
+  }
+  void store_params(const Params& p) noexcept {
+    const auto words = std::bit_cast<std::array<std::uint64_t, kParamWords>>(p);
+    for (std::size_t i = 0; i < kParamWords; ++i) {
+      params_[i].store(words[i], std::memory_order_relaxed);
+    }
+  }
+
+  // What every call reads, in one cache line.
+  alignas(kCacheLineSize) std::atomic<std::uint64_t> word_;
+  std::atomic<std::uint64_t> version_{0};  // Odd while a change is being made.
+  std::array<std::atomic<std::uint64_t>, kParamWords> params_;
+  // What only changes and `quota()` touch, on the next line.
+  alignas(kCacheLineSize) mutable std::mutex mu_;
+  Quota quota_;  // Guarded by mu_.
+};
+
+// Used by one thread at a time: the same interface over plain members.
+template <class Rule>
+class BucketCell<Rule, Threads::One> {
+ public:
+  using Params = typename Rule::Params;
+  using Snapshot = internal::Snapshot<Params>;
+
+  BucketCell(const Quota& quota, std::uint64_t word) noexcept
+      : word_(word), params_(Rule::params(quota)), quota_(quota) {}
+
+  [[gnu::always_inline]] bool try_read(Snapshot& s) const noexcept {
+    s = {params_, word_, version_};
+    return true;
+  }
+  Snapshot read() const noexcept { return {params_, word_, version_}; }
+  [[gnu::always_inline]] bool commit(const Snapshot& /*s*/, std::uint64_t next) noexcept {
+    word_ = next;
+    return true;
+  }
+
+  // Applies `step(snapshot)`, which returns the word to store and a result, until its word
+  // commits; returns the result of the step that took effect. Storing the word it was given
+  // commits nothing.
+  template <class Step>
+  auto update(Step step) {
+    while (true) {
+      const Snapshot s = read();
+      auto [next, result] = step(s);
+      if (next == s.word || commit(s, next)) return result;
+    }
+  }
+
+  template <class Carry>
+  bool change(const Quota& quota, bool always, Carry carry) {
+    if (quota == quota_ && !always) return false;
+    const Params to = Rule::params(quota);
+    word_ = carry(word_, params_, to);
+    params_ = to;
+    quota_ = quota;
+    version_ += 2;
+    return true;
+  }
+
+  Quota quota() const { return quota_; }
+
+ private:
+  std::uint64_t word_;
+  std::uint64_t version_ = 0;
+  Params params_;
+  Quota quota_;
+};
+
+}  // namespace floodgate::internal
