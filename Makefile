@@ -4,7 +4,8 @@
 #   make run     build and run the main job: replay a day of a web server's access log through
 #                a per-client rate limit, print the summary, draw the plot
 #   make test    build and run the whole suite (ends with CTest's summary)
-#   make bench   build and run the benchmarks (ratios against the in-tree baseline)
+#   make bench   build and run the benchmarks (ratios against the in-tree baseline), then the
+#                hot path as users build it, at -O2 and -O3 (ratios against a minimal GCRA)
 #   make tsan    build with ThreadSanitizer and run every test but the consumer and lint ones
 #   make asan    build with AddressSanitizer + UBSan and run the whole suite
 
@@ -38,8 +39,8 @@ test: build
 bench: deps
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS) --target floodgate_bench
-	./build/release/bench/floodgate_bench --floodgate_threaded_process=0 --benchmark_filter='S1|S2|S3t'
 	./build/release/bench/floodgate_bench
+	bash bench/hot_path/run.sh
 
 tsan: deps
 	cmake --preset tsan

@@ -72,9 +72,8 @@ std::vector<KeyText> call_order(bool zipf, int keys) {
 }
 
 // The baseline users write: one mutex, one unordered_map, the same GCRA rule. Callers hold keys
-// as views here, so the map looks them up by view (a transparent hash); copying each key into a
-// std::string to call find() would cost about 3x a call on this VM (800 ns instead of 240 in a
-// loop of lookups, measured), which is not the baseline's fault.
+// as views here, so the map looks them up by view (a transparent hash): copying each key into a
+// std::string to call find() would slow the baseline for a reason that is not its own.
 class MutexMap {
  public:
   MutexMap(const Quota& quota, int /*keys*/) : params_(internal::Gcra::params(quota)) {}

@@ -1,5 +1,5 @@
-// floodgate quickstart: a limiter that takes the time as an input, and the origin story's
-// "64 concurrent calls against a burst of 10: exactly 10 pass".
+// floodgate quickstart: a limiter that takes the time as an input, and a concurrent test that
+// checks an order-free invariant: "64 concurrent calls against a burst of 10: exactly 10 pass".
 #include <atomic>
 #include <chrono>
 #include <cstdio>

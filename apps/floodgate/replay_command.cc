@@ -187,196 +187,269 @@ class Progress {
   bool shown_ = false;
 };
 
-}  // namespace
+// What the flags ask for.
+struct ReplayOptions {
+  std::string trace_path;  // A file, or "-".
+  std::string trace_name;  // For messages: the path, or "stdin".
+  replay::Policy policy;
+  replay::TraceFormat format = replay::TraceFormat::Auto;
+  replay::LogField key_field = replay::LogField::Client;
+  bool skip_bad_lines = false;
+  std::uint64_t top = 10;
+  std::string out_name = "-";  // A file, "-" or "none".
+  std::optional<std::string> plot_path;
+  std::optional<std::string> plot_key;
+  bool quiet = false;
+};
 
-int run_replay(const std::vector<std::string>& args) {
-  if (print_help_if_asked(args, kHelp)) return kExitOk;
-  const auto fail = [](const std::string& message) { return usage_error("replay", message); };
+// Reads the flags, or returns an error naming the flag and its value.
+Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   Result<Flags> parsed = Flags::parse("replay", args,
                                       {"quota", "algorithm", "quotas", "max-keys", "format",
                                        "key-field", "on-error", "out", "plot", "plot-key", "top"},
                                       {"quiet"});
-  if (!parsed) return fail(parsed.error().message());
+  if (!parsed) return parsed.error();
   const Flags& flags = *parsed;
   if (flags.positional().size() != 1) {
-    return fail(flags.positional().empty()
-                    ? "no trace given (a file, or - for standard input; see --help)"
-                    : "one trace at a time (got " + std::to_string(flags.positional().size()) +
-                          " arguments)");
+    return Error(flags.positional().empty()
+                     ? "no trace given (a file, or - for standard input; see --help)"
+                     : "one trace at a time (got " + std::to_string(flags.positional().size()) +
+                           " arguments)");
   }
-  const std::string trace_path = flags.positional()[0];
-  const std::string trace_name = trace_path == "-" ? "stdin" : trace_path;
-
-  replay::Policy policy;
+  ReplayOptions o;
+  o.trace_path = flags.positional()[0];
+  o.trace_name = o.trace_path == "-" ? "stdin" : o.trace_path;
   Result<Quota> quota = Quota::parse(flags.get_or("quota", "10/s"));
-  if (!quota) return fail("flag --quota: " + quota.error().message());
-  policy.quota = *quota;
+  if (!quota) return Error("flag --quota: " + quota.error().message());
+  o.policy.quota = *quota;
   Result<replay::Algorithm> algorithm = replay::parse_algorithm(flags.get_or("algorithm", "gcra"));
-  if (!algorithm) return fail("flag --algorithm: " + algorithm.error().message());
-  policy.algorithm = *algorithm;
+  if (!algorithm) return Error("flag --algorithm: " + algorithm.error().message());
+  o.policy.algorithm = *algorithm;
   if (const auto path = flags.get("quotas")) {
     Result<replay::KeyQuotas> rules = replay::KeyQuotas::load(*path);
-    if (!rules) return fail(rules.error().message());
-    policy.key_quotas = *rules;
+    if (!rules) return rules.error();
+    o.policy.key_quotas = *rules;
   }
   Result<std::uint64_t> max_keys = flags.get_uint("max-keys", 1'000'000, 1, std::uint64_t{1} << 32);
-  if (!max_keys) return fail(max_keys.error().message());
-  policy.max_keys = *max_keys;
+  if (!max_keys) return max_keys.error();
+  o.policy.max_keys = *max_keys;
   Result<replay::TraceFormat> format = replay::parse_trace_format(flags.get_or("format", "auto"));
-  if (!format) return fail("flag --format: " + format.error().message());
+  if (!format) return Error("flag --format: " + format.error().message());
+  o.format = *format;
   Result<replay::LogField> field = replay::parse_log_field(flags.get_or("key-field", "client"));
-  if (!field) return fail("flag --key-field: " + field.error().message());
+  if (!field) return Error("flag --key-field: " + field.error().message());
+  o.key_field = *field;
   const std::string on_error = flags.get_or("on-error", "stop");
   if (on_error != "stop" && on_error != "skip") {
-    return fail("flag --on-error: \"" + on_error + "\" must be stop or skip");
+    return Error("flag --on-error: \"" + on_error + "\" must be stop or skip");
   }
-  Result<std::uint64_t> top_n = flags.get_uint("top", 10, 0, 1000);
-  if (!top_n) return fail(top_n.error().message());
-  const std::optional<std::string> plot_path = flags.get("plot");
-  const std::optional<std::string> plot_key = flags.get("plot-key");
-  if (plot_key && !plot_path) return fail("flag --plot-key: needs --plot FILE as well");
+  o.skip_bad_lines = on_error == "skip";
+  Result<std::uint64_t> top = flags.get_uint("top", 10, 0, 1000);
+  if (!top) return top.error();
+  o.top = *top;
+  o.out_name = flags.get_or("out", "-");
+  o.plot_path = flags.get("plot");
+  o.plot_key = flags.get("plot-key");
+  if (o.plot_key && !o.plot_path) return Error("flag --plot-key: needs --plot FILE as well");
+  o.quiet = flags.has("quiet");
+  return o;
+}
 
-  Result<replay::Replayer> created = replay::Replayer::create(policy);
-  if (!created) return fail(created.error().message());
-  replay::Replayer& replayer = *created;
+using File = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
 
+// The trace to read and the decisions' destination (null for "none"); standard streams are not
+// owned.
+struct Files {
   std::FILE* input = stdin;
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> input_owner(nullptr, &std::fclose);
-  if (trace_path != "-") {
-    input = std::fopen(trace_path.c_str(), "rb");
-    if (input == nullptr) {
-      return fail("trace \"" + trace_path + "\": cannot open: " + std::strerror(errno));
-    }
-    input_owner.reset(input);
-  }
-  const std::string out_name = flags.get_or("out", "-");
-  std::FILE* output = out_name == "none" ? nullptr : stdout;
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> output_owner(nullptr, &std::fclose);
-  if (out_name != "-" && out_name != "none") {
-    output = std::fopen(out_name.c_str(), "wb");
-    if (output == nullptr) {
-      return fail("flag --out: \"" + out_name + "\": cannot create: " + std::strerror(errno));
-    }
-    output_owner.reset(output);
-  }
+  std::FILE* output = stdout;
+  File input_owner{nullptr, &std::fclose};
+  File output_owner{nullptr, &std::fclose};
+};
 
-  replay::TraceReader reader(input, trace_name, *format, *field);
-  CsvWriter csv(output);
-  csv.text("time_ns,key,cost,allowed,remaining,retry_after_ns\n");
-  replay::TopDenials denials;
-  replay::TimeSeries series;
-  Progress progress(!flags.has("quiet") && ::isatty(STDERR_FILENO) != 0, input);
-  std::uint64_t requests = 0, admitted = 0, never = 0, skipped = 0;
+// Opens the files the options name, or returns an error naming the file and why.
+Result<Files> open_files(const ReplayOptions& o) {
+  Files f;
+  if (o.trace_path != "-") {
+    f.input = std::fopen(o.trace_path.c_str(), "rb");
+    if (f.input == nullptr) {
+      return Error("trace \"" + o.trace_path + "\": cannot open: " + std::strerror(errno));
+    }
+    f.input_owner.reset(f.input);
+  }
+  if (o.out_name == "none") {
+    f.output = nullptr;
+  } else if (o.out_name != "-") {
+    f.output = std::fopen(o.out_name.c_str(), "wb");
+    if (f.output == nullptr) {
+      return Error("flag --out: \"" + o.out_name + "\": cannot create: " + std::strerror(errno));
+    }
+    f.output_owner.reset(f.output);
+  }
+  return f;
+}
+
+// What the decision loop counted.
+struct Tally {
+  std::uint64_t requests = 0;
+  std::uint64_t admitted = 0;
+  std::uint64_t never = 0;  // ExceedsBurst: can never pass.
+  std::uint64_t skipped = 0;
   std::optional<Instant> first, last;
-  int status = kExitOk;
+  replay::TopDenials denials;
+  replay::TimeSeries series;  // Only when plotting.
+};
+
+// Writes one decision as a CSV line.
+void write_decision(CsvWriter& csv, const replay::Request& request, const Decision& decision) {
+  csv.number(request.time.time_since_epoch().count());
+  csv.text(",");
+  csv.key(request.key);
+  csv.text(",");
+  csv.number(request.cost);
+  csv.text(decision.allowed() ? ",true," : ",false,");
+  csv.number(decision.remaining());
+  csv.text(",");
+  csv.number(decision.retry_after().count());
+  csv.end_line();
+}
+
+// Decides every request `reader` yields, writing each decision and counting into `tally`.
+// Returns kExitOk, or kExitBadInput if it stopped at a malformed line.
+int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Replayer& replayer,
+               CsvWriter* csv, Progress& progress, Tally& tally) {
   while (true) {
     Result<std::optional<replay::Request>> next = reader.next();
     if (!next) {
       progress.clear();
-      if (on_error == "stop") {
+      if (!o.skip_bad_lines) {
         std::fprintf(stderr, "floodgate replay: %s\n", next.error().message().c_str());
         std::fprintf(stderr,
                      "floodgate replay: stopped; the %s decisions before it are written "
                      "(--on-error=skip goes on past bad lines)\n",
-                     with_commas(requests).c_str());
-        status = kExitBadInput;
-        break;
+                     with_commas(tally.requests).c_str());
+        return kExitBadInput;
       }
-      if (++skipped <= 10) {
+      if (++tally.skipped <= 10) {
         std::fprintf(stderr, "floodgate replay: skipped %s\n", next.error().message().c_str());
       }
       continue;
     }
-    if (!next->has_value()) break;
+    if (!next->has_value()) return kExitOk;
     const replay::Request& request = **next;
     const Decision decision = replayer.decide(request);
-    ++requests;
-    const bool allowed = decision.allowed();
-    admitted += allowed ? 1u : 0u;
-    never += decision.verdict() == Verdict::ExceedsBurst ? 1u : 0u;
-    if (!allowed) denials.add(request.key);
-    if (!first || request.time < *first) first = request.time;
-    if (!last || request.time > *last) last = request.time;
-    if (plot_path && (!plot_key || request.key == *plot_key)) series.add(request.time, allowed);
-    if (output != nullptr) {
-      csv.number(request.time.time_since_epoch().count());
-      csv.text(",");
-      csv.key(request.key);
-      csv.text(",");
-      csv.number(request.cost);
-      csv.text(allowed ? ",true," : ",false,");
-      csv.number(decision.remaining());
-      csv.text(",");
-      csv.number(decision.retry_after().count());
-      csv.end_line();
+    ++tally.requests;
+    tally.admitted += decision.allowed() ? 1u : 0u;
+    tally.never += decision.verdict() == Verdict::ExceedsBurst ? 1u : 0u;
+    if (!decision.allowed()) tally.denials.add(request.key);
+    if (!tally.first || request.time < *tally.first) tally.first = request.time;
+    if (!tally.last || request.time > *tally.last) tally.last = request.time;
+    if (o.plot_path && (!o.plot_key || request.key == *o.plot_key)) {
+      tally.series.add(request.time, decision.allowed());
     }
-    if ((requests & 0xffff) == 0) progress.update(reader.line_number(), reader.bytes_read());
+    if (csv != nullptr) write_decision(*csv, request, decision);
+    if ((tally.requests & 0xffff) == 0) progress.update(reader.line_number(), reader.bytes_read());
   }
-  progress.clear();
-  if (!csv.flush()) {
-    std::fprintf(stderr, "floodgate replay: writing decisions to \"%s\" failed: %s\n",
-                 out_name.c_str(), std::strerror(errno));
-    return kExitUsage;
-  }
+}
 
-  // The summary.
+// Prints the summary on stderr.
+void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tally& tally) {
   const replay::ReplayStats stats = replayer.stats();
   const std::uint64_t still_limited = replayer.sweep();
   std::string rules;
-  if (!policy.key_quotas.rules().empty()) {
-    rules = ", " + std::to_string(policy.key_quotas.rules().size()) + " per-key rule(s)";
+  if (!o.policy.key_quotas.rules().empty()) {
+    rules = ", " + std::to_string(o.policy.key_quotas.rules().size()) + " per-key rule(s)";
   }
-  std::fprintf(stderr, "floodgate replay %s: %s, %s per key%s\n", trace_name.c_str(),
-               std::string(replay::to_string(policy.algorithm)).c_str(),
-               policy.quota.to_string().c_str(), rules.c_str());
-  std::fprintf(stderr, "  requests  %14s", with_commas(requests).c_str());
-  if (first) std::fprintf(stderr, "   from %s to %s", utc(*first).c_str(), utc(*last).c_str());
-  std::fprintf(stderr, "\n  admitted  %14s   %s\n", with_commas(admitted).c_str(),
-               percent(admitted, requests).c_str());
-  std::fprintf(stderr, "  denied    %14s   %s", with_commas(requests - admitted).c_str(),
-               percent(requests - admitted, requests).c_str());
-  if (never > 0) {
-    std::fprintf(stderr, " (%s can never pass: cost above the burst)", with_commas(never).c_str());
+  std::fprintf(stderr, "floodgate replay %s: %s, %s per key%s\n", o.trace_name.c_str(),
+               std::string(replay::to_string(o.policy.algorithm)).c_str(),
+               o.policy.quota.to_string().c_str(), rules.c_str());
+  std::fprintf(stderr, "  requests  %14s", with_commas(tally.requests).c_str());
+  if (tally.first) {
+    std::fprintf(stderr, "   from %s to %s", utc(*tally.first).c_str(), utc(*tally.last).c_str());
+  }
+  const std::uint64_t denied = tally.requests - tally.admitted;
+  std::fprintf(stderr, "\n  admitted  %14s   %s\n", with_commas(tally.admitted).c_str(),
+               percent(tally.admitted, tally.requests).c_str());
+  std::fprintf(stderr, "  denied    %14s   %s", with_commas(denied).c_str(),
+               percent(denied, tally.requests).c_str());
+  if (tally.never > 0) {
+    std::fprintf(stderr, " (%s can never pass: cost above the burst)",
+                 with_commas(tally.never).c_str());
   }
   std::fprintf(stderr, "\n");
-  if (skipped > 0)
-    std::fprintf(stderr, "  skipped   %14s   malformed lines\n", with_commas(skipped).c_str());
+  if (tally.skipped > 0) {
+    std::fprintf(stderr, "  skipped   %14s   malformed lines\n",
+                 with_commas(tally.skipped).c_str());
+  }
   std::fprintf(stderr, "  keys still limited at the end: %s", with_commas(still_limited).c_str());
   if (stats.overflow_decisions > 0) {
     std::fprintf(stderr, "; %s requests found the limiter full (raise --max-keys)",
                  with_commas(stats.overflow_decisions).c_str());
   }
   std::fprintf(stderr, "\n");
-  const auto top = denials.top(*top_n);
-  if (!top.empty()) {
-    std::fprintf(stderr, "  most denied keys%s:\n",
-                 denials.error_bound() == 0 ? ""
-                                            : (" (approximate: each count may be high by up to " +
-                                               std::to_string(denials.error_bound()) + ")")
-                                                  .c_str());
-    for (const auto& [key, count] : top) {
-      std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(),
-                   printable(key).c_str(), replayer.quota_of(key).to_string().c_str());
-    }
+  const auto top = tally.denials.top(o.top);
+  if (top.empty()) return;
+  const std::uint64_t bound = tally.denials.error_bound();
+  std::fprintf(
+      stderr, "  most denied keys%s:\n",
+      bound == 0 ? ""
+                 : (" (approximate: each count may be high by up to " + std::to_string(bound) + ")")
+                       .c_str());
+  for (const auto& [key, count] : top) {
+    std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(), printable(key).c_str(),
+                 replayer.quota_of(key).to_string().c_str());
   }
-  if (plot_path) {
-    replay::PlotLabels labels;
-    labels.title = "floodgate replay: " + std::string(replay::to_string(policy.algorithm)) + ", " +
-                   (plot_key ? "key " + *plot_key : "all keys");
-    labels.quota = plot_key ? replayer.quota_of(*plot_key) : policy.quota;
-    labels.quota_label = "quota " + labels.quota->to_string() + (plot_key ? "" : " (one key)");
-    const std::string svg = replay::render_svg(series, labels);
-    std::FILE* plot = std::fopen(plot_path->c_str(), "wb");
-    bool written = plot != nullptr && std::fwrite(svg.data(), 1, svg.size(), plot) == svg.size();
-    if (plot != nullptr) written = std::fclose(plot) == 0 && written;
-    if (!written) {
-      std::fprintf(stderr, "floodgate replay: writing the plot \"%s\" failed: %s\n",
-                   plot_path->c_str(), std::strerror(errno));
-      return kExitUsage;
-    }
-    std::fprintf(stderr, "  plot: %s%s\n", plot_path->c_str(),
-                 series.empty() ? " (no requests to draw)" : "");
+}
+
+// Draws the plot the options ask for; returns false, having said why, if it cannot be written.
+bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
+                const replay::TimeSeries& series) {
+  replay::PlotLabels labels;
+  labels.title = "floodgate replay: " + std::string(replay::to_string(o.policy.algorithm)) + ", " +
+                 (o.plot_key ? "key " + *o.plot_key : "all keys");
+  labels.quota = o.plot_key ? replayer.quota_of(*o.plot_key) : o.policy.quota;
+  labels.quota_label = "quota " + labels.quota->to_string() + (o.plot_key ? "" : " (one key)");
+  const std::string svg = replay::render_svg(series, labels);
+  std::FILE* plot = std::fopen(o.plot_path->c_str(), "wb");
+  bool written = plot != nullptr && std::fwrite(svg.data(), 1, svg.size(), plot) == svg.size();
+  if (plot != nullptr) written = std::fclose(plot) == 0 && written;
+  if (!written) {
+    std::fprintf(stderr, "floodgate replay: writing the plot \"%s\" failed: %s\n",
+                 o.plot_path->c_str(), std::strerror(errno));
+    return false;
   }
+  std::fprintf(stderr, "  plot: %s%s\n", o.plot_path->c_str(),
+               series.empty() ? " (no requests to draw)" : "");
+  return true;
+}
+
+}  // namespace
+
+int run_replay(const std::vector<std::string>& args) {
+  if (print_help_if_asked(args, kHelp)) return kExitOk;
+  const auto fail = [](const std::string& message) { return usage_error("replay", message); };
+  Result<ReplayOptions> options = parse_options(args);
+  if (!options) return fail(options.error().message());
+  const ReplayOptions& o = *options;
+  Result<replay::Replayer> replayer = replay::Replayer::create(o.policy);
+  if (!replayer) return fail(replayer.error().message());
+  Result<Files> files = open_files(o);
+  if (!files) return fail(files.error().message());
+
+  replay::TraceReader reader(files->input, o.trace_name, o.format, o.key_field);
+  CsvWriter csv(files->output);
+  csv.text("time_ns,key,cost,allowed,remaining,retry_after_ns\n");
+  Progress progress(!o.quiet && ::isatty(STDERR_FILENO) != 0, files->input);
+  Tally tally;
+  const int status =
+      decide_all(o, reader, *replayer, files->output != nullptr ? &csv : nullptr, progress, tally);
+  progress.clear();
+  if (!csv.flush()) {
+    std::fprintf(stderr, "floodgate replay: writing decisions to \"%s\" failed: %s\n",
+                 o.out_name.c_str(), std::strerror(errno));
+    return kExitUsage;
+  }
+  print_summary(o, *replayer, tally);
+  if (o.plot_path && !write_plot(o, *replayer, tally.series)) return kExitUsage;
   return status;
 }
 

@@ -8,6 +8,8 @@
 //   deny         caller time advancing 1 ns per call, quota 1/s burst 1: all but the first denied,
 //                reading only `allowed()`
 //   deny_429     as deny, also reading what a 429 reply needs: retry_after, remaining and limit
+// The rows for TokenBucketLimiter and for GcraLimiter<SteadyClock, Threads::One> are for
+// comparison; the reference is a GCRA, so GcraLimiter's rows are the like-for-like ones.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -39,6 +41,9 @@ std::uint64_t reply_fields(const Decision& d) {
 std::uint64_t reply_fields(const ReferenceGcra::Result& r) {
   return static_cast<std::uint64_t>(r.retry_after_ns) + r.remaining + r.limit;
 }
+
+// The single-thread type, for comparison (the targets are for the default, shared type).
+using OneThread = GcraLimiter<SteadyClock, Threads::One>;
 
 const Quota kAllAdmitted = Quota::per_second(1'000'000'000);
 const Quota kNearlyAllDenied = Quota::per_second(1);
@@ -101,12 +106,15 @@ double fastest(const std::vector<double>& v) { return *std::min_element(v.begin(
 FLOODGATE_HOT_PATH(admit, ReferenceGcra, "reference");
 FLOODGATE_HOT_PATH(admit, GcraLimiter<>, "GcraLimiter");
 FLOODGATE_HOT_PATH(admit, TokenBucketLimiter<>, "TokenBucketLimiter");
+FLOODGATE_HOT_PATH(admit, OneThread, "GcraLimiter<Threads::One>");
 FLOODGATE_HOT_PATH(deny, ReferenceGcra, "reference");
 FLOODGATE_HOT_PATH(deny, GcraLimiter<>, "GcraLimiter");
 FLOODGATE_HOT_PATH(deny, TokenBucketLimiter<>, "TokenBucketLimiter");
+FLOODGATE_HOT_PATH(deny, OneThread, "GcraLimiter<Threads::One>");
 FLOODGATE_HOT_PATH(deny_429, ReferenceGcra, "reference");
 FLOODGATE_HOT_PATH(deny_429, GcraLimiter<>, "GcraLimiter");
 FLOODGATE_HOT_PATH(deny_429, TokenBucketLimiter<>, "TokenBucketLimiter");
+FLOODGATE_HOT_PATH(deny_429, OneThread, "GcraLimiter<Threads::One>");
 
 // Prints the usual console output, then a table of each contender's time per call and its ratio
 // to the reference of the same scenario (the fastest of the repetitions when there are several).

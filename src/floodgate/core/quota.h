@@ -16,6 +16,9 @@
 // most one permit per nanosecond; `burst x interval()` at most 2^61 ns (about 73 years).
 //
 // `Quota` is an immutable value; thread-safe.
+//
+//   floodgate::Quota api = floodgate::Quota::per_second(100).with_burst(20);
+//   floodgate::Result<floodgate::Quota> from_config = floodgate::Quota::parse("1000/min burst 50");
 #pragma once
 
 #include <cstdint>

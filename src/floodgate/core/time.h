@@ -7,6 +7,9 @@
 // Range: limiters accept any `Instant`, but compute on instants clamped to 2^62 - 1 ns (about
 // 146 years) either side of the clock's epoch; the steady clock's epoch is the machine's boot.
 // Clamping never lets a limiter admit more than its quota. Everything here is thread-safe.
+//
+//   floodgate::Instant now = floodgate::SteadyClock{}.now();  // or steady_clock::now() itself
+//   floodgate::Decision d = limiter.try_acquire_at(now + std::chrono::milliseconds(5));
 #pragma once
 
 #include <chrono>

@@ -58,6 +58,11 @@ struct TokenBucketRule {
 // - Costs: 0 consumes nothing; a cost above the burst is `ExceedsBurst`, never admitted; any
 //   cost up to 2^64 - 1 is answered without overflow.
 // - A `now` far in the future consumes at that instant: the limiter trusts the caller's time.
+//
+//   floodgate::BucketLimiter<floodgate::TokenBucketRule> limiter{quota};  // = TokenBucketLimiter<>
+//   floodgate::Reservation r = limiter.reserve(1, std::chrono::milliseconds(100));
+//   if (r.allowed()) schedule(r.ready_at(), job);
+//   limiter.set_quota(floodgate::Quota::per_second(400));  // an operator's change, live
 template <class Rule = GcraRule, Clock C = SteadyClock, Threads T = Threads::Many>
 class BucketLimiter {
   using Impl = typename Rule::Impl;
@@ -166,13 +171,13 @@ class BucketLimiter {
   }
 
   // Blocks until `cost` permits are taken and ready, and returns `Allowed` with the instant
-  // they were ready; or returns at once, taking nothing, with `DeadlineTooSoon` if they would
-  // not be ready by `deadline` (x/time/rate's rule: nobody sleeps only to fail) or
-  // `ExceedsBurst`; or returns `Cancelled` when `stop` is requested while waiting, after giving
-  // the permits back. Waiters are served in the order they called. `jitter` spreads wake-ups:
-  // each wakes at a uniformly random instant in [ready, ready + jitter], never past the
-  // deadline. Requires a clock that can sleep; with `ManualClock` it wakes when the test moves
-  // the clock.
+  // they were ready, never later than `deadline`; or returns at once, taking nothing, with
+  // `DeadlineTooSoon` if they would not be ready by `deadline` (x/time/rate's rule: nobody
+  // sleeps only to fail; a deadline already past refuses even free permits) or `ExceedsBurst`; or
+  // returns `Cancelled` when `stop` is requested while waiting, after giving the permits back.
+  // Waiters are served in the order they called. `jitter` spreads wake-ups: each wakes at a
+  // uniformly random instant in [ready, ready + jitter], never past the deadline. Requires a clock
+  // that can sleep; with `ManualClock` it wakes when the test moves the clock.
   WaitResult acquire(std::uint64_t cost, Instant deadline, std::stop_token stop = {},
                      Nanos jitter = Nanos::zero()) requires SleepingClock<C> {
     return internal::wait_for(*this, clock_, cost, deadline, stop, jitter);

@@ -1,6 +1,13 @@
 // What every rate limiter has in common: the `RateLimiter` concept, the `Pacer` concept for the
 // limiter that schedules instead of denying, and `Threads`, the choice between a limiter that
 // any number of threads may share and one for a single thread.
+//
+//   template <floodgate::RateLimiter L>
+//   bool admit(L& limiter, floodgate::Instant now) {
+//     return limiter.try_acquire_at(now, 1).allowed();
+//   }
+//
+//   floodgate::GcraLimiter<floodgate::SteadyClock, floodgate::Threads::One> per_loop{quota};
 #pragma once
 
 #include <concepts>

@@ -379,6 +379,12 @@ TYPED_TEST(AcquireTest, ReturnsAtOnceWhenReadyTooLateOrNever) {
   stopped.request_stop();
   EXPECT_EQ(limiter.acquire(1, t0 + seconds(1), stopped.get_token()).status, WaitStatus::Cancelled);
   EXPECT_EQ(probe(limiter, t0), before) << "nothing taken by calls that did not wait";
+  // A deadline already past refuses even a permit that is free now.
+  TypeParam fresh{Quota::per_second(10), clock};
+  const WaitResult past = fresh.acquire(1, t0 - Nanos{1});
+  EXPECT_EQ(past.status, WaitStatus::DeadlineTooSoon);
+  EXPECT_EQ(past.at, t0);
+  EXPECT_EQ(fresh.peek_at(t0, 0).remaining(), 10u);
 }
 
 TYPED_TEST(AcquireTest, SleepsUntilTheClockReachesItsTurnAndServesWaitersInOrder) {

@@ -137,123 +137,136 @@ std::string duration_text(std::int64_t ns) {
   return std::to_string(ns / kMs) + " ms";
 }
 
-}  // namespace
+// The series regrouped into round bars, aligned to multiples of their width since the epoch:
+// (admitted, denied) per bar.
+struct Bars {
+  std::int64_t first;  // The first bar's start.
+  std::int64_t width;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> counts;
+};
 
-std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
-  constexpr double kWidth = 960, kHeight = 440;
-  constexpr double kLeft = 70, kRight = 20, kTop = 50, kBottom = 60;
-  const double plot_w = kWidth - kLeft - kRight, plot_h = kHeight - kTop - kBottom;
-  // Regroup the series into round bars, aligned to multiples of their width since the epoch.
+// Instants span at most 2^63 ns, but sums of them may not fit in int64: count in 128 bits.
+__extension__ using Wide = __int128;
+
+Bars regroup(const TimeSeries& series) {
   const auto& fine = series.buckets();
   const std::int64_t fine_width = series.width().count();
   const std::int64_t origin = series.origin().time_since_epoch().count();
-  // Instants span at most 2^63 ns, but sums of them may not fit in int64: count in 128 bits.
-  __extension__ using Wide = __int128;
   const Wide span = Wide{fine_width} * static_cast<Wide>(std::max<std::size_t>(fine.size(), 1));
-  const std::int64_t width =
-      round_up(static_cast<std::int64_t>(std::max<Wide>(fine_width, span / 240)));
-  const std::int64_t first = floor_to(origin, width);
+  Bars bars;
+  bars.width = round_up(static_cast<std::int64_t>(std::max<Wide>(fine_width, span / 240)));
+  bars.first = floor_to(origin, bars.width);
   const Wide end = origin + span;
-  const auto n = static_cast<std::size_t>((end - first + width - 1) / width);
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> bars(std::max<std::size_t>(n, 1));
+  const auto n = static_cast<std::size_t>((end - bars.first + bars.width - 1) / bars.width);
+  bars.counts.resize(std::max<std::size_t>(n, 1));
   for (std::size_t i = 0; i < fine.size(); ++i) {
     const Wide start = origin + Wide{fine_width} * static_cast<Wide>(i);
-    const auto bar = std::min(bars.size() - 1, static_cast<std::size_t>((start - first) / width));
-    bars[bar].first += fine[i].first;
-    bars[bar].second += fine[i].second;
+    const auto bar = std::min(bars.counts.size() - 1,
+                              static_cast<std::size_t>((start - bars.first) / bars.width));
+    bars.counts[bar].first += fine[i].first;
+    bars.counts[bar].second += fine[i].second;
   }
-  std::uint64_t peak = 0;
-  for (const auto& [a, d] : bars) peak = std::max(peak, a + d);
-  double quota_per_bar = -1;
-  if (labels.quota) {
-    quota_per_bar = static_cast<double>(labels.quota->count()) * static_cast<double>(width) /
-                    static_cast<double>(labels.quota->period().count());
-  }
-  const double y_max = std::max({1.0, static_cast<double>(peak), quota_per_bar}) * 1.08;
-  const double t_span = static_cast<double>(width) * static_cast<double>(bars.size());
-  const double bar_w = plot_w / static_cast<double>(bars.size());
-  const auto y_of = [&](double v) { return kTop + plot_h - v / y_max * plot_h; };
-  const auto x_of = [&](Wide t) {
-    return kLeft + static_cast<double>(t - first) / t_span * plot_w;
-  };
+  return bars;
+}
 
-  std::string svg;
-  svg += format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
-      "font-family=\"sans-serif\" font-size=\"12\">\n",
-      kWidth, kHeight, kWidth, kHeight);
-  svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  svg += "<text x=\"" + format("%g", kLeft) + "\" y=\"22\" font-size=\"15\" font-weight=\"bold\">" +
-         escape_xml(labels.title) + "</text>\n";
-  // Horizontal grid and y labels.
-  const double y_step = nice_step(y_max, 5);
-  for (double v = 0; v <= y_max; v += y_step) {
-    svg += format("<line x1=\"%g\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", kLeft,
-                  kLeft + plot_w, y_of(v), y_of(v));
-    svg += format("<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", kLeft - 6,
-                  y_of(v) + 4, v);
+// Where things go on the page.
+struct Frame {
+  static constexpr double kWidth = 960, kHeight = 440;
+  static constexpr double kLeft = 70, kRight = 20, kTop = 50, kBottom = 60;
+  static constexpr double kPlotW = kWidth - kLeft - kRight, kPlotH = kHeight - kTop - kBottom;
+
+  std::int64_t first;  // The instant at the left edge.
+  double t_span;       // Nanoseconds across the plot.
+  double y_max;        // Requests per bar at the top.
+
+  double y_of(double v) const { return kTop + kPlotH - v / y_max * kPlotH; }
+  double x_of(Wide t) const { return kLeft + static_cast<double>(t - first) / t_span * kPlotW; }
+};
+
+void draw_grid(std::string& svg, const Frame& f) {
+  const double y_step = nice_step(f.y_max, 5);
+  for (double v = 0; v <= f.y_max; v += y_step) {
+    svg += format("<line x1=\"%g\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n",
+                  Frame::kLeft, Frame::kLeft + Frame::kPlotW, f.y_of(v), f.y_of(v));
+    svg += format("<text x=\"%g\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", Frame::kLeft - 6,
+                  f.y_of(v) + 4, v);
   }
-  // Bars: admitted below, denied stacked on top.
-  for (std::size_t i = 0; i < bars.size(); ++i) {
-    const auto [admitted, denied] = bars[i];
-    const double x = kLeft + bar_w * static_cast<double>(i);
+}
+
+// Admitted below, denied stacked on top.
+void draw_bars(std::string& svg, const Frame& f, const Bars& bars) {
+  const double bar_w = Frame::kPlotW / static_cast<double>(bars.counts.size());
+  for (std::size_t i = 0; i < bars.counts.size(); ++i) {
+    const auto [admitted, denied] = bars.counts[i];
+    const double x = Frame::kLeft + bar_w * static_cast<double>(i);
     const double a = static_cast<double>(admitted), d = static_cast<double>(denied);
     const double w = std::max(bar_w * 0.9, 0.5);
     if (admitted > 0) {
       svg +=
           format("<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#2e8b57\"/>\n",
-                 x, y_of(a), w, kTop + plot_h - y_of(a));
+                 x, f.y_of(a), w, Frame::kTop + Frame::kPlotH - f.y_of(a));
     }
     if (denied > 0) {
       svg +=
           format("<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#d9534f\"/>\n",
-                 x, y_of(a + d), w, y_of(a) - y_of(a + d));
+                 x, f.y_of(a + d), w, f.y_of(a) - f.y_of(a + d));
     }
   }
-  // The quota line.
-  if (quota_per_bar >= 0) {
-    svg += format(
-        "<line x1=\"%g\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#1f4e9c\" stroke-width=\"2\" "
-        "stroke-dasharray=\"6 4\"/>\n",
-        kLeft, kLeft + plot_w, y_of(quota_per_bar), y_of(quota_per_bar));
-  }
-  // Axes.
+}
+
+void draw_quota_line(std::string& svg, const Frame& f, double quota_per_bar) {
+  svg += format(
+      "<line x1=\"%g\" x2=\"%g\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#1f4e9c\" stroke-width=\"2\" "
+      "stroke-dasharray=\"6 4\"/>\n",
+      Frame::kLeft, Frame::kLeft + Frame::kPlotW, f.y_of(quota_per_bar), f.y_of(quota_per_bar));
+}
+
+void draw_axes(std::string& svg) {
+  constexpr double kLeft = Frame::kLeft, kBottom = Frame::kTop + Frame::kPlotH;
   svg += format("<line x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", kLeft,
-                kLeft + plot_w, kTop + plot_h, kTop + plot_h);
+                kLeft + Frame::kPlotW, kBottom, kBottom);
   svg += format("<line x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", kLeft, kLeft,
-                kTop, kTop + plot_h);
-  // Time ticks at round instants.
-  const bool dates = origin > 978'307'200'000'000'000LL;  // After 2001-01-01.
-  const std::int64_t tick = round_up(static_cast<std::int64_t>(t_span / 8));
-  for (Wide wide_t = floor_to(first, tick); wide_t <= first + static_cast<Wide>(t_span);
+                Frame::kTop, kBottom);
+}
+
+// Returns `t` as a tick label: a time of day (or a date) for `dates`, else seconds.
+std::string tick_label(std::int64_t t, std::int64_t tick, bool dates) {
+  if (!dates) return format("%g s", static_cast<double>(t) / 1e9);
+  const std::time_t secs = static_cast<std::time_t>(floor_to(t, kS) / kS);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf,
+                tick >= 24 * kHour ? "%b %d"
+                : tick >= kMin     ? "%H:%M"
+                                   : "%H:%M:%S",
+                &tm);
+  std::string label = buf;
+  if (tick < kS) label += format(".%03.0f", static_cast<double>((t % kS) / kMs));
+  return label;
+}
+
+// Ticks at round instants along the time axis.
+void draw_time_ticks(std::string& svg, const Frame& f, bool dates) {
+  const double bottom = Frame::kTop + Frame::kPlotH;
+  const std::int64_t tick = round_up(static_cast<std::int64_t>(f.t_span / 8));
+  for (Wide wide_t = floor_to(f.first, tick); wide_t <= f.first + static_cast<Wide>(f.t_span);
        wide_t += tick) {
-    if (wide_t < first || wide_t > INT64_MAX) continue;
+    if (wide_t < f.first || wide_t > INT64_MAX) continue;
     const auto t = static_cast<std::int64_t>(wide_t);
-    const double x = x_of(t);
-    std::string label;
-    if (dates) {
-      const std::time_t secs = static_cast<std::time_t>(floor_to(t, kS) / kS);
-      std::tm tm{};
-      gmtime_r(&secs, &tm);
-      char buf[32];
-      std::strftime(buf, sizeof buf,
-                    tick >= 24 * kHour ? "%b %d"
-                    : tick >= kMin     ? "%H:%M"
-                                       : "%H:%M:%S",
-                    &tm);
-      label = buf;
-      if (tick < kS) label += format(".%03.0f", static_cast<double>((t % kS) / kMs));
-    } else {
-      label = format("%g s", static_cast<double>(t) / 1e9);
-    }
+    const double x = f.x_of(t);
     svg += format("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", x, x,
-                  kTop + plot_h, kTop + plot_h + 5);
-    svg += "<text x=\"" + format("%.1f", x) + "\" y=\"" + format("%g", kTop + plot_h + 18) +
-           "\" text-anchor=\"middle\">" + label + "</text>\n";
+                  bottom, bottom + 5);
+    svg += "<text x=\"" + format("%.1f", x) + "\" y=\"" + format("%g", bottom + 18) +
+           "\" text-anchor=\"middle\">" + tick_label(t, tick, dates) + "</text>\n";
   }
+}
+
+// The axes' titles.
+void draw_axis_titles(std::string& svg, const Bars& bars, bool dates) {
   std::string x_title = "time";
   if (dates) {
-    const std::time_t secs = static_cast<std::time_t>(floor_to(first, kS) / kS);
+    const std::time_t secs = static_cast<std::time_t>(floor_to(bars.first, kS) / kS);
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char buf[32];
@@ -262,27 +275,65 @@ std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
   } else {
     x_title += " (seconds since the epoch of the trace)";
   }
-  x_title += "; one bar per " + duration_text(width);
-  svg += "<text x=\"" + format("%g", kLeft + plot_w / 2) + "\" y=\"" + format("%g", kHeight - 14) +
-         "\" text-anchor=\"middle\">" + escape_xml(x_title) + "</text>\n";
+  x_title += "; one bar per " + duration_text(bars.width);
+  svg += "<text x=\"" + format("%g", Frame::kLeft + Frame::kPlotW / 2) + "\" y=\"" +
+         format("%g", Frame::kHeight - 14) + "\" text-anchor=\"middle\">" + escape_xml(x_title) +
+         "</text>\n";
   svg += format(
       "<text transform=\"translate(16 %g) rotate(-90)\" text-anchor=\"middle\">requests per "
       "bar</text>\n",
-      kTop + plot_h / 2);
-  // Legend.
-  const double lx = kWidth - kRight - 380;
+      Frame::kTop + Frame::kPlotH / 2);
+}
+
+void draw_legend(std::string& svg, const PlotLabels& labels, bool with_quota) {
+  const double lx = Frame::kWidth - Frame::kRight - 380;
   svg += format("<rect x=\"%g\" y=\"30\" width=\"12\" height=\"12\" fill=\"#2e8b57\"/>", lx);
   svg += format("<text x=\"%g\" y=\"40\">admitted</text>\n", lx + 16);
   svg += format("<rect x=\"%g\" y=\"30\" width=\"12\" height=\"12\" fill=\"#d9534f\"/>", lx + 85);
   svg += format("<text x=\"%g\" y=\"40\">denied</text>\n", lx + 101);
-  if (quota_per_bar >= 0) {
-    svg += format(
-        "<line x1=\"%g\" x2=\"%g\" y1=\"36\" y2=\"36\" stroke=\"#1f4e9c\" stroke-width=\"2\" "
-        "stroke-dasharray=\"6 4\"/>",
-        lx + 160, lx + 185);
-    svg += "<text x=\"" + format("%g", lx + 190) + "\" y=\"40\">" + escape_xml(labels.quota_label) +
-           "</text>\n";
+  if (!with_quota) return;
+  svg += format(
+      "<line x1=\"%g\" x2=\"%g\" y1=\"36\" y2=\"36\" stroke=\"#1f4e9c\" stroke-width=\"2\" "
+      "stroke-dasharray=\"6 4\"/>",
+      lx + 160, lx + 185);
+  svg += "<text x=\"" + format("%g", lx + 190) + "\" y=\"40\">" + escape_xml(labels.quota_label) +
+         "</text>\n";
+}
+
+}  // namespace
+
+std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
+  const Bars bars = regroup(series);
+  std::uint64_t peak = 0;
+  for (const auto& [a, d] : bars.counts) peak = std::max(peak, a + d);
+  double quota_per_bar = -1;  // None.
+  if (labels.quota) {
+    quota_per_bar = static_cast<double>(labels.quota->count()) * static_cast<double>(bars.width) /
+                    static_cast<double>(labels.quota->period().count());
   }
+  const Frame frame{
+      .first = bars.first,
+      .t_span = static_cast<double>(bars.width) * static_cast<double>(bars.counts.size()),
+      .y_max = std::max({1.0, static_cast<double>(peak), quota_per_bar}) * 1.08,
+  };
+  const bool dates =
+      series.origin().time_since_epoch().count() > 978'307'200'000'000'000LL;  // After 2001-01-01.
+
+  std::string svg = format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%g\" height=\"%g\" viewBox=\"0 0 %g %g\" "
+      "font-family=\"sans-serif\" font-size=\"12\">\n",
+      Frame::kWidth, Frame::kHeight, Frame::kWidth, Frame::kHeight);
+  svg += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  svg += "<text x=\"" + format("%g", Frame::kLeft) +
+         "\" y=\"22\" font-size=\"15\" font-weight=\"bold\">" + escape_xml(labels.title) +
+         "</text>\n";
+  draw_grid(svg, frame);
+  draw_bars(svg, frame, bars);
+  if (quota_per_bar >= 0) draw_quota_line(svg, frame, quota_per_bar);
+  draw_axes(svg);
+  draw_time_ticks(svg, frame, dates);
+  draw_axis_titles(svg, bars, dates);
+  draw_legend(svg, labels, quota_per_bar >= 0);
   svg += "</svg>\n";
   return svg;
 }

@@ -3,8 +3,8 @@
 // `FLOODGATE_EXPECT_RUN_OK(report)` (and `FLOODGATE_ASSERT_RUN_OK`) turn a run's report into a
 // test failure carrying the whole report, on the test's own thread. Including this header also
 // installs a guard: a GoogleTest assertion made inside a worker (where an `ASSERT_*` only returns
-// from the worker's lambda, and where the origin story's `t.Fatalf` left the test waiting
-// forever) fails the run at once, naming the worker and the assertion, so that workers record
+// from the worker's lambda, and a test that waits for the worker's result could wait forever)
+// fails the run at once, naming the worker and the assertion, so that workers record
 // with `Worker::fail` and `Worker::expect_eq` instead. Link GoogleTest yourself.
 #pragma once
 

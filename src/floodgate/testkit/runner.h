@@ -3,8 +3,8 @@
 // all workers are joined; and a watchdog that turns a hang into a per-worker report and a failing
 // exit instead of a silent wait.
 //
-// It exists because of the test floodgate started from: workers that reported a failure and quit,
-// while the test waited forever for a signal that never came. Here a worker never asserts. It
+// A worker never asserts: a worker that reports a failure and quits can leave a test waiting
+// forever for a signal that never comes. It
 // records (`Worker::step`), and when it sees something wrong it says so (`Worker::fail`,
 // `Worker::expect_eq`), which stops every other worker promptly; an exception escaping a worker is
 // recorded the same way. Nothing waits without a deadline: the start line has one, and a worker

@@ -56,10 +56,12 @@ class BucketCell<Rule, Threads::Many> {
   // Reads a consistent snapshot into `s`, or returns false if a change of quota overlapped the
   // read (then `s` is garbage; read again).
   [[gnu::always_inline]] bool try_read(Snapshot& s) const noexcept {
+    // Acquire loads throughout: the version's second load stays after them, and whoever reads a
+    // word a change wrote also reads the odd version the change wrote first. (No standalone
+    // fences, which ThreadSanitizer does not model.)
     const std::uint64_t v = version_.load(std::memory_order_acquire);
     s.params = load_params();
-    s.word = word_.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    s.word = word_.load(std::memory_order_acquire);
     s.version = v;
     // Unchanged and even: an odd `v` never equals `v & ~1`.
     return version_.load(std::memory_order_relaxed) == (v & ~std::uint64_t{1});
@@ -101,13 +103,13 @@ class BucketCell<Rule, Threads::Many> {
     if (quota == quota_ && !always) return false;
     const std::uint64_t v = version_.load(std::memory_order_relaxed);
     version_.store(v + 1, std::memory_order_relaxed);
-    // Whoever reads a parameter or a state word written below also reads the odd version.
-    std::atomic_thread_fence(std::memory_order_release);
+    // Release stores below: whoever reads one of them also reads the odd version.
     const Params from = load_params();
     const Params to = Rule::params(quota);
     store_params(to);
     std::uint64_t word = word_.load(std::memory_order_relaxed);
-    while (!word_.compare_exchange_weak(word, carry(word, from, to), std::memory_order_relaxed)) {
+    while (!word_.compare_exchange_weak(word, carry(word, from, to), std::memory_order_release,
+                                        std::memory_order_relaxed)) {
     }
     quota_ = quota;
     version_.store(v + 2, std::memory_order_release);
@@ -131,12 +133,12 @@ class BucketCell<Rule, Threads::Many> {
   template <std::size_t... I>
   [[gnu::always_inline]] Params load_words(std::index_sequence<I...> /*words*/) const noexcept {
     return std::bit_cast<Params>(
-        std::array<std::uint64_t, kParamWords>{params_[I].load(std::memory_order_relaxed)...});
+        std::array<std::uint64_t, kParamWords>{params_[I].load(std::memory_order_acquire)...});
   }
   void store_params(const Params& p) noexcept {
     const auto words = std::bit_cast<std::array<std::uint64_t, kParamWords>>(p);
     for (std::size_t i = 0; i < kParamWords; ++i) {
-      params_[i].store(words[i], std::memory_order_relaxed);
+      params_[i].store(words[i], std::memory_order_release);
     }
   }
 

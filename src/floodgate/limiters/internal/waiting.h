@@ -28,9 +28,9 @@ WaitResult wait_for(Limiter& limiter, const C& clock, std::uint64_t cost, Instan
                     const std::stop_token& stop, Nanos jitter) {
   const Instant now = clock.now();
   if (stop.stop_requested()) return {WaitStatus::Cancelled, now};
-  const Nanos budget{deadline <= now ? 0
-                                     : saturating_sub(deadline.time_since_epoch().count(),
-                                                      now.time_since_epoch().count())};
+  // Negative once the deadline has passed: then even permits free now are refused.
+  const Nanos budget{
+      saturating_sub(deadline.time_since_epoch().count(), now.time_since_epoch().count())};
   Reservation r = limiter.reserve_at(now, cost, budget);
   if (r.verdict() == Verdict::ExceedsBurst) return {WaitStatus::ExceedsBurst, now};
   if (!r.allowed()) return {WaitStatus::DeadlineTooSoon, r.ready_at()};
