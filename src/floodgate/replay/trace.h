@@ -69,8 +69,8 @@ struct CsvColumns {
 // Returns the columns of the CSV header `line`, or an error naming what is missing or doubled.
 Result<CsvColumns> parse_csv_header(std::string_view line);
 
-// Parses one CSV data line into `request`; `fields` is scratch space that `request.key` may
-// point into. Returns an error naming the field and its value.
+// Parses one CSV data line into a request whose key may point into `scratch` (kept by the
+// caller until the request is used). Returns an error naming the field and its value.
 Result<Request> parse_csv_line(std::string_view line, const CsvColumns& columns,
                                std::string& scratch);
 

@@ -3,15 +3,16 @@
 // and the argument for it.
 //
 // For `Threads::Many` the quota's parameters sit beside the state word under a sequence lock: a
-// change makes the version odd, writes the new parameters, carries the state word to the new
-// quota with a compare-and-swap, and makes the version even again, all under a mutex that only
-// changes take. A call reads the version, the parameters and the state, and uses them only if the
-// version was even and is unchanged; it then commits with a compare-and-swap on the state word
-// alone. A call that overlaps a change is therefore decided wholly under the old parameters or
-// wholly under the new ones. Because the commit checks the state word only, a call decided under
-// the old quota can still commit after a change that left the word as it found it (a bucket
-// that stays full keeps its word); its charge then counts under the new quota as it is. Memory
-// does not grow with changes: there is one state word and one set of parameters.
+// change counts itself started, writes the new parameters, carries the state word to the new
+// quota with a compare-and-swap, and counts itself finished, all under a mutex that only changes
+// take. A call reads the finished count, the parameters and the state, then the started count,
+// and uses what it read only if the two counts are equal (no change ran meanwhile); it then
+// commits with a compare-and-swap on the state word alone. A call that overlaps a change is
+// therefore decided wholly under the old parameters or wholly under the new ones. Because the
+// commit checks the state word only, a call decided under the old quota can still commit after a
+// change that left the word as it found it (a bucket that stays full keeps its word); its charge
+// then counts under the new quota as it is. Memory does not grow with changes: there is one state
+// word and one set of parameters.
 #pragma once
 
 #include <array>
@@ -31,7 +32,7 @@
 namespace floodgate::internal {
 
 // What a call reads: the quota's parameters, the state word under them, and the quota's version
-// (even; it moves by 2 with each change).
+// (the number of changes made before).
 template <class Params>
 struct Snapshot {
   Params params;
@@ -56,15 +57,13 @@ class BucketCell<Rule, Threads::Many> {
   // Reads a consistent snapshot into `s`, or returns false if a change of quota overlapped the
   // read (then `s` is garbage; read again).
   [[gnu::always_inline]] bool try_read(Snapshot& s) const noexcept {
-    // Acquire loads throughout: the version's second load stays after them, and whoever reads a
-    // word a change wrote also reads the odd version the change wrote first. (No standalone
+    // Acquire loads throughout: the started count's load stays after them, and whoever reads a
+    // word a change wrote also reads the started count the change wrote first. (No standalone
     // fences, which ThreadSanitizer does not model.)
-    const std::uint64_t v = version_.load(std::memory_order_acquire);
+    s.version = finished_.load(std::memory_order_acquire);
     s.params = load_params();
     s.word = word_.load(std::memory_order_acquire);
-    s.version = v;
-    // Unchanged and even: an odd `v` never equals `v & ~1`.
-    return version_.load(std::memory_order_relaxed) == (v & ~std::uint64_t{1});
+    return started_.load(std::memory_order_relaxed) == s.version;
   }
 
   // Returns a consistent snapshot, waiting out a change of quota in progress (a few instructions
@@ -101,9 +100,9 @@ class BucketCell<Rule, Threads::Many> {
   bool change(const Quota& quota, bool always, Carry carry) {
     const std::lock_guard<std::mutex> lock(mu_);
     if (quota == quota_ && !always) return false;
-    const std::uint64_t v = version_.load(std::memory_order_relaxed);
-    version_.store(v + 1, std::memory_order_relaxed);
-    // Release stores below: whoever reads one of them also reads the odd version.
+    const std::uint64_t v = finished_.load(std::memory_order_relaxed);
+    started_.store(v + 1, std::memory_order_relaxed);
+    // Release stores below: whoever reads one of them also reads the started count.
     const Params from = load_params();
     const Params to = Rule::params(quota);
     store_params(to);
@@ -112,7 +111,7 @@ class BucketCell<Rule, Threads::Many> {
                                         std::memory_order_relaxed)) {
     }
     quota_ = quota;
-    version_.store(v + 2, std::memory_order_release);
+    finished_.store(v + 1, std::memory_order_release);
     return true;
   }
 
@@ -144,7 +143,8 @@ class BucketCell<Rule, Threads::Many> {
 
   // What every call reads, in one cache line.
   alignas(kCacheLineSize) std::atomic<std::uint64_t> word_;
-  std::atomic<std::uint64_t> version_{0};  // Odd while a change is being made.
+  std::atomic<std::uint64_t> started_{0};   // Changes begun ...
+  std::atomic<std::uint64_t> finished_{0};  // ... and completed: fewer while one is made.
   std::array<std::atomic<std::uint64_t>, kParamWords> params_;
   // What only changes and `quota()` touch, on the next line.
   alignas(kCacheLineSize) mutable std::mutex mu_;
@@ -190,7 +190,7 @@ class BucketCell<Rule, Threads::One> {
     word_ = carry(word_, params_, to);
     params_ = to;
     quota_ = quota;
-    version_ += 2;
+    ++version_;
     return true;
   }
 
