@@ -1,50 +1,21 @@
 // KeyedLimiter: a call on a key that has state allocates nothing, whatever the key's length or
-// type. This binary replaces the global allocation functions to count the calls made while a
-// counter is armed.
+// type (allocations counted by floodgate/testkit/allocations_test_util.h).
 #include <gtest/gtest.h>
 
 #include <array>
-#include <atomic>
 #include <cstdint>
-#include <cstdlib>
-#include <new>
 #include <string>
 #include <vector>
 
 #include "floodgate/keyed/keyed_limiter.h"
-
-namespace {
-std::atomic<bool> counting{false};
-std::atomic<long> allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-// GCC sees a `delete` of memory from a `new` it inlined as malloc, and warns of a mismatch that
-// the replacement pair makes correct.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#pragma GCC diagnostic pop
+#include "floodgate/testkit/allocations_test_util.h"
 
 namespace floodgate {
 namespace {
 
-const Instant t0{std::chrono::seconds(1000)};
+using testkit::allocations_in;
 
-// Returns the allocations `calls` makes.
-template <typename F>
-long allocations_in(F&& calls) {
-  allocations.store(0);
-  counting.store(true);
-  calls();
-  counting.store(false);
-  return allocations.load();
-}
+const Instant t0{std::chrono::seconds(1000)};
 
 TEST(KeyedLimiterAllocationTest, CallsOnKnownKeysAllocateNothing) {
   KeyedLimiter<std::string, GcraRule, ManualClock> by_name{

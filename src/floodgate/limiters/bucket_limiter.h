@@ -122,7 +122,7 @@ class BucketLimiter {
   // Takes as many permits as are available at `now`, up to `max_cost`, and says how many. When
   // none is available the decision is `Denied`, with `retry_after()` the wait for one.
   Grant try_acquire_up_to_at(Instant now, std::uint64_t max_cost) noexcept {
-    return cell_.update([&](const Snapshot& s) {
+    return internal::update(cell_, [&](const Snapshot& s) {
       const auto state = Impl::state(s.word);
       const std::uint64_t permits = Impl::available(state, now, max_cost, s.params);
       // None available: answer for one permit, or for none if none was asked for.
@@ -153,7 +153,7 @@ class BucketLimiter {
   // about 146 years in debt; a cost above the burst is `ExceedsBurst`. `reserve_at(now, n, 0ns)`
   // is a `try_acquire_at` that can be cancelled. Lock-free.
   Reservation reserve_at(Instant now, std::uint64_t cost = 1, Nanos max_delay = kNever) noexcept {
-    const Fields f = cell_.update([&](const Snapshot& s) {
+    const Fields f = internal::update(cell_, [&](const Snapshot& s) {
       const auto step = Impl::reserve(Impl::state(s.word), now, cost, max_delay, s.params);
       const Fields granted{
           .verdict = step.verdict,
@@ -214,7 +214,7 @@ class BucketLimiter {
  private:
   // `try_acquire_at` for cost 0, a cost above the burst, a lost race or a change in progress.
   [[gnu::noinline, gnu::cold]] Decision try_acquire_slow(Instant now, std::uint64_t cost) noexcept {
-    return cell_.update([&](const Snapshot& s) {
+    return internal::update(cell_, [&](const Snapshot& s) {
       const auto step = Impl::acquire(Impl::state(s.word), now, cost, s.params);
       return std::pair{Impl::word(step.state), step.decision};
     });
@@ -222,7 +222,7 @@ class BucketLimiter {
 
   // Gives back what the rule's refund allows, unless the quota changed since the reservation.
   static Nanos cancel(void* self, const Fields& f, Instant now) noexcept {
-    return static_cast<BucketLimiter*>(self)->cell_.update([&](const Snapshot& s) {
+    return internal::update(static_cast<BucketLimiter*>(self)->cell_, [&](const Snapshot& s) {
       if (s.version != f.version) return std::pair{s.word, Nanos::zero()};
       const auto step =
           Impl::refund(Impl::state(s.word), Impl::state(f.before), Impl::state(f.after),

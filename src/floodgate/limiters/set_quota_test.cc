@@ -166,7 +166,7 @@ TYPED_TEST(SetQuotaTest, HostileInstantsAreCarriedWithoutOverflow) {
   }
 }
 
-// The crashes of the design this one replaced, as regressions: none may come back.
+// Regressions (issue 13): races and states that crashed an earlier design of quota changes.
 
 TYPED_TEST(SetQuotaTest, ReservingAndCancellingWhileTheQuotaChangesNeverCrashes) {
   // Two threads reserve and cancel while a third flips the quota, with nothing between the calls.

@@ -82,18 +82,6 @@ class BucketCell<Rule, Threads::Many> {
     return word_.compare_exchange_strong(expected, next, std::memory_order_relaxed);
   }
 
-  // Applies `step(snapshot)`, which returns the word to store and a result, until its word
-  // commits; returns the result of the step that took effect. Storing the word it was given
-  // commits nothing.
-  template <class Step>
-  auto update(Step step) {
-    while (true) {
-      const Snapshot s = read();
-      auto [next, result] = step(s);
-      if (next == s.word || commit(s, next)) return result;
-    }
-  }
-
   // Makes `quota` current: the state word becomes `carry(word, from, to)`. Returns false, having
   // changed nothing, if `quota` is current already and `always` is false.
   template <class Carry>
@@ -171,18 +159,6 @@ class BucketCell<Rule, Threads::One> {
     return true;
   }
 
-  // Applies `step(snapshot)`, which returns the word to store and a result, until its word
-  // commits; returns the result of the step that took effect. Storing the word it was given
-  // commits nothing.
-  template <class Step>
-  auto update(Step step) {
-    while (true) {
-      const Snapshot s = read();
-      auto [next, result] = step(s);
-      if (next == s.word || commit(s, next)) return result;
-    }
-  }
-
   template <class Carry>
   bool change(const Quota& quota, bool always, Carry carry) {
     if (quota == quota_ && !always) return false;
@@ -202,5 +178,17 @@ class BucketCell<Rule, Threads::One> {
   Params params_;
   Quota quota_;
 };
+
+// Applies `step(snapshot)`, which returns the word to store and a result, to `cell` until its
+// word commits; returns the result of the step that took effect. Storing the word it was given
+// commits nothing.
+template <class Cell, class Step>
+auto update(Cell& cell, Step step) {
+  while (true) {
+    const auto s = cell.read();
+    auto [next, result] = step(s);
+    if (next == s.word || cell.commit(s, next)) return result;
+  }
+}
 
 }  // namespace floodgate::internal
