@@ -89,13 +89,21 @@ class BucketLimiter {
   [[gnu::always_inline]] Decision try_acquire_at(Instant now, std::uint64_t cost = 1) noexcept {
     Snapshot s;
     typename Impl::State next{};
-    // Cost 0, a cost above the burst, a lost race and a change of quota go out of line. One
-    // decision object for both paths lets the compiler build it where the caller reads it.
-    const bool read = cell_.try_read(s);
+    // Out of line: an instant to clamp, a change of quota that overlapped the read, cost 0 or a
+    // cost above the burst, and a lost race. The first three are one test of one word, whose
+    // bits above 2 x kTimeLimit each of them sets, so that the common path takes one branch.
+    const std::uint64_t racing = cell_.read_racing(s);
     // Every quota has a burst of at least 1, so cost 1 needs no comparison.
     if (Impl::burst(s.params) == 0) __builtin_unreachable();
-    const bool fast = read && cost - 1 < Impl::burst(s.params);
-    Decision decision = fast ? Impl::admit(Impl::state(s.word), now, cost, s.params, next)
+    const std::int64_t t = now.time_since_epoch().count();
+    constexpr std::uint64_t kInRange = 2 * static_cast<std::uint64_t>(internal::kTimeLimit);
+    const std::uint64_t rare =
+        (static_cast<std::uint64_t>(t) + static_cast<std::uint64_t>(internal::kTimeLimit)) |
+        (std::uint64_t{0} - racing) |  // Races are far fewer than 2^63: the top bit.
+        (std::uint64_t{cost - 1 >= Impl::burst(s.params)} << 63);
+    const bool fast = rare <= kInRange;
+    // One decision object for both paths lets the compiler build it where the caller reads it.
+    Decision decision = fast ? Impl::admit(Impl::state(s.word), t, cost, s.params, next)
                              : Decision(Verdict::Denied, 0, 0, 1, Nanos::zero(), Nanos::zero());
     if (!fast || (decision.allowed() && !cell_.commit(s, Impl::word(next)))) [[unlikely]] {
       decision = try_acquire_slow(now, cost);

@@ -65,20 +65,18 @@ constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {
   return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-// Returns `ns`, which lies outside [-kTimeLimit, kTimeLimit], clamped to it. Out of line, so that
-// the compiler keeps the test in `clamped_nanos` a branch rather than a select.
-[[gnu::noinline, gnu::cold]] constexpr std::int64_t clamp_far(std::int64_t ns) noexcept {
-  return ns < 0 ? -kTimeLimit : kTimeLimit;
+// Reports whether `ns` lies in [-kTimeLimit, kTimeLimit]. One unsigned comparison tests both
+// ends: ns + kTimeLimit wraps to a huge value below -kTimeLimit.
+constexpr bool in_time_range(std::int64_t ns) noexcept {
+  return static_cast<std::uint64_t>(ns) + std::uint64_t{kTimeLimit} <=
+         2 * std::uint64_t{kTimeLimit};
 }
 
 // Returns the nanoseconds of `t` since the epoch, clamped to [-kTimeLimit, kTimeLimit].
 constexpr std::int64_t clamped_nanos(Instant t) noexcept {
   const std::int64_t ns = t.time_since_epoch().count();
-  // One unsigned comparison tests both ends: ns + kTimeLimit wraps to a huge value below -limit.
-  if (static_cast<std::uint64_t>(ns) + std::uint64_t{kTimeLimit} > 2 * std::uint64_t{kTimeLimit})
-      [[unlikely]] {
-    return clamp_far(ns);
-  }
+  if (!in_time_range(ns)) [[unlikely]]
+    return ns < 0 ? -kTimeLimit : kTimeLimit;
   return ns;
 }
 

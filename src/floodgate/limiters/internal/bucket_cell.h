@@ -54,6 +54,15 @@ class BucketCell<Rule, Threads::Many> {
     store_params(Rule::params(quota));
   }
 
+  // Reads a snapshot into `s` and returns how many changes of quota began while it was read: 0
+  // when the snapshot is consistent (otherwise `s` is garbage; read again).
+  [[gnu::always_inline]] std::uint64_t read_racing(Snapshot& s) const noexcept {
+    s.version = finished_.load(std::memory_order_acquire);
+    s.params = load_params();
+    s.word = word_.load(std::memory_order_acquire);
+    return started_.load(std::memory_order_relaxed) - s.version;
+  }
+
   // Reads a consistent snapshot into `s`, or returns false if a change of quota overlapped the
   // read (then `s` is garbage; read again).
   [[gnu::always_inline]] bool try_read(Snapshot& s) const noexcept {
@@ -149,6 +158,10 @@ class BucketCell<Rule, Threads::One> {
   BucketCell(const Quota& quota, std::uint64_t word) noexcept
       : word_(word), params_(Rule::params(quota)), quota_(quota) {}
 
+  [[gnu::always_inline]] std::uint64_t read_racing(Snapshot& s) const noexcept {
+    s = {params_, word_, version_};
+    return 0;
+  }
   [[gnu::always_inline]] bool try_read(Snapshot& s) const noexcept {
     s = {params_, word_, version_};
     return true;

@@ -76,11 +76,11 @@ struct Gcra {
     return state > t ? static_cast<std::uint64_t>(state) - static_cast<std::uint64_t>(t) : 0;
   }
 
-  // Returns the decision for `cost` in [1, burst] at `now` and the state after it.
-  [[gnu::always_inline]] static constexpr Decision admit(State state, Instant now,
+  // Returns the decision for `cost` in [1, burst] at the clamped instant `t`, and sets `next` to
+  // the state after it.
+  [[gnu::always_inline]] static constexpr Decision admit(State state, std::int64_t t,
                                                          std::uint64_t cost, const Params& p,
                                                          State& next) noexcept {
-    const std::int64_t t = clamped_nanos(now);
     const std::uint64_t used = backlog(state, t);
     const auto window = static_cast<std::uint64_t>(p.window);
     // cost <= burst keeps the charge at most the window (2^61), so `need` cannot wrap.
@@ -111,7 +111,7 @@ struct Gcra {
               state};
     }
     State next = state;
-    const Decision decision = admit(state, now, cost, p, next);
+    const Decision decision = admit(state, clamped_nanos(now), cost, p, next);
     return {decision, cost == 0 ? state : next};
   }
 

@@ -112,11 +112,11 @@ struct TokenBucket {
                     retry, bucket_wait(state, instant, p.burst, p));
   }
 
-  // Returns the decision for `cost` in [1, burst] at `now`, and sets `next` to the state after
-  // it.
-  [[gnu::always_inline]] static Decision admit(State empty_at, Instant now, std::uint64_t cost,
-                                               const Params& p, State& next) noexcept {
-    const std::int64_t instant = clamped_nanos(now);
+  // Returns the decision for `cost` in [1, burst] at the clamped instant `instant`, and sets
+  // `next` to the state after it.
+  [[gnu::always_inline]] static Decision admit(State empty_at, std::int64_t instant,
+                                               std::uint64_t cost, const Params& p,
+                                               State& next) noexcept {
     const auto t = static_cast<double>(instant);
     const double available = bucket_tokens(empty_at, t, p);
     const auto need = static_cast<double>(cost);
@@ -139,7 +139,7 @@ struct TokenBucket {
   static Step acquire(State empty_at, Instant now, std::uint64_t cost, const Params& p) noexcept {
     if (cost - 1 < p.permits) [[likely]] {
       State next = empty_at;
-      const Decision decision = admit(empty_at, now, cost, p, next);
+      const Decision decision = admit(empty_at, clamped_nanos(now), cost, p, next);
       return {decision, next};
     }
     const std::int64_t instant = clamped_nanos(now);
