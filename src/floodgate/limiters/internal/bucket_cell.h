@@ -54,32 +54,23 @@ class BucketCell<Rule, Threads::Many> {
     store_params(Rule::params(quota));
   }
 
-  // Reads a snapshot into `s` and returns how many changes of quota began while it was read: 0
-  // when the snapshot is consistent (otherwise `s` is garbage; read again).
+  // Reads a snapshot into `s` and returns how many changes of quota began and had not finished
+  // before the read ended: 0 when the snapshot is consistent (otherwise `s` is garbage).
   [[gnu::always_inline]] std::uint64_t read_racing(Snapshot& s) const noexcept {
-    s.version = finished_.load(std::memory_order_acquire);
-    s.params = load_params();
-    s.word = word_.load(std::memory_order_acquire);
-    return started_.load(std::memory_order_relaxed) - s.version;
-  }
-
-  // Reads a consistent snapshot into `s`, or returns false if a change of quota overlapped the
-  // read (then `s` is garbage; read again).
-  [[gnu::always_inline]] bool try_read(Snapshot& s) const noexcept {
     // Acquire loads throughout: the started count's load stays after them, and whoever reads a
     // word a change wrote also reads the started count the change wrote first. (No standalone
     // fences, which ThreadSanitizer does not model.)
     s.version = finished_.load(std::memory_order_acquire);
     s.params = load_params();
     s.word = word_.load(std::memory_order_acquire);
-    return started_.load(std::memory_order_relaxed) == s.version;
+    return started_.load(std::memory_order_relaxed) - s.version;
   }
 
   // Returns a consistent snapshot, waiting out a change of quota in progress (a few instructions
   // of the changing thread, which holds no lock a caller needs).
   Snapshot read() const noexcept {
     Snapshot s;
-    for (int tries = 1; !try_read(s); ++tries) {
+    for (int tries = 1; read_racing(s) != 0; ++tries) {
       if (tries % 64 == 0) std::this_thread::yield();
     }
     return s;
@@ -161,10 +152,6 @@ class BucketCell<Rule, Threads::One> {
   [[gnu::always_inline]] std::uint64_t read_racing(Snapshot& s) const noexcept {
     s = {params_, word_, version_};
     return 0;
-  }
-  [[gnu::always_inline]] bool try_read(Snapshot& s) const noexcept {
-    s = {params_, word_, version_};
-    return true;
   }
   Snapshot read() const noexcept { return {params_, word_, version_}; }
   [[gnu::always_inline]] bool commit(const Snapshot& /*s*/, std::uint64_t next) noexcept {
