@@ -19,6 +19,6 @@ done
 for type in RelWithDebInfo Release; do
   echo "hot path, $type: running (about half a minute)..."
   "$out/$type/hot_path" --benchmark_repetitions=10 --benchmark_enable_random_interleaving=true \
-    --benchmark_report_aggregates_only=true --benchmark_color=false "$@" >"$out/$type.txt"
+    --benchmark_report_aggregates_only=true --benchmark_color=false "$@" >"$out/$type.txt" 2>&1
   sed -n '/^hot path/,$p' "$out/$type.txt"
 done
