@@ -207,6 +207,9 @@ TYPED_TEST(KeyedLimiterTest, KeysGetTheirOwnQuotasByOverrideOrResolver) {
   const int calls = resolved.load();
   EXPECT_EQ(keyed.try_acquire_at("vip:ann", t0).verdict(), Verdict::Denied);
   EXPECT_EQ(resolved.load(), calls) << "resolved once, when the key's state was created";
+  EXPECT_EQ(keyed.quota_of("vip:ann"), Quota::per_second(5));
+  EXPECT_EQ(keyed.quota_of("bob"), Quota::per_second(2));
+  EXPECT_EQ(resolved.load(), calls) << "quota_of asks the resolver only for keys without state";
   // An override wins over the resolver, now (remaining permits kept) and when state is new.
   ASSERT_TRUE(keyed.set_quota_at("bob", Quota::per_second(20), t0));
   EXPECT_EQ(keyed.peek_at("bob", t0, 0).remaining(), 0u);

@@ -33,5 +33,6 @@ template <Clock C>
 GcraLimiter(Quota, C) -> GcraLimiter<C>;
 
 static_assert(RateLimiter<GcraLimiter<>>);
+static_assert(RateLimiter<GcraLimiter<SteadyClock, Threads::One>>);
 
 }  // namespace floodgate

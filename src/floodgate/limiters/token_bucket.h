@@ -38,5 +38,6 @@ template <Clock C>
 TokenBucketLimiter(Quota, C) -> TokenBucketLimiter<C>;
 
 static_assert(RateLimiter<TokenBucketLimiter<>>);
+static_assert(RateLimiter<TokenBucketLimiter<SteadyClock, Threads::One>>);
 
 }  // namespace floodgate
