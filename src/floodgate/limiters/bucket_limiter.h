@@ -5,8 +5,9 @@
 // Thread-safety: with `Threads::Many` (the default) every member may be called from any number
 // of threads at once. Deciding, peeking, reserving and cancelling are lock-free and never
 // allocate: a decision takes effect at one compare-and-swap on one 64-bit word, or at one read
-// for a denial or a peek, and is linearizable. `set_quota_at` takes a mutex that only changes
-// take; calls that overlap it wait for the few instructions of the change. `acquire` blocks on
+// for a denial or a peek, and calls between changes of quota are linearizable. `set_quota_at`
+// takes a mutex that only changes take; calls that overlap it wait out the few instructions of
+// the change (see `set_quota_at` for what they may decide). `acquire` blocks on
 // the clock. With `Threads::One`, one thread at a time.
 #pragma once
 
