@@ -273,12 +273,18 @@ class KeyedLimiter {
   // its permits remaining kept, and may be dropped and evicted again. Does nothing for a key
   // without its own quota.
   void clear_quota_at(KeyView key, Instant now) {
-    const std::uint8_t tier = tier_for(key);
     const internal::KeyLookup k = lookup(key);
     Shard& shard = shard_of(k.hash);
+    {
+      const Lock lock(shard.flag);
+      const Slot* slot = shard.find(k);
+      if (slot == nullptr || !slot->pinned()) return;
+    }
+    // The resolver is the caller's code: called outside the lock.
+    const std::uint8_t tier = tier_for(key);
     const Lock lock(shard.flag);
     Slot* slot = shard.find(k);
-    if (slot == nullptr || !slot->pinned()) return;
+    if (slot == nullptr || !slot->pinned()) return;  // Taken back meanwhile.
     slot->state = Impl::change_quota(slot->state, now, tiers_[slot->tier], tiers_[tier],
                                      OnQuotaChange::KeepRemaining);
     slot->tier = tier;
@@ -378,8 +384,7 @@ class KeyedLimiter {
   // Returns the quota the resolver gives `key` (or the default), as a key created now would get
   // it: the default if it would be a tier too many.
   Quota resolve(KeyView key) const {
-    if (!options_.resolver) return options_.default_quota;
-    const std::optional<Quota> quota = options_.resolver(key);
+    const std::optional<Quota> quota = resolver_quota(key);
     if (!quota) return options_.default_quota;
     if (!find_tier(*quota) && tier_count_.load(std::memory_order_acquire) >= kMaxTiers) {
       return options_.default_quota;
@@ -389,12 +394,17 @@ class KeyedLimiter {
 
   // The tier of a key whose state is about to be created, from the resolver.
   std::uint8_t tier_for(KeyView key) {
-    if (!options_.resolver) return 0;
-    const std::optional<Quota> quota = options_.resolver(key);
+    const std::optional<Quota> quota = resolver_quota(key);
     if (!quota) return 0;
     if (const std::optional<std::uint8_t> tier = intern(*quota)) return *tier;
     tier_overflows_.fetch_add(1, std::memory_order_relaxed);
     return 0;
+  }
+
+  // Returns the quota the resolver chooses for `key`, or nothing for the default.
+  std::optional<Quota> resolver_quota(KeyView key) const {
+    if (!options_.resolver) return std::nullopt;
+    return options_.resolver(key);
   }
 
   // Returns the tier of `quota` if it has one. Lock-free: tiers are only ever added, each
@@ -411,10 +421,8 @@ class KeyedLimiter {
   std::optional<std::uint8_t> intern(const Quota& quota) {
     if (const std::optional<std::uint8_t> tier = find_tier(quota)) return tier;
     const std::lock_guard<std::mutex> lock(tiers_mu_);
+    if (const std::optional<std::uint8_t> tier = find_tier(quota)) return tier;  // Raced in.
     const std::size_t n = tier_count_.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (*tier_quotas_[i] == quota) return static_cast<std::uint8_t>(i);  // Raced in.
-    }
     if (n >= kMaxTiers) return std::nullopt;
     tiers_[n] = Impl::params(quota);
     tier_quotas_[n] = quota;

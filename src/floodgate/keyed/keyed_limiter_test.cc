@@ -237,6 +237,9 @@ TYPED_TEST(KeyedLimiterTest, PeekingCreatesNothingNotEvenATier) {
     EXPECT_EQ(keyed.peek_at(key, t0, 0).remaining(), 2 + key.size()) << key.size();
     EXPECT_EQ(keyed.quota_of(key), Quota::per_second(2 + key.size()));
   }
+  // Taking back a quota a key does not have does nothing either.
+  keyed.clear_quota_at("k", t0);
+  keyed.clear_quota_at(key, t0);
   EXPECT_EQ(keyed.stats().keys, 0u);
   EXPECT_EQ(keyed.stats().tier_overflows, 0u);
   // Every tier is still free: 255 keys can have a quota of their own.

@@ -82,12 +82,12 @@ class BucketCell<Rule, Threads::Many> {
     return word_.compare_exchange_strong(expected, next, std::memory_order_relaxed);
   }
 
-  // Makes `quota` current: the state word becomes `carry(word, from, to)`. Returns false, having
-  // changed nothing, if `quota` is current already and `always` is false.
+  // Makes `quota` current: the state word becomes `carry(word, from, to)`. Does nothing if
+  // `quota` is current already and `always` is false.
   template <class Carry>
-  bool change(const Quota& quota, bool always, Carry carry) {
+  void change(const Quota& quota, bool always, Carry carry) {
     const std::lock_guard<std::mutex> lock(mu_);
-    if (quota == quota_ && !always) return false;
+    if (quota == quota_ && !always) return;
     const std::uint64_t v = finished_.load(std::memory_order_relaxed);
     started_.store(v + 1, std::memory_order_relaxed);
     // Release stores below: whoever reads one of them also reads the started count.
@@ -100,7 +100,6 @@ class BucketCell<Rule, Threads::Many> {
     }
     quota_ = quota;
     finished_.store(v + 1, std::memory_order_release);
-    return true;
   }
 
   // Returns the quota in force.
@@ -160,14 +159,13 @@ class BucketCell<Rule, Threads::One> {
   }
 
   template <class Carry>
-  bool change(const Quota& quota, bool always, Carry carry) {
-    if (quota == quota_ && !always) return false;
+  void change(const Quota& quota, bool always, Carry carry) {
+    if (quota == quota_ && !always) return;
     const Params to = Rule::params(quota);
     word_ = carry(word_, params_, to);
     params_ = to;
     quota_ = quota;
     ++version_;
-    return true;
   }
 
   Quota quota() const { return quota_; }
