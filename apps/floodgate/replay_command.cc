@@ -40,8 +40,12 @@ Policy:
                         the window algorithms need a burst equal to the count
   --quotas FILE         per-key quotas, one "pattern quota" rule a line; the first glob that
                         matches the key wins (e.g. "premium:* 100/s burst 50"; # starts a comment)
-  --max-keys N          keys with state at once, for gcra and token-bucket (default 1000000);
-                        keys whose bucket is full again are dropped first, losing nothing
+  --max-keys N          room for keys with state at once, for gcra and token-bucket (default
+                        1000000); keys whose bucket is full again are dropped first, losing
+                        nothing. The room is split evenly over 64 shards by hash, so the fullest
+                        shard fills first: N distinct keys at once can already find one full
+                        (a million random keys: about 0.3% of first requests). Give twice the
+                        keys you expect; the summary counts requests that found it full
 
 Input:
   --format auto|csv|log   the trace's format (default auto)
@@ -59,7 +63,9 @@ Output:
   --quiet               no progress bar (it is drawn only when stderr is a terminal)
 
 The decisions are a pure function of the trace and the policy: the same input gives
-byte-identical output. Exit status: 0 done, 1 bad flags or files, 2 a malformed trace line.
+byte-identical output. An output that is the same file as an input is refused. Exit status: 0
+done, 1 bad flags or files (a trace that cannot be read, at any line), 2 a malformed trace line
+or header (a header is never skipped).
 )";
 
 // Writes CSV quickly: one buffer, numbers through to_chars.
@@ -115,24 +121,6 @@ std::string with_commas(std::uint64_t n) {
   return out;
 }
 
-// Returns `key` fit for one line of a terminal: at most 60 bytes, control bytes as \xNN.
-std::string printable(std::string_view key) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < key.size() && i < 60; ++i) {
-    const auto c = static_cast<unsigned char>(key[i]);
-    if (c < 0x20 || c == 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (key.size() > 60) out += "...";
-  return out;
-}
-
 std::string percent(std::uint64_t part, std::uint64_t whole) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "%.1f%%",
@@ -142,9 +130,13 @@ std::string percent(std::uint64_t part, std::uint64_t whole) {
 
 std::string utc(Instant t) {
   const std::int64_t ns = t.time_since_epoch().count();
-  if (ns < 978'307'200'000'000'000LL) {  // Before 2001: not a date, a plain count.
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%.9f s", static_cast<double>(ns) / 1e9);
+  if (ns < 978'307'200'000'000'000LL) {  // Before 2001: not a date, a plain count, exact.
+    const std::uint64_t magnitude =
+        ns < 0 ? std::uint64_t{0} - static_cast<std::uint64_t>(ns) : static_cast<std::uint64_t>(ns);
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%s%llu.%09llu s", ns < 0 ? "-" : "",
+                  static_cast<unsigned long long>(magnitude / 1'000'000'000),
+                  static_cast<unsigned long long>(magnitude % 1'000'000'000));
     return buf;
   }
   const std::time_t secs = static_cast<std::time_t>(ns / 1'000'000'000);
@@ -197,6 +189,7 @@ struct ReplayOptions {
   bool skip_bad_lines = false;
   std::uint64_t top = 10;
   std::string out_name = "-";  // A file, "-" or "none".
+  std::optional<std::string> quotas_path;
   std::optional<std::string> plot_path;
   std::optional<std::string> plot_key;
   bool quiet = false;
@@ -225,7 +218,8 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   Result<replay::Algorithm> algorithm = replay::parse_algorithm(flags.get_or("algorithm", "gcra"));
   if (!algorithm) return Error("flag --algorithm: " + algorithm.error().message());
   o.policy.algorithm = *algorithm;
-  if (const auto path = flags.get("quotas")) {
+  o.quotas_path = flags.get("quotas");
+  if (const auto& path = o.quotas_path) {
     Result<replay::KeyQuotas> rules = replay::KeyQuotas::load(*path);
     if (!rules) return rules.error();
     o.policy.key_quotas = *rules;
@@ -266,6 +260,48 @@ struct Files {
   File output_owner{nullptr, &std::fclose};
 };
 
+// Identifies a file: its device and inode.
+struct FileId {
+  dev_t device;
+  ino_t inode;
+  friend bool operator==(const FileId&, const FileId&) = default;
+};
+
+// Returns the identity of the file at `path`, or nothing if there is none (yet).
+std::optional<FileId> file_id(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
+}
+
+// Returns an error if an output the options name is the same file as an input or as the other
+// output: opening it for writing would destroy what is still to be read (or written).
+Result<void> check_outputs_are_not_inputs(const ReplayOptions& o) {
+  struct Named {
+    std::string what;
+    std::string path;
+  };
+  std::vector<Named> inputs;
+  if (o.trace_path != "-") inputs.push_back({"the trace", o.trace_path});
+  if (o.quotas_path) inputs.push_back({"the --quotas file", *o.quotas_path});
+  std::vector<Named> outputs;
+  if (o.out_name != "-" && o.out_name != "none") outputs.push_back({"--out", o.out_name});
+  if (o.plot_path) outputs.push_back({"--plot", *o.plot_path});
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const std::optional<FileId> out = file_id(outputs[i].path);
+    if (!out) continue;
+    std::vector<Named> others = inputs;
+    for (std::size_t j = 0; j < i; ++j) others.push_back({outputs[j].what, outputs[j].path});
+    for (const Named& other : others) {
+      if (file_id(other.path) == out) {
+        return Error("flag " + outputs[i].what + ": \"" + outputs[i].path + "\" is " + other.what +
+                     " (\"" + other.path + "\"); writing it would destroy it: name another file");
+      }
+    }
+  }
+  return {};
+}
+
 // Opens the files the options name, or returns an error naming the file and why.
 Result<Files> open_files(const ReplayOptions& o) {
   Files f;
@@ -276,6 +312,7 @@ Result<Files> open_files(const ReplayOptions& o) {
     }
     f.input_owner.reset(f.input);
   }
+  if (Result<void> distinct = check_outputs_are_not_inputs(o); !distinct) return distinct.error();
   if (o.out_name == "none") {
     f.output = nullptr;
   } else if (o.out_name != "-") {
@@ -285,6 +322,8 @@ Result<Files> open_files(const ReplayOptions& o) {
     }
     f.output_owner.reset(f.output);
   }
+  // Again, now that --out exists: --plot may name the same file.
+  if (Result<void> distinct = check_outputs_are_not_inputs(o); !distinct) return distinct.error();
   return f;
 }
 
@@ -314,15 +353,34 @@ void write_decision(CsvWriter& csv, const replay::Request& request, const Decisi
 }
 
 // Decides every request `reader` yields, writing each decision and counting into `tally`.
-// Returns kExitOk, or kExitBadInput if it stopped at a malformed line.
+// Returns kExitOk; kExitBadInput if it stopped at a malformed line or header; kExitUsage if the
+// trace could not be read.
 int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Replayer& replayer,
                CsvWriter* csv, Progress& progress, Tally& tally) {
   while (true) {
     Result<std::optional<replay::Request>> next = reader.next();
     if (!next) {
       progress.clear();
+      const std::string& message = next.error().message();
+      switch (reader.stopped()) {
+        case replay::TraceReader::Stop::ReadError:
+          // Not a malformed line: the trace cannot be read on, whatever --on-error says.
+          std::fprintf(stderr, "floodgate replay: %s\n", message.c_str());
+          std::fprintf(stderr,
+                       "floodgate replay: stopped; the %s decisions before it are written\n",
+                       with_commas(tally.requests).c_str());
+          return kExitUsage;
+        case replay::TraceReader::Stop::BadHeader:
+          std::fprintf(stderr, "floodgate replay: %s\n", message.c_str());
+          std::fprintf(stderr,
+                       "floodgate replay: stopped; without a usable header no line of the trace "
+                       "can be read\n");
+          return kExitBadInput;
+        case replay::TraceReader::Stop::No:
+          break;
+      }
       if (!o.skip_bad_lines) {
-        std::fprintf(stderr, "floodgate replay: %s\n", next.error().message().c_str());
+        std::fprintf(stderr, "floodgate replay: %s\n", message.c_str());
         std::fprintf(stderr,
                      "floodgate replay: stopped; the %s decisions before it are written "
                      "(--on-error=skip goes on past bad lines)\n",
@@ -330,7 +388,7 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
         return kExitBadInput;
       }
       if (++tally.skipped <= 10) {
-        std::fprintf(stderr, "floodgate replay: skipped %s\n", next.error().message().c_str());
+        std::fprintf(stderr, "floodgate replay: skipped %s\n", message.c_str());
       }
       continue;
     }
@@ -354,7 +412,7 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
 // Prints the summary on stderr.
 void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tally& tally) {
   const replay::ReplayStats stats = replayer.stats();
-  const std::uint64_t still_limited = replayer.sweep();
+  const std::uint64_t not_refilled = replayer.sweep();
   std::string rules;
   if (!o.policy.key_quotas.rules().empty()) {
     rules = ", " + std::to_string(o.policy.key_quotas.rules().size()) + " per-key rule(s)";
@@ -380,7 +438,8 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
     std::fprintf(stderr, "  skipped   %14s   malformed lines\n",
                  with_commas(tally.skipped).c_str());
   }
-  std::fprintf(stderr, "  keys still limited at the end: %s", with_commas(still_limited).c_str());
+  // A key keeps state until its bucket is full again; it need not be denying anyone.
+  std::fprintf(stderr, "  keys not yet refilled at the end: %s", with_commas(not_refilled).c_str());
   if (stats.overflow_decisions > 0) {
     std::fprintf(stderr, "; %s requests found the limiter full (raise --max-keys)",
                  with_commas(stats.overflow_decisions).c_str());
@@ -395,8 +454,8 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
                  : (" (approximate: each count may be high by up to " + std::to_string(bound) + ")")
                        .c_str());
   for (const auto& [key, count] : top) {
-    std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(), printable(key).c_str(),
-                 replayer.quota_of(key).to_string().c_str());
+    std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(),
+                 replay::printable_key(key).c_str(), replayer.quota_of(key).to_string().c_str());
   }
 }
 

@@ -83,8 +83,79 @@ run far 2 "$bin" replay far.log
 contains far far.err 'far.log:1: field time: "31/Dec/9999:23:59:59 +0000" is outside the supported range'
 printf 'time,key\n1,%070000d\n' 0 >long.csv
 run long 2 "$bin" replay long.csv
-contains long long.err "long.csv:2: line of 70003 bytes, longer than the 65536"
+contains long long.err "long.csv:2: line longer than the 65536 bytes"
 pass "replay: malformed and hostile lines name the line and field; stop keeps what was written"
+
+# Adversarial report 2026-12. D5: a line without a newline is never held whole; memory stays
+# bounded (a 300 MB line under a 200 MB address-space limit), and the next line is read.
+{ printf 'time_ns,key\n1,'; head -c 300000000 /dev/zero | tr '\0' a; printf '\n2,b\n'; } >huge.csv
+run huge 0 bash -c "ulimit -v 200000; exec \"$bin\" replay huge.csv --on-error skip --quiet"
+contains huge huge.err "huge.csv:2: line longer than the 65536 bytes"
+contains huge huge.out "2,b,1,true,9,0"
+rm -f huge.csv
+# D3, D14: a read error ends the replay in either mode, with the system's reason and status 1.
+mkdir -p adir
+run dirstop 1 timeout 10 "$bin" replay adir --out none
+contains dirstop dirstop.err "adir: read error after line 0: Is a directory"
+run dirskip 1 timeout 10 "$bin" replay adir --out none --on-error skip
+contains dirskip dirskip.err "adir: read error after line 0: Is a directory"
+grep -q "Success" dirskip.err && fail "dirskip: the message lost the errno: $(head -c 300 dirskip.err)"
+grep -q "on-error=skip" dirskip.err && fail "dirskip: a read error advises --on-error=skip"
+run closedstdin 1 timeout 10 bash -c "exec \"$bin\" replay - --out none --on-error skip <&-"
+contains closedstdin closedstdin.err "stdin: read error after line 0: Bad file descriptor"
+# D12: a header that names no usable columns fails the run even under --on-error skip.
+printf 'time_ns,usr\n1,a\n2,b\n' >badheader.csv
+run badheader 2 "$bin" replay badheader.csv --on-error skip --out none
+contains badheader badheader.err 'badheader.csv:1: header "time_ns,usr": no key column'
+contains badheader badheader.err "no line of the trace can be read"
+# D13: CSV headers with spaces or quoted names are CSV, not access logs.
+printf ' time_ns , key\n1,a\n' >spaced.csv
+run spaced 0 "$bin" replay spaced.csv --out spaced.out.csv
+contains spaced spaced.out.csv "1,a,1,true,9,0"
+printf '"cost","time_ns","key"\n2,1,a\n' >quotedcost.csv
+run quotedcost 0 "$bin" replay quotedcost.csv --out quotedcost.out.csv
+contains quotedcost quotedcost.out.csv "1,a,2,true,8,0"
+pass "replay: long lines in constant memory, read errors, bad headers, header detection"
+
+# D4: an output that is an input is refused before anything is written; the input survives.
+printf 'time_ns,key\n1,a\n2,b\n' >precious.csv
+cp precious.csv precious.orig
+run outisinput 1 "$bin" replay precious.csv --out precious.csv
+contains outisinput outisinput.err 'flag --out: "precious.csv" is the trace'
+cmp precious.csv precious.orig || fail "outisinput: the trace was changed"
+ln -f precious.csv hardlink.csv
+run outislink 1 "$bin" replay precious.csv --out hardlink.csv
+contains outislink outislink.err 'is the trace'
+printf 'a 1/s\n' >rules.txt
+run outisquotas 1 "$bin" replay precious.csv --quotas rules.txt --out ./rules.txt
+contains outisquotas outisquotas.err 'is the --quotas file'
+run plotisinput 1 "$bin" replay precious.csv --plot precious.csv
+contains plotisinput plotisinput.err 'flag --plot: "precious.csv" is the trace'
+run plotisout 1 "$bin" replay precious.csv --out both.csv --plot ./both.csv
+contains plotisout plotisout.err 'flag --plot: "./both.csv" is --out'
+cmp precious.csv precious.orig || fail "the trace was changed"
+# D6: a directory as the quota file is an error, not an empty rule list.
+run quotasdir 1 "$bin" replay precious.csv --quotas adir --out none
+contains quotasdir quotasdir.err 'quota file "adir": cannot read: Is a directory'
+# D21: a NUL byte in a quota file does not cut the message short.
+printf 'alice 1/s\0junk\n' >nul.txt
+run nulquotas 1 "$bin" replay precious.csv --quotas nul.txt --out none
+contains nulquotas nulquotas.err 'nul.txt:1: pattern "alice": quota "1/s\x00junk": unexpected'
+pass "replay: outputs that are inputs are refused; quota files that are not files"
+
+# D11: keys that are not UTF-8 make a well-formed SVG and print escaped; D17: the summary counts
+# keys not yet refilled, not "limited" ones.
+printf 'time_ns,key\n1,\xff\xfe\n2,caf\xc3\xa9\n' >utf.csv
+run utf 0 "$bin" replay utf.csv --out none --quota "1/s burst 1" --plot utf.svg --plot-key $'\xff\xfe'
+python3 -c "import xml.dom.minidom,sys; xml.dom.minidom.parse(sys.argv[1])" utf.svg ||
+  fail "utf: the SVG is not well-formed XML"
+contains utf utf.svg $'key \xef\xbf\xbd\xef\xbf\xbd'
+contains utf utf.err "keys not yet refilled at the end: 2"
+printf 'time_ns,key\n1,\xff\xfe\n1,\xff\xfe\n2,caf\xc3\xa9\n2,caf\xc3\xa9\n' >utf2.csv
+run utf2 0 "$bin" replay utf2.csv --out none --quota "1/s burst 1"
+contains utf2 utf2.err '\xff\xfe'
+contains utf2 utf2.err $'caf\xc3\xa9'
+pass "replay: keys that are not UTF-8 in the plot and the summary"
 
 # Bad flags name the flag and the value.
 run q0 1 "$bin" replay bad.csv --quota "0/s"

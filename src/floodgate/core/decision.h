@@ -74,9 +74,10 @@ class [[nodiscard]] Decision {
   }
 
   // Returns how long until the same cost would be admitted, if nothing else consumes in between:
-  // zero when admitted, positive otherwise, and `kNever` (`Nanos::max()`) for `ExceedsBurst`.
-  // Round it up when converting to whole seconds, and test for `kNever` first: it overflows any
-  // arithmetic that adds to it.
+  // zero when admitted, positive otherwise, and `kNever` (`Nanos::max()`) only for
+  // `ExceedsBurst`. A wait longer than the int64 range (only between instants at the two ends of
+  // the clamp range) is reported as `Nanos::max() - 1ns`. Round it up when converting to whole
+  // seconds, and test for `kNever` first: it overflows any arithmetic that adds to it.
   constexpr Nanos retry_after() const noexcept { return retry_after_; }
 
   // Returns how long until the limiter is back to its full burst if nothing else consumes: zero

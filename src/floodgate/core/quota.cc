@@ -1,5 +1,6 @@
 #include "floodgate/core/quota.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -35,14 +36,15 @@ constexpr std::array<Unit, 7> kUnits = {{
 }};
 
 // Other spellings `Quota::parse` accepts.
-constexpr std::array<Unit, 8> kUnitAliases = {{
+constexpr std::array<Unit, 9> kUnitAliases = {{
     {"day", 86'400 * kNanosPerSecond},
     {"hour", 3'600 * kNanosPerSecond},
     {"min", 60 * kNanosPerSecond},
     {"minute", 60 * kNanosPerSecond},
     {"sec", kNanosPerSecond},
     {"second", kNanosPerSecond},
-    {"\xC2\xB5s", 1'000},  // µs
+    {"\xC2\xB5s", 1'000},  // µs, MICRO SIGN
+    {"\xCE\xBCs", 1'000},  // μs, GREEK SMALL LETTER MU
     {"nsec", 1},
 }};
 
@@ -124,18 +126,18 @@ Result<Quota> Quota::make(Nanos period, std::uint64_t count, std::uint64_t burst
 }
 
 Result<Quota> Quota::parse(std::string_view text) {
-  const std::string prefix = "quota \"" + std::string(text) + "\": ";
+  const std::string prefix = "quota " + internal::quoted(text) + ": ";
   auto fail = [&prefix](const std::string& why) { return Error(prefix + why); };
   auto parse_number = [&](std::string_view digits, std::string_view what,
                           std::uint64_t& out) -> std::optional<Error> {
     if (digits.empty()) return fail(std::string(kExpectedForm));
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
     if (ec == std::errc::result_out_of_range) {
-      return fail(std::string(what) + " is out of range (got " + std::string(digits) + ")");
+      return fail(std::string(what) + " is out of range (got " + internal::quoted(digits) + ")");
     }
     if (ec != std::errc() || end != digits.data() + digits.size()) {
-      return fail(std::string(what) + " must be a whole number (got \"" + std::string(digits) +
-                  "\")");
+      return fail(std::string(what) + " must be a whole number (got " + internal::quoted(digits) +
+                  ")");
     }
     return std::nullopt;
   };
@@ -151,8 +153,8 @@ Result<Quota> Quota::parse(std::string_view text) {
   if (auto error = parse_number(count_text, "count", count)) return *error;
   take_while(rest, is_space);
   if (rest.empty() || rest.front() != '/') {
-    return fail("expected \"/\" and a period after the count, e.g. \"" + std::string(count_text) +
-                "/s\"");
+    return fail("expected \"/\" and a period after the count, e.g. " +
+                internal::quoted(std::string(count_text) + "/s"));
   }
   rest.remove_prefix(1);
   take_while(rest, is_space);
@@ -162,6 +164,10 @@ Result<Quota> Quota::parse(std::string_view text) {
   std::string_view multiplier_text = take_while(rest, is_digit);
   if (!multiplier_text.empty()) {
     if (auto error = parse_number(multiplier_text, "period", multiplier)) return *error;
+  }
+  if (!rest.empty() && (rest.front() == '.' || rest.front() == ',')) {
+    return fail("the period must be a whole number of units (got " + internal::quoted(text) +
+                "); write a smaller unit, e.g. 500ms for 0.5s");
   }
   take_while(rest, is_space);
   std::string_view unit_text = take_while(rest, is_word);
@@ -176,14 +182,15 @@ Result<Quota> Quota::parse(std::string_view text) {
     if (unit_text.empty()) {
       return fail("expected a period unit after \"/\" (ns, us, ms, s, m, h or d)");
     }
-    return fail("unknown period unit \"" + std::string(unit_text) +
-                "\" (use ns, us, ms, s, m, h or d)");
+    return fail("unknown period unit " + internal::quoted(unit_text) +
+                " (use ns, us, ms, s, m, h or d)");
   }
   std::int64_t period_ns = 0;
   if (multiplier > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) ||
       __builtin_mul_overflow(static_cast<std::int64_t>(multiplier), unit->nanos, &period_ns)) {
-    return fail("period is out of range (got " + std::string(multiplier_text) +
-                std::string(unit_text) + "; at most about 292 years)");
+    return fail("period is out of range (got " +
+                internal::quoted(std::string(multiplier_text) + std::string(unit_text)) +
+                "; at most about 292 years)");
   }
 
   // An optional "burst <n>".
@@ -192,8 +199,8 @@ Result<Quota> Quota::parse(std::string_view text) {
   if (!rest.empty()) {
     std::string_view word = take_while(rest, is_word);
     if (word != "burst") {
-      return fail("unexpected \"" + std::string(word.empty() ? rest : word) +
-                  "\" after the period (expected \"burst <n>\" or nothing)");
+      return fail("unexpected " + internal::quoted(word.empty() ? rest : word) +
+                  " after the period (expected \"burst <n>\" or nothing)");
     }
     take_while(rest, is_space);
     std::string_view burst_text =
@@ -202,7 +209,7 @@ Result<Quota> Quota::parse(std::string_view text) {
     if (auto error = parse_number(burst_text, "burst", burst)) return *error;
     take_while(rest, is_space);
     if (!rest.empty()) {
-      return fail("unexpected \"" + std::string(rest) + "\" after the burst");
+      return fail("unexpected " + internal::quoted(rest) + " after the burst");
     }
   }
 
@@ -222,6 +229,25 @@ std::string Quota::to_string() const {
   std::string text = std::to_string(count_) + "/" + period;
   if (burst_ != count_) text += " burst " + std::to_string(burst_);
   return text;
+}
+
+std::string internal::quoted(std::string_view text, std::size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  const std::size_t shown = std::min(text.size(), max_bytes);
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  if (shown < text.size()) out += "...";
+  out += '"';
+  return out;
 }
 
 std::string internal::format_duration(Nanos d) {

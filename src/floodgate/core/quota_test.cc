@@ -108,12 +108,14 @@ TEST(QuotaParseTest, RejectsBadTextNamingTheTextTheRuleAndTheValue) {
        "nothing)"},
       {"10/s burst 3 4", "quota \"10/s burst 3 4\": unexpected \"4\" after the burst"},
       {"99999999999999999999999/s",
-       "quota \"99999999999999999999999/s\": count is out of range (got 99999999999999999999999)"},
+       "quota \"99999999999999999999999/s\": count is out of range (got "
+       "\"99999999999999999999999\")"},
       {"1/99999999999999999999h",
-       "quota \"1/99999999999999999999h\": period is out of range (got 99999999999999999999)"},
+       "quota \"1/99999999999999999999h\": period is out of range (got "
+       "\"99999999999999999999\")"},
       {"1/9999999999h",
-       "quota \"1/9999999999h\": period is out of range (got 9999999999h; at most about 292 "
-       "years)"},
+       "quota \"1/9999999999h\": period is out of range (got \"9999999999h\"; at most "
+       "about 292 years)"},
       {"2000000000/s",
        "quota \"2000000000/s\": rate must be at most 1 per nanosecond (got 2000000000 per 1s)"},
       {"4294967295/s burst 18446744073709551615",
@@ -128,6 +130,30 @@ TEST(QuotaParseTest, RejectsBadTextNamingTheTextTheRuleAndTheValue) {
     ASSERT_FALSE(q.has_value()) << text;
     EXPECT_EQ(q.error().message(), message);
   }
+}
+
+TEST(QuotaParseTest, MessagesEscapeBytesThatAreNotPrintable) {
+  // A NUL or a control byte in the text must not cut the message short or reach a terminal raw.
+  Result<Quota> q = Quota::parse(std::string("1/s\0junk", 8));
+  ASSERT_FALSE(q.has_value());
+  EXPECT_EQ(q.error().message(),
+            "quota \"1/s\\x00junk\": unexpected \"\\x00junk\" after the period (expected \"burst "
+            "<n>\" or nothing)");
+}
+
+TEST(QuotaParseTest, AFractionalPeriodIsNamedAsSuch) {
+  Result<Quota> q = Quota::parse("10/0.5s");
+  ASSERT_FALSE(q.has_value());
+  EXPECT_EQ(q.error().message(),
+            "quota \"10/0.5s\": the period must be a whole number of units (got \"10/0.5s\"); "
+            "write a smaller unit, e.g. 500ms for 0.5s");
+}
+
+TEST(QuotaParseTest, MicrosecondsMayBeWrittenWithEitherMu) {
+  const Quota expected = Quota::per(std::chrono::microseconds(1), 10);
+  EXPECT_EQ(Quota::parse("10/us").value(), expected);
+  EXPECT_EQ(Quota::parse("10/\xC2\xB5s").value(), expected);  // U+00B5 MICRO SIGN
+  EXPECT_EQ(Quota::parse("10/\xCE\xBCs").value(), expected);  // U+03BC GREEK SMALL LETTER MU
 }
 
 TEST(QuotaParseTest, ToStringReadsBack) {

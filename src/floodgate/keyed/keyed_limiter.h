@@ -147,8 +147,9 @@ class KeyedLimiter {
     const std::size_t wanted = options_.shards != 0
                                    ? options_.shards
                                    : std::min<std::size_t>(64, options_.max_keys / 4096);
-    const std::size_t shards = std::min(std::bit_ceil(std::max<std::size_t>(wanted, 1)),
-                                        std::bit_floor(options_.max_keys));
+    // Clamped before rounding up: std::bit_ceil of a count above 2^63 is undefined.
+    const std::size_t shards =
+        std::bit_ceil(std::clamp<std::size_t>(wanted, 1, std::bit_floor(options_.max_keys)));
     shard_bits_ = static_cast<unsigned>(std::countr_zero(shards));
     shards_ = std::make_unique<Shard[]>(shards);
     for (std::size_t i = 0; i < shards; ++i) {
@@ -375,9 +376,7 @@ class KeyedLimiter {
     internal::bump(shard.too_many_keys);
     const std::int64_t t = internal::clamped_nanos(now);
     const Nanos wait =
-        shard.full_from == INT64_MAX
-            ? kNever
-            : Nanos{std::max<std::int64_t>(1, internal::saturating_sub(shard.full_from, t))};
+        shard.full_from == INT64_MAX ? kNever : internal::wait_until(shard.full_from, t);
     return Decision(Verdict::TooManyKeys, fresh.limit(), 0, 1, wait, Impl::window(tiers_[0]));
   }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "floodgate/core/internal/time_math.h"
 #include "floodgate/limiters/gcra.h"
 #include "floodgate/limiters/token_bucket.h"
 #include "floodgate/testkit/gtest.h"
@@ -422,6 +423,34 @@ TEST(KeyedLimiterKeysTest, AddressKeysAreTheirBytesAndErrorsNameThem) {
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message().find("key 18446744073709551615:"), std::string::npos)
       << e.error().message();
+}
+
+// Adversarial report 2026-12, D7: with every key's room taken by a key at the latest instant, a
+// new key at the earliest instant was told a negative wait (signed overflow under UBSan).
+TEST(KeyedLimiterOverflowTest, WaitsBetweenTheEndsOfTheRangeArePositiveAndFinite) {
+  KeyedLimiter<std::string, GcraRule, ManualClock> keyed{
+      {.default_quota = Quota::per_second(10), .max_keys = 1}};
+  const Instant latest{Nanos{internal::kTimeLimit}};
+  const Instant earliest{Nanos{-internal::kTimeLimit}};
+  ASSERT_TRUE(keyed.try_acquire_at("a", latest).allowed());
+  const Decision d = keyed.try_acquire_at("b", earliest);
+  EXPECT_EQ(d.verdict(), Verdict::TooManyKeys);
+  EXPECT_EQ(d.retry_after(), internal::kLongestWait) << "2^63 ns away: the longest finite wait";
+}
+
+// D20: a shard count beyond any table is clamped, not passed to std::bit_ceil (undefined).
+TEST(KeyedLimiterOptionsTest, AnyShardCountIsClampedToTheRoom) {
+  KeyedLimiter<std::string, GcraRule, ManualClock> keyed{
+      {.default_quota = Quota::per_second(10), .max_keys = 2, .shards = SIZE_MAX}};
+  // Two shards of one key each (the room bounds the shards): which key lands where depends on
+  // the seeded hash, so count rather than name them.
+  int admitted = 0;
+  for (int i = 0; i < 50; ++i) {
+    admitted += keyed.try_acquire_at("k" + std::to_string(i), Instant{}).allowed() ? 1 : 0;
+  }
+  EXPECT_GE(admitted, 1);
+  EXPECT_LE(admitted, 2);
+  EXPECT_LE(keyed.stats().keys, 2u);
 }
 
 }  // namespace

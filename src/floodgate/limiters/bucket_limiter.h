@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <mutex>
 #include <stop_token>
 #include <utility>
 
@@ -108,6 +109,8 @@ class BucketLimiter {
                              : Decision(Verdict::Denied, 0, 0, 1, Nanos::zero(), Nanos::zero());
     if (!fast || (decision.allowed() && !cell_.commit(s, Impl::word(next)))) [[unlikely]] {
       decision = try_acquire_slow(now, cost);
+    } else if constexpr (Impl::kTracksLastEvent) {
+      if (decision.allowed()) note_admission(t);
     }
     return decision;
   }
@@ -131,7 +134,7 @@ class BucketLimiter {
   // Takes as many permits as are available at `now`, up to `max_cost`, and says how many. When
   // none is available the decision is `Denied`, with `retry_after()` the wait for one.
   Grant try_acquire_up_to_at(Instant now, std::uint64_t max_cost) noexcept {
-    return internal::update(cell_, [&](const Snapshot& s) {
+    const Grant grant = internal::update(cell_, [&](const Snapshot& s) {
       const auto state = Impl::state(s.word);
       const std::uint64_t permits = Impl::available(state, now, max_cost, s.params);
       // None available: answer for one permit, or for none if none was asked for.
@@ -140,10 +143,12 @@ class BucketLimiter {
       return std::pair{permits > 0 ? Impl::word(step.state) : s.word,
                        Grant{permits, step.decision}};
     });
+    if (grant.allowed()) note_admission(internal::clamped_nanos(now));
+    return grant;
   }
 
-  // Returns the permits available at `now` as a real number, between 0 and the burst
-  // (x/time/rate's `TokensAt`).
+  // Returns the permits available at `now` as a real number: at most the burst, and negative
+  // while reservations have put the limiter in debt (x/time/rate's `TokensAt`).
   double tokens_at(Instant now) const noexcept {
     const Snapshot s = cell_.read();
     return Impl::tokens(Impl::state(s.word), now, s.params);
@@ -162,6 +167,7 @@ class BucketLimiter {
   // about 146 years in debt; a cost above the burst is `ExceedsBurst`. `reserve_at(now, n, 0ns)`
   // is a `try_acquire_at` that can be cancelled. Lock-free.
   Reservation reserve_at(Instant now, std::uint64_t cost = 1, Nanos max_delay = kNever) noexcept {
+    const auto lock = lock_events();
     const Fields f = internal::update(cell_, [&](const Snapshot& s) {
       const auto step = Impl::reserve(Impl::state(s.word), now, cost, max_delay, s.params);
       const Fields granted{
@@ -176,6 +182,7 @@ class BucketLimiter {
       };
       return std::pair{step.verdict == Verdict::Allowed ? granted.after : s.word, granted};
     });
+    if (f.verdict == Verdict::Allowed) note_reservation(f.ready_at.time_since_epoch().count());
     return internal::ReservationAccess::make(f, this, &cancel);
   }
 
@@ -223,21 +230,54 @@ class BucketLimiter {
  private:
   // `try_acquire_at` for cost 0, a cost above the burst, a lost race or a change in progress.
   [[gnu::noinline, gnu::cold]] Decision try_acquire_slow(Instant now, std::uint64_t cost) noexcept {
-    return internal::update(cell_, [&](const Snapshot& s) {
+    const Decision decision = internal::update(cell_, [&](const Snapshot& s) {
       const auto step = Impl::acquire(Impl::state(s.word), now, cost, s.params);
       return std::pair{Impl::word(step.state), step.decision};
     });
+    if (decision.allowed()) note_admission(internal::clamped_nanos(now));
+    return decision;
   }
 
-  // Gives back what the rule's refund allows, unless the quota changed since the reservation.
+  // Record the ready instant of a granted call for rules whose cancel needs it
+  // (x/time/rate's `lastEvent`). An admission is ready at its own instant `t`; storing it only
+  // when the record is later than `t` keeps the hot path to a load, and the rule reads an
+  // earlier record as `t` (see `TokenBucket::cancel`).
+  void note_admission(std::int64_t t) noexcept {
+    if constexpr (Impl::kTracksLastEvent) {
+      if (cell_.last_event() > t) cell_.set_last_event(t);
+    }
+  }
+  void note_reservation(std::int64_t ready_at) noexcept {
+    if constexpr (Impl::kTracksLastEvent) cell_.set_last_event(ready_at);
+  }
+  // Serializes reservations and cancels for rules that track the latest call's instant.
+  std::unique_lock<std::mutex> lock_events() const noexcept {
+    if constexpr (Impl::kTracksLastEvent) return cell_.lock_events();
+    return {};
+  }
+
+  // Gives back what the rule's cancel allows, unless the quota changed since the reservation.
   static Nanos cancel(void* self, const Fields& f, Instant now) noexcept {
-    return internal::update(static_cast<BucketLimiter*>(self)->cell_, [&](const Snapshot& s) {
-      if (s.version != f.version) return std::pair{s.word, Nanos::zero()};
-      const auto step =
-          Impl::refund(Impl::state(s.word), Impl::state(f.before), Impl::state(f.after),
-                       std::bit_cast<typename Impl::Charge>(f.charge), now, s.params);
-      return std::pair{Impl::word(step.state), step.given};
+    const auto lock = static_cast<BucketLimiter*>(self)->lock_events();
+    Cell& cell = static_cast<BucketLimiter*>(self)->cell_;
+    const typename Impl::Cancelled r{
+        .before = Impl::state(f.before),
+        .after = Impl::state(f.after),
+        .charge = std::bit_cast<typename Impl::Charge>(f.charge),
+        .cost = f.cost,
+        .ready_at = f.ready_at.time_since_epoch().count(),
+    };
+    const auto [given, event] = internal::update(cell, [&](const Snapshot& s) {
+      using Result = std::pair<Nanos, std::int64_t>;
+      const std::int64_t last_event = cell.last_event();
+      if (s.version != f.version) return std::pair{s.word, Result{Nanos::zero(), last_event}};
+      const auto step = Impl::cancel(Impl::state(s.word), last_event, r, now, s.params);
+      return std::pair{Impl::word(step.state), Result{step.given, step.last_event}};
     });
+    if constexpr (Impl::kTracksLastEvent) {
+      if (event != cell.last_event()) cell.set_last_event(event);
+    }
+    return given;
   }
 
   Cell cell_;

@@ -115,15 +115,19 @@ class FixedWindowLimiter {
     // Most calls fall in the window the state holds: a multiplication tells, and only the others
     // pay for a division.
     const std::int64_t seen_start = (static_cast<std::int64_t>(seen) + first_window_) * period_;
+    // The difference in unsigned arithmetic: t - seen_start can pass INT64_MAX (an instant near
+    // the end of the range against the first window), and only [0, period) matters.
     const std::uint64_t offset =
-        static_cast<std::uint64_t>(t - seen_start) < static_cast<std::uint64_t>(period_)
+        static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(seen_start) <
+                static_cast<std::uint64_t>(period_)
             ? seen
             : static_cast<std::uint64_t>(internal::floor_div(t, period_) - first_window_);
     const std::uint64_t counted = offset == seen ? state & mask : 0;
-    // Time from `now` to the start of window `w` (an offset like `offset`).
+    // Time from `now` to the start of window `w` (an offset like `offset`), which is later: a
+    // stale `t` may be more than 2^63 ns before it.
     const auto until_window = [&](std::uint64_t w) {
       const std::int64_t start = (static_cast<std::int64_t>(w) + first_window_) * period_;
-      return Nanos{internal::saturating_sub(start, t)};  // A stale `t` may be 2^63 ns away.
+      return internal::wait_until(start, t);
     };
     const std::int64_t left = static_cast<std::int64_t>(limit_ - counted);
     if (offset < seen) {

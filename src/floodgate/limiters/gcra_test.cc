@@ -177,10 +177,11 @@ TEST(GcraLimiterTest, ExtremeInstantsAreClampedNotOverflowed) {
   // At the latest representable instant the limiter still counts: five, then no more.
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(limiter.try_acquire_at(Instant::max()).allowed());
   EXPECT_FALSE(limiter.try_acquire_at(Instant::max()).allowed());
-  // A caller at the earliest instant is far behind that state: denied, with a saturated wait.
+  // A caller at the earliest instant is far behind that state: denied, with the longest finite
+  // wait (the true one, 2^63 - 1 ns, would read as `kNever`).
   const Decision d = limiter.try_acquire_at(Instant::min());
   EXPECT_FALSE(d.allowed());
-  EXPECT_EQ(d.retry_after(), Nanos{2 * internal::kTimeLimit + 1});
+  EXPECT_EQ(d.retry_after(), internal::kLongestWait);
   EXPECT_EQ(d.remaining(), 0u);
 
   GcraLimiter<ManualClock> fresh{Quota::per_second(1)};

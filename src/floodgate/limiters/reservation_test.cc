@@ -115,7 +115,10 @@ TYPED_TEST(ReservationTest, CancellingTheMostRecentRestoresTheLimiterExactly) {
     }
     Reservation r = cancelled.reserve_at(now, 1 + rng() % quota.burst());
     ASSERT_TRUE(r.allowed());
-    const Instant later = now + Nanos{static_cast<std::int64_t>(rng() % 30'000'000)};
+    // Any instant up to the ready one (after it the permits are presumed used).
+    const Instant later =
+        now + Nanos{static_cast<std::int64_t>(
+                  rng() % (1 + static_cast<std::uint64_t>((r.ready_at() - now).count())))};
     const Nanos refunded = r.cancel_at(later);
     EXPECT_EQ(refunded, charge_of<TypeParam>(quota, r.cost())) << "trial " << trial;
     ASSERT_EQ(probe(cancelled, now - milliseconds(200)), probe(plain, now - milliseconds(200)))
@@ -226,8 +229,8 @@ TEST(TokenBucketReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarli
     for (const Scheduled& s : t->schedule) {
       if (s.cancelled) continue;
       const auto at = static_cast<double>(s.at.time_since_epoch().count());
-      floor =
-          std::max(floor, at - params.window) + static_cast<double>(s.cost) * params.ns_per_token;
+      floor = std::max(floor, at - internal::TokenBucket::window_ns(params)) +
+              static_cast<double>(s.cost) * params.ns_per_token;
     }
     for (int k = 0; k < 200; ++k) {
       const Instant at = t->now + Nanos{static_cast<std::int64_t>(k) * 700'000};
@@ -240,6 +243,22 @@ TEST(TokenBucketReservationTest, CancellingUnderLaterCallsNeverLetsAnyoneInEarli
     if (t->refunded < charge_of<TokenBucketLimiter<ManualClock>>(quota, t->cost)) ++partial;
   }
   EXPECT_GT(partial, 100);  // Partial refunds were exercised.
+}
+
+TYPED_TEST(ReservationTest, CancellingAfterTheReadyInstantGivesNothingBack) {
+  // x/time/rate's rule: past `ready_at` the holder may have used the permits, so a cancel then
+  // must not let the limiter admit them a second time (burst + rate x time would be exceeded).
+  TypeParam limiter{Quota::per_second(10).with_burst(2)};
+  Reservation now = limiter.reserve_at(t0, 2);
+  ASSERT_EQ(now.ready_at(), t0);
+  EXPECT_EQ(now.cancel_at(t0 + Nanos{1}), Nanos::zero());
+  EXPECT_FALSE(limiter.try_acquire_at(t0 + Nanos{1}).allowed());
+  Reservation later = limiter.reserve_at(t0 + Nanos{1}, 1);
+  ASSERT_EQ(later.ready_at(), t0 + milliseconds(100));
+  EXPECT_EQ(later.cancel_at(t0 + milliseconds(100)), milliseconds(100)) << "at the instant: back";
+  Reservation again = limiter.reserve_at(t0 + milliseconds(100), 1);
+  ASSERT_EQ(again.ready_at(), t0 + milliseconds(100));
+  EXPECT_EQ(again.cancel_at(t0 + milliseconds(100) + Nanos{1}), Nanos::zero());
 }
 
 TYPED_TEST(ReservationTest, RefundsAllOfAReservationWhoseCapacityLiesBeyondEveryLaterCall) {
@@ -274,24 +293,24 @@ struct ReservingModel {
   using Rule = waiting_test::RuleOf<L>;
   struct Held {
     int id;
-    typename Rule::State before;
-    typename Rule::State after;
-    typename Rule::Charge charge;
+    typename Rule::Rule::Cancelled r;
     friend bool operator==(const Held& a, const Held& b) {
-      return a.id == b.id && waiting_test::same_bits(a.before, b.before) &&
-             waiting_test::same_bits(a.after, b.after);
+      return a.id == b.id && waiting_test::same_bits(a.r.before, b.r.before) &&
+             waiting_test::same_bits(a.r.after, b.r.after);
     }
   };
   struct State {
     typename Rule::State state;
+    std::int64_t last_event;  // x/time/rate's `lastEvent`, for the token bucket's cancel.
     std::vector<Held> held;
     friend bool operator==(const State& a, const State& b) {
-      return waiting_test::same_bits(a.state, b.state) && a.held == b.held;
+      return waiting_test::same_bits(a.state, b.state) && a.last_event == b.last_event &&
+             a.held == b.held;
     }
   };
   typename Rule::Params params;
 
-  State init() const { return {Rule::kFull, {}}; }
+  State init() const { return {Rule::kFull, INT64_MIN, {}}; }
   std::optional<State> step(const State& s, const ReserveCall& c) const {
     State out = s;
     if (!c.is_cancel) {
@@ -301,7 +320,13 @@ struct ReservingModel {
       }
       if (verdict == Verdict::Allowed) {
         out.state = next;
-        out.held.push_back({c.id, s.state, next, Rule::charge(c.cost, params)});
+        out.last_event = ready.time_since_epoch().count();
+        out.held.push_back({c.id,
+                            {.before = s.state,
+                             .after = next,
+                             .charge = Rule::charge(c.cost, params),
+                             .cost = c.cost,
+                             .ready_at = ready.time_since_epoch().count()}});
       }
       return out;
     }
@@ -311,10 +336,11 @@ struct ReservingModel {
       if (c.refunded != Nanos::zero()) return std::nullopt;
       return out;
     }
-    const auto [next, refunded] =
-        Rule::refund(s.state, it->before, it->after, it->charge, c.at, params);
+    const auto [next, last_event, refunded] =
+        Rule::cancel(s.state, s.last_event, it->r, c.at, params);
     if (refunded != c.refunded) return std::nullopt;
     out.state = next;
+    out.last_event = last_event;
     out.held.erase(it);
     return out;
   }

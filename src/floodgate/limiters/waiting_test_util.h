@@ -35,6 +35,7 @@ bool same_bits(State a, State b) {
 // A rule's pure functions in the shape the sequential models use.
 template <class Impl>
 struct RuleAdapter {
+  using Rule = Impl;
   using State = typename Impl::State;
   using Params = typename Impl::Params;
   using Charge = typename Impl::Charge;
@@ -57,11 +58,13 @@ struct RuleAdapter {
     return {step.verdict, Instant{Nanos{step.at}}, step.state};
   }
   static Charge charge(std::uint64_t cost, const Params& p) { return Impl::charge(cost, p); }
-  // The state after cancelling, and the refund as `Reservation::cancel_at` reports it.
-  static std::pair<State, Nanos> refund(State s, State before, State after, Charge charge,
-                                        Instant at, const Params& p) {
-    const auto step = Impl::refund(s, before, after, charge, at, p);
-    return {step.state, step.given};
+  // The state and latest call's instant after cancelling a reservation, and the refund as
+  // `Reservation::cancel_at` reports it.
+  static std::tuple<State, std::int64_t, Nanos> cancel(State s, std::int64_t last_event,
+                                                       const typename Impl::Cancelled& r,
+                                                       Instant at, const Params& p) {
+    const auto step = Impl::cancel(s, last_event, r, at, p);
+    return {step.state, step.last_event, step.given};
   }
   static std::size_t hash(State s) {
     return std::hash<std::uint64_t>{}(std::bit_cast<std::uint64_t>(s));

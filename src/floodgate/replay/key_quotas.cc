@@ -1,11 +1,35 @@
 #include "floodgate/replay/key_quotas.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <memory>
+
+#include "floodgate/core/internal/format.h"
 
 namespace floodgate::replay {
+namespace {
+
+using internal::quoted;
+
+// Returns the text `pattern` matches if it has no wildcards (`\` escapes removed), or nothing.
+std::optional<std::string> literal_of(std::string_view pattern) {
+  std::string literal;
+  for (std::size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '*' || c == '?') return std::nullopt;
+    if (c == '\\' && i + 1 < pattern.size()) {
+      literal += pattern[++i];
+    } else {
+      literal += c;
+    }
+  }
+  return literal;
+}
+
+}  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view text) noexcept {
   // Iterative matching with one backtrack point: the last `*` and where its run ends.
@@ -58,8 +82,8 @@ Result<KeyQuotas> KeyQuotas::parse(std::string_view text, std::string_view origi
     if (line.empty() || line.front() == '#') continue;
     const std::size_t gap = line.find_first_of(" \t");
     if (gap == std::string_view::npos) {
-      return Error(where() + "rule \"" + std::string(line) +
-                   "\" has a pattern but no quota (write: pattern quota, e.g. "
+      return Error(where() + "rule " + quoted(line) +
+                   " has a pattern but no quota (write: pattern quota, e.g. "
                    "premium:* 100/s burst 50)");
     }
     const std::string_view pattern = line.substr(0, gap);
@@ -69,8 +93,7 @@ Result<KeyQuotas> KeyQuotas::parse(std::string_view text, std::string_view origi
     }
     Result<Quota> quota = Quota::parse(quota_text);
     if (!quota)
-      return Error(where() + "pattern \"" + std::string(pattern) +
-                   "\": " + quota.error().message());
+      return Error(where() + "pattern " + quoted(pattern) + ": " + quota.error().message());
     bool known = false;
     for (const Quota& q : distinct) known = known || q == *quota;
     if (!known) {
@@ -80,24 +103,43 @@ Result<KeyQuotas> KeyQuotas::parse(std::string_view text, std::string_view origi
       }
       distinct.push_back(*quota);
     }
+    const std::size_t index = quotas.rules_.size();
     quotas.rules_.push_back({std::string(pattern), *quota});
+    if (std::optional<std::string> literal = literal_of(pattern)) {
+      quotas.exact_.try_emplace(*std::move(literal), index);  // The first such rule wins.
+    } else {
+      quotas.globs_.push_back(index);
+    }
   }
   return quotas;
 }
 
 Result<KeyQuotas> KeyQuotas::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error("quota file \"" + path + "\": cannot open: " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return Error("quota file \"" + path + "\": read error");
-  return parse(text.str(), path);
+  const auto fail = [&](const char* what, int error) {
+    return Error("quota file \"" + path + "\": " + what + ": " + std::strerror(error));
+  };
+  const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                             &std::fclose);
+  if (file == nullptr) return fail("cannot open", errno);
+  struct stat st {};
+  if (::fstat(::fileno(file.get()), &st) != 0) return fail("cannot read", errno);
+  if (S_ISDIR(st.st_mode)) return fail("cannot read", EISDIR);
+  std::string text;
+  char buffer[1 << 16];
+  std::size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
+  if (std::ferror(file.get())) return fail("read error", errno);
+  return parse(text, path);
 }
 
 std::optional<Quota> KeyQuotas::match(std::string_view key) const {
-  for (const KeyQuotaRule& rule : rules_) {
-    if (glob_match(rule.pattern, key)) return rule.quota;
+  const auto exact = exact_.find(key);
+  const std::size_t first_exact = exact == exact_.end() ? rules_.size() : exact->second;
+  for (const std::size_t index : globs_) {
+    if (index > first_exact) break;
+    if (glob_match(rules_[index].pattern, key)) return rules_[index].quota;
   }
+  if (first_exact < rules_.size()) return rules_[first_exact].quota;
   return std::nullopt;
 }
 

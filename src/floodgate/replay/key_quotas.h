@@ -8,13 +8,18 @@
 // A pattern is a glob (`*` any run of bytes, `?` one byte, `\` escapes the next byte) matched
 // against the whole key; the first rule that matches gives the key its quota, and a key no rule
 // matches gets the default. Blank lines are ignored, and a `#` at the start of a line or after a
-// space or tab starts a comment. Errors name the
-// file, the line and the value. Thread-safe for reading once built.
+// space or tab starts a comment. Errors name the file, the line and the value. Thread-safe for
+// reading once built.
+//
+// A match costs one hash lookup for the patterns without wildcards (however many there are) and
+// one glob test per pattern with wildcards that comes before the exact match, if any.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "floodgate/core/quota.h"
@@ -49,7 +54,18 @@ class KeyQuotas {
   const std::vector<KeyQuotaRule>& rules() const noexcept { return rules_; }
 
  private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+
   std::vector<KeyQuotaRule> rules_;
+  // The patterns without wildcards, unescaped, each with the index of its first rule.
+  std::unordered_map<std::string, std::size_t, Hash, std::equal_to<>> exact_;
+  // The indexes of the rules whose patterns have wildcards, in order.
+  std::vector<std::size_t> globs_;
 };
 
 }  // namespace floodgate::replay

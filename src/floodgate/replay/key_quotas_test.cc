@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
 namespace floodgate::replay {
 namespace {
 
@@ -56,6 +60,58 @@ TEST(KeyQuotasTest, ErrorsNameTheFileLineAndValue) {
   ASSERT_FALSE(q);
   EXPECT_NE(q.error().message().find("\"/nonexistent/quotas.txt\": cannot open"),
             std::string::npos);
+}
+
+TEST(KeyQuotasTest, ExactPatternsLookedUpByHashGiveTheFirstMatchAsAScanWould) {
+  // Random rule lists mixing exact patterns (some escaped, some repeated) and globs; every key
+  // gets the quota of the first rule that matches, as a linear scan finds it.
+  std::mt19937_64 rng(14);
+  const std::string letters = "ab*?\\";
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string text;
+    std::vector<std::pair<std::string, Quota>> rules;
+    for (int i = 0; i < 12; ++i) {
+      std::string pattern;
+      const std::size_t length = 1 + rng() % 3;
+      const bool exact = rng() % 2 == 0;
+      for (std::size_t j = 0; j < length; ++j) {
+        pattern += exact ? letters[rng() % 2] : letters[rng() % letters.size()];
+      }
+      if (exact && rng() % 4 == 0) pattern = "\\*" + pattern;  // An escaped star is exact.
+      const Quota quota = Quota::per_second(1 + rng() % 4);
+      rules.emplace_back(pattern, quota);
+      text += pattern + " " + quota.to_string() + "\n";
+    }
+    const Result<KeyQuotas> q = KeyQuotas::parse(text, "t");
+    ASSERT_TRUE(q) << q.error().message();
+    for (const std::string key : {"", "a", "b", "ab", "ba", "aa", "abb", "*a", "*ab", "?", "\\"}) {
+      std::optional<Quota> scan;
+      for (const auto& [pattern, quota] : rules) {
+        if (glob_match(pattern, key)) {
+          scan = quota;
+          break;
+        }
+      }
+      EXPECT_EQ(q->match(key), scan) << "trial " << trial << " key \"" << key << "\"\n" << text;
+    }
+  }
+}
+
+TEST(KeyQuotasTest, ADirectoryIsNotAnEmptyRuleFile) {
+  const Result<KeyQuotas> q = KeyQuotas::load(std::filesystem::temp_directory_path().string());
+  ASSERT_FALSE(q);
+  EXPECT_NE(q.error().message().find("cannot read: Is a directory"), std::string::npos)
+      << q.error().message();
+}
+
+TEST(KeyQuotasTest, ErrorsEscapeBytesThatAreNotPrintable) {
+  const Result<KeyQuotas> q = KeyQuotas::parse(std::string("al\x01"
+                                                           "ce 1/s\0junk\n",
+                                                           15),
+                                               "q.txt");
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().message().substr(0, 50),
+            "q.txt:1: pattern \"al\\x01ce\": quota \"1/s\\x00junk\": ");
 }
 
 }  // namespace

@@ -7,6 +7,35 @@
 
 namespace floodgate::replay {
 
+namespace {
+std::size_t utf8_length(std::string_view text);
+}  // namespace
+
+std::string printable_key(std::string_view key, std::size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  std::size_t i = 0;
+  while (i < key.size() && i < max_bytes) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    const std::size_t n = utf8_length(key.substr(i));
+    if (n > 1 && i + n <= max_bytes) {
+      out.append(key.substr(i, n));
+      i += n;
+      continue;
+    }
+    if (n == 1 && c >= 0x20 && c != 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+    ++i;
+  }
+  if (i < key.size()) out += "...";
+  return out;
+}
+
 void TopDenials::add(std::string_view key) {
   auto it = counts_.find(key);
   if (it != counts_.end()) {
@@ -66,9 +95,54 @@ void TimeSeries::add(Instant t, bool admitted) {
 
 namespace {
 
+// Returns the length of the valid UTF-8 sequence that starts `text` (1 to 4 bytes, no overlong
+// forms, no surrogates, at most U+10FFFF), or 0 if it does not start with one.
+std::size_t utf8_length(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char b0 = byte(0);
+  if (b0 < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char low = 0x80, high = 0xbf;  // The range of the second byte.
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    n = 2;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    n = 3;
+    if (b0 == 0xe0) low = 0xa0;   // Overlong.
+    if (b0 == 0xed) high = 0x9f;  // Surrogates.
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    n = 4;
+    if (b0 == 0xf0) low = 0x90;   // Overlong.
+    if (b0 == 0xf4) high = 0x8f;  // Above U+10FFFF.
+  } else {
+    return 0;
+  }
+  if (text.size() < n || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < n; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
+  }
+  return n;
+}
+
+// Returns `text` as XML character data: markup escaped, control bytes as '?', and bytes that are
+// not valid UTF-8 as U+FFFD, so that the document stays well-formed whatever the key.
 std::string escape_xml(std::string_view text) {
   std::string out;
-  for (const char c : text) {
+  while (!text.empty()) {
+    const std::size_t n = utf8_length(text);
+    const char c = text.front();
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER.
+      text.remove_prefix(1);
+      continue;
+    }
+    if (n > 1) {
+      // U+FFFE and U+FFFF are not XML characters either.
+      const std::string_view sequence = text.substr(0, n);
+      out += sequence == "\xEF\xBF\xBE" || sequence == "\xEF\xBF\xBF" ? "\xEF\xBF\xBD"
+                                                                      : std::string(sequence);
+      text.remove_prefix(n);
+      continue;
+    }
     switch (c) {
       case '&':
         out += "&amp;";
@@ -83,8 +157,9 @@ std::string escape_xml(std::string_view text) {
         out += "&quot;";
         break;
       default:
-        out += static_cast<unsigned char>(c) < 0x20 ? '?' : c;
+        out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
     }
+    text.remove_prefix(1);
   }
   return out;
 }

@@ -24,7 +24,8 @@ namespace floodgate::replay {
 // `error_bound()` above it.
 class TopDenials {
  public:
-  explicit TopDenials(std::size_t capacity = 4096) : capacity_(capacity) {}
+  // A capacity of 0 is taken as 1.
+  explicit TopDenials(std::size_t capacity = 4096) : capacity_(capacity == 0 ? 1 : capacity) {}
 
   void add(std::string_view key);
 
@@ -70,6 +71,10 @@ class TimeSeries {
   std::int64_t width_ = 1'000'000;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> buckets_;
 };
+
+// Returns `key` fit for one line of a terminal: at most `max_bytes` bytes of it (then "..."),
+// valid UTF-8 as it is, and control bytes and bytes that are not valid UTF-8 as \xNN.
+std::string printable_key(std::string_view key, std::size_t max_bytes = 60);
 
 // What the plot says about itself.
 struct PlotLabels {

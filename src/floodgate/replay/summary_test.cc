@@ -38,6 +38,26 @@ TEST(TopDenialsTest, ExactWhileSmallAndBoundedAfter) {
   }
 }
 
+TEST(TopDenialsTest, ACapacityOfZeroKeepsOne) {
+  // Adversarial report 2026-12, D20: capacity 0 once indexed an empty vector on the second key.
+  TopDenials denials(0);
+  denials.add("a");
+  denials.add("b");
+  denials.add("b");
+  const auto top = denials.top(5);
+  ASSERT_FALSE(top.empty());
+  EXPECT_EQ(top[0].first, "b");
+}
+
+TEST(PrintableKeyTest, KeepsValidUtf8AndEscapesEverythingElse) {
+  EXPECT_EQ(printable_key("caf\xc3\xa9"), "caf\xc3\xa9");
+  EXPECT_EQ(printable_key("\xff\xfe"), "\\xff\\xfe");
+  EXPECT_EQ(printable_key("a\nb\x7f"), "a\\x0ab\\x7f");
+  EXPECT_EQ(printable_key("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // A surrogate is not UTF-8.
+  EXPECT_EQ(printable_key("\xc0\xaf"), "\\xc0\\xaf");           // Nor an overlong form.
+  EXPECT_EQ(printable_key(std::string(70, 'k')), std::string(60, 'k') + "...");
+}
+
 TEST(TimeSeriesTest, BucketsWidenAndKeepEveryRequest) {
   TimeSeries series;
   const Instant t0{std::chrono::seconds(1000)};
@@ -95,6 +115,17 @@ TEST(RenderSvgTest, DrawsBarsTheQuotaAndEscapedLabels) {
   EXPECT_NE(svg.find("stroke-dasharray"), std::string::npos) << "the quota line";
   EXPECT_NE(svg.find("UTC, from 2023-11-14"), std::string::npos) << "a date axis";
   EXPECT_EQ(svg.find("<script"), std::string::npos);
+}
+
+TEST(RenderSvgTest, LabelsThatAreNotUtf8StayWellFormed) {
+  // Adversarial report 2026-12, D11: bytes that are not UTF-8 became raw bytes in the XML.
+  TimeSeries series;
+  series.add(Instant{}, true);
+  const std::string svg = render_svg(series, {.title = "key \xff\xfe caf\xc3\xa9 \x01 \xef\xbf\xbf",
+                                              .quota = std::nullopt,
+                                              .quota_label = ""});
+  EXPECT_NE(svg.find("key \xef\xbf\xbd\xef\xbf\xbd caf\xc3\xa9 ? \xef\xbf\xbd"), std::string::npos);
+  EXPECT_EQ(svg.find("\xff"), std::string::npos);
 }
 
 }  // namespace

@@ -7,30 +7,22 @@
 #include <cstring>
 #include <utility>
 
+#include "floodgate/core/internal/format.h"
 #include "floodgate/core/internal/time_math.h"
 
 namespace floodgate::replay {
 namespace {
 
-// Returns `text` in double quotes for an error message: at most 60 bytes, bytes that are not
-// printable ASCII as \xNN.
-std::string quoted(std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  const std::size_t shown = std::min<std::size_t>(text.size(), 60);
-  for (std::size_t i = 0; i < shown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
+using internal::quoted;
+
+// Returns a CSV header field as a column name: without surrounding spaces and quotes.
+std::string_view csv_header_name(std::string_view field) {
+  while (!field.empty() && field.front() == ' ') field.remove_prefix(1);
+  while (!field.empty() && field.back() == ' ') field.remove_suffix(1);
+  if (field.size() >= 2 && field.front() == '"' && field.back() == '"') {
+    field = field.substr(1, field.size() - 2);
   }
-  if (shown < text.size()) out += "...";
-  out += '"';
-  return out;
+  return field;
 }
 
 Error field_error(std::string_view field, std::string_view value, std::string_view problem) {
@@ -219,12 +211,7 @@ Result<CsvColumns> parse_csv_header(std::string_view line) {
   std::string_view rest = line;
   for (int index = 0;; ++index) {
     const std::size_t comma = rest.find(',');
-    std::string_view name = rest.substr(0, comma);
-    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
-    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
-      name = name.substr(1, name.size() - 2);
-    }
+    const std::string_view name = csv_header_name(rest.substr(0, comma));
     const auto claim = [&](int& slot) -> std::optional<Error> {
       if (slot >= 0) return Error("header: column " + quoted(name) + " appears twice");
       slot = index;
@@ -397,52 +384,74 @@ Result<Request> parse_access_log_line(std::string_view line, LogField field) {
 }
 
 TraceReader::TraceReader(std::FILE* file, std::string name, TraceFormat format, LogField field)
-    : file_(file), name_(std::move(name)), format_(format), field_(field) {}
-
-TraceReader::~TraceReader() { std::free(line_); }
+    : file_(file),
+      name_(std::move(name)),
+      format_(format),
+      field_(field),
+      line_(std::make_unique<char[]>(kMaxLineBytes + 1)) {}
 
 Error TraceReader::error_at(const Error& error) const {
   return Error(name_ + ":" + std::to_string(line_number_) + ": " + error.message());
 }
 
-Result<std::optional<Request>> TraceReader::next() {
-  // After a bad header no line can be read: the stream has ended.
-  if (columns_.count < 0) return std::optional<Request>();
-  while (true) {
-    errno = 0;
-    const ssize_t read = ::getline(&line_, &capacity_, file_);
-    if (read < 0) {
-      if (std::ferror(file_)) {
-        return Error(name_ + ": read error after line " + std::to_string(line_number_) + ": " +
-                     std::strerror(errno));
+Result<bool> TraceReader::read_line() {
+  // One byte at a time from the stream's own buffer: a line is never held past the limit, and a
+  // slow pipe is read as its lines arrive.
+  int c = 0;
+  errno = 0;
+  if (skipping_) {
+    while ((c = getc_unlocked(file_)) != EOF) {
+      ++bytes_read_;
+      if (c == '\n') break;
+    }
+    skipping_ = false;
+  }
+  length_ = 0;
+  bool any = false;
+  if (c != EOF) {
+    while ((c = getc_unlocked(file_)) != EOF) {
+      any = true;
+      ++bytes_read_;
+      if (c == '\n') break;
+      if (length_ == kMaxLineBytes) {
+        ++line_number_;
+        skipping_ = true;
+        return error_at(Error("line longer than the " + std::to_string(kMaxLineBytes) +
+                              " bytes a trace line may have (the rest of it is skipped)"));
       }
-      return std::optional<Request>();
+      line_[length_++] = static_cast<char>(c);
     }
-    ++line_number_;
-    bytes_read_ += static_cast<std::uint64_t>(read);
-    if (static_cast<std::size_t>(read) > kMaxLineBytes) {
-      // Hand the buffer back, so that one huge line does not keep its memory for the rest.
-      std::free(line_);
-      line_ = nullptr;
-      capacity_ = 0;
-      return error_at(Error("line of " + std::to_string(read) + " bytes, longer than the " +
-                            std::to_string(kMaxLineBytes) + " a trace line may have"));
-    }
-    std::string_view line(line_, static_cast<std::size_t>(read));
-    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  }
+  if (c == EOF && std::ferror(file_)) {
+    const int error = errno;
+    stop_ = Stop::ReadError;
+    return Error(name_ + ": read error after line " + std::to_string(line_number_) + ": " +
+                 (error != 0 ? std::strerror(error) : "unknown error"));
+  }
+  if (!any) return false;
+  ++line_number_;
+  return true;
+}
+
+Result<std::optional<Request>> TraceReader::next() {
+  while (stop_ == Stop::No) {
+    Result<bool> read = read_line();
+    if (!read) return read.error();
+    if (!*read) break;
+    std::string_view line(line_.get(), length_);
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line_number_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);  // BOM.
     if (line.empty()) continue;
     if (format_ == TraceFormat::Auto) {
-      const std::string_view first = line.substr(0, line.find(','));
-      format_ = first == "time_ns" || first == "time" || first == "key" || first == "cost" ||
-                        first == "\"time_ns\"" || first == "\"time\"" || first == "\"key\""
+      const std::string_view first = csv_header_name(line.substr(0, line.find(',')));
+      format_ = first == "time_ns" || first == "time" || first == "key" || first == "cost"
                     ? TraceFormat::Csv
                     : TraceFormat::AccessLog;
     }
     if (format_ == TraceFormat::Csv && columns_.count == 0) {
       Result<CsvColumns> columns = parse_csv_header(line);
       if (!columns) {
-        columns_.count = -1;  // Reported once; then the stream ends.
+        stop_ = Stop::BadHeader;
         return error_at(columns.error());
       }
       columns_ = *columns;
@@ -453,6 +462,7 @@ Result<std::optional<Request>> TraceReader::next() {
     if (!request) return error_at(request.error());
     return std::optional<Request>(*request);
   }
+  return std::optional<Request>();
 }
 
 }  // namespace floodgate::replay

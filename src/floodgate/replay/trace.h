@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,21 +90,34 @@ Result<Instant> parse_time_seconds(std::string_view text);
 // Parses a cost: a decimal integer in [0, 2^64).
 Result<std::uint64_t> parse_cost(std::string_view text);
 
-// Reads requests from a stream, one line at a time, in constant memory.
+// Reads requests from a stream, one line at a time, in constant memory: a line longer than
+// `kMaxLineBytes` is reported as soon as the limit is passed and the rest of it is skipped, never
+// held.
 class TraceReader {
  public:
   // Longer lines are errors (a key of kilobytes is not a client's name).
   static constexpr std::size_t kMaxLineBytes = 64 * 1024;
 
+  // Why a reader stopped before the end of its stream.
+  enum class Stop : std::uint8_t {
+    No,         // It has not: reading goes on (past a malformed line, to the next one).
+    ReadError,  // The stream failed (a directory, a closed descriptor, an I/O error).
+    BadHeader,  // The CSV header names no usable columns, so no line after it can be read.
+  };
+
   // Reads from `file` (not owned), named `name` in errors ("-" for standard input).
   TraceReader(std::FILE* file, std::string name, TraceFormat format, LogField field);
-  ~TraceReader();
   TraceReader(const TraceReader&) = delete;
   TraceReader& operator=(const TraceReader&) = delete;
 
-  // Returns the next request, nothing at the end of the stream, or an error naming the line;
-  // after an error the reader goes on with the next line. Blank lines are skipped.
+  // Returns the next request, nothing at the end of the stream, or an error naming the line (or,
+  // for a read error, the stream and the system's reason). After a malformed line the reader
+  // goes on with the next line; after a read error or a bad header (`stopped()`) it returns
+  // nothing. Blank lines are skipped.
   Result<std::optional<Request>> next();
+
+  // Reports whether, and why, the reader stopped before the end of the stream.
+  Stop stopped() const noexcept { return stop_; }
 
   // Returns the number of the line last read (1 for the first).
   std::uint64_t line_number() const noexcept { return line_number_; }
@@ -115,6 +129,8 @@ class TraceReader {
   TraceFormat format() const noexcept { return format_; }
 
  private:
+  // Reads the next line into `line_`: true if there is one, false at the end of the stream.
+  Result<bool> read_line();
   Error error_at(const Error& error) const;
 
   std::FILE* file_;
@@ -122,8 +138,10 @@ class TraceReader {
   TraceFormat format_;
   LogField field_;
   CsvColumns columns_;
-  char* line_ = nullptr;
-  std::size_t capacity_ = 0;
+  std::unique_ptr<char[]> line_;  // kMaxLineBytes + 1 bytes.
+  std::size_t length_ = 0;        // Of the line in `line_`, without its newline.
+  bool skipping_ = false;         // The last line was too long: its rest is still to skip.
+  Stop stop_ = Stop::No;
   std::string scratch_;
   std::uint64_t line_number_ = 0;
   std::uint64_t bytes_read_ = 0;

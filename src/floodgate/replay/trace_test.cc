@@ -150,7 +150,7 @@ TEST(TraceTest, TheReaderNamesTheLineOfEachErrorAndGoesOn) {
   // A line too long to be a request is an error, and the next line is read as usual.
   const auto long_line = read_all("time,key\n1," + std::string(70'000, 'k') + "\n2,b\n");
   ASSERT_EQ(long_line.size(), 2u);
-  EXPECT_NE(long_line[0].find("t.csv:2: line of 70003 bytes, longer than the 65536"),
+  EXPECT_NE(long_line[0].find("t.csv:2: line longer than the 65536 bytes a trace line may have"),
             std::string::npos)
       << long_line[0];
   EXPECT_EQ(long_line[1], "2000000000 b 1");
@@ -158,6 +158,46 @@ TEST(TraceTest, TheReaderNamesTheLineOfEachErrorAndGoesOn) {
   const auto bad_header = read_all("time_ns,user\n1,a\n", TraceFormat::Csv);
   ASSERT_EQ(bad_header.size(), 1u);
   EXPECT_NE(bad_header[0].find("t.csv:1: header"), std::string::npos) << bad_header[0];
+}
+
+TEST(TraceTest, AReadErrorIsReportedOnceWithItsReasonAndEndsTheStream) {
+  // A directory opens as a stream and fails at the first read (EISDIR). The reader once went on
+  // reading it forever, saying "Success".
+  std::FILE* dir = std::fopen("/", "r");
+  ASSERT_NE(dir, nullptr);
+  TraceReader reader(dir, "/", TraceFormat::Auto, LogField::Client);
+  const auto first = reader.next();
+  ASSERT_FALSE(first);
+  EXPECT_EQ(first.error().message(), "/: read error after line 0: Is a directory");
+  EXPECT_EQ(reader.stopped(), TraceReader::Stop::ReadError);
+  const auto second = reader.next();
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(second->has_value()) << "after a read error the stream has ended";
+  std::fclose(dir);
+}
+
+TEST(TraceTest, ALineLongerThanTheLimitIsReportedAtTheLimitAndSkipped) {
+  // Reported as soon as the limit is passed, before the rest of the line is read, so that a
+  // stream without newlines (/dev/zero) cannot make the reader hold or wait for it.
+  std::string text = "time,key\n1," + std::string(TraceReader::kMaxLineBytes, 'k');
+  const std::size_t reported_after = text.size() + 1;  // One byte past the limit.
+  text += std::string(200'000, 'k') + "\n2,b\n";
+  std::FILE* file = fmemopen(text.data(), text.size(), "r");
+  TraceReader reader(file, "t.csv", TraceFormat::Auto, LogField::Client);
+  const auto error = reader.next();
+  ASSERT_FALSE(error);
+  EXPECT_EQ(reader.stopped(), TraceReader::Stop::No);
+  EXPECT_LE(reader.bytes_read(), reported_after);
+  const auto next = reader.next();
+  ASSERT_TRUE(next && next->has_value());
+  EXPECT_EQ((*next)->key, "b");
+  EXPECT_EQ(reader.line_number(), 3u);
+  std::fclose(file);
+}
+
+TEST(TraceTest, CsvHeadersWithSpacesOrQuotesAreDetectedAsCsv) {
+  EXPECT_EQ(read_all(" time_ns , key\n1,a\n"), (std::vector<std::string>{"1 a 1"}));
+  EXPECT_EQ(read_all("\"cost\",\"time_ns\",\"key\"\n2,1,a\n"), (std::vector<std::string>{"1 a 2"}));
 }
 
 }  // namespace

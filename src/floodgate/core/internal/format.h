@@ -1,7 +1,9 @@
 // Durations as text, for messages and reports. Not part of the public API.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "floodgate/core/time.h"
 
@@ -9,5 +11,10 @@ namespace floodgate::internal {
 
 // Returns `d` as text in the largest unit that divides it exactly: "1s", "250ms", "90m", "7ns".
 std::string format_duration(Nanos d);
+
+// Returns `text` in double quotes for a message: at most `max_bytes` bytes of it (then "..."),
+// every byte that is not printable ASCII, and `"` and `\`, as \xNN. A message built with it
+// survives a terminal, a log line and a C string (a NUL byte cannot cut it short).
+std::string quoted(std::string_view text, std::size_t max_bytes = 60);
 
 }  // namespace floodgate::internal

@@ -58,6 +58,25 @@ constexpr Nanos saturating_nanos(std::uint64_t ns) noexcept {
                          : static_cast<std::int64_t>(ns)};
 }
 
+// The longest wait a denial reports. Between instants at the two ends of the clamp range a wait
+// can exceed the int64 range (about 292 years); it is reported as this, one nanosecond short of
+// `kNever`, so that `kNever` keeps meaning "no wait is enough" (a cost above the burst).
+inline constexpr Nanos kLongestWait{std::numeric_limits<std::int64_t>::max() - 1};
+
+// Returns an unsigned wait in nanoseconds as `Nanos`, at most `kLongestWait`.
+constexpr Nanos wait_nanos(std::uint64_t ns) noexcept {
+  return ns >= static_cast<std::uint64_t>(kLongestWait.count())
+             ? kLongestWait
+             : Nanos{static_cast<std::int64_t>(ns)};
+}
+
+// Returns the wait from the instant `t` until the instant `until` (both in nanoseconds): at least
+// 1 ns, at most `kLongestWait`, whatever the two are.
+constexpr Nanos wait_until(std::int64_t until, std::int64_t t) noexcept {
+  if (until <= t) return Nanos{1};
+  return wait_nanos(static_cast<std::uint64_t>(until) - static_cast<std::uint64_t>(t));
+}
+
 // Returns `a / b` rounded towards negative infinity (`b` > 0): the index of the window of length
 // `b` that holds `a`.
 constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) noexcept {

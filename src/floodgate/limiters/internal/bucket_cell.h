@@ -108,6 +108,13 @@ class BucketCell<Rule, Threads::Many> {
     return quota_;
   }
 
+  // The ready instant of the latest granted call, for rules that track it (`kTracksLastEvent`).
+  // Reservations and cancels write and read it holding `lock_events()`, so that each sees the
+  // state word and the instant together; an admission lowers it, rarely, without the lock.
+  std::int64_t last_event() const noexcept { return last_event_.load(std::memory_order_relaxed); }
+  std::unique_lock<std::mutex> lock_events() const { return std::unique_lock<std::mutex>(mu_); }
+  void set_last_event(std::int64_t t) noexcept { last_event_.store(t, std::memory_order_relaxed); }
+
  private:
   static_assert(std::is_trivially_copyable_v<Params> && sizeof(Params) % 8 == 0);
   static constexpr std::size_t kParamWords = sizeof(Params) / 8;
@@ -133,6 +140,7 @@ class BucketCell<Rule, Threads::Many> {
   std::atomic<std::uint64_t> started_{0};   // Changes begun ...
   std::atomic<std::uint64_t> finished_{0};  // ... and completed: fewer while one is made.
   std::array<std::atomic<std::uint64_t>, kParamWords> params_;
+  std::atomic<std::int64_t> last_event_{INT64_MIN};
   // What only changes and `quota()` touch, on the next line.
   alignas(kCacheLineSize) mutable std::mutex mu_;
   Quota quota_;  // Guarded by mu_.
@@ -170,8 +178,13 @@ class BucketCell<Rule, Threads::One> {
 
   Quota quota() const { return quota_; }
 
+  std::int64_t last_event() const noexcept { return last_event_; }
+  void set_last_event(std::int64_t t) noexcept { last_event_ = t; }
+  std::unique_lock<std::mutex> lock_events() const noexcept { return {}; }
+
  private:
   std::uint64_t word_;
+  std::int64_t last_event_ = INT64_MIN;
   std::uint64_t version_ = 0;
   Params params_;
   Quota quota_;

@@ -50,6 +50,24 @@ struct Gcra {
     Nanos given;  // The refill time given back, at most the charge.
   };
 
+  // A granted reservation, as cancelling it needs it.
+  struct Cancelled {
+    State before;  // The state before it ...
+    State after;   // ... and after it.
+    Charge charge;
+    std::uint64_t cost;
+    std::int64_t ready_at;
+  };
+
+  struct CancelStep {
+    State state;
+    std::int64_t last_event;  // Not tracked: passed through.
+    Nanos given;
+  };
+
+  // GCRA's refund needs no record of the latest call.
+  static constexpr bool kTracksLastEvent = false;
+
   // The state of a limiter that has admitted nothing: full at every instant.
   static constexpr State kFull = -kTimeLimit;
 
@@ -90,7 +108,7 @@ struct Gcra {
     const bool allowed = need <= window;
     const std::uint64_t after = allowed ? need : used;
     const std::int64_t headroom = after >= window ? 0 : static_cast<std::int64_t>(window - after);
-    const Nanos retry_after = allowed ? Nanos::zero() : saturating_nanos(need - window);
+    const Nanos retry_after = allowed ? Nanos::zero() : wait_nanos(need - window);
     // Admitted: max(state, t) + charge = t + need <= t + window, below INT64_MAX.
     next = allowed ? t + static_cast<std::int64_t>(need) : state;
     return Decision(allowed ? Verdict::Allowed : Verdict::Denied, p.burst, headroom, p.interval,
@@ -124,12 +142,12 @@ struct Gcra {
     return std::min(max_cost, (window - used) / static_cast<std::uint64_t>(p.interval));
   }
 
-  // Returns the permits available at `now` as a real number (x/time/rate's `TokensAt`).
+  // Returns the permits available at `now` as a real number, negative while reservations have
+  // put the limiter in debt (x/time/rate's `TokensAt`).
   static constexpr double tokens(State state, Instant now, const Params& p) noexcept {
     const std::uint64_t used = backlog(state, clamped_nanos(now));
-    const auto window = static_cast<std::uint64_t>(p.window);
-    return used >= window ? 0.0
-                          : static_cast<double>(window - used) / static_cast<double>(p.interval);
+    return (static_cast<double>(p.window) - static_cast<double>(used)) /
+           static_cast<double>(p.interval);
   }
 
   // Returns the capacity a reservation of `cost` takes, in state units (cost x interval).
@@ -185,6 +203,16 @@ struct Gcra {
     const std::uint64_t moved =
         static_cast<std::uint64_t>(state) - static_cast<std::uint64_t>(next);
     return {next, saturating_nanos(std::min(moved, charge))};
+  }
+
+  // Returns the state after cancelling the reservation `r` at `now`: nothing comes back once `now`
+  // is past `r.ready_at` (the permits are presumed used, as x/time/rate's `CancelAt` presumes);
+  // before that, `refund`'s.
+  static constexpr CancelStep cancel(State state, std::int64_t last_event, const Cancelled& r,
+                                     Instant now, const Params& p) noexcept {
+    if (r.cost == 0 || r.ready_at < clamped_nanos(now)) return {state, last_event, Nanos::zero()};
+    const RefundStep step = refund(state, r.before, r.after, r.charge, now, p);
+    return {step.state, last_event, step.given};
   }
 
   // Returns the state under `to` that carries `state` (under `from`) across a change of quota at

@@ -5,6 +5,8 @@
 // empty. The tokens at instant t are min(burst, (t - empty_at) x rate), negative while
 // reservations have put the bucket in debt; -infinity is a bucket full at every instant. This is
 // GCRA's state shifted by the window (empty_at = TAT - burst / rate) with a real-valued rate.
+// Cancelling a reservation also needs x/time/rate's `lastEvent`, the ready instant of the latest
+// granted call, which the limiter keeps beside the state (`kTracksLastEvent`).
 #pragma once
 
 #include <algorithm>
@@ -29,9 +31,26 @@ struct TokenBucket {
     double rate_per_ns;     // Tokens refilled per nanosecond: count / period.
     double ns_per_token;    // 1 / rate_per_ns: the hot path multiplies instead of dividing.
     double burst;           // The bucket's size.
-    double window;          // burst x ns_per_token: how long an empty bucket takes to fill.
     std::uint64_t permits;  // The burst as an integer, for costs and decisions.
   };
+
+  // A granted reservation, as cancelling it needs it.
+  struct Cancelled {
+    State before;  // The state before it ...
+    State after;   // ... and after it.
+    double charge;
+    std::uint64_t cost;
+    std::int64_t ready_at;
+  };
+
+  struct CancelStep {
+    State state;
+    std::int64_t last_event;
+    Nanos given;  // The refill time given back, rounded.
+  };
+
+  // The limiter records the ready instant of each granted call for `cancel`.
+  static constexpr bool kTracksLastEvent = true;
 
   struct Step {
     Decision decision;
@@ -59,8 +78,11 @@ struct TokenBucket {
     const auto count = static_cast<double>(quota.count());
     const auto period = static_cast<double>(quota.period().count());
     const auto burst = static_cast<double>(quota.burst());
-    return {count / period, period / count, burst, burst * (period / count), quota.burst()};
+    return {count / period, period / count, burst, quota.burst()};
   }
+
+  // Returns how long an empty bucket takes to fill: burst x ns_per_token.
+  static double window_ns(const Params& p) noexcept { return p.burst * p.ns_per_token; }
 
   // Returns the most tokens one call may take.
   static constexpr std::uint64_t burst(const Params& p) noexcept { return p.permits; }
@@ -68,22 +90,25 @@ struct TokenBucket {
   static std::uint64_t word(State state) noexcept { return std::bit_cast<std::uint64_t>(state); }
   static State state(std::uint64_t word) noexcept { return std::bit_cast<double>(word); }
 
-  // Token counts this close to a whole number count as it: floating-point error in a refill must
-  // not turn 3 tokens into 2.9999999997 and deny a cost of 3 (x/time/rate does, golang/go#46579).
-  static constexpr double kTokenTolerance = 1e-9;
-
   // Returns the tokens available at `t`: 0 while in debt, at most the burst.
   [[gnu::pure]] static double bucket_tokens(double empty_at, double t, const Params& p) noexcept {
     const double elapsed = t - empty_at;  // +infinity for a full bucket.
     if (elapsed <= 0) return 0.0;
     const double refilled = elapsed * p.rate_per_ns;
-    return refilled >= p.burst - kTokenTolerance ? p.burst : refilled;
+    return refilled >= p.burst ? p.burst : refilled;
+  }
+
+  // Returns the tokens at `t` as x/time/rate counts them: negative while in debt.
+  [[gnu::pure]] static double signed_tokens(double empty_at, double t, const Params& p) noexcept {
+    const double elapsed = t - empty_at;  // +infinity for a full bucket.
+    if (!(elapsed < std::numeric_limits<double>::infinity())) return p.burst;
+    return std::min(p.burst, elapsed * p.rate_per_ns);
   }
 
   // Returns `ns` in whole nanoseconds, rounded up (waits are never reported short) and saturated
-  // at `kNever`; `ns` must be above INT64_MIN.
+  // at `kLongestWait`; `ns` must be above INT64_MIN.
   static Nanos ceil_nanos(double ns) noexcept {
-    if (!(ns < 9.2e18)) return kNever;
+    if (!(ns < 9.2e18)) return kLongestWait;
     const auto whole = static_cast<std::int64_t>(ns);  // ns >= 0: truncation is floor.
     return Nanos{whole + (static_cast<double>(whole) < ns ? 1 : 0)};
   }
@@ -96,10 +121,10 @@ struct TokenBucket {
                                          const Params& p) noexcept {
     Nanos wait =
         ceil_nanos(std::max(0.0, empty_at + target * p.ns_per_token - static_cast<double>(t)));
-    for (std::int64_t step = 1; wait != kNever; step *= 2) {
+    for (std::int64_t step = 1; wait < kLongestWait; step *= 2) {
       // The instant as a later call would see it: an integer, then converted.
       const auto then = static_cast<double>(saturating_add(t, wait.count()));
-      if (bucket_tokens(empty_at, then, p) + kTokenTolerance >= target) break;
+      if (bucket_tokens(empty_at, then, p) >= target) break;
       wait = saturating_add(wait, Nanos{step});
     }
     return wait;
@@ -108,8 +133,8 @@ struct TokenBucket {
   // Returns the decision for a bucket holding `available` tokens at `instant`.
   static Decision bucket_decision(Verdict verdict, double available, Nanos retry, double state,
                                   std::int64_t instant, const Params& p) noexcept {
-    return Decision(verdict, p.permits, static_cast<std::int64_t>(available + kTokenTolerance), 1,
-                    retry, bucket_wait(state, instant, p.burst, p));
+    return Decision(verdict, p.permits, static_cast<std::int64_t>(available), 1, retry,
+                    bucket_wait(state, instant, p.burst, p));
   }
 
   // Returns the decision for `cost` in [1, burst] at the clamped instant `instant`, and sets
@@ -120,7 +145,7 @@ struct TokenBucket {
     const auto t = static_cast<double>(instant);
     const double available = bucket_tokens(empty_at, t, p);
     const auto need = static_cast<double>(cost);
-    const bool allowed = available + kTokenTolerance >= need;
+    const bool allowed = available >= need;
     // The bucket is next empty `left` tokens' time before `t`: from a full bucket,
     // t - (burst - cost) / rate, computed from `t` alone; otherwise the old instant plus the
     // cost's time. Either way never earlier than it was.
@@ -160,14 +185,13 @@ struct TokenBucket {
   static std::uint64_t available(State empty_at, Instant now, std::uint64_t max_cost,
                                  const Params& p) noexcept {
     const double tokens = bucket_tokens(empty_at, static_cast<double>(clamped_nanos(now)), p);
-    // As `admit` counts them: within the tolerance of a whole number, that number.
-    const auto whole = static_cast<std::uint64_t>(tokens + kTokenTolerance);
+    const auto whole = static_cast<std::uint64_t>(tokens);  // As `admit` counts them.
     return std::min(max_cost, std::min(whole, p.permits));
   }
 
-  // Returns the tokens in the bucket at `now` (x/time/rate's `TokensAt`).
+  // Returns the tokens in the bucket at `now`, negative while in debt (x/time/rate's `TokensAt`).
   static double tokens(State empty_at, Instant now, const Params& p) noexcept {
-    return bucket_tokens(empty_at, static_cast<double>(clamped_nanos(now)), p);
+    return signed_tokens(empty_at, static_cast<double>(clamped_nanos(now)), p);
   }
 
   // Returns the refill time a reservation of `cost` takes.
@@ -193,30 +217,60 @@ struct TokenBucket {
                         : available == p.burst
                             ? std::max(empty_at, t - (p.burst - need) * p.ns_per_token)
                             : empty_at + need * p.ns_per_token;
-    if (wait == kNever || max_delay < Nanos::zero() || wait > max_delay || next - t > kMaxDebt) {
+    if (wait >= kLongestWait || max_delay < Nanos::zero() || wait > max_delay ||
+        next - t > kMaxDebt) {
       return {Verdict::Denied, at, empty_at};
     }
     return {Verdict::Allowed, at, next};
   }
 
-  // Returns the state after cancelling, at `now`, a reservation of `charge` that moved the state
-  // from `before` to `after`: GCRA's rule on the equivalent arrival times. Exact when the state
-  // is still `after`; otherwise it gives back min(charge, after + window - max(now, state)), or
-  // nothing if that is negative.
-  static RefundStep refund(State state, State before, State after, Charge charge, Instant now,
+  // Returns the state after cancelling, at `now`, the reservation `r`, when the latest granted
+  // call was ready at `last_event`: x/time/rate's `CancelAt`. Nothing comes back if `now` is past
+  // `r.ready_at` (the permits are presumed used) or for cost 0; otherwise the bucket gets back
+  // r's tokens less those reserved after it (the tokens the time from r's ready instant to
+  // `last_event` refills), capped at the burst, and if r was the latest call, `last_event` moves
+  // back to the ready instant of the call before it (when that is not before `now`).
+  //
+  // The result is also held to the refund that is safe whatever calls came after `r` (the part
+  // of its charge beyond `now` and beyond every later call's ready instant), which x/time/rate's
+  // rule never exceeds when the calls are serialized; it bounds a cancel that races with other
+  // threads' calls, whose `last_event` it may read before they write it.
+  static CancelStep cancel(State empty_at, std::int64_t last_event, const Cancelled& r, Instant now,
                            const Params& p) noexcept {
-    double next = state;
-    if (state == after) {
-      next = before;
+    const std::int64_t instant = clamped_nanos(now);
+    const CancelStep nothing{empty_at, last_event, Nanos::zero()};
+    if (r.cost == 0 || r.ready_at < instant) return nothing;
+    const auto t = static_cast<double>(instant);
+    // Never negative when calls are serialized: every later call is ready no earlier than r.
+    // Granted calls ready at their own instant are not recorded while the latest recorded
+    // instant is not after theirs (the limiter's hot path skips the store); this clamp makes
+    // them count as x/time/rate's record of them would.
+    const double reserved_after =
+        static_cast<double>(std::max<std::int64_t>(0, saturating_sub(last_event, r.ready_at))) *
+        p.rate_per_ns;
+    const double restore = static_cast<double>(r.cost) - reserved_after;
+    if (!(restore > 0)) return nothing;
+    double next = empty_at;
+    if (empty_at == r.after) {
+      // Nothing since r: restoring its `before` decides every instant from `now` on as
+      // x/time/rate's refill would, and stale instants as if r had never been made.
+      next = r.before;
     } else {
-      const auto t = static_cast<double>(clamped_nanos(now));
-      const double room = after + p.window - std::max(t, state);
-      if (room > 0) next = state - std::min(charge, room);
+      const double tokens = std::min(p.burst, signed_tokens(empty_at, t, p) + restore);
+      next = tokens >= p.burst ? std::min(empty_at, t - window_ns(p)) : t - tokens * p.ns_per_token;
+      // Held to the safe refund (GCRA's, on the equivalent arrival times).
+      const double room = r.after + window_ns(p) - std::max(t, empty_at);
+      next = std::max(next, room > 0 ? empty_at - std::min(r.charge, room) : empty_at);
     }
-    if (!(next < state)) return {state, Nanos::zero()};
-    // Restoring the state before a full bucket's reservation moves it to -infinity; what was
-    // given back is the charge.
-    return {next, Nanos{std::llround(std::min(state - next, charge))}};
+    std::int64_t event = last_event;
+    if (r.ready_at == last_event) {
+      // x/time/rate truncates the cost's duration towards zero.
+      const auto span = static_cast<std::int64_t>(static_cast<double>(r.cost) * p.ns_per_token);
+      const std::int64_t previous = saturating_sub(r.ready_at, span);
+      if (previous >= instant) event = previous;
+    }
+    if (!(next < empty_at)) return {empty_at, event, Nanos::zero()};
+    return {next, event, Nanos{std::llround(std::min(empty_at - next, r.charge))}};
   }
 
   // Returns the state under `to` that carries `empty_at` (under `from`) across a change of quota
@@ -239,8 +293,8 @@ struct TokenBucket {
         carried = to.burst + std::min(0.0, tokens);
         break;
     }
-    const double full = t - to.window;
-    if (carried >= to.burst - kTokenTolerance) return std::min(empty_at, full);
+    const double full = t - window_ns(to);
+    if (carried >= to.burst) return std::min(empty_at, full);
     return std::max(full, t - carried * to.ns_per_token);
   }
 
@@ -250,8 +304,9 @@ struct TokenBucket {
   // in `t`.
   static bool is_full(State state, std::int64_t t, const Params& p) noexcept {
     const auto x = static_cast<double>(t);
-    return state + p.window <= x                      // No wait for any cost up to the burst.
-           && state <= x - p.window                   // An admission's next state ignores `state`.
+    const double window = window_ns(p);
+    return state + window <= x                        // No wait for any cost up to the burst.
+           && state <= x - window                     // An admission's next state ignores `state`.
            && bucket_tokens(state, x, p) == p.burst;  // The bucket reads full.
   }
 
@@ -262,7 +317,7 @@ struct TokenBucket {
     constexpr std::int64_t kLast = kTimeLimit;
     if (is_full(state, kFirst, p)) return kFirst;
     if (!is_full(state, kLast, p)) return INT64_MAX;
-    const double guess = std::clamp(std::ceil(state + p.window), static_cast<double>(kFirst),
+    const double guess = std::clamp(std::ceil(state + window_ns(p)), static_cast<double>(kFirst),
                                     static_cast<double>(kLast));
     // Invariant once found: is_full(hi) and !is_full(lo), with lo < hi.
     auto hi = static_cast<std::int64_t>(guess);
@@ -289,7 +344,7 @@ struct TokenBucket {
   }
 
   // Returns how long an empty bucket takes to fill, rounded up.
-  static Nanos window(const Params& p) noexcept { return ceil_nanos(p.window); }
+  static Nanos window(const Params& p) noexcept { return ceil_nanos(window_ns(p)); }
 };
 
 }  // namespace floodgate::internal
