@@ -30,7 +30,7 @@ Scenarios:
 
 Flags:
   --threads N     threads for the multi-threaded rows (default: the hardware's, at least 2)
-  --seconds S     seconds per contender per row (default 0.5)
+  --seconds S     seconds per contender per row, from 0.01 (default 0.5)
   --keys N        keys in the keyed rows (default 1000000, at most that)
   --json          print JSON instead of the table
 
@@ -66,7 +66,7 @@ int run_bench(const std::vector<std::string>& args) {
   }
   const unsigned hardware = std::max(2u, std::thread::hardware_concurrency());
   Result<std::uint64_t> threads = flags.get_uint("threads", hardware, 1, 1024);
-  Result<double> seconds = flags.get_seconds("seconds", 0.5);
+  Result<double> seconds = flags.get_seconds("seconds", 0.5, 0.01);
   Result<std::uint64_t> keys = flags.get_uint("keys", 1'000'000, 1, 1'000'000);
   for (const Error* e : {threads ? nullptr : &threads.error(), seconds ? nullptr : &seconds.error(),
                          keys ? nullptr : &keys.error()}) {

@@ -96,15 +96,20 @@ Result<std::uint64_t> Flags::get_uint(std::string_view name, std::uint64_t fallb
   return value;
 }
 
-Result<double> Flags::get_seconds(std::string_view name, double fallback) const {
+Result<double> Flags::get_seconds(std::string_view name, double fallback, double min) const {
   const std::optional<std::string> text = get(name);
   if (!text) return fallback;
+  // Decimal only: strtod would also take "0x10" (16) and "inf".
+  const bool decimal =
+      !text->empty() && text->find_first_not_of("0123456789.eE+-") == std::string::npos;
   char* end = nullptr;
-  const double value = std::strtod(text->c_str(), &end);
-  if (text->empty() || end != text->c_str() + text->size() || !std::isfinite(value) || value <= 0 ||
+  const double value = decimal ? std::strtod(text->c_str(), &end) : 0.0;
+  if (!decimal || end != text->c_str() + text->size() || !std::isfinite(value) || value < min ||
       value > 3600) {
+    char range[64];
+    std::snprintf(range, sizeof range, "from %g to 3600", min);
     return Error("flag --" + std::string(name) + ": \"" + *text +
-                 "\" is not a number of seconds above 0 and at most 3600");
+                 "\" is not a decimal number of seconds " + range);
   }
   return value;
 }

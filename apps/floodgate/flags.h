@@ -39,7 +39,7 @@ class Flags {
   Result<std::uint64_t> get_uint(std::string_view name, std::uint64_t fallback, std::uint64_t min,
                                  std::uint64_t max) const;
   // Returns `--name` as a number of seconds > 0, `fallback` if absent, or an error naming it.
-  Result<double> get_seconds(std::string_view name, double fallback) const;
+  Result<double> get_seconds(std::string_view name, double fallback, double min = 0.001) const;
 
   const std::vector<std::string>& positional() const noexcept { return positional_; }
 

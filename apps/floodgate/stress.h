@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "floodgate/core/internal/time_math.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/limiters/internal/gcra_rule.h"
 #include "floodgate/replay/replayer.h"
@@ -21,7 +22,8 @@ struct StressOptions {
   int threads = 2;
   std::uint64_t ops = 20'000;  // Calls per worker.
   std::uint64_t seed = 1;
-  double deadline_seconds = 60;  // The watchdog's stall timeout and deadline.
+  double deadline_seconds = 60;                 // The watchdog's stall timeout and deadline.
+  int hang_exit_code = testkit::kHangExitCode;  // The process's status if the watchdog fires.
 };
 
 // One check and, if it failed, what it found.
@@ -64,9 +66,15 @@ template <typename Limiter>
 testkit::RunReport<testkit::LimiterCall> hammer(Limiter& limiter, const Quota& quota,
                                                 const StressOptions& options) {
   const Instant t0{std::chrono::seconds(1000)};
-  // Each worker alone asks for 2/threads of the quota's rate; all of them about twice of it.
-  const std::int64_t step =
-      std::max<std::int64_t>(1, quota.interval().count() * options.threads / 2);
+  // Each worker alone asks for 2/threads of the quota's rate; all of them about twice of it. A
+  // long period would carry the instants past the range limiters clamp to (calls there saturate
+  // and no longer test the rule), so the step shrinks, raising the load, until a worker's calls
+  // (each at most 1.5 steps after the last) all fit.
+  __extension__ using Wide = __int128;
+  const Wide wanted = static_cast<Wide>(quota.interval().count()) * options.threads / 2;
+  const Wide room = (internal::kTimeLimit - t0.time_since_epoch().count()) /
+                    (static_cast<Wide>(options.ops) * 3 / 2 + 2);
+  const auto step = static_cast<std::int64_t>(std::max<Wide>(1, std::min(wanted, room)));
   const auto limit =
       std::chrono::milliseconds(static_cast<std::int64_t>(options.deadline_seconds * 1000));
   return testkit::run<testkit::LimiterCall>(
@@ -74,7 +82,8 @@ testkit::RunReport<testkit::LimiterCall> hammer(Limiter& limiter, const Quota& q
        .stall_timeout = limit,
        .deadline = limit,
        .seed = options.seed,
-       .name = "floodgate stress"},
+       .name = "floodgate stress",
+       .hang_exit_code = options.hang_exit_code},
       [&](testkit::Worker<testkit::LimiterCall>& w) {
         const auto below = [&](std::int64_t n) {
           return static_cast<std::int64_t>(w.rng()() % static_cast<std::uint64_t>(n));

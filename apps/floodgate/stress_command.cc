@@ -35,7 +35,8 @@ Flags:
   --threads N        workers (default: the hardware's threads, at least 2)
   --ops N            calls per worker (default 20000)
   --seed N           seeds the workers' costs and instants (default 1)
-  --deadline S       seconds before the watchdog declares a hang (default 60)
+  --deadline S       seconds before the watchdog declares a hang, from 0.001 (default 60); a
+                     hang prints where each worker was and exits with status 3
 )";
 
 }  // namespace
@@ -76,7 +77,7 @@ int run_stress(const std::vector<std::string>& args) {
     return fail("--threads " + std::to_string(*threads) + " x --ops " + std::to_string(*ops) +
                 " is more than the " + std::to_string(kMaxCalls) + " calls a run may record");
   }
-  const StressOptions options{static_cast<int>(*threads), *ops, *seed, *deadline};
+  const StressOptions options{static_cast<int>(*threads), *ops, *seed, *deadline, kExitViolation};
 
   std::printf("floodgate stress: %s, %s, %d threads x %llu calls, seed %llu\n",
               std::string(replay::to_string(*algorithm)).c_str(), quota->to_string().c_str(),

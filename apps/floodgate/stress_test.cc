@@ -22,6 +22,24 @@ TEST(StressTest, PassesFloodgatesLimiters) {
   EXPECT_NE(outcome.describe().find("PASS"), std::string::npos);
 }
 
+// Adversarial report 2026-12, D8: with a long period the workers' instants once ran past the
+// clamp range (and overflowed, under UBSan) and a correct GCRA was reported not linearizable.
+TEST(StressTest, PassesWithPeriodsOfDaysToCenturies) {
+  for (const char* text : {"1/7d", "1/365d", "1/20000d", "10/30d"}) {
+    const Quota quota = Quota::parse(text).value();
+    GcraLimiter<ManualClock> gcra(quota);
+    StressOptions options = kOptions;
+    options.threads = 8;
+    const StressOutcome outcome = stress(gcra, replay::Algorithm::Gcra, quota, options);
+    EXPECT_TRUE(outcome.ok()) << text << "\n" << outcome.describe();
+    // Every call stayed inside the range limiters decide in.
+    for (const auto& op : outcome.report.history) {
+      const std::int64_t at = op.result->at.time_since_epoch().count();
+      ASSERT_LE(at, internal::kTimeLimit) << text;
+    }
+  }
+}
+
 // Runs `make_outcome(seed)` for a few seeds and returns the first that fails: the bugs below
 // show whenever workers interleave, which a run of 4 x 3000 calls all but always does.
 template <typename F>

@@ -201,6 +201,16 @@ contains stresswin stresswin.out "at most the count in any window"
 run stressbad 1 "$bin" stress --algorithm fixed-window --quota "10/s burst 2"
 run stressbig 1 "$bin" stress --threads 256 --ops 10000000
 contains stressbig stressbig.err "calls a run may record"
+# D8: a long period keeps the instants in range and passes; D15: a hang exits 3 as the help says,
+# and deadlines and durations are decimal and not below a millisecond.
+run stresslong 0 "$bin" stress --quota 1/7d --threads 2 --ops 5000
+contains stresslong stresslong.out "linearizable against the GCRA rule       ok"
+run stresshang 3 "$bin" stress --threads 2 --ops 1000000 --deadline 0.001
+contains stresshang stresshang.err "watchdog"
+run stresstiny 1 "$bin" stress --deadline 1e-300
+contains stresstiny stresstiny.err 'flag --deadline: "1e-300" is not a decimal number of seconds from 0.001'
+run benchhex 1 "$bin" bench --seconds 0x10
+contains benchhex benchhex.err 'flag --seconds: "0x10" is not a decimal number of seconds'
 run bench 0 "$bin" bench --seconds 0.01 --threads 2 --keys 1000 --json
 contains bench bench.out '"scenario": "keyed, 1000 keys, Zipf(1.0)", "threads": 2'
 contains bench bench.out '"ratio": '

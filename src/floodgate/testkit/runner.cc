@@ -211,7 +211,7 @@ void RunCore::run(const std::function<void(int)>& body) {
       std::fputs(report.c_str(), stderr);
       std::fflush(stderr);
       // Threads cannot be killed, and unwinding would wait on them: end the process.
-      std::_Exit(kHangExitCode);
+      std::_Exit(options_.hang_exit_code);
     }
   });
 

@@ -56,6 +56,9 @@ struct RunOptions {
   std::uint64_t seed = 1;
   // A name for reports, such as the test's name.
   std::string name = "run";
+  // The exit code of the process when the watchdog ends it (a command-line tool that promises
+  // its own status for a hang sets it).
+  int hang_exit_code = kHangExitCode;
 };
 
 // Where a worker was when the run ended (or when the watchdog fired).
