@@ -77,11 +77,13 @@ class [[nodiscard]] Reservation {
   bool is_cancelled() const noexcept { return f_.cancelled; }
 
   // Gives the permits back to the limiter at `now` and returns the capacity returned, as refill
-  // time (divide by the quota's interval for permits). Cancelling the most recent reservation
-  // restores the limiter exactly, as if it had never been made; under later reservations it gives
-  // back the part that cannot let anyone in earlier than without it. After a change of the
-  // limiter's quota it gives back nothing. Calling it again, or on a reservation that was not
-  // granted, returns zero and changes nothing. Lock-free, as the limiter's calls are.
+  // time (divide by the quota's interval for permits). Past `ready_at()` it gives nothing back:
+  // the holder may have used the permits (x/time/rate's `CancelAt` rule). Cancelling the most
+  // recent reservation restores the limiter exactly, as if it had never been made; under later
+  // reservations `GcraLimiter` gives back the part that cannot let anyone in earlier than
+  // without it, and `TokenBucketLimiter` x/time/rate's amount, the tokens less those reserved
+  // after it. After a change of the limiter's quota it gives back nothing. Calling it again, or
+  // on a reservation that was not granted, returns zero and changes nothing.
   Nanos cancel_at(Instant now) noexcept {
     if (!allowed() || cancel_ == nullptr) return Nanos::zero();
     f_.cancelled = true;

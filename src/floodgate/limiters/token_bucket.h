@@ -17,10 +17,19 @@ namespace floodgate {
 //   floodgate::TokenBucketLimiter limiter{floodgate::Quota::per(std::chrono::seconds(3), 1)};
 //   limiter.tokens_at(now);  // 1.0, then 0.0 after an admission, then refilling at 1/3 per s.
 //
-// - `try_acquire_at` decides as x/time/rate's `AllowN(t, n)` with `Limit` = count / period and
-//   the same burst, on any trace with non-decreasing instants, except where a token count lands
-//   within 1e-9 of a whole number (counted as that number, where x/time/rate may deny).
-// - Unlike x/time/rate, a stale `now` never admits more (golang/go#71360).
+// - Decides as x/time/rate's `Limiter` with `Limit` = count / period and the same burst, on any
+//   sequence of calls with non-decreasing instants: `try_acquire_at` as `AllowN`, `reserve_at`
+//   as `ReserveN` (with `max_delay`, as `WaitN`'s reservation), `acquire` as `WaitN`,
+//   `Reservation::cancel_at` as `CancelAt`, `tokens_at` as `TokensAt` (negative while in
+//   debt). x_time_rate_differential_test.cc compares them with a transcription of x/time/rate.
+// - Where it differs, on purpose: a stale `now` never admits more (golang/go#71360); a cancel
+//   never gives back more tokens than the reservation took (x/time/rate can); waits are rounded
+//   up to whole nanoseconds (x/time/rate truncates), so a caller who waits `retry_after` is
+//   admitted; a cancel after `set_quota` gives nothing back.
+// - Reservations and cancels serialize on a mutex (a cancel needs the latest reservation's
+//   instant beside the state word); deciding and peeking stay lock-free. A cancel that races
+//   with another thread's admission gives back at most GCRA's safe refund, which never exceeds
+//   x/time/rate's amount for serialized calls.
 // - The state is a double of nanoseconds: its resolution is below 1 ns up to about 52 days from
 //   the clock's epoch and about 8 ns after 2 years, which moves a decision only for calls within
 //   that margin of a token boundary.

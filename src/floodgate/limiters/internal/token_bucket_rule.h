@@ -251,9 +251,10 @@ struct TokenBucket {
     const double restore = static_cast<double>(r.cost) - reserved_after;
     if (!(restore > 0)) return nothing;
     double next = empty_at;
-    if (empty_at == r.after) {
-      // Nothing since r: restoring its `before` decides every instant from `now` on as
-      // x/time/rate's refill would, and stale instants as if r had never been made.
+    if (empty_at == r.after && reserved_after == 0) {
+      // Nothing since r (not even a cancelled reservation that x/time/rate still counts):
+      // restoring its `before` decides every instant from `now` on as x/time/rate's refill
+      // would, and stale instants as if r had never been made.
       next = r.before;
     } else {
       const double tokens = std::min(p.burst, signed_tokens(empty_at, t, p) + restore);
