@@ -8,11 +8,15 @@
 #                hot path as users build it, at -O2 and -O3 (ratios against a minimal GCRA)
 #   make tsan    build with ThreadSanitizer and run every test but the consumer and lint ones
 #   make asan    build with AddressSanitizer + UBSan and run the whole suite
+#   make fuzz    build the libFuzzer targets (clang, ASan + UBSan) and fuzz each for FUZZ_SECONDS
+#                (default 60); `make fuzz-ci` runs each for a fixed FUZZ_RUNS inputs (CI)
 
 PRESET ?= ci
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= 20000
 
-.PHONY: all deps build run test bench tsan asan format clean
+.PHONY: all deps build run test bench tsan asan fuzz fuzz-ci format clean
 
 all: build
 
@@ -53,6 +57,12 @@ asan: deps
 	cmake --preset asan
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j $(JOBS)
+
+fuzz: deps
+	bash scripts/fuzz.sh seconds $(FUZZ_SECONDS)
+
+fuzz-ci: deps
+	bash scripts/fuzz.sh runs $(FUZZ_RUNS)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

@@ -13,6 +13,9 @@ packages=(
   libbenchmark-dev  # Google Benchmark
   clang-format    # the format check is part of the test suite
   libboost-dev    # Boost.Asio, for examples/asio_scheduler.cc (header-only)
+  clang           # the fuzz targets (make fuzz, CI): clang++ with -fsanitize=fuzzer
+  libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes
+  python3         # the CLI test parses the plot as XML
 )
 
 missing=()

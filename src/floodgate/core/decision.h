@@ -19,7 +19,8 @@ enum class Verdict : std::uint8_t {
   Denied,        // Not yet: admitted once `retry_after()` has passed, if nothing else takes it.
   ExceedsBurst,  // Never: the cost is larger than the burst, so no amount of waiting admits it.
   TooManyKeys,   // Not yet: a `KeyedLimiter` has no room to track this key; room is expected
-                 // after `retry_after()` (`OverflowPolicy::RejectNewKeys`). Not the key's quota.
+                 // after `retry_after()` (`OverflowPolicy::RejectNewKeys`), or never (`kNever`)
+                 // while no key in its shard can be dropped. Not the key's quota.
 };
 
 // Returns "Allowed", "Denied", "ExceedsBurst" or "TooManyKeys".
@@ -75,9 +76,10 @@ class [[nodiscard]] Decision {
 
   // Returns how long until the same cost would be admitted, if nothing else consumes in between:
   // zero when admitted, positive otherwise, and `kNever` (`Nanos::max()`) only for
-  // `ExceedsBurst`. A wait longer than the int64 range (only between instants at the two ends of
-  // the clamp range) is reported as `Nanos::max() - 1ns`. Round it up when converting to whole
-  // seconds, and test for `kNever` first: it overflows any arithmetic that adds to it.
+  // `ExceedsBurst` and a `TooManyKeys` that no wait alone can end. A wait longer than the int64
+  // range (only between instants at the two ends of the clamp range) is reported as `Nanos::max() -
+  // 1ns`. Round it up when converting to whole seconds, and test for `kNever` first: it overflows
+  // any arithmetic that adds to it.
   constexpr Nanos retry_after() const noexcept { return retry_after_; }
 
   // Returns how long until the limiter is back to its full burst if nothing else consumes: zero

@@ -65,6 +65,16 @@ TEST(FixedWindowLimiterTest, StaleCallsNeverAdmitMore) {
             seconds(2));  // Window 5 is full.
 }
 
+TEST(FixedWindowLimiterTest, TheLastSecondOfTheRangeIsAnOrdinaryWindow) {
+  // Adversarial report 2026-12, D9: t minus the first window's start passed INT64_MAX for
+  // instants in the last ~0.57 s of the range (signed overflow under UBSan; make asan runs this).
+  FixedWindowLimiter<ManualClock> limiter{Quota::per_second(1)};
+  EXPECT_TRUE(limiter.try_acquire_at(Instant::max()).allowed());
+  const Decision d = limiter.try_acquire_at(Instant::max());
+  EXPECT_EQ(d.verdict(), Verdict::Denied);
+  EXPECT_GT(d.retry_after(), Nanos::zero());
+}
+
 TEST(FixedWindowLimiterTest, HostileInputsAreAnsweredWithoutOverflow) {
   FixedWindowLimiter<ManualClock> limiter{Quota::per(Nanos{1}, 1)};
   EXPECT_TRUE(limiter.try_acquire_at(Instant::max()).allowed());

@@ -35,9 +35,10 @@ __extension__ using Uint128 = unsigned __int128;  // GCC and Clang: exact 64 x 6
 // denied (or never, if the cost exceeds the limit), nothing remaining, and the waits of `later`
 // lengthened by `behind`.
 inline Decision denied_as_of(const Decision& later, Nanos behind) noexcept {
+  const bool never = later.verdict() == Verdict::ExceedsBurst;
   return Decision(
-      later.verdict() == Verdict::ExceedsBurst ? Verdict::ExceedsBurst : Verdict::Denied,
-      later.limit(), 0, 1, saturating_add(later.retry_after(), behind),
+      never ? Verdict::ExceedsBurst : Verdict::Denied, later.limit(), 0, 1,
+      never ? kNever : std::min(saturating_add(later.retry_after(), behind), kLongestWait),
       saturating_add(later.reset_after(), behind));
 }
 

@@ -40,12 +40,13 @@ struct alignas(32) Slot {
   std::uint8_t flags;
   std::uint8_t tier;
   std::uint8_t inline_size;  // The key's size if it is inline, else kOutOfLine.
+  struct HeapKey {
+    char* data;
+    std::size_t size;
+  };
   union {
     std::uint64_t inline_words[2];  // `KeyLookup::words`.
-    struct {
-      char* data;
-      std::size_t size;
-    } heap;
+    HeapKey heap;
   };
 
   bool occupied() const noexcept { return (flags & kOccupied) != 0; }

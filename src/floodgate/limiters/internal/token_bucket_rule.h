@@ -125,7 +125,7 @@ struct TokenBucket {
       // The instant as a later call would see it: an integer, then converted.
       const auto then = static_cast<double>(saturating_add(t, wait.count()));
       if (bucket_tokens(empty_at, then, p) >= target) break;
-      wait = saturating_add(wait, Nanos{step});
+      wait = std::min(saturating_add(wait, Nanos{step}), kLongestWait);
     }
     return wait;
   }
