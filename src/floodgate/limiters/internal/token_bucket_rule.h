@@ -19,6 +19,7 @@
 #include "floodgate/core/internal/time_math.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
+#include "floodgate/limiters/internal/cancelled.h"
 
 namespace floodgate::internal {
 
@@ -34,20 +35,8 @@ struct TokenBucket {
     std::uint64_t permits;  // The burst as an integer, for costs and decisions.
   };
 
-  // A granted reservation, as cancelling it needs it.
-  struct Cancelled {
-    State before;  // The state before it ...
-    State after;   // ... and after it.
-    double charge;
-    std::uint64_t cost;
-    std::int64_t ready_at;
-  };
-
-  struct CancelStep {
-    State state;
-    std::int64_t last_event;
-    Nanos given;  // The refill time given back, rounded.
-  };
+  using Cancelled = internal::Cancelled<State, Charge>;
+  using CancelStep = internal::CancelStep<State>;
 
   // The limiter records the ready instant of each granted call for `cancel`.
   static constexpr bool kTracksLastEvent = true;
