@@ -172,6 +172,15 @@ TEST(GcraLimiterTest, ClockJumpingBackwardsDoesNotRefill) {
   EXPECT_TRUE(limiter.try_acquire().allowed());
 }
 
+TEST(GcraLimiterTest, TokensAreNegativeInDebt) {
+  GcraLimiter<ManualClock> limiter{Quota::per_second(10)};
+  ASSERT_TRUE(limiter.reserve_at(t0, 10).allowed());
+  ASSERT_TRUE(limiter.reserve_at(t0, 5).allowed());
+  EXPECT_DOUBLE_EQ(limiter.tokens_at(t0), -5.0);
+  EXPECT_DOUBLE_EQ(limiter.tokens_at(t0 + milliseconds(200)), -3.0);
+  EXPECT_DOUBLE_EQ(limiter.tokens_at(t0 + seconds(2)), 10.0);
+}
+
 TEST(GcraLimiterTest, ExtremeInstantsAreClampedNotOverflowed) {
   GcraLimiter<ManualClock> limiter{Quota::per_second(1'000'000'000).with_burst(5)};
   // At the latest representable instant the limiter still counts: five, then no more.

@@ -119,6 +119,26 @@ TEST(TokenBucketLimiterTest, RefillsFractionallyAndReportsTokens) {
   EXPECT_TRUE(limiter.try_acquire_at(t0 + seconds(3)).allowed());
 }
 
+TEST(TokenBucketLimiterTest, NoTokenIsCountedBeforeItHasRefilled) {
+  // Counts within 1e-9 of a whole token once counted as it: at 1 per hour, a token 3.6 us early.
+  TokenBucketLimiter<ManualClock> limiter{Quota::per_hour(1)};
+  ASSERT_TRUE(limiter.try_acquire_at(t0).allowed());
+  const Decision early = limiter.try_acquire_at(t0 + std::chrono::hours(1) - Nanos{1000});
+  EXPECT_FALSE(early.allowed());
+  EXPECT_EQ(early.retry_after(), Nanos{1000});
+  EXPECT_TRUE(limiter.try_acquire_at(t0 + std::chrono::hours(1)).allowed());
+}
+
+TEST(TokenBucketLimiterTest, TokensAreNegativeInDebtAsXTimeRateCountsThem) {
+  TokenBucketLimiter<ManualClock> limiter{Quota::per_second(10)};
+  const Reservation r = limiter.reserve_at(t0, 10);
+  const Reservation debt = limiter.reserve_at(t0, 5);
+  ASSERT_TRUE(r.allowed() && debt.allowed());
+  EXPECT_DOUBLE_EQ(limiter.tokens_at(t0), -5.0);
+  EXPECT_DOUBLE_EQ(limiter.tokens_at(t0 + milliseconds(200)), -3.0);
+  EXPECT_DOUBLE_EQ(limiter.tokens_at(t0 + seconds(2)), 10.0);
+}
+
 TEST(TokenBucketLimiterTest, StaleTimeNeverAdmitsMore) {
   // x/time/rate moves `last` back to a stale instant and refills the same second twice.
   TokenBucketLimiter<ManualClock> limiter{Quota::per_second(10)};
