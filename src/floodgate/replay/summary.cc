@@ -7,35 +7,6 @@
 
 namespace floodgate::replay {
 
-namespace {
-std::size_t utf8_length(std::string_view text);
-}  // namespace
-
-std::string printable_key(std::string_view key, std::size_t max_bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  std::size_t i = 0;
-  while (i < key.size() && i < max_bytes) {
-    const auto c = static_cast<unsigned char>(key[i]);
-    const std::size_t n = utf8_length(key.substr(i));
-    if (n > 1 && i + n <= max_bytes) {
-      out.append(key.substr(i, n));
-      i += n;
-      continue;
-    }
-    if (n == 1 && c >= 0x20 && c != 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-    ++i;
-  }
-  if (i < key.size()) out += "...";
-  return out;
-}
-
 void TopDenials::add(std::string_view key) {
   auto it = counts_.find(key);
   if (it != counts_.end()) {
@@ -376,6 +347,31 @@ void draw_legend(std::string& svg, const PlotLabels& labels, bool with_quota) {
 }
 
 }  // namespace
+
+std::string printable_key(std::string_view key, std::size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  std::size_t i = 0;
+  while (i < key.size() && i < max_bytes) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    const std::size_t n = utf8_length(key.substr(i));
+    if (n > 1 && i + n <= max_bytes) {
+      out.append(key.substr(i, n));
+      i += n;
+      continue;
+    }
+    if (n == 1 && c >= 0x20 && c != 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+    ++i;
+  }
+  if (i < key.size()) out += "...";
+  return out;
+}
 
 std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
   const Bars bars = regroup(series);
