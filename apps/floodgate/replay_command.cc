@@ -267,10 +267,11 @@ struct FileId {
   friend bool operator==(const FileId&, const FileId&) = default;
 };
 
-// Returns the identity of the file at `path`, or nothing if there is none (yet).
+// Returns the identity of the regular file at `path`, or nothing if there is none (yet) or it is
+// not a regular file (a terminal or a pipe can be both read and written without loss).
 std::optional<FileId> file_id(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
   return FileId{st.st_dev, st.st_ino};
 }
 
@@ -282,10 +283,13 @@ Result<void> check_outputs_are_not_inputs(const ReplayOptions& o) {
     std::string path;
   };
   std::vector<Named> inputs;
-  if (o.trace_path != "-") inputs.push_back({"the trace", o.trace_path});
+  // Standard streams by their /dev names: `replay - < t.csv >> t.csv` would read its own output.
+  inputs.push_back({"the trace", o.trace_path == "-" ? "/dev/stdin" : o.trace_path});
   if (o.quotas_path) inputs.push_back({"the --quotas file", *o.quotas_path});
   std::vector<Named> outputs;
-  if (o.out_name != "-" && o.out_name != "none") outputs.push_back({"--out", o.out_name});
+  if (o.out_name != "none") {
+    outputs.push_back({"--out", o.out_name == "-" ? "/dev/stdout" : o.out_name});
+  }
   if (o.plot_path) outputs.push_back({"--plot", *o.plot_path});
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const std::optional<FileId> out = file_id(outputs[i].path);
@@ -294,8 +298,12 @@ Result<void> check_outputs_are_not_inputs(const ReplayOptions& o) {
     for (std::size_t j = 0; j < i; ++j) others.push_back({outputs[j].what, outputs[j].path});
     for (const Named& other : others) {
       if (file_id(other.path) == out) {
-        return Error("flag " + outputs[i].what + ": \"" + outputs[i].path + "\" is " + other.what +
-                     " (\"" + other.path + "\"); writing it would destroy it: name another file");
+        const std::string output =
+            outputs[i].path == "/dev/stdout"
+                ? "standard output"
+                : "flag " + outputs[i].what + ": \"" + outputs[i].path + "\"";
+        return Error(output + " is " + other.what + " (\"" + other.path +
+                     "\"); writing it would destroy it: name another file");
       }
     }
   }

@@ -139,6 +139,10 @@ run plotisinput 1 "$bin" replay precious.csv --plot precious.csv
 contains plotisinput plotisinput.err 'flag --plot: "precious.csv" is the trace'
 run plotisout 1 "$bin" replay precious.csv --out both.csv --plot ./both.csv
 contains plotisout plotisout.err 'flag --plot: "./both.csv" is --out'
+cp precious.orig appended.csv
+run stdoutisinput 1 bash -c "exec \"$bin\" replay appended.csv >>appended.csv"
+contains stdoutisinput stdoutisinput.err 'standard output is the trace ("appended.csv")'
+cmp appended.csv precious.orig || fail "stdoutisinput: the trace was appended to"
 cmp precious.csv precious.orig || fail "the trace was changed"
 # D6: a directory as the quota file is an error, not an empty rule list.
 run quotasdir 1 "$bin" replay precious.csv --quotas adir --out none
