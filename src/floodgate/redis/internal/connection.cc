@@ -1,0 +1,204 @@
+#include "floodgate/redis/internal/connection.h"
+
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+namespace floodgate::internal {
+namespace {
+
+// Returns the milliseconds poll may wait until `deadline`, rounded up (a deadline 0.2 ms away
+// waits 1 ms, not 0), or 0 once it has passed.
+int poll_ms(Deadline deadline) {
+  const auto left = deadline - std::chrono::steady_clock::now();
+  if (left <= std::chrono::steady_clock::duration::zero()) return 0;
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return static_cast<int>(std::min<std::int64_t>(ms, 60'000));
+}
+
+// Waits until `fd` is ready for `events` or `deadline` passes. Returns 1 when ready, 0 on
+// timeout, -1 on error (errno set).
+int wait_for(int fd, short events, Deadline deadline) {
+  while (true) {
+    pollfd p{fd, events, 0};
+    const int n = ::poll(&p, 1, poll_ms(deadline));
+    if (n > 0) return 1;
+    if (n == 0) {
+      if (std::chrono::steady_clock::now() >= deadline) return 0;
+      continue;  // poll rounds down on some kernels; wait out the remainder.
+    }
+    if (errno != EINTR) return -1;
+  }
+}
+
+Reply copy_reply(const redisReply& r) {
+  Reply out;
+  switch (r.type) {
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::String;
+      out.text.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::Status;
+      out.text.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::Error;
+      out.text.assign(r.str, r.len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::Integer;
+      out.integer = r.integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Reply::Type::Array;
+      out.elements.reserve(r.elements);
+      for (std::size_t i = 0; i < r.elements; ++i)
+        out.elements.push_back(copy_reply(*r.element[i]));
+      break;
+    default:
+      out.type = Reply::Type::Nil;
+      break;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Endpoint::to_string() const {
+  if (!path.empty()) return "unix:" + path;
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+Connection::Connection() = default;
+
+Connection::~Connection() { close(); }
+
+void Connection::close() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  if (reader_ != nullptr) redisReaderFree(reader_);
+  reader_ = nullptr;
+}
+
+Error Connection::fail(std::string_view what, int error_number) {
+  close();
+  std::string message = "redis " + endpoint_.to_string() + ": " + std::string(what);
+  if (error_number != 0) message += ": " + std::string(std::strerror(error_number));
+  return Error(std::move(message));
+}
+
+Result<void> Connection::open(const Endpoint& endpoint, Deadline deadline) {
+  close();
+  endpoint_ = endpoint;
+  sockaddr_storage address{};
+  socklen_t address_size = 0;
+  int family = AF_UNIX;
+  if (!endpoint.path.empty()) {
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    if (endpoint.path.size() >= sizeof un.sun_path) {
+      return fail(
+          "the socket path is longer than " + std::to_string(sizeof un.sun_path - 1) + " bytes", 0);
+    }
+    std::memcpy(un.sun_path, endpoint.path.data(), endpoint.path.size());
+    std::memcpy(&address, &un, sizeof un);
+    address_size = sizeof un;
+  } else {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(endpoint.port);
+    const int rc = ::getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0 || found == nullptr) {
+      return fail(std::string("cannot resolve the host: ") + ::gai_strerror(rc), 0);
+    }
+    std::memcpy(&address, found->ai_addr, found->ai_addrlen);
+    address_size = found->ai_addrlen;
+    family = found->ai_family;
+    ::freeaddrinfo(found);
+  }
+  fd_ = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return fail("socket", errno);
+  if (family != AF_UNIX) {
+    const int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), address_size) != 0) {
+    if (errno != EINPROGRESS && errno != EAGAIN) return fail("connect", errno);
+    const int ready = wait_for(fd_, POLLOUT, deadline);
+    if (ready == 0) return fail("connect timed out", 0);
+    if (ready < 0) return fail("connect", errno);
+    int error = 0;
+    socklen_t size = sizeof error;
+    ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &size);
+    if (error != 0) return fail("connect", error);
+  }
+  reader_ = redisReaderCreate();
+  if (reader_ == nullptr) return fail("out of memory for the reply reader", 0);
+  return {};
+}
+
+Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
+  if (fd_ < 0) return Error("redis " + endpoint_.to_string() + ": not connected");
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      const int ready = wait_for(fd_, POLLOUT, deadline);
+      if (ready == 0) return fail("timed out writing a command", 0);
+      if (ready < 0) return fail("write", errno);
+      continue;
+    }
+    return fail("write", errno);
+  }
+  return {};
+}
+
+Result<Reply> Connection::read(Deadline deadline) {
+  if (fd_ < 0) return Error("redis " + endpoint_.to_string() + ": not connected");
+  while (true) {
+    void* raw = nullptr;
+    if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
+      return fail(std::string("protocol error: ") + reader_->errstr, 0);
+    }
+    if (raw != nullptr) {
+      const std::unique_ptr<redisReply, void (*)(void*)> reply(static_cast<redisReply*>(raw),
+                                                               freeReplyObject);
+      return copy_reply(*reply);
+    }
+    char buffer[16384];
+    const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+    if (n > 0) {
+      if (redisReaderFeed(reader_, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
+        return fail("out of memory reading a reply", 0);
+      }
+      continue;
+    }
+    if (n == 0) return fail("the server closed the connection", 0);
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return fail("read", errno);
+    const int ready = wait_for(fd_, POLLIN, deadline);
+    if (ready == 0) return fail("timed out waiting for a reply", 0);
+    if (ready < 0) return fail("read", errno);
+  }
+}
+
+}  // namespace floodgate::internal

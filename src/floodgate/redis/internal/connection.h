@@ -1,0 +1,66 @@
+// `Connection`: one socket to one Redis server (TCP or a Unix socket), with every operation bound
+// by a deadline. Replies are parsed by hiredis's reader. Not part of the public API. Not
+// thread-safe: `Pipeline` gives one thread at a time the connection.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "floodgate/core/result.h"
+#include "floodgate/redis/internal/resp.h"
+
+struct redisReader;
+
+namespace floodgate::internal {
+
+using Deadline = std::chrono::steady_clock::time_point;
+
+// Where a Redis server listens: `host:port`, or a Unix socket when `path` is not empty.
+struct Endpoint {
+  std::string host;
+  int port = 6379;
+  std::string path;
+
+  // Returns "host:port" or "unix:path".
+  std::string to_string() const;
+
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+class Connection {
+ public:
+  Connection();
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Connects to `endpoint`, closing any previous socket first. Host names are resolved with
+  // getaddrinfo, which the deadline cannot bound; numeric addresses never block.
+  Result<void> open(const Endpoint& endpoint, Deadline deadline);
+
+  // Closes the socket and drops any bytes read but not parsed. Safe to call when closed.
+  void close() noexcept;
+
+  bool is_open() const noexcept { return fd_ >= 0; }
+
+  // Writes all of `bytes` by `deadline`. On failure the connection is closed: a partly written
+  // command leaves the stream in an unknown state.
+  Result<void> write(std::string_view bytes, Deadline deadline);
+
+  // Returns the next reply, read by `deadline`. On failure (timeout, closed by the server, a
+  // protocol error) the connection is closed: the reply stream is no longer in step.
+  Result<Reply> read(Deadline deadline);
+
+  // Returns the endpoint of the latest `open`.
+  const Endpoint& endpoint() const noexcept { return endpoint_; }
+
+ private:
+  Error fail(std::string_view what, int error_number);
+
+  int fd_ = -1;
+  redisReader* reader_ = nullptr;
+  Endpoint endpoint_;
+};
+
+}  // namespace floodgate::internal

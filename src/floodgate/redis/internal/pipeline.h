@@ -1,0 +1,103 @@
+// `Pipeline`: one connection to one Redis server shared by any number of threads, whose
+// concurrent commands are written together and their replies read together (automatic
+// pipelining). Not part of the public API. Thread-safe.
+//
+// No thread runs in the background. A caller queues its command; if no other caller is doing
+// I/O on the connection, it takes every queued command, writes them in one write, reads their
+// replies in order, hands each to its caller and wakes them; otherwise it waits, and while it
+// waits its command joins the next batch. A batch's I/O is bound by the earliest deadline in it,
+// so every caller has its answer (a reply or an error) by its own deadline.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "floodgate/core/result.h"
+#include "floodgate/redis/internal/connection.h"
+#include "floodgate/redis/internal/resp.h"
+
+namespace floodgate::internal {
+
+struct PipelineOptions {
+  Endpoint endpoint;
+  std::chrono::nanoseconds connect_timeout = std::chrono::milliseconds(5);
+  // After a failed connect or a broken connection, calls fail at once until the backoff has
+  // passed; it doubles after each failure up to `max_backoff`, and resets on success.
+  std::chrono::nanoseconds min_backoff = std::chrono::milliseconds(10);
+  std::chrono::nanoseconds max_backoff = std::chrono::seconds(1);
+  // Commands sent after each connect, before any caller's (AUTH, SELECT); an error reply to one
+  // fails the connect.
+  std::vector<std::vector<std::string>> on_connect;
+};
+
+// Counters; each exact, together not a snapshot.
+struct PipelineStats {
+  std::uint64_t batches = 0;   // Round trips: one write of queued commands and their replies.
+  std::uint64_t commands = 0;  // Commands sent.
+  std::uint64_t connects = 0;  // Successful connects.
+  std::uint64_t failures = 0;  // Calls answered with an error (connect, I/O, timeout).
+};
+
+class Pipeline {
+ public:
+  explicit Pipeline(PipelineOptions options);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Sends `command` (one RESP command, as `append_command` writes it) and returns its reply, or
+  // an error if the connection fails or `deadline` passes first. An error reply from Redis is a
+  // reply, not an error.
+  Result<Reply> call(std::string_view command, Deadline deadline);
+
+  // Closes the connection (the next call reconnects, without waiting for a backoff). Waits for a
+  // batch in flight.
+  void disconnect();
+
+  PipelineStats stats() const;
+
+  const Endpoint& endpoint() const noexcept { return options_.endpoint; }
+
+ private:
+  struct Request {
+    std::string_view command;
+    Deadline deadline;
+    std::optional<Result<Reply>> result;
+    bool done = false;
+  };
+
+  // Runs one batch: the caller holds `lock`, which is released for the I/O and held again on
+  // return.
+  void lead(std::unique_lock<std::mutex>& lock);
+  // Connects if needed; requires `busy_`.
+  Result<void> ensure_connected(Deadline deadline);
+  // Fails every request in `batch` with `error`.
+  static void fail_all(std::vector<Request*>& batch, std::size_t from, const Error& error);
+
+  const PipelineOptions options_;
+  std::string connect_commands_;  // `options_.on_connect`, formatted.
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Request*> queue_;  // Guarded by mu_.
+  bool busy_ = false;           // Guarded by mu_: a caller is doing I/O.
+  PipelineStats stats_;         // Guarded by mu_.
+
+  // Owned by the caller that set `busy_`.
+  Connection connection_;
+  std::string buffer_;
+  std::vector<Request*> batch_;
+  Deadline retry_at_{};
+  std::chrono::nanoseconds backoff_{0};
+  std::string last_connect_error_;
+  std::uint64_t new_connects_ = 0;  // Not yet added to `stats_`.
+};
+
+}  // namespace floodgate::internal

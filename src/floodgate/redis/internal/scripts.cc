@@ -1,0 +1,182 @@
+#include "floodgate/redis/internal/scripts.h"
+
+#include "floodgate/redis/internal/sha1.h"
+
+namespace floodgate::internal {
+namespace {
+
+// Shared by the scripts: 64-bit integers as two Lua numbers (doubles), hi x 10^9 + lo with lo in
+// [0, 10^9), so that sums and differences of nanosecond instants are exact (a double alone is
+// exact only to 2^53, about 104 days of nanoseconds), and the instant of the request.
+constexpr std::string_view kPrelude = R"lua(
+local E = 1000000000
+local function parse(s)
+  local neg = string.byte(s, 1) == 45
+  if neg then s = string.sub(s, 2) end
+  local n = #s
+  local hi = 0
+  if n > 9 then hi = tonumber(string.sub(s, 1, n - 9)) end
+  local lo = tonumber(string.sub(s, -9))
+  if neg then
+    if lo > 0 then return -hi - 1, E - lo end
+    return -hi, 0
+  end
+  return hi, lo
+end
+local function format(hi, lo)
+  local neg = hi < 0
+  if neg then
+    if lo > 0 then hi, lo = -hi - 1, E - lo else hi = -hi end
+  end
+  local s
+  if hi == 0 then s = string.format('%d', lo) else s = string.format('%d%09d', hi, lo) end
+  if neg then return '-' .. s end
+  return s
+end
+local function add(ah, al, bh, bl)
+  local h, l = ah + bh, al + bl
+  if l >= E then return h + 1, l - E end
+  return h, l
+end
+local function sub(ah, al, bh, bl)
+  local h, l = ah - bh, al - bl
+  if l < 0 then return h - 1, l + E end
+  return h, l
+end
+local function less(ah, al, bh, bl)
+  return ah < bh or (ah == bh and al < bl)
+end
+local ts = ARGV[1]
+if ts == '' then
+  local now = redis.call('TIME')
+  ts = now[1] .. string.format('%06d', tonumber(now[2])) .. '000'
+end
+local state = redis.call('GET', KEYS[1])
+)lua";
+
+// GCRA: the state is the theoretical arrival time in nanoseconds (floodgate/limiters/internal/
+// gcra_rule.h). Admitted iff max(state, t) - t + charge <= window; the key then holds
+// t + that sum and lives until then.
+constexpr std::string_view kGcra = R"lua(
+local th, tl = parse(ts)
+local uh, ul = 0, 0
+if state then
+  if #state > 20 or not string.match(state, '^%-?%d+$') then
+    return redis.error_reply('floodgate: key ' .. KEYS[1] .. ' does not hold a GCRA state')
+  end
+  local sh, sl = parse(state)
+  if less(th, tl, sh, sl) then uh, ul = sub(sh, sl, th, tl) end
+end
+local wh, wl = parse(ARGV[2])
+local ch, cl = parse(ARGV[3])
+local nh, nl = add(uh, ul, ch, cl)
+local admitted = not less(wh, wl, nh, nl)
+if admitted and ARGV[4] == '1' and (ch > 0 or cl > 0) then
+  local xh, xl = add(th, tl, nh, nl)
+  local ms = nh * 1000 + math.ceil(nl / 1000000)
+  redis.call('SET', KEYS[1], format(xh, xl), 'PX', string.format('%d', ms))
+end
+if admitted then return '1 ' .. ts .. ' ' .. (state or '-') end
+return '0 ' .. ts .. ' ' .. (state or '-')
+)lua";
+
+// Token bucket: the state is the instant the bucket was empty, a double of nanoseconds
+// (floodgate/limiters/internal/token_bucket_rule.h); no key is a bucket full at every instant.
+// The same double operations in the same order as `TokenBucket::admit`.
+constexpr std::string_view kTokenBucket = R"lua(
+local t = tonumber(ts)
+local empty_at = -math.huge
+if state then
+  empty_at = tonumber(state)
+  if not empty_at or #state > 32 or not string.match(state, '^%-?[%d%.]+e?[%+%-]?%d*$') then
+    return redis.error_reply('floodgate: key ' .. KEYS[1] .. ' does not hold a token bucket state')
+  end
+end
+local rate, per, burst, need = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local available = 0
+local elapsed = t - empty_at
+if elapsed > 0 then
+  local refilled = elapsed * rate
+  if refilled >= burst then available = burst else available = refilled end
+end
+local admitted = available >= need
+if admitted and ARGV[6] == '1' and need > 0 then
+  local nxt
+  if available == burst then
+    nxt = math.max(empty_at, t - (burst - need) * per)
+  else
+    nxt = empty_at + need * per
+  end
+  local ms = math.ceil((nxt + burst * per - t) / 1000000) + 1
+  redis.call('SET', KEYS[1], string.format('%.17g', nxt), 'PX', string.format('%d', ms))
+end
+if admitted then return '1 ' .. ts .. ' ' .. (state or '-') end
+return '0 ' .. ts .. ' ' .. (state or '-')
+)lua";
+
+// Fixed window, envoyproxy/ratelimit's counting: the key holds "<window start> <count>"; every
+// hit in the current window is counted, admitted or not, and a request is denied when the count
+// after it passes the limit. The period is `k` whole seconds or `p` nanoseconds that divide a
+// second (the client checks), so the window start is found without dividing a 64-bit number.
+constexpr std::string_view kFixedWindow = R"lua(
+local th, tl = parse(ts)
+local k, p = tonumber(ARGV[2]), tonumber(ARGV[3])
+local limit, hits = tonumber(ARGV[4]), tonumber(ARGV[5])
+local bh, bl, eh, el
+if k > 0 then
+  local r = math.fmod(th, k)
+  if r < 0 then r = r + k end
+  bh, bl = th - r, 0
+  eh, el = bh + k, 0
+else
+  bh, bl = th, tl - math.fmod(tl, p)
+  eh, el = add(bh, bl, 0, p)
+end
+local count = 0
+if state then
+  local start, stored = string.match(state, '^(%-?%d+) (%d+)$')
+  if not start or #start > 20 or #stored > 16 then
+    return redis.error_reply('floodgate: key ' .. KEYS[1] .. ' does not hold a fixed window state')
+  end
+  local sh, sl = parse(start)
+  if less(bh, bl, sh, sl) then return '2 ' .. ts .. ' ' .. state end
+  if sh == bh and sl == bl then count = tonumber(stored) end
+end
+count = count + hits
+if ARGV[6] == '1' and hits > 0 then
+  local lh, ll = sub(eh, el, th, tl)
+  local ms = lh * 1000 + math.ceil(ll / 1000000)
+  redis.call('SET', KEYS[1], format(bh, bl) .. ' ' .. string.format('%d', count), 'PX',
+             string.format('%d', ms))
+end
+local verdict = '1 '
+if count > limit then verdict = '0 ' end
+return verdict .. ts .. ' ' .. format(bh, bl) .. ' ' .. string.format('%d', count)
+)lua";
+
+// A script's text and its name, built once on first use.
+struct Built {
+  explicit Built(std::string_view body)
+      : text(std::string(kPrelude) + std::string(body)), script{text, sha1_hex(text)} {}
+  const std::string text;
+  const Script script;
+};
+
+}  // namespace
+
+const Script& gcra_script() {
+  static const Built built(kGcra);
+  return built.script;
+}
+
+const Script& token_bucket_script() {
+  static const Built built(kTokenBucket);
+  return built.script;
+}
+
+const Script& fixed_window_script() {
+  static const Built built(kFixedWindow);
+  return built.script;
+}
+
+}  // namespace floodgate::internal

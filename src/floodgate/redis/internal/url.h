@@ -1,0 +1,25 @@
+// Redis URLs: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to.sock[?db=N]` and
+// `redis+cluster://host:port[,host:port...]`. Not part of the public API; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "floodgate/core/result.h"
+#include "floodgate/redis/internal/connection.h"
+
+namespace floodgate::internal {
+
+struct RedisUrl {
+  bool cluster = false;             // redis+cluster://: the endpoints are seed nodes.
+  std::vector<Endpoint> endpoints;  // One, unless `cluster`.
+  int db = 0;                       // SELECTed after connecting when not 0.
+  std::string username;             // AUTH username (Redis 6 ACLs), may be empty.
+  std::string password;             // AUTH password; empty: no AUTH.
+};
+
+// Parses `url`, or returns an error that quotes it and names what is wrong.
+Result<RedisUrl> parse_redis_url(std::string_view url);
+
+}  // namespace floodgate::internal

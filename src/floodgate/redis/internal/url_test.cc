@@ -1,0 +1,78 @@
+#include "floodgate/redis/internal/url.h"
+
+#include <gtest/gtest.h>
+
+namespace floodgate::internal {
+namespace {
+
+TEST(RedisUrlTest, ReadsEveryForm) {
+  Result<RedisUrl> plain = parse_redis_url("redis://10.0.0.5:6380/3");
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_FALSE(plain->cluster);
+  ASSERT_EQ(plain->endpoints.size(), 1u);
+  EXPECT_EQ(plain->endpoints[0], (Endpoint{"10.0.0.5", 6380, ""}));
+  EXPECT_EQ(plain->db, 3);
+
+  Result<RedisUrl> defaults = parse_redis_url("redis://cache");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->endpoints[0], (Endpoint{"cache", 6379, ""}));
+  EXPECT_EQ(defaults->db, 0);
+
+  Result<RedisUrl> auth = parse_redis_url("redis://limiter:s3cret@h:1/0");
+  ASSERT_TRUE(auth);
+  EXPECT_EQ(auth->username, "limiter");
+  EXPECT_EQ(auth->password, "s3cret");
+  Result<RedisUrl> password_only = parse_redis_url("redis://:pw@h");
+  ASSERT_TRUE(password_only);
+  EXPECT_EQ(password_only->username, "");
+  EXPECT_EQ(password_only->password, "pw");
+
+  Result<RedisUrl> v6 = parse_redis_url("redis://[::1]:7000");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->endpoints[0], (Endpoint{"::1", 7000, ""}));
+  EXPECT_EQ(v6->endpoints[0].to_string(), "[::1]:7000");
+
+  Result<RedisUrl> socket = parse_redis_url("unix:///run/redis/redis.sock?db=2");
+  ASSERT_TRUE(socket);
+  EXPECT_EQ(socket->endpoints[0].path, "/run/redis/redis.sock");
+  EXPECT_EQ(socket->db, 2);
+
+  Result<RedisUrl> cluster = parse_redis_url("redis+cluster://a:7000,b:7001,[::1]:7002");
+  ASSERT_TRUE(cluster);
+  EXPECT_TRUE(cluster->cluster);
+  ASSERT_EQ(cluster->endpoints.size(), 3u);
+  EXPECT_EQ(cluster->endpoints[1], (Endpoint{"b", 7001, ""}));
+}
+
+TEST(RedisUrlTest, RejectsBadUrlsNamingTheUrlAndTheProblem) {
+  const struct {
+    const char* url;
+    const char* says;
+  } cases[] = {
+      {"localhost:6379", "expected redis://host:port[/db]"},
+      {"http://h:1", "expected redis://"},
+      {"redis://h:0", "port must be 1 to 65535 (got \"0\")"},
+      {"redis://h:65536", "port must be 1 to 65535 (got \"65536\")"},
+      {"redis://h:12ab", "port must be 1 to 65535"},
+      {"redis://h:", "empty port"},
+      {"redis://:6379", "no host"},
+      {"redis://h/x", "the database must be a number from 0 (got \"x\")"},
+      {"redis://h/-1", "the database must be a number"},
+      {"redis://a:1,b:2", "several hosts need redis+cluster://"},
+      {"redis+cluster://a:1/2", "Redis Cluster has only database 0"},
+      {"unix://relative.sock", "absolute path"},
+      {"unix:///s.sock?database=1", "db=N"},
+      {"redis://[::1:7000", "unclosed '['"},
+  };
+  for (const auto& c : cases) {
+    Result<RedisUrl> parsed = parse_redis_url(c.url);
+    ASSERT_FALSE(parsed) << c.url;
+    EXPECT_NE(parsed.error().message().find(std::string("\"") + c.url + "\""), std::string::npos)
+        << parsed.error().message();
+    EXPECT_NE(parsed.error().message().find(c.says), std::string::npos)
+        << c.url << ": " << parsed.error().message();
+  }
+}
+
+}  // namespace
+}  // namespace floodgate::internal

@@ -1,0 +1,585 @@
+#include "floodgate/redis/redis_limiter.h"
+
+#include <array>
+#include <charconv>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "floodgate/core/internal/format.h"
+#include "floodgate/core/internal/time_math.h"
+#include "floodgate/keyed/keyed_limiter.h"
+#include "floodgate/limiters/internal/gcra_rule.h"
+#include "floodgate/limiters/internal/token_bucket_rule.h"
+#include "floodgate/redis/internal/circuit_breaker.h"
+#include "floodgate/redis/internal/client.h"
+#include "floodgate/redis/internal/url.h"
+
+namespace floodgate {
+namespace {
+
+using internal::Deadline;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+constexpr std::int64_t kSecond = 1'000'000'000;
+// Fixed window counts are Lua numbers (doubles): exact below 2^53.
+constexpr std::uint64_t kMaxWindowCount = std::uint64_t{1} << 53;
+
+// Returns the instant as decimal text, clamped as the limiters clamp it.
+std::string instant_text(Instant now) { return std::to_string(internal::clamped_nanos(now)); }
+
+std::string double_text(double value) {
+  std::array<char, 32> buffer{};
+  const auto end = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value).ptr;
+  return std::string(buffer.data(), end);
+}
+
+// Splits a script's reply into its space-separated fields.
+std::vector<std::string_view> fields(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    const auto space = text.find(' ');
+    out.push_back(text.substr(0, space));
+    if (space == std::string_view::npos) break;
+    text.remove_prefix(space + 1);
+  }
+  return out;
+}
+
+template <class T>
+bool parse_number(std::string_view text, T& out) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+Instant unix_now() {
+  return Instant{
+      std::chrono::duration_cast<Nanos>(std::chrono::system_clock::now().time_since_epoch())};
+}
+
+// The fixed window's period as the script takes it: whole seconds, or nanoseconds dividing a
+// second.
+struct WindowPeriod {
+  std::int64_t seconds = 0;
+  std::int64_t nanos = 0;
+};
+
+Result<WindowPeriod> window_period(const Quota& quota) {
+  const std::int64_t period = quota.period().count();
+  if (quota.count() > kMaxWindowCount) {
+    return Error("quota " + internal::quoted(quota.to_string()) +
+                 ": a fixed window on Redis counts at most 2^53 per window (got " +
+                 std::to_string(quota.count()) + ")");
+  }
+  if (period % kSecond == 0) return WindowPeriod{period / kSecond, 0};
+  if (kSecond % period == 0) return WindowPeriod{0, period};
+  return Error("quota " + internal::quoted(quota.to_string()) +
+               ": a fixed window on Redis needs a period of whole seconds or one that divides a "
+               "second (got " +
+               std::to_string(period) + " ns)");
+}
+
+// Reports whether an error reply concerns one key (its value), not the server's health.
+bool is_key_error(const internal::Reply& reply) {
+  return reply.text.starts_with("WRONGTYPE") || reply.text.find("floodgate:") != std::string::npos;
+}
+
+// What a script reported of a key's state: for GCRA and the token bucket the state the call
+// was decided on, for the fixed window its window and the hits counted in it before the call.
+struct KeyState {
+  internal::Gcra::State gcra = internal::Gcra::kFull;
+  internal::TokenBucket::State bucket = internal::TokenBucket::kFull;
+  bool has_window = false;
+  std::int64_t window_start = 0;
+  std::uint64_t window_count = 0;
+};
+
+// Returns the fixed window's decision for `cost` at `t`, given the window the key last counted
+// in: envoyproxy/ratelimit's rule, where the hits counted after the call decide.
+Decision window_decision(const KeyState& s, std::int64_t t, std::uint64_t cost,
+                         const Quota& quota) {
+  const std::int64_t period = quota.period().count();
+  const std::uint64_t limit = quota.count();
+  const std::int64_t start = internal::floor_div(t, period) * period;
+  if (s.has_window && start < s.window_start) {
+    // Stale: the instant's window is older than the stored one, whose count is all there is.
+    const std::int64_t end = internal::saturating_add(s.window_start, period);
+    const Nanos retry = cost > limit                     ? kNever
+                        : s.window_count + cost <= limit ? internal::wait_until(s.window_start, t)
+                                                         : internal::wait_until(end, t);
+    return Decision(cost > limit ? Verdict::ExceedsBurst : Verdict::Denied, limit, 0, 1, retry,
+                    internal::wait_until(end, t));
+  }
+  const std::uint64_t before = s.has_window && start == s.window_start ? s.window_count : 0;
+  const std::uint64_t count = before + std::min(cost, kMaxWindowCount);
+  const std::int64_t end = internal::saturating_add(start, period);
+  const auto headroom = static_cast<std::int64_t>(count >= limit ? 0 : limit - count);
+  const Nanos reset = count == 0 ? Nanos::zero() : internal::wait_until(end, t);
+  if (cost > limit) return Decision(Verdict::ExceedsBurst, limit, headroom, 1, kNever, reset);
+  if (count > limit) {
+    return Decision(Verdict::Denied, limit, headroom, 1, internal::wait_until(end, t), reset);
+  }
+  return Decision(Verdict::Allowed, limit, headroom, 1, Nanos::zero(), reset);
+}
+
+// Returns the decision the algorithm's rule makes for `cost` at `t` on the state `s`: the same
+// code as the in-process limiters.
+Decision rule_decision(RedisAlgorithm algorithm, const KeyState& s, std::int64_t t,
+                       std::uint64_t cost, const Quota& quota) {
+  const Instant at{Nanos{t}};
+  switch (algorithm) {
+    case RedisAlgorithm::Gcra:
+      return internal::Gcra::acquire(s.gcra, at, cost, internal::Gcra::params(quota)).decision;
+    case RedisAlgorithm::TokenBucket:
+      return internal::TokenBucket::acquire(s.bucket, at, cost,
+                                            internal::TokenBucket::params(quota))
+          .decision;
+    case RedisAlgorithm::FixedWindow:
+      break;
+  }
+  return window_decision(s, t, cost, quota);
+}
+
+}  // namespace
+
+std::string_view to_string(RedisAlgorithm algorithm) noexcept {
+  switch (algorithm) {
+    case RedisAlgorithm::Gcra:
+      return "gcra";
+    case RedisAlgorithm::TokenBucket:
+      return "token-bucket";
+    case RedisAlgorithm::FixedWindow:
+      return "fixed-window";
+  }
+  return "?";
+}
+
+std::string_view to_string(OnRedisFailure policy) noexcept {
+  switch (policy) {
+    case OnRedisFailure::FailOpen:
+      return "fail-open";
+    case OnRedisFailure::FailClosed:
+      return "fail-closed";
+    case OnRedisFailure::Fallback:
+      return "fallback";
+  }
+  return "?";
+}
+
+std::string_view to_string(DecisionSource source) noexcept {
+  switch (source) {
+    case DecisionSource::Redis:
+      return "redis";
+    case DecisionSource::DenyCache:
+      return "deny-cache";
+    case DecisionSource::FailOpen:
+      return "fail-open";
+    case DecisionSource::FailClosed:
+      return "fail-closed";
+    case DecisionSource::Fallback:
+      return "fallback";
+  }
+  return "?";
+}
+
+// The limiter's state: the client, the breaker, the deny cache and the fallback.
+class RedisLimiter::Impl {
+ public:
+  Impl(RedisLimiterOptions options, const internal::RedisUrl& url)
+      : options_(std::move(options)),
+        breaker_(options_.breaker_failures, options_.breaker_open_for) {
+    internal::ClientOptions client;
+    client.connections = options_.connections;
+    client.connect_timeout = options_.connect_timeout;
+    client.min_backoff = options_.reconnect_backoff_min;
+    client.max_backoff = options_.reconnect_backoff_max;
+    client_ = internal::make_standalone_client(url, client);
+    if (options_.on_failure == OnRedisFailure::Fallback) make_fallback();
+    for (auto& shard : deny_shards_) {
+      shard.capacity = options_.deny_cache_keys / kDenyShards +
+                       (options_.deny_cache_keys % kDenyShards != 0 ? 1 : 0);
+    }
+  }
+
+  RedisDecision decide(std::string_view key, std::optional<Instant> at, std::uint64_t cost,
+                       bool write);
+
+  Quota quota_of(std::string_view key) const {
+    if (options_.resolver) {
+      if (std::optional<Quota> q = options_.resolver(key)) return *q;
+    }
+    return options_.default_quota;
+  }
+
+  const RedisLimiterOptions& options() const noexcept { return options_; }
+
+  RedisLimiterStats stats() const {
+    RedisLimiterStats s;
+    s.decisions = decisions_.load(std::memory_order_relaxed);
+    s.redis_decisions = redis_decisions_.load(std::memory_order_relaxed);
+    s.deny_cache_hits = deny_cache_hits_.load(std::memory_order_relaxed);
+    s.policy_decisions = policy_decisions_.load(std::memory_order_relaxed);
+    s.errors = errors_.load(std::memory_order_relaxed);
+    s.breaker_refusals = breaker_refusals_.load(std::memory_order_relaxed);
+    s.breaker_opens = breaker_.opens();
+    const internal::ClientStats c = client_->stats();
+    s.round_trips = c.round_trips;
+    s.commands = c.commands;
+    s.connects = c.connects;
+    s.noscript_retries = c.noscript;
+    return s;
+  }
+
+  std::string last_error() const {
+    const std::lock_guard lock(error_mu_);
+    return last_error_;
+  }
+
+ private:
+  // The latest denial of a key: the state it was decided on (the fixed window's after it) and
+  // when. Every later state of the key is at least as used (state only moves forward), so a
+  // call that this state denies, Redis would deny too.
+  struct Denial {
+    KeyState state;
+    Quota quota;
+    bool server_time;
+    std::int64_t decided_at;  // The decision's instant (the server's for a server-time call).
+    std::int64_t sent_at;     // Steady-clock nanoseconds when the request was sent.
+  };
+  struct DenyShard {
+    std::mutex mu;
+    std::unordered_map<std::string, Denial> entries;  // Guarded by mu.
+    std::size_t capacity = 0;
+  };
+  static constexpr std::size_t kDenyShards = 16;
+
+  using GcraFallback = KeyedLimiter<std::string, GcraRule>;
+  using BucketFallback = KeyedLimiter<std::string, TokenBucketRule>;
+
+  Quota share_of(const Quota& quota) const {
+    const auto scale = [&](std::uint64_t n) {
+      const auto scaled =
+          static_cast<std::uint64_t>(static_cast<double>(n) * options_.fallback_share);
+      return std::max<std::uint64_t>(1, std::min(n, scaled));
+    };
+    Result<Quota> shared = Quota::make(quota.period(), scale(quota.count()), scale(quota.burst()));
+    return shared ? *shared : quota;
+  }
+
+  void make_fallback() {
+    const auto resolver = options_.resolver;
+    auto fallback_options = [&]<class Key>(KeyedLimiterOptions<Key> o) {
+      o.default_quota = share_of(options_.default_quota);
+      o.max_keys = 100'000;
+      o.overflow = OverflowPolicy::SharedOverflow;
+      if (resolver) {
+        o.resolver = [this, resolver](std::string_view k) -> std::optional<Quota> {
+          if (std::optional<Quota> q = resolver(k)) return share_of(*q);
+          return std::nullopt;
+        };
+      }
+      return o;
+    };
+    if (options_.algorithm == RedisAlgorithm::TokenBucket) {
+      fallback_ = std::make_unique<BucketFallback>(fallback_options(BucketFallback::Options{}));
+    } else {
+      fallback_ = std::make_unique<GcraFallback>(fallback_options(GcraFallback::Options{}));
+    }
+  }
+
+  RedisDecision by_policy(std::string_view key, std::optional<Instant> at, std::uint64_t cost,
+                          bool write, const Quota& quota) {
+    policy_decisions_.fetch_add(1, std::memory_order_relaxed);
+    const Instant now = at.value_or(unix_now());
+    switch (options_.on_failure) {
+      case OnRedisFailure::FailOpen:
+        return {Decision(Verdict::Allowed, quota.burst(), 0, 1, Nanos::zero(), Nanos::zero()), now,
+                DecisionSource::FailOpen};
+      case OnRedisFailure::FailClosed: {
+        const Nanos wait =
+            breaker_.is_open() ? options_.breaker_open_for : options_.reconnect_backoff_min;
+        return {
+            Decision(Verdict::Denied, quota.burst(), 0, 1, std::max(wait, Nanos{1}), Nanos::zero()),
+            now, DecisionSource::FailClosed};
+      }
+      case OnRedisFailure::Fallback:
+        break;
+    }
+    const std::string k(key);
+    const Decision d = std::visit(
+        [&](auto& limiter) {
+          return write ? limiter->try_acquire_at(k, now, cost) : limiter->peek_at(k, now, cost);
+        },
+        fallback_);
+    return {d, now, DecisionSource::Fallback};
+  }
+
+  void fail(std::string message) {
+    errors_.fetch_add(1, std::memory_order_relaxed);
+    const std::lock_guard lock(error_mu_);
+    last_error_ = std::move(message);
+  }
+
+  DenyShard& deny_shard(std::string_view key) {
+    return deny_shards_[std::hash<std::string_view>{}(key) % kDenyShards];
+  }
+
+  std::optional<RedisDecision> cached_denial(std::string_view key, std::optional<Instant> at,
+                                             std::uint64_t cost, const Quota& quota,
+                                             std::int64_t steady_now);
+  void remember_denial(std::string_view key, const Denial& denial);
+
+  // A decision from the script's reply, and the key's state after it.
+  struct Replied {
+    RedisDecision decision;
+    KeyState state;
+  };
+  Result<Replied> from_reply(const internal::Reply& reply, std::uint64_t cost, const Quota& quota,
+                             bool write);
+
+  const RedisLimiterOptions options_;
+  std::unique_ptr<internal::RedisClient> client_;
+  internal::CircuitBreaker breaker_;
+  std::variant<std::unique_ptr<GcraFallback>, std::unique_ptr<BucketFallback>> fallback_;
+  std::array<DenyShard, kDenyShards> deny_shards_;
+
+  std::atomic<std::uint64_t> decisions_{0};
+  std::atomic<std::uint64_t> redis_decisions_{0};
+  std::atomic<std::uint64_t> deny_cache_hits_{0};
+  std::atomic<std::uint64_t> policy_decisions_{0};
+  std::atomic<std::uint64_t> errors_{0};
+  std::atomic<std::uint64_t> breaker_refusals_{0};
+  mutable std::mutex error_mu_;
+  std::string last_error_;  // Guarded by error_mu_.
+};
+
+std::optional<RedisDecision> RedisLimiter::Impl::cached_denial(std::string_view key,
+                                                               std::optional<Instant> at,
+                                                               std::uint64_t cost,
+                                                               const Quota& quota,
+                                                               std::int64_t steady_now) {
+  DenyShard& shard = deny_shard(key);
+  const std::lock_guard lock(shard.mu);
+  if (shard.entries.empty()) return std::nullopt;
+  const auto found = shard.entries.find(std::string(key));
+  if (found == shard.entries.end()) return std::nullopt;
+  const Denial& d = found->second;
+  if (d.server_time == at.has_value() || !(d.quota == quota)) return std::nullopt;
+  // A server-time call is decided at the latest instant the server's clock can show now: it
+  // read at most `decided_at` when the request was sent, and both clocks have run since.
+  const std::int64_t t = at ? internal::clamped_nanos(*at)
+                            : internal::saturating_add(d.decided_at, steady_now - d.sent_at);
+  const Decision decision = rule_decision(options_.algorithm, d.state, t, cost, quota);
+  if (decision.allowed()) {
+    shard.entries.erase(found);  // Redis decides; the next denial records a newer state.
+    return std::nullopt;
+  }
+  return RedisDecision{decision, Instant{Nanos{t}}, DecisionSource::DenyCache};
+}
+
+void RedisLimiter::Impl::remember_denial(std::string_view key, const Denial& denial) {
+  DenyShard& shard = deny_shard(key);
+  const std::lock_guard lock(shard.mu);
+  if (shard.entries.size() >= shard.capacity && !shard.entries.contains(std::string(key))) {
+    // Full: start over. Dropping a denial only costs round trips; it never admits anything.
+    shard.entries.clear();
+  }
+  shard.entries.insert_or_assign(std::string(key), denial);
+}
+
+Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const internal::Reply& reply,
+                                                                   std::uint64_t cost,
+                                                                   const Quota& quota, bool write) {
+  const auto unexpected = [&] {
+    return Error("unexpected reply from the script: " + internal::describe(reply));
+  };
+  if (reply.type != internal::Reply::Type::String) return unexpected();
+  const std::vector<std::string_view> f = fields(reply.text);
+  std::int64_t t = 0;
+  if (f.size() < 3 || !parse_number(f[1], t) || (f[0] != "0" && f[0] != "1" && f[0] != "2")) {
+    return unexpected();
+  }
+  KeyState state;
+  switch (options_.algorithm) {
+    case RedisAlgorithm::Gcra:
+      if (f[2] != "-" && !parse_number(f[2], state.gcra)) return unexpected();
+      break;
+    case RedisAlgorithm::TokenBucket:
+      if (f[2] != "-" && !parse_number(f[2], state.bucket)) return unexpected();
+      break;
+    case RedisAlgorithm::FixedWindow: {
+      std::uint64_t count = 0;
+      if (f.size() != 4 || !parse_number(f[2], state.window_start) || !parse_number(f[3], count)) {
+        return unexpected();
+      }
+      // The script reports the count after the call's hits, or, for a stale instant, the
+      // stored window untouched.
+      const std::uint64_t hits = f[0] == "2" ? 0 : std::min(cost, kMaxWindowCount);
+      if (count < hits) return unexpected();
+      state.has_window = true;
+      state.window_count = count - hits;
+      break;
+    }
+  }
+  const Decision d = rule_decision(options_.algorithm, state, t, cost, quota);
+  // The script decided whether to write; the rule's verdict must agree with it.
+  const bool decides = write && cost >= 1 && cost <= quota.burst() && f[0] != "2";
+  if (decides && d.allowed() != (f[0] == "1")) {
+    return Error("the script and the in-process rule disagree at " + std::to_string(t) +
+                 " on reply " + internal::quoted(reply.text));
+  }
+  if (options_.algorithm == RedisAlgorithm::FixedWindow && write && f[0] != "2") {
+    state.window_count += std::min(cost, kMaxWindowCount);  // As stored: the hits are counted.
+  }
+  return Replied{RedisDecision{d, Instant{Nanos{t}}, DecisionSource::Redis}, state};
+}
+
+RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Instant> at,
+                                         std::uint64_t cost, bool write) {
+  decisions_.fetch_add(1, std::memory_order_relaxed);
+  const Quota quota = quota_of(key);
+  const SteadyTime sent = std::chrono::steady_clock::now();
+  const std::int64_t steady_now = sent.time_since_epoch().count();
+  if (write && options_.deny_cache_keys != 0) {
+    if (auto hit = cached_denial(key, at, cost, quota, steady_now)) {
+      deny_cache_hits_.fetch_add(1, std::memory_order_relaxed);
+      return *hit;
+    }
+  }
+  const internal::CircuitBreaker::Admit admit = breaker_.admit(sent);
+  if (admit == internal::CircuitBreaker::Admit::Refuse) {
+    breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
+    return by_policy(key, at, cost, write, quota);
+  }
+
+  // The script's arguments: the instant, then the rule's parameters.
+  const std::string t = at ? instant_text(*at) : std::string();
+  const bool decides = cost >= 1 && cost <= quota.burst();
+  const std::string_view write_flag = write && decides ? "1" : "0";
+  std::array<std::string, 6> args;
+  std::size_t n = 0;
+  const internal::Script* script = nullptr;
+  switch (options_.algorithm) {
+    case RedisAlgorithm::Gcra: {
+      const auto p = internal::Gcra::params(quota);
+      script = &internal::gcra_script();
+      args = {t, std::to_string(p.window),
+              std::to_string(decides ? internal::Gcra::charge(cost, p) : 0),
+              std::string(write_flag)};
+      n = 4;
+      break;
+    }
+    case RedisAlgorithm::TokenBucket: {
+      const auto p = internal::TokenBucket::params(quota);
+      script = &internal::token_bucket_script();
+      args = {t,
+              double_text(p.rate_per_ns),
+              double_text(p.ns_per_token),
+              double_text(p.burst),
+              std::to_string(decides ? cost : 0),
+              std::string(write_flag)};
+      n = 6;
+      break;
+    }
+    case RedisAlgorithm::FixedWindow: {
+      const Result<WindowPeriod> period = window_period(quota);
+      if (!period) {
+        fail(period.error().message());
+        return by_policy(key, at, cost, write, quota);
+      }
+      script = &internal::fixed_window_script();
+      // envoyproxy/ratelimit counts every hit, a cost above the limit included.
+      const std::uint64_t hits = std::min(cost, kMaxWindowCount);
+      args = {t,
+              std::to_string(period->seconds),
+              std::to_string(period->nanos),
+              std::to_string(quota.count()),
+              std::to_string(hits),
+              write ? "1" : "0"};
+      n = 6;
+      break;
+    }
+  }
+  std::array<std::string_view, 6> views;
+  for (std::size_t i = 0; i < n; ++i) views[i] = args[i];
+  const std::string stored_key = options_.prefix + std::string(key);
+  const Result<internal::Reply> reply =
+      client_->run_script(*script, stored_key, std::span<const std::string_view>(views.data(), n),
+                          sent + options_.command_timeout);
+  if (!reply) {
+    breaker_.record(false, admit, std::chrono::steady_clock::now());
+    fail(reply.error().message());
+    return by_policy(key, at, cost, write, quota);
+  }
+  if (reply->is_error()) {
+    if (!is_key_error(*reply)) breaker_.record(false, admit, std::chrono::steady_clock::now());
+    fail("redis: " + reply->text);
+    return by_policy(key, at, cost, write, quota);
+  }
+  breaker_.record(true, admit, std::chrono::steady_clock::now());
+  Result<Replied> replied = from_reply(*reply, cost, quota, write);
+  if (!replied) {
+    fail(replied.error().message());
+    return by_policy(key, at, cost, write, quota);
+  }
+  redis_decisions_.fetch_add(1, std::memory_order_relaxed);
+  const RedisDecision& decided = replied->decision;
+  if (write && options_.deny_cache_keys != 0 && decided.decision.verdict() == Verdict::Denied) {
+    remember_denial(key, Denial{replied->state, quota, !at.has_value(),
+                                decided.at.time_since_epoch().count(), steady_now});
+  }
+  return decided;
+}
+
+Result<std::unique_ptr<RedisLimiter>> RedisLimiter::create(RedisLimiterOptions options) {
+  Result<internal::RedisUrl> url = internal::parse_redis_url(options.url);
+  if (!url) return url.error();
+  if (url->cluster) {
+    return Error("redis URL " + internal::quoted(options.url) +
+                 ": Redis Cluster is not supported by this build yet");
+  }
+  if (!(options.fallback_share > 0.0 && options.fallback_share <= 1.0)) {
+    return Error("fallback_share must be in (0, 1] (got " + std::to_string(options.fallback_share) +
+                 ")");
+  }
+  if (options.command_timeout <= Nanos::zero() || options.connect_timeout <= Nanos::zero()) {
+    return Error("connect_timeout and command_timeout must be positive");
+  }
+  if (options.algorithm == RedisAlgorithm::FixedWindow) {
+    if (Result<WindowPeriod> p = window_period(options.default_quota); !p) return p.error();
+  }
+  return std::unique_ptr<RedisLimiter>(
+      new RedisLimiter(std::make_unique<Impl>(std::move(options), *url)));
+}
+
+RedisLimiter::RedisLimiter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+RedisLimiter::~RedisLimiter() = default;
+
+RedisDecision RedisLimiter::try_acquire(std::string_view key, std::uint64_t cost) {
+  return impl_->decide(key, std::nullopt, cost, true);
+}
+
+RedisDecision RedisLimiter::try_acquire_at(std::string_view key, Instant now, std::uint64_t cost) {
+  return impl_->decide(key, now, cost, true);
+}
+
+RedisDecision RedisLimiter::peek(std::string_view key, std::uint64_t cost) {
+  return impl_->decide(key, std::nullopt, cost, false);
+}
+
+RedisDecision RedisLimiter::peek_at(std::string_view key, Instant now, std::uint64_t cost) {
+  return impl_->decide(key, now, cost, false);
+}
+
+Quota RedisLimiter::quota_of(std::string_view key) const { return impl_->quota_of(key); }
+
+const RedisLimiterOptions& RedisLimiter::options() const noexcept { return impl_->options(); }
+
+RedisLimiterStats RedisLimiter::stats() const { return impl_->stats(); }
+
+std::string RedisLimiter::last_error() const { return impl_->last_error(); }
+
+}  // namespace floodgate

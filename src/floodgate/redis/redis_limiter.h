@@ -1,0 +1,196 @@
+// `RedisLimiter`: one limit per key shared by every process that points at the same Redis (or
+// Redis Cluster), with the decisions of floodgate's in-process limiters.
+//
+// Each call runs one Lua script on the server that holds the key, which reads the key's state,
+// decides and writes the next state atomically; the client turns the script's answer into a
+// `Decision` with the same rule code as `GcraLimiter` and `TokenBucketLimiter`, so for the same
+// instants and costs the two decide alike (a differential test holds them to it). By default the
+// instant is the server's own clock (`TIME`, read inside the script), so hosts with skewed clocks
+// still share one timeline.
+//
+// Thread-safe: any number of threads may call any member at once. Concurrent calls on one
+// connection are written as one pipeline; no thread runs in the background. A call never waits
+// longer than the command timeout: when Redis fails to answer, the limiter's `OnRedisFailure`
+// policy decides, and says so in `RedisDecision::source`.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "floodgate/core/decision.h"
+#include "floodgate/core/quota.h"
+#include "floodgate/core/result.h"
+#include "floodgate/core/time.h"
+
+namespace floodgate {
+
+// The rule a `RedisLimiter` applies to each key.
+enum class RedisAlgorithm : std::uint8_t {
+  // `GcraLimiter`'s rule: exact, one integer per key. The default.
+  Gcra,
+  // `TokenBucketLimiter`'s rule (x/time/rate's real-valued token bucket).
+  TokenBucket,
+  // envoyproxy/ratelimit's fixed window: at most `quota.count()` hits per aligned window of
+  // `quota.period()`, where every hit in the window is counted, denied ones included (so a client
+  // that keeps retrying stays denied until the window ends). The period must be whole seconds or
+  // divide a second.
+  FixedWindow,
+};
+
+// Returns "gcra", "token-bucket" or "fixed-window".
+std::string_view to_string(RedisAlgorithm algorithm) noexcept;
+
+// What a `RedisLimiter` answers when Redis does not (down, hung, too slow, or an error reply).
+enum class OnRedisFailure : std::uint8_t {
+  // Admit: availability over the limit. A decision with `remaining()` 0 and no waits.
+  FailOpen,
+  // Deny, with `retry_after()` the time until the limiter will next try Redis.
+  FailClosed,
+  // Decide in an in-process limiter of the same algorithm with `fallback_share` of each key's
+  // quota, so that a fleet of n processes admits about n x share x quota while Redis is away.
+  // The default.
+  Fallback,
+};
+
+// Returns "fail-open", "fail-closed" or "fallback".
+std::string_view to_string(OnRedisFailure policy) noexcept;
+
+// Who made a decision.
+enum class DecisionSource : std::uint8_t {
+  Redis,       // The script, on the server.
+  DenyCache,   // The local record of a denial that is still in force (no round trip).
+  FailOpen,    // The failure policy: Redis did not answer.
+  FailClosed,  // The failure policy: Redis did not answer.
+  Fallback,    // The failure policy's in-process limiter: Redis did not answer.
+};
+
+// Returns "redis", "deny-cache", "fail-open", "fail-closed" or "fallback".
+std::string_view to_string(DecisionSource source) noexcept;
+
+struct RedisLimiterOptions {
+  // redis://[[user]:password@]host[:port][/db], unix:///path/to.sock[?db=N], or
+  // redis+cluster://host:port[,host:port...] (seed nodes of a Redis Cluster).
+  std::string url = "redis://127.0.0.1:6379";
+  // Every key is stored as `prefix + key`. Limiters with different quotas or algorithms must use
+  // different prefixes: a key's state is only meaningful under the rule that wrote it.
+  std::string prefix = "floodgate:";
+  RedisAlgorithm algorithm = RedisAlgorithm::Gcra;
+  // The quota of every key the resolver does not place.
+  Quota default_quota = Quota::per_second(10);
+  // Tiers: called on every call, outside any lock, to choose the key's quota (nothing: the
+  // default). Keep it cheap; it runs before the round trip.
+  std::function<std::optional<Quota>(std::string_view key)> resolver = nullptr;
+  OnRedisFailure on_failure = OnRedisFailure::Fallback;
+  // `Fallback`: the share of each key's count and burst that one process admits on its own,
+  // in (0, 1]; both are rounded down, to at least 1.
+  double fallback_share = 1.0;
+  // Connections per server; concurrent calls on one connection share its round trips.
+  std::size_t connections = 2;
+  // The longest a call waits to connect, and for its reply (writing included). Envoy's rate
+  // limit filter gives up after 20 ms by default.
+  Nanos connect_timeout = std::chrono::milliseconds(5);
+  Nanos command_timeout = std::chrono::milliseconds(5);
+  // The circuit breaker: after `breaker_failures` consecutive failed calls, the limiter stops
+  // calling Redis for `breaker_open_for`, then lets one probe through at a time until one
+  // succeeds.
+  std::uint32_t breaker_failures = 5;
+  Nanos breaker_open_for = std::chrono::milliseconds(500);
+  // After a failed connect, the wait before the next attempt: doubling from the first to the
+  // second, reset by a success.
+  Nanos reconnect_backoff_min = std::chrono::milliseconds(10);
+  Nanos reconnect_backoff_max = std::chrono::seconds(1);
+  // The deny cache: keys recently denied, answered locally until their `retry_after` has passed
+  // for costs at least the denied one. At most this many keys; 0 turns it off.
+  std::size_t deny_cache_keys = 65'536;
+};
+
+// A decision and where it came from.
+struct [[nodiscard]] RedisDecision {
+  Decision decision;
+  // The instant it was made at, in nanoseconds since the Unix epoch: the server's `TIME` for
+  // `try_acquire` and `peek`, the caller's instant for the `_at` forms, and this host's
+  // system clock for a server-time call that Redis did not answer.
+  Instant at;
+  DecisionSource source;
+
+  // Reports whether the request was admitted.
+  bool allowed() const noexcept { return decision.allowed(); }
+  explicit operator bool() const noexcept { return allowed(); }
+};
+
+// Counters, readable while the limiter runs. Each is exact; together they are not a snapshot.
+struct RedisLimiterStats {
+  std::uint64_t decisions = 0;         // Every call.
+  std::uint64_t redis_decisions = 0;   // Decided by the script.
+  std::uint64_t deny_cache_hits = 0;   // Denied locally: round trips saved.
+  std::uint64_t policy_decisions = 0;  // Decided by the failure policy.
+  std::uint64_t errors = 0;            // Calls on which Redis failed (timeouts included).
+  std::uint64_t breaker_refusals = 0;  // Calls not sent because the breaker was open.
+  std::uint64_t breaker_opens = 0;     // Times the circuit breaker opened.
+  std::uint64_t round_trips = 0;       // Pipelined writes: many calls can share one.
+  std::uint64_t commands = 0;          // Commands sent.
+  std::uint64_t connects = 0;          // Successful connects.
+  std::uint64_t noscript_retries = 0;  // EVALSHA answered NOSCRIPT, sent again as EVAL.
+};
+
+// One limit per key, kept in Redis. Thread-safe.
+//
+//   auto limiter = floodgate::RedisLimiter::create({.url = "redis://10.0.0.5:6379",
+//                                                   .default_quota =
+//                                                   floodgate::Quota::per_second(100)});
+//   if (!limiter) die(limiter.error().message());
+//   if (!(*limiter)->try_acquire(api_key)) reply_429();
+//
+// Keys expire when their bucket is full again (a quiet fleet leaves nothing behind). With the
+// `_at` forms, that time is measured on the server's clock: instants that advance slower than
+// real time (a paused test clock) can see a key expire, and its bucket reset, early.
+class RedisLimiter {
+ public:
+  // Returns a limiter for `options`, or an error naming the bad option (a URL that does not
+  // parse, a fallback share outside (0, 1], a fixed window period that is neither whole seconds
+  // nor a divisor of a second). Connects lazily: a Redis that is down at start is a failure of
+  // the first calls, not of `create`.
+  static Result<std::unique_ptr<RedisLimiter>> create(RedisLimiterOptions options);
+
+  ~RedisLimiter();
+  RedisLimiter(const RedisLimiter&) = delete;
+  RedisLimiter& operator=(const RedisLimiter&) = delete;
+
+  // Admits `cost` permits for `key` at the server's current instant if they are available.
+  RedisDecision try_acquire(std::string_view key, std::uint64_t cost = 1);
+
+  // Admits `cost` permits for `key` at `now` (nanoseconds on the caller's own timeline, such as
+  // a trace's) if they are available.
+  RedisDecision try_acquire_at(std::string_view key, Instant now, std::uint64_t cost = 1);
+
+  // Reports what `try_acquire(key, cost)` would decide, without consuming anything. Not cached.
+  RedisDecision peek(std::string_view key, std::uint64_t cost = 1);
+
+  // Reports what `try_acquire_at(key, now, cost)` would decide, without consuming anything.
+  RedisDecision peek_at(std::string_view key, Instant now, std::uint64_t cost = 1);
+
+  // Returns the quota `key` is limited by.
+  Quota quota_of(std::string_view key) const;
+
+  // Returns the options the limiter was created with.
+  const RedisLimiterOptions& options() const noexcept;
+
+  RedisLimiterStats stats() const;
+
+  // Returns the latest failure's message, or an empty string if none has happened.
+  std::string last_error() const;
+
+  class Impl;
+
+ private:
+  explicit RedisLimiter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace floodgate

@@ -1,0 +1,347 @@
+// RedisLimiter against a real redis-server of the test's own: server time, exact bursts under
+// concurrency, pipelining, scripts that vanish, keys that expire, bytes per key, bad options.
+#include "floodgate/redis/redis_limiter.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "floodgate/redis/redis_server_test_util.h"
+
+namespace floodgate {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RedisServer;
+
+RedisServer& server() {
+  static RedisServer* s = new RedisServer();  // Killed by the kernel when the binary exits.
+  return *s;
+}
+
+std::unique_ptr<RedisLimiter> make(RedisLimiterOptions options) {
+  auto limiter = RedisLimiter::create(std::move(options));
+  if (!limiter) {
+    ADD_FAILURE() << limiter.error().message();
+    return nullptr;
+  }
+  return std::move(*limiter);
+}
+
+// Runs `threads` workers that each call `work(worker)` once, all released together; workers
+// record, the test thread checks after joining.
+template <class Work>
+void run_together(std::size_t threads, Work work) {
+  std::atomic<std::size_t> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> workers;
+  for (std::size_t w = 0; w < threads; ++w) {
+    workers.emplace_back([&, w] {
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+      work(w);
+    });
+  }
+  while (ready.load() < threads) std::this_thread::yield();
+  go.store(true);
+  for (auto& t : workers) t.join();
+}
+
+TEST(RedisLimiterTest, ServerTimeDecidesAtTheServersInstant) {
+  auto limiter = make({.url = server().url(),
+                       .prefix = "servertime:",
+                       .default_quota = *Quota::parse("2/h"),
+                       .command_timeout = 2s});
+  ASSERT_TRUE(limiter);
+  const auto before = std::chrono::system_clock::now().time_since_epoch();
+  const RedisDecision first = limiter->try_acquire("k");
+  const auto after = std::chrono::system_clock::now().time_since_epoch();
+  ASSERT_EQ(first.source, DecisionSource::Redis) << limiter->last_error();
+  EXPECT_TRUE(first.allowed());
+  // The server shares this host's clock; TIME has microseconds.
+  EXPECT_GE(first.at.time_since_epoch(), before - 1ms);
+  EXPECT_LE(first.at.time_since_epoch(), after + 1ms);
+  EXPECT_TRUE(limiter->try_acquire("k").allowed());
+  const RedisDecision third = limiter->try_acquire("k");
+  EXPECT_EQ(third.decision.verdict(), Verdict::Denied);
+  // GCRA: the next permit is one interval (30 min) after the first, less the time since.
+  EXPECT_GT(third.decision.retry_after(), 29min);
+  EXPECT_LE(third.decision.retry_after(), 30min);
+  EXPECT_EQ(limiter->peek("k").decision.verdict(), Verdict::Denied);
+  EXPECT_EQ(limiter->peek("other").decision.verdict(), Verdict::Allowed);
+}
+
+TEST(RedisLimiterTest, OfManyConcurrentCallsExactlyTheBurstPasses) {
+  for (RedisAlgorithm algorithm :
+       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+    SCOPED_TRACE(std::string(to_string(algorithm)));
+    auto limiter = make({.url = server().url(),
+                         .prefix = "burst:" + std::string(to_string(algorithm)) + ":",
+                         .algorithm = algorithm,
+                         .default_quota = *Quota::parse("10/h"),
+                         .on_failure = OnRedisFailure::FailClosed,
+                         .connections = 3,
+                         .command_timeout = 5s});
+    ASSERT_TRUE(limiter);
+    constexpr std::size_t kThreads = 16;
+    constexpr int kCalls = 8;
+    std::vector<int> admitted(kThreads, 0);
+    std::vector<int> not_redis(kThreads, 0);
+    run_together(kThreads, [&](std::size_t w) {
+      for (int i = 0; i < kCalls; ++i) {
+        const RedisDecision d = limiter->try_acquire("shared");
+        admitted[w] += d.allowed() ? 1 : 0;
+        not_redis[w] +=
+            d.source == DecisionSource::Redis || d.source == DecisionSource::DenyCache ? 0 : 1;
+      }
+    });
+    int total = 0;
+    for (std::size_t w = 0; w < kThreads; ++w) {
+      total += admitted[w];
+      EXPECT_EQ(not_redis[w], 0) << limiter->last_error();
+    }
+    EXPECT_EQ(total, 10) << "of " << kThreads * std::size_t{kCalls}
+                         << " calls against a burst of 10";
+  }
+}
+
+TEST(RedisLimiterTest, ConcurrentCallsShareRoundTrips) {
+  auto limiter = make({.url = server().url(),
+                       .prefix = "pipelined:",
+                       .default_quota = Quota::per_second(1'000'000),
+                       .connections = 1,
+                       .command_timeout = 5s});
+  ASSERT_TRUE(limiter);
+  run_together(32, [&](std::size_t w) {
+    for (int i = 0; i < 100; ++i) (void)limiter->try_acquire("k" + std::to_string(w % 4));
+  });
+  const RedisLimiterStats s = limiter->stats();
+  EXPECT_EQ(s.redis_decisions, 3200u) << limiter->last_error();
+  EXPECT_LT(s.round_trips, s.commands) << "no two calls were written together";
+  std::cout << "3200 calls from 32 threads on one connection: " << s.commands << " commands in "
+            << s.round_trips << " round trips\n";
+}
+
+TEST(RedisLimiterTest, ScriptsComeBackAfterScriptFlushEvenInsidePipelines) {
+  auto limiter = make({.url = server().url(),
+                       .prefix = "noscript:",
+                       .default_quota = Quota::per_second(1'000'000),
+                       .connections = 2,
+                       .command_timeout = 5s});
+  ASSERT_TRUE(limiter);
+  ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
+  for (int round = 0; round < 3; ++round) {
+    const internal::Reply flushed = server().command({"SCRIPT", "FLUSH"});
+    ASSERT_EQ(flushed.text, "OK") << internal::describe(flushed);
+    std::atomic<int> failures{0};
+    run_together(16, [&](std::size_t) {
+      for (int i = 0; i < 20; ++i) {
+        if (limiter->try_acquire("k").source != DecisionSource::Redis) failures.fetch_add(1);
+      }
+    });
+    EXPECT_EQ(failures.load(), 0) << limiter->last_error();
+  }
+  EXPECT_GE(limiter->stats().noscript_retries, 3u);
+  EXPECT_EQ(limiter->stats().errors, 0u) << limiter->last_error();
+}
+
+TEST(RedisLimiterTest, EvalshaNamesAreTheServersOwn) {
+  // The SHA-1 the client computes is the one SCRIPT LOAD returns: EVALSHA finds the script.
+  auto limiter = make({.url = server().url(), .prefix = "sha:", .command_timeout = 5s});
+  ASSERT_TRUE(limiter);
+  ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis);  // Loaded by EVAL.
+  const std::uint64_t retries = limiter->stats().noscript_retries;
+  for (int i = 0; i < 5; ++i) (void)limiter->try_acquire("k");
+  EXPECT_EQ(limiter->stats().noscript_retries, retries);
+}
+
+TEST(RedisLimiterTest, KeysExpireWhenTheirBucketIsFullAgain) {
+  server().command({"FLUSHALL"});
+  // Caller time: the TTL is the time the bucket takes to refill, on the server's clock.
+  auto slow = make({.url = server().url(),
+                    .prefix = "ttl:",
+                    .default_quota = Quota::per_minute(2),
+                    .command_timeout = 5s});
+  ASSERT_TRUE(slow);
+  ASSERT_TRUE(slow->try_acquire_at("k", Instant{Nanos{1'000'000'000'000}}).allowed());
+  const internal::Reply pttl = server().command({"PTTL", "ttl:k"});
+  ASSERT_EQ(pttl.type, internal::Reply::Type::Integer) << internal::describe(pttl);
+  EXPECT_LE(pttl.integer, 30'000);  // One permit of 2/min: 30 s.
+  EXPECT_GT(pttl.integer, 25'000);
+
+  // Every algorithm leaves nothing behind once its buckets are full: DBSIZE reaches 0.
+  for (RedisAlgorithm algorithm :
+       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+    auto fast = make({.url = server().url(),
+                      .prefix = "ttl:" + std::string(to_string(algorithm)) + ":",
+                      .algorithm = algorithm,
+                      .default_quota = *Quota::parse("100/100ms burst 100"),
+                      .command_timeout = 5s});
+    ASSERT_TRUE(fast);
+    for (int k = 0; k < 50; ++k) {
+      for (int i = 0; i < 3; ++i) (void)fast->try_acquire("key" + std::to_string(k));
+    }
+  }
+  server().command({"DEL", "ttl:k"});
+  EXPECT_GT(server().command({"DBSIZE"}).integer, 0);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::int64_t keys = -1;
+  while (std::chrono::steady_clock::now() < deadline) {
+    keys = server().command({"DBSIZE"}).integer;
+    if (keys == 0) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(keys, 0) << "keys left after their buckets were full again";
+  // Nothing without a TTL was ever written: a key without one would have stayed.
+}
+
+TEST(RedisLimiterTest, ReportsBytesPerKey) {
+  // An 11-byte key: the prefix "fg:" and 8 bytes.
+  for (RedisAlgorithm algorithm :
+       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+    server().command({"DEL", "fg:12345678"});
+    auto limiter = make({.url = server().url(),
+                         .prefix = "fg:",
+                         .algorithm = algorithm,
+                         .default_quota = Quota::per_minute(10),
+                         .command_timeout = 5s});
+    ASSERT_TRUE(limiter);
+    ASSERT_TRUE(limiter->try_acquire("12345678").allowed()) << limiter->last_error();
+    const internal::Reply bytes = server().command({"MEMORY", "USAGE", "fg:12345678"});
+    ASSERT_EQ(bytes.type, internal::Reply::Type::Integer) << internal::describe(bytes);
+    std::cout << to_string(algorithm) << ": MEMORY USAGE of an 11-byte key = " << bytes.integer
+              << " bytes\n";
+    ::testing::Test::RecordProperty(std::string(to_string(algorithm)) + "_bytes_per_key",
+                                    static_cast<int>(bytes.integer));
+    if (algorithm == RedisAlgorithm::Gcra) {
+      EXPECT_LE(bytes.integer, 100);
+    }
+  }
+}
+
+TEST(RedisLimiterTest, AUnixSocketWorksAsTcpDoes) {
+  auto limiter = make({.url = server().unix_url(),
+                       .prefix = "unix:",
+                       .default_quota = *Quota::parse("1/h"),
+                       .command_timeout = 5s});
+  ASSERT_TRUE(limiter);
+  EXPECT_TRUE(limiter->try_acquire("k").allowed()) << limiter->last_error();
+  EXPECT_FALSE(limiter->try_acquire("k").allowed());
+  EXPECT_EQ(limiter->stats().redis_decisions, 2u);
+}
+
+TEST(RedisLimiterTest, TheDenyCacheAnswersRepeatedDenialsWithoutARoundTrip) {
+  auto limiter = make({.url = server().url(),
+                       .prefix = "denycache:",
+                       .default_quota = *Quota::parse("5/h"),
+                       .command_timeout = 5s});
+  ASSERT_TRUE(limiter);
+  const Instant t0{Nanos{1'800'000'000'000'000'000}};
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(limiter->try_acquire_at("k", t0).allowed());
+  const RedisDecision first = limiter->try_acquire_at("k", t0);
+  ASSERT_EQ(first.source, DecisionSource::Redis);
+  ASSERT_EQ(first.decision.verdict(), Verdict::Denied);
+  const std::uint64_t trips = limiter->stats().commands;
+  // Before retry_after, the same cost is denied locally with the remaining wait, and a larger
+  // one with its own, longer wait: each as the rule decides on the state Redis reported.
+  const RedisDecision cached = limiter->try_acquire_at("k", t0 + 1min);
+  EXPECT_EQ(cached.source, DecisionSource::DenyCache);
+  EXPECT_EQ(cached.decision.verdict(), Verdict::Denied);
+  EXPECT_EQ(cached.decision.retry_after(), first.decision.retry_after() - 1min);
+  const RedisDecision larger = limiter->try_acquire_at("k", t0 + 1min, 2);
+  EXPECT_EQ(larger.source, DecisionSource::DenyCache);
+  EXPECT_EQ(larger.decision.retry_after(), first.decision.retry_after() - 1min + 12min);
+  EXPECT_EQ(limiter->stats().commands, trips);
+  // A smaller cost, or an instant past retry_after, goes to Redis.
+  EXPECT_EQ(limiter->try_acquire_at("k", t0 + 1min, 0).source, DecisionSource::Redis);
+  const RedisDecision later = limiter->try_acquire_at("k", t0 + first.decision.retry_after());
+  EXPECT_EQ(later.source, DecisionSource::Redis);
+  EXPECT_TRUE(later.allowed());
+}
+
+// A deny-heavy trace (one key far over its quota) decides the same with and without the deny
+// cache, and the cache saves most round trips.
+TEST(RedisLimiterTest, TheDenyCacheNeverDeniesWhatRedisWouldAdmit) {
+  for (RedisAlgorithm algorithm : {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket}) {
+    SCOPED_TRACE(std::string(to_string(algorithm)));
+    const std::string name(to_string(algorithm));
+    auto cached = make({.url = server().url(),
+                        .prefix = "dc1:" + name + ":",
+                        .algorithm = algorithm,
+                        .default_quota = *Quota::parse("10/min burst 3"),
+                        .command_timeout = 5s});
+    auto plain = make({.url = server().url(),
+                       .prefix = "dc2:" + name + ":",
+                       .algorithm = algorithm,
+                       .default_quota = *Quota::parse("10/min burst 3"),
+                       .command_timeout = 5s,
+                       .deny_cache_keys = 0});
+    ASSERT_TRUE(cached && plain);
+    std::int64_t t = 1'800'000'000'000'000'000;
+    int denied = 0;
+    for (int i = 0; i < 2000; ++i) {
+      t += 37'000'000;  // 27 calls a second against 10 a minute.
+      const std::uint64_t cost = 1 + static_cast<std::uint64_t>(i % 3);
+      const RedisDecision a = cached->try_acquire_at("hot", Instant{Nanos{t}}, cost);
+      const RedisDecision b = plain->try_acquire_at("hot", Instant{Nanos{t}}, cost);
+      ASSERT_EQ(a.allowed(), b.allowed()) << "call " << i;
+      ASSERT_EQ(a.decision.retry_after(), b.decision.retry_after()) << "call " << i;
+      denied += a.allowed() ? 0 : 1;
+    }
+    const RedisLimiterStats s = cached->stats();
+    std::cout << name << ": 2000 calls, " << denied << " denied, " << s.deny_cache_hits
+              << " answered by the deny cache (round trips saved), " << s.commands
+              << " commands sent\n";
+    EXPECT_GT(s.deny_cache_hits, 1500u);
+  }
+}
+
+TEST(RedisLimiterTest, BadOptionsAreRejectedWithTheValue) {
+  const struct {
+    RedisLimiterOptions options;
+    const char* says;
+  } cases[] = {
+      {{.url = "localhost:6379"}, "redis URL \"localhost:6379\""},
+      {{.url = "redis://h:99999"}, "port must be 1 to 65535 (got \"99999\")"},
+      {{.fallback_share = 0.0}, "fallback_share must be in (0, 1] (got 0.000000)"},
+      {{.fallback_share = 1.5}, "fallback_share must be in (0, 1]"},
+      {{.algorithm = RedisAlgorithm::FixedWindow, .default_quota = *Quota::parse("10/1500ms")},
+       "whole seconds or one that divides a second (got 1500000000 ns)"},
+      {{.command_timeout = Nanos::zero()}, "must be positive"},
+  };
+  for (const auto& c : cases) {
+    auto limiter = RedisLimiter::create(c.options);
+    ASSERT_FALSE(limiter) << c.says;
+    EXPECT_NE(limiter.error().message().find(c.says), std::string::npos)
+        << limiter.error().message();
+  }
+}
+
+TEST(RedisLimiterTest, AKeyHoldingSomethingElseIsAnErrorForThatKeyOnly) {
+  server().command({"SET", "foreign:k", "not a state"});
+  server().command({"RPUSH", "foreign:list", "x"});
+  auto limiter = make({.url = server().url(),
+                       .prefix = "foreign:",
+                       .on_failure = OnRedisFailure::FailClosed,
+                       .command_timeout = 5s,
+                       .breaker_failures = 1});
+  ASSERT_TRUE(limiter);
+  const RedisDecision d = limiter->try_acquire("k");
+  EXPECT_EQ(d.source, DecisionSource::FailClosed);
+  EXPECT_NE(limiter->last_error().find("does not hold a GCRA state"), std::string::npos)
+      << limiter->last_error();
+  EXPECT_EQ(limiter->try_acquire("list").source, DecisionSource::FailClosed);
+  EXPECT_NE(limiter->last_error().find("WRONGTYPE"), std::string::npos) << limiter->last_error();
+  // The server is healthy: other keys are still decided by Redis (the breaker stayed closed).
+  EXPECT_EQ(limiter->try_acquire("fine").source, DecisionSource::Redis) << limiter->last_error();
+  EXPECT_EQ(limiter->stats().breaker_opens, 0u);
+}
+
+}  // namespace
+}  // namespace floodgate
