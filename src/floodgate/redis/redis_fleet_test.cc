@@ -1,0 +1,140 @@
+// One limit for a fleet: 4 processes x 2 threads on one key for 2 s against one redis-server,
+// on the server's clock. Each process records the server instants of its admissions; the test
+// process checks, after every process has exited, that the fleet admitted no more than
+// burst + rate x (last admission - first admission), and at least 99% of it (the callers
+// saturate the key, so an exact limiter admits all it may).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include "floodgate/redis/redis_limiter.h"
+#include "floodgate/redis/redis_server_test_util.h"
+
+namespace floodgate {
+namespace {
+
+using namespace std::chrono_literals;
+
+// What one process reports through its pipe.
+struct Report {
+  std::uint64_t admitted = 0;
+  std::uint64_t calls = 0;
+  std::uint64_t not_redis = 0;  // Decided by anything but Redis or the deny cache.
+  std::int64_t first = std::numeric_limits<std::int64_t>::max();
+  std::int64_t last = std::numeric_limits<std::int64_t>::min();
+};
+
+// The body of one fleet process: two threads calling for `run_for`. Never returns.
+[[noreturn]] void fleet_member(const std::string& url, const Quota& quota, int out,
+                               std::chrono::steady_clock::duration run_for,
+                               std::size_t deny_cache_keys) {
+  Report report;
+  auto limiter = RedisLimiter::create({.url = url,
+                                       .prefix = "fleet:",
+                                       .default_quota = quota,
+                                       .on_failure = OnRedisFailure::FailClosed,
+                                       .command_timeout = 100ms,
+                                       .deny_cache_keys = deny_cache_keys});
+  if (limiter) {
+    std::vector<Report> per_thread(2);
+    const auto stop = std::chrono::steady_clock::now() + run_for;
+    std::vector<std::thread> threads;
+    for (std::size_t w = 0; w < 2; ++w) {
+      threads.emplace_back([&, w] {
+        Report& r = per_thread[w];
+        while (std::chrono::steady_clock::now() < stop) {
+          const RedisDecision d = (*limiter)->try_acquire("one-key");
+          ++r.calls;
+          if (d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache) {
+            ++r.not_redis;
+          }
+          if (!d.allowed()) continue;
+          ++r.admitted;
+          const std::int64_t t = d.at.time_since_epoch().count();
+          r.first = std::min(r.first, t);
+          r.last = std::max(r.last, t);
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const Report& r : per_thread) {
+      report.admitted += r.admitted;
+      report.calls += r.calls;
+      report.not_redis += r.not_redis;
+      report.first = std::min(report.first, r.first);
+      report.last = std::max(report.last, r.last);
+    }
+  } else {
+    report.not_redis = 1;
+  }
+  const ssize_t written = ::write(out, &report, sizeof report);
+  ::_exit(written == sizeof report ? 0 : 1);
+}
+
+// Runs the fleet with the deny cache on (most denials answered locally) or off (every call a
+// round trip), and checks the bound.
+void expect_fleet_bound(std::size_t deny_cache_keys) {
+  testing::RedisServer redis;
+  const Quota quota = *Quota::parse("500/s burst 50");
+  constexpr int kProcesses = 4;
+  std::vector<pid_t> children;
+  std::vector<int> pipes;
+  for (int p = 0; p < kProcesses; ++p) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      fleet_member(redis.url(), quota, fds[1], 2s, deny_cache_keys);
+    }
+    ::close(fds[1]);
+    children.push_back(pid);
+    pipes.push_back(fds[0]);
+  }
+  Report fleet;
+  for (int p = 0; p < kProcesses; ++p) {
+    Report r;
+    // The child writes once and exits; a child that dies writes nothing and reads as empty.
+    const ssize_t got = ::read(pipes[static_cast<std::size_t>(p)], &r, sizeof r);
+    ::close(pipes[static_cast<std::size_t>(p)]);
+    int status = 0;
+    ::waitpid(children[static_cast<std::size_t>(p)], &status, 0);
+    ASSERT_EQ(got, static_cast<ssize_t>(sizeof r)) << "process " << p << " reported nothing";
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT_EQ(r.not_redis, 0u) << "process " << p;
+    fleet.admitted += r.admitted;
+    fleet.calls += r.calls;
+    fleet.first = std::min(fleet.first, r.first);
+    fleet.last = std::max(fleet.last, r.last);
+  }
+  ASSERT_GT(fleet.admitted, 0u);
+  const double elapsed_s = static_cast<double>(fleet.last - fleet.first) / 1e9;
+  const double bound = static_cast<double>(quota.burst()) +
+                       elapsed_s * 1e9 / static_cast<double>(quota.interval().count());
+  std::cout << "fleet, deny cache " << (deny_cache_keys != 0 ? "on" : "off") << ": " << fleet.calls
+            << " calls, " << fleet.admitted << " admitted over " << elapsed_s
+            << " s of server time; bound burst + rate x elapsed = " << bound << " ("
+            << 100.0 * static_cast<double>(fleet.admitted) / bound << "%)\n";
+  EXPECT_LE(static_cast<double>(fleet.admitted), bound);
+  EXPECT_GE(static_cast<double>(fleet.admitted), 0.99 * bound);
+}
+
+TEST(RedisFleetTest, FourProcessesShareOneLimitExactly) { expect_fleet_bound(65'536); }
+
+TEST(RedisFleetTest, FourProcessesShareOneLimitExactlyWithEveryCallARoundTrip) {
+  expect_fleet_bound(0);
+}
+
+}  // namespace
+}  // namespace floodgate
