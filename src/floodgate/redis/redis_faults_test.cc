@@ -17,18 +17,10 @@ namespace floodgate {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::make_limiter;
 using testing::RedisServer;
 
 constexpr auto kNeverHangs = 1s;  // Far above the 5 ms command timeout.
-
-std::unique_ptr<RedisLimiter> make(RedisLimiterOptions options) {
-  auto limiter = RedisLimiter::create(std::move(options));
-  if (!limiter) {
-    ADD_FAILURE() << limiter.error().message();
-    return nullptr;
-  }
-  return std::move(*limiter);
-}
 
 struct Timed {
   RedisDecision decision;
@@ -54,14 +46,14 @@ bool until_redis_decides(RedisLimiter& limiter, std::string_view key,
 
 TEST(RedisFaultsTest, KilledAndRestartedServerFailsClosedThenResumesWithItsStateLost) {
   RedisServer redis;
-  auto limiter = make({.url = redis.url(),
-                       .prefix = "kill:",
-                       .default_quota = *Quota::parse("3/h"),
-                       .on_failure = OnRedisFailure::FailClosed,
-                       .breaker_open_for = 50ms,
-                       .reconnect_backoff_min = 5ms,
-                       .reconnect_backoff_max = 50ms,
-                       .deny_cache_keys = 0});  // Every call goes to Redis.
+  auto limiter = make_limiter({.url = redis.url(),
+                               .prefix = "kill:",
+                               .default_quota = *Quota::parse("3/h"),
+                               .on_failure = OnRedisFailure::FailClosed,
+                               .breaker_open_for = 50ms,
+                               .reconnect_backoff_min = 5ms,
+                               .reconnect_backoff_max = 50ms,
+                               .deny_cache_keys = 0});  // Every call goes to Redis.
   ASSERT_TRUE(limiter);
   for (int i = 0; i < 3; ++i)
     ASSERT_TRUE(limiter->try_acquire("k").allowed()) << limiter->last_error();
@@ -93,12 +85,12 @@ TEST(RedisFaultsTest, KilledAndRestartedServerFailsClosedThenResumesWithItsState
 
 TEST(RedisFaultsTest, AHungServerIsAnsweredByThePolicyWithinTheTimeout) {
   RedisServer redis;
-  auto limiter = make({.url = redis.url(),
-                       .prefix = "stop:",
-                       .default_quota = *Quota::parse("3/h"),
-                       .on_failure = OnRedisFailure::FailOpen,
-                       .breaker_failures = 3,
-                       .breaker_open_for = 50ms});
+  auto limiter = make_limiter({.url = redis.url(),
+                               .prefix = "stop:",
+                               .default_quota = *Quota::parse("3/h"),
+                               .on_failure = OnRedisFailure::FailOpen,
+                               .breaker_failures = 3,
+                               .breaker_open_for = 50ms});
   ASSERT_TRUE(limiter);
   ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
 
@@ -132,11 +124,11 @@ TEST(RedisFaultsTest, AHungServerIsAnsweredByThePolicyWithinTheTimeout) {
 
 TEST(RedisFaultsTest, ClientPauseIsAnsweredByThePolicyAndThenByRedis) {
   RedisServer redis;
-  auto limiter = make({.url = redis.url(),
-                       .prefix = "pause:",
-                       .default_quota = *Quota::parse("100/h"),
-                       .on_failure = OnRedisFailure::FailClosed,
-                       .breaker_open_for = 20ms});
+  auto limiter = make_limiter({.url = redis.url(),
+                               .prefix = "pause:",
+                               .default_quota = *Quota::parse("100/h"),
+                               .on_failure = OnRedisFailure::FailClosed,
+                               .breaker_open_for = 20ms});
   ASSERT_TRUE(limiter);
   ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
   const internal::Reply paused = redis.command({"CLIENT", "PAUSE", "300", "ALL"});
@@ -150,11 +142,11 @@ TEST(RedisFaultsTest, ClientPauseIsAnsweredByThePolicyAndThenByRedis) {
 
 TEST(RedisFaultsTest, NothingListeningFallsBackToAShareOfTheQuota) {
   const int port = testing::free_port();
-  auto limiter = make({.url = "redis://127.0.0.1:" + std::to_string(port),
-                       .prefix = "none:",
-                       .default_quota = *Quota::parse("10/h"),
-                       .on_failure = OnRedisFailure::Fallback,
-                       .fallback_share = 0.5});
+  auto limiter = make_limiter({.url = "redis://127.0.0.1:" + std::to_string(port),
+                               .prefix = "none:",
+                               .default_quota = *Quota::parse("10/h"),
+                               .on_failure = OnRedisFailure::Fallback,
+                               .fallback_share = 0.5});
   ASSERT_TRUE(limiter);
   const Instant t0{Nanos{1'800'000'000'000'000'000}};
   int admitted = 0;
@@ -173,13 +165,13 @@ TEST(RedisFaultsTest, NothingListeningFallsBackToAShareOfTheQuota) {
 TEST(RedisFaultsTest, ARedisThatIsDownAtStartIsNotAnErrorOfCreate) {
   RedisServer redis;
   redis.kill();
-  auto limiter = make({.url = redis.url(),
-                       .prefix = "late:",
-                       .default_quota = *Quota::parse("2/h"),
-                       .on_failure = OnRedisFailure::FailClosed,
-                       .breaker_open_for = 20ms,
-                       .reconnect_backoff_min = 5ms,
-                       .reconnect_backoff_max = 20ms});
+  auto limiter = make_limiter({.url = redis.url(),
+                               .prefix = "late:",
+                               .default_quota = *Quota::parse("2/h"),
+                               .on_failure = OnRedisFailure::FailClosed,
+                               .breaker_open_for = 20ms,
+                               .reconnect_backoff_min = 5ms,
+                               .reconnect_backoff_max = 20ms});
   ASSERT_TRUE(limiter);
   EXPECT_EQ(limiter->try_acquire("k").source, DecisionSource::FailClosed);
   redis.restart();

@@ -18,20 +18,12 @@ namespace floodgate {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::make_limiter;
 using testing::RedisServer;
 
 RedisServer& server() {
   static RedisServer* s = new RedisServer();  // Killed by the kernel when the binary exits.
   return *s;
-}
-
-std::unique_ptr<RedisLimiter> make(RedisLimiterOptions options) {
-  auto limiter = RedisLimiter::create(std::move(options));
-  if (!limiter) {
-    ADD_FAILURE() << limiter.error().message();
-    return nullptr;
-  }
-  return std::move(*limiter);
 }
 
 // Runs `threads` workers that each call `work(worker)` once, all released together; workers
@@ -54,10 +46,10 @@ void run_together(std::size_t threads, Work work) {
 }
 
 TEST(RedisLimiterTest, ServerTimeDecidesAtTheServersInstant) {
-  auto limiter = make({.url = server().url(),
-                       .prefix = "servertime:",
-                       .default_quota = *Quota::parse("2/h"),
-                       .command_timeout = 2s});
+  auto limiter = make_limiter({.url = server().url(),
+                               .prefix = "servertime:",
+                               .default_quota = *Quota::parse("2/h"),
+                               .command_timeout = 2s});
   ASSERT_TRUE(limiter);
   const auto before = std::chrono::system_clock::now().time_since_epoch();
   const RedisDecision first = limiter->try_acquire("k");
@@ -81,13 +73,13 @@ TEST(RedisLimiterTest, OfManyConcurrentCallsExactlyTheBurstPasses) {
   for (RedisAlgorithm algorithm :
        {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
     SCOPED_TRACE(std::string(to_string(algorithm)));
-    auto limiter = make({.url = server().url(),
-                         .prefix = "burst:" + std::string(to_string(algorithm)) + ":",
-                         .algorithm = algorithm,
-                         .default_quota = *Quota::parse("10/h"),
-                         .on_failure = OnRedisFailure::FailClosed,
-                         .connections = 3,
-                         .command_timeout = 5s});
+    auto limiter = make_limiter({.url = server().url(),
+                                 .prefix = "burst:" + std::string(to_string(algorithm)) + ":",
+                                 .algorithm = algorithm,
+                                 .default_quota = *Quota::parse("10/h"),
+                                 .on_failure = OnRedisFailure::FailClosed,
+                                 .connections = 3,
+                                 .command_timeout = 5s});
     ASSERT_TRUE(limiter);
     constexpr std::size_t kThreads = 16;
     constexpr int kCalls = 8;
@@ -112,11 +104,11 @@ TEST(RedisLimiterTest, OfManyConcurrentCallsExactlyTheBurstPasses) {
 }
 
 TEST(RedisLimiterTest, ConcurrentCallsShareRoundTrips) {
-  auto limiter = make({.url = server().url(),
-                       .prefix = "pipelined:",
-                       .default_quota = Quota::per_second(1'000'000),
-                       .connections = 1,
-                       .command_timeout = 5s});
+  auto limiter = make_limiter({.url = server().url(),
+                               .prefix = "pipelined:",
+                               .default_quota = Quota::per_second(1'000'000),
+                               .connections = 1,
+                               .command_timeout = 5s});
   ASSERT_TRUE(limiter);
   run_together(32, [&](std::size_t w) {
     for (int i = 0; i < 100; ++i) (void)limiter->try_acquire("k" + std::to_string(w % 4));
@@ -129,11 +121,11 @@ TEST(RedisLimiterTest, ConcurrentCallsShareRoundTrips) {
 }
 
 TEST(RedisLimiterTest, ScriptsComeBackAfterScriptFlushEvenInsidePipelines) {
-  auto limiter = make({.url = server().url(),
-                       .prefix = "noscript:",
-                       .default_quota = Quota::per_second(1'000'000),
-                       .connections = 2,
-                       .command_timeout = 5s});
+  auto limiter = make_limiter({.url = server().url(),
+                               .prefix = "noscript:",
+                               .default_quota = Quota::per_second(1'000'000),
+                               .connections = 2,
+                               .command_timeout = 5s});
   ASSERT_TRUE(limiter);
   ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
   for (int round = 0; round < 3; ++round) {
@@ -153,7 +145,7 @@ TEST(RedisLimiterTest, ScriptsComeBackAfterScriptFlushEvenInsidePipelines) {
 
 TEST(RedisLimiterTest, EvalshaNamesAreTheServersOwn) {
   // The SHA-1 the client computes is the one SCRIPT LOAD returns: EVALSHA finds the script.
-  auto limiter = make({.url = server().url(), .prefix = "sha:", .command_timeout = 5s});
+  auto limiter = make_limiter({.url = server().url(), .prefix = "sha:", .command_timeout = 5s});
   ASSERT_TRUE(limiter);
   ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis);  // Loaded by EVAL.
   const std::uint64_t retries = limiter->stats().noscript_retries;
@@ -164,10 +156,10 @@ TEST(RedisLimiterTest, EvalshaNamesAreTheServersOwn) {
 TEST(RedisLimiterTest, KeysExpireWhenTheirBucketIsFullAgain) {
   server().command({"FLUSHALL"});
   // Caller time: the TTL is the time the bucket takes to refill, on the server's clock.
-  auto slow = make({.url = server().url(),
-                    .prefix = "ttl:",
-                    .default_quota = Quota::per_minute(2),
-                    .command_timeout = 5s});
+  auto slow = make_limiter({.url = server().url(),
+                            .prefix = "ttl:",
+                            .default_quota = Quota::per_minute(2),
+                            .command_timeout = 5s});
   ASSERT_TRUE(slow);
   ASSERT_TRUE(slow->try_acquire_at("k", Instant{Nanos{1'000'000'000'000}}).allowed());
   const internal::Reply pttl = server().command({"PTTL", "ttl:k"});
@@ -178,11 +170,11 @@ TEST(RedisLimiterTest, KeysExpireWhenTheirBucketIsFullAgain) {
   // Every algorithm leaves nothing behind once its buckets are full: DBSIZE reaches 0.
   for (RedisAlgorithm algorithm :
        {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
-    auto fast = make({.url = server().url(),
-                      .prefix = "ttl:" + std::string(to_string(algorithm)) + ":",
-                      .algorithm = algorithm,
-                      .default_quota = *Quota::parse("100/100ms burst 100"),
-                      .command_timeout = 5s});
+    auto fast = make_limiter({.url = server().url(),
+                              .prefix = "ttl:" + std::string(to_string(algorithm)) + ":",
+                              .algorithm = algorithm,
+                              .default_quota = *Quota::parse("100/100ms burst 100"),
+                              .command_timeout = 5s});
     ASSERT_TRUE(fast);
     for (int k = 0; k < 50; ++k) {
       for (int i = 0; i < 3; ++i) (void)fast->try_acquire("key" + std::to_string(k));
@@ -206,11 +198,11 @@ TEST(RedisLimiterTest, ReportsBytesPerKey) {
   for (RedisAlgorithm algorithm :
        {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
     server().command({"DEL", "fg:12345678"});
-    auto limiter = make({.url = server().url(),
-                         .prefix = "fg:",
-                         .algorithm = algorithm,
-                         .default_quota = Quota::per_minute(10),
-                         .command_timeout = 5s});
+    auto limiter = make_limiter({.url = server().url(),
+                                 .prefix = "fg:",
+                                 .algorithm = algorithm,
+                                 .default_quota = Quota::per_minute(10),
+                                 .command_timeout = 5s});
     ASSERT_TRUE(limiter);
     ASSERT_TRUE(limiter->try_acquire("12345678").allowed()) << limiter->last_error();
     const internal::Reply bytes = server().command({"MEMORY", "USAGE", "fg:12345678"});
@@ -226,10 +218,10 @@ TEST(RedisLimiterTest, ReportsBytesPerKey) {
 }
 
 TEST(RedisLimiterTest, AUnixSocketWorksAsTcpDoes) {
-  auto limiter = make({.url = server().unix_url(),
-                       .prefix = "unix:",
-                       .default_quota = *Quota::parse("1/h"),
-                       .command_timeout = 5s});
+  auto limiter = make_limiter({.url = server().unix_url(),
+                               .prefix = "unix:",
+                               .default_quota = *Quota::parse("1/h"),
+                               .command_timeout = 5s});
   ASSERT_TRUE(limiter);
   EXPECT_TRUE(limiter->try_acquire("k").allowed()) << limiter->last_error();
   EXPECT_FALSE(limiter->try_acquire("k").allowed());
@@ -237,10 +229,10 @@ TEST(RedisLimiterTest, AUnixSocketWorksAsTcpDoes) {
 }
 
 TEST(RedisLimiterTest, TheDenyCacheAnswersRepeatedDenialsWithoutARoundTrip) {
-  auto limiter = make({.url = server().url(),
-                       .prefix = "denycache:",
-                       .default_quota = *Quota::parse("5/h"),
-                       .command_timeout = 5s});
+  auto limiter = make_limiter({.url = server().url(),
+                               .prefix = "denycache:",
+                               .default_quota = *Quota::parse("5/h"),
+                               .command_timeout = 5s});
   ASSERT_TRUE(limiter);
   const Instant t0{Nanos{1'800'000'000'000'000'000}};
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(limiter->try_acquire_at("k", t0).allowed());
@@ -271,17 +263,17 @@ TEST(RedisLimiterTest, TheDenyCacheNeverDeniesWhatRedisWouldAdmit) {
   for (RedisAlgorithm algorithm : {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket}) {
     SCOPED_TRACE(std::string(to_string(algorithm)));
     const std::string name(to_string(algorithm));
-    auto cached = make({.url = server().url(),
-                        .prefix = "dc1:" + name + ":",
-                        .algorithm = algorithm,
-                        .default_quota = *Quota::parse("10/min burst 3"),
-                        .command_timeout = 5s});
-    auto plain = make({.url = server().url(),
-                       .prefix = "dc2:" + name + ":",
-                       .algorithm = algorithm,
-                       .default_quota = *Quota::parse("10/min burst 3"),
-                       .command_timeout = 5s,
-                       .deny_cache_keys = 0});
+    auto cached = make_limiter({.url = server().url(),
+                                .prefix = "dc1:" + name + ":",
+                                .algorithm = algorithm,
+                                .default_quota = *Quota::parse("10/min burst 3"),
+                                .command_timeout = 5s});
+    auto plain = make_limiter({.url = server().url(),
+                               .prefix = "dc2:" + name + ":",
+                               .algorithm = algorithm,
+                               .default_quota = *Quota::parse("10/min burst 3"),
+                               .command_timeout = 5s,
+                               .deny_cache_keys = 0});
     ASSERT_TRUE(cached && plain);
     std::int64_t t = 1'800'000'000'000'000'000;
     int denied = 0;
@@ -326,11 +318,11 @@ TEST(RedisLimiterTest, BadOptionsAreRejectedWithTheValue) {
 TEST(RedisLimiterTest, AKeyHoldingSomethingElseIsAnErrorForThatKeyOnly) {
   server().command({"SET", "foreign:k", "not a state"});
   server().command({"RPUSH", "foreign:list", "x"});
-  auto limiter = make({.url = server().url(),
-                       .prefix = "foreign:",
-                       .on_failure = OnRedisFailure::FailClosed,
-                       .command_timeout = 5s,
-                       .breaker_failures = 1});
+  auto limiter = make_limiter({.url = server().url(),
+                               .prefix = "foreign:",
+                               .on_failure = OnRedisFailure::FailClosed,
+                               .command_timeout = 5s,
+                               .breaker_failures = 1});
   ASSERT_TRUE(limiter);
   const RedisDecision d = limiter->try_acquire("k");
   EXPECT_EQ(d.source, DecisionSource::FailClosed);

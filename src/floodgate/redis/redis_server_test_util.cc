@@ -1,5 +1,6 @@
 #include "floodgate/redis/redis_server_test_util.h"
 
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -28,6 +29,15 @@ std::string read_file(const std::string& path) {
 }
 
 }  // namespace
+
+std::unique_ptr<RedisLimiter> make_limiter(RedisLimiterOptions options) {
+  auto limiter = RedisLimiter::create(std::move(options));
+  if (!limiter) {
+    ADD_FAILURE() << limiter.error().message();
+    return nullptr;
+  }
+  return std::move(*limiter);
+}
 
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -8,11 +8,13 @@
 
 #include <chrono>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "floodgate/redis/internal/resp.h"
+#include "floodgate/redis/redis_limiter.h"
 
 namespace floodgate::testing {
 
@@ -55,6 +57,9 @@ class RedisServer {
   int port_ = 0;
   pid_t pid_ = -1;
 };
+
+// Returns a limiter for `options`, or null after reporting the error as a test failure.
+std::unique_ptr<RedisLimiter> make_limiter(RedisLimiterOptions options);
 
 // Returns a free TCP port on 127.0.0.1 (bound and released; another process could take it
 // before the caller binds it, which `RedisServer` retries).
