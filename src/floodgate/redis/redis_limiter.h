@@ -148,7 +148,7 @@ struct RedisLimiterStats {
 //   if (!(*limiter)->try_acquire(api_key)) reply_429();
 //
 // Keys expire when their bucket is full again (a quiet fleet leaves nothing behind). With the
-// `_at` forms, that time is measured on the server's clock: instants that advance slower than
+// `_at` forms, the TTL runs on the server's clock: instants that advance slower than
 // real time (a paused test clock) can see a key expire, and its bucket reset, early.
 class RedisLimiter {
  public:
@@ -186,9 +186,8 @@ class RedisLimiter {
   // Returns the latest failure's message, or an empty string if none has happened.
   std::string last_error() const;
 
-  class Impl;
-
  private:
+  class Impl;
   explicit RedisLimiter(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
