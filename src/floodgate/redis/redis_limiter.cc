@@ -6,7 +6,6 @@
 #include <unordered_map>
 #include <utility>
 #include <variant>
-#include <vector>
 
 #include "floodgate/core/internal/format.h"
 #include "floodgate/core/internal/time_math.h"
@@ -36,12 +35,22 @@ std::string double_text(double value) {
   return std::string(buffer.data(), end);
 }
 
-// Splits a script's reply into its space-separated fields.
-std::vector<std::string_view> fields(std::string_view text) {
-  std::vector<std::string_view> out;
+// A script's reply split at spaces: at most four fields (`size` is 5 when there were more).
+struct Fields {
+  std::array<std::string_view, 4> at;
+  std::size_t size = 0;
+  std::string_view operator[](std::size_t i) const { return at[i]; }
+};
+
+Fields fields(std::string_view text) {
+  Fields out;
   while (!text.empty()) {
+    if (out.size == out.at.size()) {
+      out.size = out.at.size() + 1;
+      break;
+    }
     const auto space = text.find(' ');
-    out.push_back(text.substr(0, space));
+    out.at[out.size++] = text.substr(0, space);
     if (space == std::string_view::npos) break;
     text.remove_prefix(space + 1);
   }
@@ -396,9 +405,10 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
     return Error("unexpected reply from the script: " + internal::describe(reply));
   };
   if (reply.type != internal::Reply::Type::String) return unexpected();
-  const std::vector<std::string_view> f = fields(reply.text);
+  const Fields f = fields(reply.text);
   std::int64_t t = 0;
-  if (f.size() < 3 || !parse_number(f[1], t) || (f[0] != "0" && f[0] != "1" && f[0] != "2")) {
+  if (f.size < 3 || f.size > 4 || !parse_number(f[1], t) ||
+      (f[0] != "0" && f[0] != "1" && f[0] != "2")) {
     return unexpected();
   }
   KeyState state;
@@ -411,7 +421,7 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
       break;
     case RedisAlgorithm::FixedWindow: {
       std::uint64_t count = 0;
-      if (f.size() != 4 || !parse_number(f[2], state.window_start) || !parse_number(f[3], count)) {
+      if (f.size != 4 || !parse_number(f[2], state.window_start) || !parse_number(f[3], count)) {
         return unexpected();
       }
       // The script reports the count after the call's hits, or, for a stale instant, the

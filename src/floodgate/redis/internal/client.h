@@ -1,4 +1,4 @@
-// `RedisClient`: runs floodgate's scripts and plain commands on a Redis deployment, standalone
+// `RedisClient`: runs floodgate's scripts on a Redis deployment, standalone
 // (a pool of pipelined connections) or, later, a cluster. Not part of the public API.
 // Thread-safe.
 #pragma once
@@ -9,7 +9,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "floodgate/core/result.h"
 #include "floodgate/redis/internal/connection.h"
@@ -44,10 +43,6 @@ class RedisClient {
   // reply), or an error if no reply came by `deadline`.
   virtual Result<Reply> run_script(const Script& script, std::string_view key,
                                    std::span<const std::string_view> args, Deadline deadline) = 0;
-
-  // Sends one command to the server that holds `key` (any server when `key` is empty).
-  virtual Result<Reply> command(const std::vector<std::string_view>& args, std::string_view key,
-                                Deadline deadline) = 0;
 
   virtual ClientStats stats() const = 0;
 };

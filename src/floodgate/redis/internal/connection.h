@@ -52,9 +52,6 @@ class Connection {
   // protocol error) the connection is closed: the reply stream is no longer in step.
   Result<Reply> read(Deadline deadline);
 
-  // Returns the endpoint of the latest `open`.
-  const Endpoint& endpoint() const noexcept { return endpoint_; }
-
  private:
   Error fail(std::string_view what, int error_number);
 

@@ -27,7 +27,6 @@ Result<Reply> Pipeline::call(std::string_view command, Deadline deadline) {
       const auto queued = std::find(queue_.begin(), queue_.end(), &request);
       if (queued != queue_.end()) {
         queue_.erase(queued);
-        ++stats_.failures;
         return Error("redis " + options_.endpoint.to_string() +
                      ": timed out waiting for the connection");
       }
@@ -36,13 +35,6 @@ Result<Reply> Pipeline::call(std::string_view command, Deadline deadline) {
     }
   }
   return std::move(*request.result);
-}
-
-void Pipeline::disconnect() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return !busy_; });
-  connection_.close();
-  retry_at_ = {};
 }
 
 PipelineStats Pipeline::stats() const {
@@ -134,7 +126,6 @@ void Pipeline::lead(std::unique_lock<std::mutex>& lock) {
     stats_.commands += batch_.size();
   }
   stats_.connects += std::exchange(new_connects_, 0);
-  for (const Request* r : batch_) stats_.failures += r->result->has_value() ? 0u : 1u;
   for (Request* r : batch_) r->done = true;
   batch_.clear();
   busy_ = false;

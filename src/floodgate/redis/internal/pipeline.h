@@ -42,7 +42,6 @@ struct PipelineStats {
   std::uint64_t batches = 0;   // Round trips: one write of queued commands and their replies.
   std::uint64_t commands = 0;  // Commands sent.
   std::uint64_t connects = 0;  // Successful connects.
-  std::uint64_t failures = 0;  // Calls answered with an error (connect, I/O, timeout).
 };
 
 class Pipeline {
@@ -57,13 +56,7 @@ class Pipeline {
   // reply, not an error.
   Result<Reply> call(std::string_view command, Deadline deadline);
 
-  // Closes the connection (the next call reconnects, without waiting for a backoff). Waits for a
-  // batch in flight.
-  void disconnect();
-
   PipelineStats stats() const;
-
-  const Endpoint& endpoint() const noexcept { return options_.endpoint; }
 
  private:
   struct Request {

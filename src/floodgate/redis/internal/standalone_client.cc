@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 
+#include "floodgate/core/internal/check.h"
 #include "floodgate/redis/internal/client.h"
 #include "floodgate/redis/internal/pipeline.h"
 
@@ -36,6 +37,7 @@ class StandaloneClient final : public RedisClient {
     std::string command;
     command.reserve(160);
     constexpr std::size_t kMaxArgs = 12;
+    FLOODGATE_DCHECK(args.size() <= kMaxArgs, "run_script: too many script arguments");
     std::array<std::string_view, 4 + kMaxArgs> argv{"EVALSHA", script.sha1, "1", key};
     const std::size_t n = 4 + std::min(args.size(), kMaxArgs);
     std::copy_n(args.begin(), n - 4, argv.begin() + 4);
@@ -48,13 +50,6 @@ class StandaloneClient final : public RedisClient {
     command.clear();
     append_command(command, std::span<const std::string_view>(argv.data(), n));
     return pipeline.call(command, deadline);
-  }
-
-  Result<Reply> command(const std::vector<std::string_view>& args, std::string_view /*key*/,
-                        Deadline deadline) override {
-    std::string command;
-    append_command(command, args);
-    return next().call(command, deadline);
   }
 
   ClientStats stats() const override {
