@@ -8,6 +8,7 @@
 //   S4   two threads on one limiter, each with its own time advancing 1 us per call, all admitted
 //   S1 and S3t also run on limiters whose quota was changed once before measuring (`_reconfigured`)
 //   and on the single-thread type (`GcraLimiter<SteadyClock, Threads::One>`, `_one_thread`)
+//   S1, S3t and S4 also run `ScalableGcraLimiter` (`scalable`), whose point is S4 on more cores
 //
 // Every figure is for a process that has started a thread, as every server has: the binary
 // starts (and joins) one before measuring. (glibc's mutex skips its atomic instructions until a
@@ -155,6 +156,7 @@ void s4(benchmark::State& state) {
 BENCHMARK(s1<GcraLimiter<>>)->Name("S1/floodgate");
 BENCHMARK(s1<Reconfigured<GcraLimiter<>>>)->Name("S1/floodgate_reconfigured");
 BENCHMARK(s1<GcraLimiter<SteadyClock, Threads::One>>)->Name("S1/floodgate_one_thread");
+BENCHMARK(s1<ScalableGcraLimiter<>>)->Name("S1/scalable");
 BENCHMARK(s1<TokenBucketLimiter<>>)->Name("S1/token_bucket");
 BENCHMARK(s1<Reconfigured<TokenBucketLimiter<>>>)->Name("S1/token_bucket_reconfigured");
 BENCHMARK(s1<FixedWindowLimiter<>>)->Name("S1/fixed_window");
@@ -168,6 +170,7 @@ BENCHMARK(s2_baseline)->Name("S2/baseline");
 BENCHMARK(s3t<GcraLimiter<>>)->Name("S3t/floodgate");
 BENCHMARK(s3t<Reconfigured<GcraLimiter<>>>)->Name("S3t/floodgate_reconfigured");
 BENCHMARK(s3t<GcraLimiter<SteadyClock, Threads::One>>)->Name("S3t/floodgate_one_thread");
+BENCHMARK(s3t<ScalableGcraLimiter<>>)->Name("S3t/scalable");
 BENCHMARK(s3t<TokenBucketLimiter<>>)->Name("S3t/token_bucket");
 BENCHMARK(s3t<Reconfigured<TokenBucketLimiter<>>>)->Name("S3t/token_bucket_reconfigured");
 BENCHMARK(s3t<FixedWindowLimiter<>>)->Name("S3t/fixed_window");
@@ -175,6 +178,7 @@ BENCHMARK(s3t<SlidingWindowLogLimiter<>>)->Name("S3t/sliding_log");
 BENCHMARK(s3t<SlidingWindowCounterLimiter<>>)->Name("S3t/sliding_counter");
 BENCHMARK(s3t<MutexTokenBucket>)->Name("S3t/baseline");
 BENCHMARK(s4<GcraLimiter<>>)->Name("S4/floodgate")->Threads(2)->UseRealTime();
+BENCHMARK(s4<ScalableGcraLimiter<>>)->Name("S4/scalable")->Threads(2)->UseRealTime();
 BENCHMARK(s4<TokenBucketLimiter<>>)->Name("S4/token_bucket")->Threads(2)->UseRealTime();
 BENCHMARK(s4<FixedWindowLimiter<>>)->Name("S4/fixed_window")->Threads(2)->UseRealTime();
 BENCHMARK(s4<SlidingWindowLogLimiter<>>)->Name("S4/sliding_log")->Threads(2)->UseRealTime();

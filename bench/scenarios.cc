@@ -12,6 +12,7 @@
 
 #include "bench/mutex_token_bucket.h"
 #include "floodgate/floodgate.h"
+#include "floodgate/limiters/scalable_gcra.h"
 
 namespace floodgate::bench {
 namespace {
@@ -145,6 +146,8 @@ std::vector<Row> run_standard_scenarios(double seconds, int threads, int keys,
                                                     Nanos{1000}));
   done(limiter_row<GcraLimiter<>, MutexTokenBucket>("deny, caller time", 1, seconds, narrow,
                                                     Nanos{1}));
+  done(limiter_row<ScalableGcraLimiter<>, MutexTokenBucket>("admit, caller time, scalable", 1,
+                                                            seconds, wide, Nanos{1000}));
   {
     // Each call reads the steady clock: floodgate's own clock read against the baseline reading
     // std::chrono::steady_clock itself.
@@ -166,6 +169,10 @@ std::vector<Row> run_standard_scenarios(double seconds, int threads, int keys,
                                                       seconds, wide, Nanos{1000}));
     done(limiter_row<GcraLimiter<>, MutexTokenBucket>("deny, all threads, one limiter", threads,
                                                       seconds, narrow, Nanos{1}));
+    done(limiter_row<ScalableGcraLimiter<>, MutexTokenBucket>(
+        "admit, all threads, one scalable limiter", threads, seconds, wide, Nanos{1000}));
+    done(limiter_row<ScalableGcraLimiter<>, MutexTokenBucket>(
+        "deny, all threads, one scalable limiter", threads, seconds, narrow, Nanos{1}));
   }
   for (const bool zipf : {false, true}) {
     const std::vector<KeyText> order = call_order(zipf, keys);

@@ -20,6 +20,12 @@ packages=(
   libhiredis-dev  # the Redis backend's protocol (RESP) and connections
   redis-server    # the Redis backend's tests start their own servers and clusters
   redis-tools     # redis-cli --cluster create / reshard, redis-benchmark
+  libgrpc++-dev   # floodgate serve: Envoy's rate limit service (gRPC)
+  libprotobuf-dev
+  protobuf-compiler
+  protobuf-compiler-grpc
+  libyaml-cpp-dev   # floodgate serve: envoyproxy/ratelimit's YAML configuration
+  libcpp-httplib-dev  # floodgate serve: the HTTP endpoints
 )
 
 missing=()

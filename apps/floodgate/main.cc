@@ -15,6 +15,7 @@ Commands:
            decisions as CSV, a summary, an SVG plot
   bench    the standard benchmark scenarios, each beside an in-tree mutex baseline
   stress   hammer a limiter from many threads and check it never admits more than its quota
+  serve    Envoy's rate limit service (gRPC) under envoyproxy/ratelimit's configuration
 
 Run floodgate COMMAND --help for a command's flags.
 )";
@@ -32,7 +33,9 @@ int main(int argc, char** argv) {
   if (command == "replay") return floodgate::app::run_replay(args);
   if (command == "bench") return floodgate::app::run_bench(args);
   if (command == "stress") return floodgate::app::run_stress(args);
-  std::fprintf(stderr, "floodgate: unknown command \"%s\" (replay, bench, stress; see --help)\n",
+  if (command == "serve") return floodgate::app::run_serve(args);
+  std::fprintf(stderr,
+               "floodgate: unknown command \"%s\" (replay, bench, stress, serve; see --help)\n",
                command.c_str());
   return floodgate::app::kExitUsage;
 }

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,9 @@
 #include "floodgate/replay/replayer.h"
 #include "floodgate/replay/summary.h"
 #include "floodgate/replay/trace.h"
+#ifdef FLOODGATE_CLI_HAS_REDIS
+#include "redis_replay.h"
+#endif
 
 namespace floodgate::app {
 namespace {
@@ -47,6 +51,17 @@ Policy:
                         (a million random keys: about 0.3% of first requests). Give twice the
                         keys you expect; the summary counts requests that found it full
 
+Redis (the decisions of a fleet's shared limit, through floodgate's Redis backend):
+  --redis URL           decide in Redis instead: redis://host:port[/db], unix:///path/to.sock or
+                        redis+cluster://host:port[,host:port...]; gcra and token-bucket only,
+                        with exactly the decisions of the in-process replay. Keys are stored
+                        under a prefix of the run's own and expire once their buckets are full
+                        (plus an hour, for traces denser than real time)
+  --time trace|server   with --redis: decide at the trace's instants (default), or at Redis's
+                        own clock, the instant each decision was made at then filling time_ns
+  --redis-prefix TEXT   with --redis: the key prefix instead of the run's own (runs that share
+                        one share their keys' state)
+
 Input:
   --format auto|csv|log   the trace's format (default auto)
   --key-field NAME        for logs: client (default), ident, user, request, path, status,
@@ -63,9 +78,10 @@ Output:
   --quiet               no progress bar (it is drawn only when stderr is a terminal)
 
 The decisions are a pure function of the trace and the policy: the same input gives
-byte-identical output. An output that is the same file as an input is refused. Exit status: 0
-done, 1 bad flags or files (a trace that cannot be read, at any line), 2 a malformed trace line
-or header (a header is never skipped).
+byte-identical output (with --time server, they depend on when Redis decides). An output that is
+the same file as an input is refused. Exit status: 0 done, 1 bad flags or files (a trace that
+cannot be read, at any line) or Redis failing to decide, 2 a malformed trace line or header (a
+header is never skipped).
 )";
 
 // Writes CSV quickly: one buffer, numbers through to_chars.
@@ -193,14 +209,18 @@ struct ReplayOptions {
   std::optional<std::string> plot_path;
   std::optional<std::string> plot_key;
   bool quiet = false;
+  std::optional<std::string> redis_url;
+  bool server_time = false;
+  std::string redis_prefix;
 };
 
 // Reads the flags, or returns an error naming the flag and its value.
 Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
-  Result<Flags> parsed = Flags::parse("replay", args,
-                                      {"quota", "algorithm", "quotas", "max-keys", "format",
-                                       "key-field", "on-error", "out", "plot", "plot-key", "top"},
-                                      {"quiet"});
+  Result<Flags> parsed =
+      Flags::parse("replay", args,
+                   {"quota", "algorithm", "quotas", "max-keys", "format", "key-field", "on-error",
+                    "out", "plot", "plot-key", "top", "redis", "time", "redis-prefix"},
+                   {"quiet"});
   if (!parsed) return parsed.error();
   const Flags& flags = *parsed;
   if (flags.positional().size() != 1) {
@@ -246,6 +266,18 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   o.plot_key = flags.get("plot-key");
   if (o.plot_key && !o.plot_path) return Error("flag --plot-key: needs --plot FILE as well");
   o.quiet = flags.has("quiet");
+  o.redis_url = flags.get("redis");
+  for (const char* only : {"time", "redis-prefix"}) {
+    if (flags.get(only) && !o.redis_url) {
+      return Error("flag --" + std::string(only) + ": needs --redis URL");
+    }
+  }
+  const std::string time = flags.get_or("time", "trace");
+  if (time != "trace" && time != "server") {
+    return Error("flag --time: \"" + time + "\" must be trace or server");
+  }
+  o.server_time = time == "server";
+  o.redis_prefix = flags.get_or("redis-prefix", "");
   return o;
 }
 
@@ -335,6 +367,13 @@ Result<Files> open_files(const ReplayOptions& o) {
   return f;
 }
 
+// A decision made somewhere else than the in-process replayer, and the instant it was made at.
+struct Decided {
+  Decision decision;
+  Instant at;
+};
+using Decide = std::function<Result<Decided>(const replay::Request&)>;
+
 // What the decision loop counted.
 struct Tally {
   std::uint64_t requests = 0;
@@ -346,9 +385,10 @@ struct Tally {
   replay::TimeSeries series;  // Only when plotting.
 };
 
-// Writes one decision as a CSV line.
-void write_decision(CsvWriter& csv, const replay::Request& request, const Decision& decision) {
-  csv.number(request.time.time_since_epoch().count());
+// Writes one decision, made at `at`, as a CSV line.
+void write_decision(CsvWriter& csv, const replay::Request& request, const Decision& decision,
+                    Instant at) {
+  csv.number(at.time_since_epoch().count());
   csv.text(",");
   csv.key(request.key);
   csv.text(",");
@@ -360,11 +400,11 @@ void write_decision(CsvWriter& csv, const replay::Request& request, const Decisi
   csv.end_line();
 }
 
-// Decides every request `reader` yields, writing each decision and counting into `tally`.
-// Returns kExitOk; kExitBadInput if it stopped at a malformed line or header; kExitUsage if the
-// trace could not be read.
+// Decides every request `reader` yields, in process or, when `redis` is not null, in Redis,
+// writing each decision and counting into `tally`. Returns kExitOk; kExitBadInput if it stopped
+// at a malformed line or header; kExitUsage if the trace could not be read or Redis failed.
 int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Replayer& replayer,
-               CsvWriter* csv, Progress& progress, Tally& tally) {
+               Decide* redis, CsvWriter* csv, Progress& progress, Tally& tally) {
   while (true) {
     Result<std::optional<replay::Request>> next = reader.next();
     if (!next) {
@@ -402,25 +442,38 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
     }
     if (!next->has_value()) return kExitOk;
     const replay::Request& request = **next;
-    const Decision decision = replayer.decide(request);
+    Result<Decided> decided =
+        redis != nullptr ? (*redis)(request)
+                         : Result<Decided>(Decided{replayer.decide(request), request.time});
+    if (!decided) {
+      progress.clear();
+      std::fprintf(stderr, "floodgate replay: %s, at %s line %llu\n",
+                   decided.error().message().c_str(), o.trace_name.c_str(),
+                   static_cast<unsigned long long>(reader.line_number()));
+      std::fprintf(stderr, "floodgate replay: stopped; the %s decisions before it are written\n",
+                   with_commas(tally.requests).c_str());
+      return kExitUsage;
+    }
+    const Decision& decision = decided->decision;
+    const Instant at = decided->at;
     ++tally.requests;
     tally.admitted += decision.allowed() ? 1u : 0u;
     tally.never += decision.verdict() == Verdict::ExceedsBurst ? 1u : 0u;
     if (!decision.allowed()) tally.denials.add(request.key);
-    if (!tally.first || request.time < *tally.first) tally.first = request.time;
-    if (!tally.last || request.time > *tally.last) tally.last = request.time;
+    if (!tally.first || at < *tally.first) tally.first = at;
+    if (!tally.last || at > *tally.last) tally.last = at;
     if (o.plot_path && (!o.plot_key || request.key == *o.plot_key)) {
-      tally.series.add(request.time, decision.allowed());
+      tally.series.add(at, decision.allowed());
     }
-    if (csv != nullptr) write_decision(*csv, request, decision);
+    if (csv != nullptr) write_decision(*csv, request, decision, at);
     if ((tally.requests & 0xffff) == 0) progress.update(reader.line_number(), reader.bytes_read());
   }
 }
 
-// Prints the summary on stderr.
-void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tally& tally) {
+// Prints the summary on stderr; `redis_line` says where the keys were, if in Redis.
+void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tally& tally,
+                   const std::optional<std::string>& redis_line) {
   const replay::ReplayStats stats = replayer.stats();
-  const std::uint64_t not_refilled = replayer.sweep();
   std::string rules;
   if (!o.policy.key_quotas.rules().empty()) {
     rules = ", " + std::to_string(o.policy.key_quotas.rules().size()) + " per-key rule(s)";
@@ -446,13 +499,18 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
     std::fprintf(stderr, "  skipped   %14s   malformed lines\n",
                  with_commas(tally.skipped).c_str());
   }
-  // A key keeps state until its bucket is full again; it need not be denying anyone.
-  std::fprintf(stderr, "  keys not yet refilled at the end: %s", with_commas(not_refilled).c_str());
-  if (stats.overflow_decisions > 0) {
+  if (redis_line) {
+    std::fprintf(stderr, "  %s\n", redis_line->c_str());
+  } else {
+    // A key keeps state until its bucket is full again; it need not be denying anyone.
+    std::fprintf(stderr, "  keys not yet refilled at the end: %s",
+                 with_commas(replayer.sweep()).c_str());
+  }
+  if (!redis_line && stats.overflow_decisions > 0) {
     std::fprintf(stderr, "; %s requests found the limiter full (raise --max-keys)",
                  with_commas(stats.overflow_decisions).c_str());
   }
-  std::fprintf(stderr, "\n");
+  if (!redis_line) std::fprintf(stderr, "\n");
   const auto top = tally.denials.top(o.top);
   if (top.empty()) return;
   const std::uint64_t bound = tally.denials.error_bound();
@@ -499,6 +557,28 @@ int run_replay(const std::vector<std::string>& args) {
   const ReplayOptions& o = *options;
   Result<replay::Replayer> replayer = replay::Replayer::create(o.policy);
   if (!replayer) return fail(replayer.error().message());
+  // Decisions in Redis: a function, so that this file needs no Redis headers.
+  Decide redis;
+  std::optional<std::string> redis_line;
+  std::function<std::string()> redis_summary;
+  if (o.redis_url) {
+#ifdef FLOODGATE_CLI_HAS_REDIS
+    Result<std::unique_ptr<RedisReplay>> made =
+        RedisReplay::create({*o.redis_url, o.server_time, o.redis_prefix}, o.policy);
+    if (!made) return fail(made.error().message());
+    std::shared_ptr<RedisReplay> shared(std::move(*made));
+    redis = [shared](const replay::Request& r) -> Result<Decided> {
+      Result<RedisReplay::Decided> d = shared->decide(r);
+      if (!d) return d.error();
+      return Decided{d->decision, d->at};
+    };
+    redis_summary = [shared] { return shared->summary(); };
+#else
+    return fail(
+        "flag --redis: this floodgate was built without the Redis backend (install "
+        "libhiredis-dev: scripts/install-deps.sh)");
+#endif
+  }
   Result<Files> files = open_files(o);
   if (!files) return fail(files.error().message());
 
@@ -507,15 +587,16 @@ int run_replay(const std::vector<std::string>& args) {
   csv.text("time_ns,key,cost,allowed,remaining,retry_after_ns\n");
   Progress progress(!o.quiet && ::isatty(STDERR_FILENO) != 0, files->input);
   Tally tally;
-  const int status =
-      decide_all(o, reader, *replayer, files->output != nullptr ? &csv : nullptr, progress, tally);
+  const int status = decide_all(o, reader, *replayer, redis ? &redis : nullptr,
+                                files->output != nullptr ? &csv : nullptr, progress, tally);
   progress.clear();
   if (!csv.flush()) {
     std::fprintf(stderr, "floodgate replay: writing decisions to \"%s\" failed: %s\n",
                  o.out_name.c_str(), std::strerror(errno));
     return kExitUsage;
   }
-  print_summary(o, *replayer, tally);
+  if (redis_summary) redis_line = redis_summary();
+  print_summary(o, *replayer, tally, redis_line);
   if (o.plot_path && !write_plot(o, *replayer, tally.series)) return kExitUsage;
   return status;
 }

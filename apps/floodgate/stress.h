@@ -134,6 +134,20 @@ inline std::vector<StressCheck> check_history(
   return checks;
 }
 
+// Hammers a `ScalableGcraLimiter` and checks GCRA's bound over every window of caller time. Its
+// admissions are not one word's serial order (each thread admits from a lease of its own), so
+// the linearizability check against the GCRA rule does not apply to it.
+template <typename Limiter>
+StressOutcome stress_scalable(Limiter& limiter, const Quota& quota, const StressOptions& options) {
+  StressOutcome outcome{hammer(limiter, quota, options), {}};
+  if (outcome.report.ok()) {
+    const auto v = testkit::check_rate_bound(outcome.report.history, quota);
+    outcome.checks.push_back(
+        {"rate bound (burst + rate x window)", v ? std::optional(v->describe()) : std::nullopt});
+  }
+  return outcome;
+}
+
 // Hammers `limiter` and checks it as `algorithm`'s contract says.
 template <typename Limiter>
 StressOutcome stress(Limiter& limiter, replay::Algorithm algorithm, const Quota& quota,

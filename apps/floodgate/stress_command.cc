@@ -25,12 +25,14 @@ recorded: the limiter's bound over every window of caller time (GCRA and token b
 burst + rate x window; fixed window: at most the count per aligned window; sliding log: at most
 the count in any window; sliding counter: under twice the count), and for GCRA that the
 decisions are exactly the rule's in the order the limiter serialized them (linearizable).
+scalable-gcra (ScalableGcraLimiter, one lease per thread) is checked against GCRA's bound.
 Workers only record; the checks run after every worker has been joined, and a watchdog ends a
 run that hangs. Prints the report; exit status 0 if every check passed, 3 on any violation or
 hang, 1 on bad flags.
 
 Flags:
-  --algorithm NAME   gcra (default), token-bucket, fixed-window, sliding-log, sliding-counter
+  --algorithm NAME   gcra (default), scalable-gcra, token-bucket, fixed-window, sliding-log,
+                     sliding-counter
   --quota TEXT       e.g. "1000/s burst 50" (default "1000/s burst 50"; windows: "1000/s")
   --threads N        workers (default: the hardware's threads, at least 2)
   --ops N            calls per worker (default 20000)
@@ -51,7 +53,10 @@ int run_stress(const std::vector<std::string>& args) {
   if (!flags.positional().empty()) {
     return fail("unexpected argument \"" + flags.positional()[0] + "\" (see --help)");
   }
-  Result<replay::Algorithm> algorithm = replay::parse_algorithm(flags.get_or("algorithm", "gcra"));
+  const std::string algorithm_name = flags.get_or("algorithm", "gcra");
+  const bool scalable = algorithm_name == "scalable-gcra";
+  Result<replay::Algorithm> algorithm =
+      replay::parse_algorithm(scalable ? std::string("gcra") : algorithm_name);
   if (!algorithm) return fail("flag --algorithm: " + algorithm.error().message());
   const bool window = *algorithm == replay::Algorithm::FixedWindow ||
                       *algorithm == replay::Algorithm::SlidingLog ||
@@ -80,10 +85,15 @@ int run_stress(const std::vector<std::string>& args) {
   const StressOptions options{static_cast<int>(*threads), *ops, *seed, *deadline, kExitViolation};
 
   std::printf("floodgate stress: %s, %s, %d threads x %llu calls, seed %llu\n",
-              std::string(replay::to_string(*algorithm)).c_str(), quota->to_string().c_str(),
-              options.threads, static_cast<unsigned long long>(options.ops),
+              scalable ? "scalable-gcra" : std::string(replay::to_string(*algorithm)).c_str(),
+              quota->to_string().c_str(), options.threads,
+              static_cast<unsigned long long>(options.ops),
               static_cast<unsigned long long>(options.seed));
   const StressOutcome outcome = [&] {
+    if (scalable) {
+      ScalableGcraLimiter<ManualClock> limiter(*quota);
+      return stress_scalable(limiter, *quota, options);
+    }
     switch (*algorithm) {
       case replay::Algorithm::Gcra: {
         GcraLimiter<ManualClock> limiter(*quota);

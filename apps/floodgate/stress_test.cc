@@ -22,6 +22,18 @@ TEST(StressTest, PassesFloodgatesLimiters) {
   EXPECT_NE(outcome.describe().find("PASS"), std::string::npos);
 }
 
+TEST(StressTest, PassesTheScalableLimiterWithThreadsBeyondItsShards) {
+  const Quota quota = Quota::per_second(1000).with_burst(50);
+  for (const std::size_t shards : {1u, 2u, 64u}) {
+    ScalableGcraLimiter<ManualClock> limiter(quota, {.shards = shards});
+    StressOptions options = kOptions;
+    options.threads = 8;
+    const StressOutcome outcome = stress_scalable(limiter, quota, options);
+    EXPECT_TRUE(outcome.ok()) << shards << " shards\n" << outcome.describe();
+    EXPECT_EQ(outcome.checks.size(), 1u);
+  }
+}
+
 // Adversarial report 2026-12, D8: with a long period the workers' instants once ran past the
 // clamp range (and overflowed, under UBSan) and a correct GCRA was reported not linearizable.
 TEST(StressTest, PassesWithPeriodsOfDaysToCenturies) {

@@ -8,8 +8,9 @@
 //   deny         caller time advancing 1 ns per call, quota 1/s burst 1: all but the first denied,
 //                reading only `allowed()`
 //   deny_429     as deny, also reading what a 429 reply needs: retry_after, remaining and limit
-// The rows for TokenBucketLimiter and for GcraLimiter<SteadyClock, Threads::One> are for
-// comparison; the reference is a GCRA, so GcraLimiter's rows are the like-for-like ones.
+// The rows for TokenBucketLimiter, GcraLimiter<SteadyClock, Threads::One> and
+// ScalableGcraLimiter (one thread here; its point is many) are for comparison; the reference is a
+// GCRA, so GcraLimiter's rows are the like-for-like ones.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -102,14 +103,17 @@ FLOODGATE_HOT_PATH(admit, ReferenceGcra, "reference");
 FLOODGATE_HOT_PATH(admit, GcraLimiter<>, "GcraLimiter");
 FLOODGATE_HOT_PATH(admit, TokenBucketLimiter<>, "TokenBucketLimiter");
 FLOODGATE_HOT_PATH(admit, OneThread, "GcraLimiter<Threads::One>");
+FLOODGATE_HOT_PATH(admit, ScalableGcraLimiter<>, "ScalableGcraLimiter");
 FLOODGATE_HOT_PATH(deny, ReferenceGcra, "reference");
 FLOODGATE_HOT_PATH(deny, GcraLimiter<>, "GcraLimiter");
 FLOODGATE_HOT_PATH(deny, TokenBucketLimiter<>, "TokenBucketLimiter");
 FLOODGATE_HOT_PATH(deny, OneThread, "GcraLimiter<Threads::One>");
+FLOODGATE_HOT_PATH(deny, ScalableGcraLimiter<>, "ScalableGcraLimiter");
 FLOODGATE_HOT_PATH(deny_429, ReferenceGcra, "reference");
 FLOODGATE_HOT_PATH(deny_429, GcraLimiter<>, "GcraLimiter");
 FLOODGATE_HOT_PATH(deny_429, TokenBucketLimiter<>, "TokenBucketLimiter");
 FLOODGATE_HOT_PATH(deny_429, OneThread, "GcraLimiter<Threads::One>");
+FLOODGATE_HOT_PATH(deny_429, ScalableGcraLimiter<>, "ScalableGcraLimiter");
 
 // Prints the usual console output, then a table of each contender's time per call and its ratio
 // to the reference of the same scenario (the fastest of the repetitions when there are several).

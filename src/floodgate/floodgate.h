@@ -18,6 +18,7 @@
 #include "floodgate/core/quota.h"                    // IWYU pragma: export
 #include "floodgate/core/result.h"                   // IWYU pragma: export
 #include "floodgate/core/time.h"                     // IWYU pragma: export
+#include "floodgate/keyed/acquire_all.h"             // IWYU pragma: export
 #include "floodgate/keyed/keyed_limiter.h"           // IWYU pragma: export
 #include "floodgate/limiters/bucket_limiter.h"       // IWYU pragma: export
 #include "floodgate/limiters/concurrency_limiter.h"  // IWYU pragma: export
@@ -26,5 +27,6 @@
 #include "floodgate/limiters/leaky_bucket_pacer.h"   // IWYU pragma: export
 #include "floodgate/limiters/rate_limiter.h"         // IWYU pragma: export
 #include "floodgate/limiters/reservation.h"          // IWYU pragma: export
+#include "floodgate/limiters/scalable_gcra.h"        // IWYU pragma: export
 #include "floodgate/limiters/sliding_window.h"       // IWYU pragma: export
 #include "floodgate/limiters/token_bucket.h"         // IWYU pragma: export

@@ -3,40 +3,19 @@
 # its output, files and exit statuses. Usage: cli_test.sh FLOODGATE SOURCE_DIR WORK_DIR
 # Prints each check; exits 1 at the first failure, saying what was expected and what came.
 set -u
+source "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 bin=$1
 src=$2
 work=$3
 rm -rf "$work" && mkdir -p "$work"
 cd "$work" || exit 1
-checks=0
-
-fail() {
-  echo "FAIL: $*"
-  exit 1
-}
-pass() {
-  checks=$((checks + 1))
-  echo "ok: $*"
-}
-# run NAME STATUS CMD...: runs CMD (stdout to NAME.out, stderr to NAME.err), expects STATUS.
-run() {
-  local name=$1 want=$2
-  shift 2
-  "$@" >"$name.out" 2>"$name.err"
-  local got=$?
-  [ "$got" = "$want" ] || fail "$name: exit status $got, expected $want; stderr: $(head -c 600 "$name.err")"
-}
-# contains NAME FILE TEXT: FILE contains TEXT (fixed string).
-contains() {
-  grep -qF -- "$3" "$2" || fail "$1: $2 does not contain \"$3\"; it has: $(head -c 800 "$2")"
-}
 
 # Help for every command.
-for cmd in "" replay bench stress; do
+for cmd in "" replay bench stress serve; do
   run "help$cmd" 0 "$bin" $cmd --help
   contains "help $cmd" "help$cmd.out" "usage: floodgate"
 done
-pass "--help for floodgate, replay, bench and stress"
+pass "--help for floodgate, replay, bench, stress and serve"
 run nocommand 1 "$bin"
 run badcommand 1 "$bin" frobnicate
 contains badcommand badcommand.err 'unknown command "frobnicate"'
@@ -206,6 +185,9 @@ pass "the README's plots are current"
 run stress 0 "$bin" stress --threads 2 --ops 2000 --seed 7
 contains stress stress.out "linearizable against the GCRA rule       ok"
 contains stress stress.out "PASS"
+run stressscalable 0 "$bin" stress --algorithm scalable-gcra --threads 4 --ops 2000
+contains stressscalable stressscalable.out "floodgate stress: scalable-gcra"
+contains stressscalable stressscalable.out "rate bound (burst + rate x window)       ok"
 run stresswin 0 "$bin" stress --algorithm sliding-log --threads 2 --ops 1000
 contains stresswin stresswin.out "at most the count in any window"
 run stressbad 1 "$bin" stress --algorithm fixed-window --quota "10/s burst 2"

@@ -1,5 +1,6 @@
 // Real faults against a real redis-server: killed (SIGKILL) and restarted without persistence,
-// hung (SIGSTOP), paused (CLIENT PAUSE), and nothing listening. Every call must answer within
+// hung (SIGSTOP), paused (CLIENT PAUSE), nothing listening, and a proxy in between that delays
+// replies, drops connections, or accepts and never answers. Every call must answer within
 // its command timeout by the failure policy, say so, and count it; Redis decides again once it
 // is back. The bound asserted on each call's duration is a "never hangs" check with a wide
 // margin, not a performance figure.
@@ -7,6 +8,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -20,7 +22,10 @@ using namespace std::chrono_literals;
 using testing::make_limiter;
 using testing::RedisServer;
 
-constexpr auto kNeverHangs = 1s;  // Far above the 5 ms command timeout.
+// The tests' command timeout: ten times the default 5 ms, so that the calls before and after
+// each fault are Redis's even on a loaded machine; the faults that hang are answered at it.
+constexpr auto kTimeout = 50ms;
+constexpr auto kNeverHangs = 1s;  // Far above the command timeout.
 
 struct Timed {
   RedisDecision decision;
@@ -33,7 +38,9 @@ Timed timed_acquire(RedisLimiter& limiter, std::string_view key) {
   return {d, std::chrono::steady_clock::now() - start};
 }
 
-// Calls until Redis decides again, for at most `limit`; returns whether it did.
+// Calls until Redis decides again, for at most `limit`; returns whether it did. Also used before
+// a test's fault: on a loaded machine the first call (connect, script load) can miss the 5 ms
+// timeout, which is not what these tests are about.
 bool until_redis_decides(RedisLimiter& limiter, std::string_view key,
                          std::chrono::seconds limit = 10s) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
@@ -50,11 +57,13 @@ TEST(RedisFaultsTest, KilledAndRestartedServerFailsClosedThenResumesWithItsState
                                .prefix = "kill:",
                                .default_quota = *Quota::parse("3/h"),
                                .on_failure = OnRedisFailure::FailClosed,
+                               .command_timeout = kTimeout,
                                .breaker_open_for = 50ms,
                                .reconnect_backoff_min = 5ms,
                                .reconnect_backoff_max = 50ms,
                                .deny_cache_keys = 0});  // Every call goes to Redis.
   ASSERT_TRUE(limiter);
+  ASSERT_TRUE(until_redis_decides(*limiter, "k")) << limiter->last_error();  // Before the fault.
   for (int i = 0; i < 3; ++i)
     ASSERT_TRUE(limiter->try_acquire("k").allowed()) << limiter->last_error();
   ASSERT_FALSE(limiter->try_acquire("k").allowed());
@@ -89,9 +98,11 @@ TEST(RedisFaultsTest, AHungServerIsAnsweredByThePolicyWithinTheTimeout) {
                                .prefix = "stop:",
                                .default_quota = *Quota::parse("3/h"),
                                .on_failure = OnRedisFailure::FailOpen,
+                               .command_timeout = kTimeout,
                                .breaker_failures = 3,
                                .breaker_open_for = 50ms});
   ASSERT_TRUE(limiter);
+  ASSERT_TRUE(until_redis_decides(*limiter, "k")) << limiter->last_error();  // Before the fault.
   ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
 
   redis.pause_process();
@@ -128,8 +139,10 @@ TEST(RedisFaultsTest, ClientPauseIsAnsweredByThePolicyAndThenByRedis) {
                                .prefix = "pause:",
                                .default_quota = *Quota::parse("100/h"),
                                .on_failure = OnRedisFailure::FailClosed,
+                               .command_timeout = kTimeout,
                                .breaker_open_for = 20ms});
   ASSERT_TRUE(limiter);
+  ASSERT_TRUE(until_redis_decides(*limiter, "k")) << limiter->last_error();  // Before the fault.
   ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
   const internal::Reply paused = redis.command({"CLIENT", "PAUSE", "300", "ALL"});
   ASSERT_EQ(paused.text, "OK") << internal::describe(paused);
@@ -146,7 +159,8 @@ TEST(RedisFaultsTest, NothingListeningFallsBackToAShareOfTheQuota) {
                                .prefix = "none:",
                                .default_quota = *Quota::parse("10/h"),
                                .on_failure = OnRedisFailure::Fallback,
-                               .fallback_share = 0.5});
+                               .fallback_share = 0.5,
+                               .command_timeout = kTimeout});
   ASSERT_TRUE(limiter);
   const Instant t0{Nanos{1'800'000'000'000'000'000}};
   int admitted = 0;
@@ -169,14 +183,195 @@ TEST(RedisFaultsTest, ARedisThatIsDownAtStartIsNotAnErrorOfCreate) {
                                .prefix = "late:",
                                .default_quota = *Quota::parse("2/h"),
                                .on_failure = OnRedisFailure::FailClosed,
+                               .command_timeout = kTimeout,
                                .breaker_open_for = 20ms,
                                .reconnect_backoff_min = 5ms,
                                .reconnect_backoff_max = 20ms});
   ASSERT_TRUE(limiter);
   EXPECT_EQ(limiter->try_acquire("k").source, DecisionSource::FailClosed);
+  // `connect` says so, naming the server, and counts no call.
+  const Result<void> down = limiter->connect(50ms);
+  ASSERT_FALSE(down);
+  EXPECT_NE(down.error().message().find("127.0.0.1:" + std::to_string(redis.port())),
+            std::string::npos)
+      << down.error().message();
+  EXPECT_EQ(limiter->last_error(), down.error().message());
+  EXPECT_EQ(limiter->stats().decisions, 1u);
+
+  // It tries again until its timeout: a server that comes up meanwhile is connected to.
+  // (The server restarts on this thread: a server forked by a thread dies with it.)
+  std::optional<Result<void>> up;
+  std::thread connecting([&] { up.emplace(limiter->connect(20s)); });
+  std::this_thread::sleep_for(100ms);  // Connecting, and failing, meanwhile.
   redis.restart();
-  EXPECT_TRUE(until_redis_decides(*limiter, "k")) << limiter->last_error();
+  connecting.join();
+  ASSERT_TRUE(up.has_value() && *up) << limiter->last_error();
+  EXPECT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
   EXPECT_TRUE(limiter->try_acquire("k").allowed());
+}
+
+TEST(RedisFaultsTest, ConnectToAHungServerReturnsItsErrorByTheTimeout) {
+  RedisServer redis;
+  auto limiter = make_limiter({.url = redis.url(), .prefix = "hung:"});
+  ASSERT_TRUE(limiter);
+  redis.pause_process();
+  const auto start = std::chrono::steady_clock::now();
+  const Result<void> connected = limiter->connect(100ms);
+  const auto took = std::chrono::steady_clock::now() - start;
+  redis.resume_process();
+  ASSERT_FALSE(connected);
+  EXPECT_NE(connected.error().message().find("timed out"), std::string::npos)
+      << connected.error().message();
+  EXPECT_LT(took, kNeverHangs);
+  EXPECT_TRUE(limiter->connect(20s)) << limiter->last_error();
+}
+
+using Mode = testing::FaultProxy::Mode;
+
+// Makes `calls` calls through a misbehaving proxy; each must be answered by the policy, and
+// none may hang.
+void expect_policy_answers(RedisLimiter& limiter, int calls, DecisionSource policy,
+                           const char* fault) {
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (int i = 0; i < calls; ++i) {
+    const Timed t = timed_acquire(limiter, "k");
+    EXPECT_EQ(t.decision.source, policy) << fault << ", call " << i;
+    slowest = std::max(slowest, t.took);
+  }
+  EXPECT_LT(slowest, kNeverHangs) << fault;
+  std::cout << fault << ": " << calls << " calls answered " << to_string(policy) << ", slowest "
+            << std::chrono::duration<double, std::milli>(slowest).count()
+            << " ms; last error: " << limiter.last_error() << "\n";
+}
+
+TEST(RedisFaultsTest, AProxyThatDelaysRepliesPastTheTimeoutIsAnsweredByThePolicy) {
+  RedisServer redis;
+  testing::FaultProxy proxy(redis.port());
+  auto limiter = make_limiter({.url = proxy.url(),
+                               .prefix = "delay:",
+                               .default_quota = *Quota::parse("100/h"),
+                               .on_failure = OnRedisFailure::FailOpen,
+                               .command_timeout = kTimeout,
+                               .breaker_open_for = 20ms});
+  ASSERT_TRUE(limiter);
+  ASSERT_TRUE(until_redis_decides(*limiter, "k")) << limiter->last_error();  // Before the fault.
+  ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
+
+  // Slower than the timeout: every call is answered by the policy, by its deadline.
+  proxy.set(Mode::Delay, 200ms);
+  expect_policy_answers(*limiter, 20, DecisionSource::FailOpen, "replies delayed 200 ms");
+  EXPECT_NE(limiter->last_error().find("timed out"), std::string::npos) << limiter->last_error();
+
+  // Slower than usual but inside the timeout: Redis decides.
+  proxy.set(Mode::Delay, 2ms);
+  EXPECT_TRUE(until_redis_decides(*limiter, "k")) << limiter->last_error();
+  const Timed t = timed_acquire(*limiter, "k");
+  EXPECT_EQ(t.decision.source, DecisionSource::Redis) << limiter->last_error();
+  EXPECT_GE(t.took, 2ms);
+}
+
+TEST(RedisFaultsTest, AProxyThatDropsConnectionsIsAnsweredByThePolicyUntilItForwardsAgain) {
+  RedisServer redis;
+  testing::FaultProxy proxy(redis.port());
+  auto limiter = make_limiter({.url = proxy.url(),
+                               .prefix = "drop:",
+                               .default_quota = *Quota::parse("100/h"),
+                               .on_failure = OnRedisFailure::FailClosed,
+                               .command_timeout = kTimeout,
+                               .breaker_open_for = 20ms,
+                               .reconnect_backoff_min = 5ms,
+                               .reconnect_backoff_max = 20ms});
+  ASSERT_TRUE(limiter);
+  ASSERT_TRUE(until_redis_decides(*limiter, "k")) << limiter->last_error();  // Before the fault.
+  ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
+  const int before = proxy.accepted();
+
+  proxy.set(Mode::Drop);
+  std::this_thread::sleep_for(20ms);  // The proxy closes the open connections.
+  expect_policy_answers(*limiter, 20, DecisionSource::FailClosed, "connections dropped");
+
+  proxy.set(Mode::Pass);
+  EXPECT_TRUE(until_redis_decides(*limiter, "k")) << limiter->last_error();
+  EXPECT_GT(proxy.accepted(), before) << "the limiter reconnected";
+  EXPECT_GT(limiter->stats().connects, 1u);
+}
+
+TEST(RedisFaultsTest, AProxyThatAcceptsAndNeverAnswersIsAnsweredByThePolicy) {
+  RedisServer redis;
+  testing::FaultProxy proxy(redis.port());
+  proxy.set(Mode::BlackHole);
+  auto limiter = make_limiter({.url = proxy.url(),
+                               .prefix = "hole:",
+                               .default_quota = *Quota::parse("10/h"),
+                               .on_failure = OnRedisFailure::Fallback,
+                               .fallback_share = 0.5,
+                               .command_timeout = kTimeout,
+                               .breaker_failures = 3,
+                               .breaker_open_for = 20ms});
+  ASSERT_TRUE(limiter);
+  // The connect succeeds; no reply ever comes. The fallback admits its share: 5 of 10.
+  int admitted = 0;
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (int i = 0; i < 10; ++i) {
+    const Timed t = timed_acquire(*limiter, "k");
+    EXPECT_EQ(t.decision.source, DecisionSource::Fallback);
+    admitted += t.decision.allowed() ? 1 : 0;
+    slowest = std::max(slowest, t.took);
+  }
+  EXPECT_EQ(admitted, 5);
+  EXPECT_LT(slowest, kNeverHangs);
+  EXPECT_GE(limiter->stats().breaker_opens, 1u);
+  EXPECT_NE(limiter->last_error().find("timed out"), std::string::npos) << limiter->last_error();
+  std::cout << "accepted, never answered: 10 calls answered by the fallback (5 admitted), slowest "
+            << std::chrono::duration<double, std::milli>(slowest).count() << " ms\n";
+
+  proxy.set(Mode::Pass);
+  EXPECT_TRUE(until_redis_decides(*limiter, "k")) << limiter->last_error();
+}
+
+TEST(RedisFaultsTest, ACallersDeadlineBoundsTheWaitAndAPassedOneMakesNoRoundTrip) {
+  RedisServer redis;
+  testing::FaultProxy proxy(redis.port());
+  auto limiter = make_limiter({.url = proxy.url(),
+                               .prefix = "deadline:",
+                               .default_quota = *Quota::parse("2/h"),
+                               .on_failure = OnRedisFailure::FailClosed,
+                               .command_timeout = 5s,  // The deadline, not this, must end the wait.
+                               .breaker_failures = 1'000});
+  ASSERT_TRUE(limiter);
+  const auto in = [](auto d) { return std::chrono::steady_clock::now() + d; };
+  // Before the deadline, Redis decides as `try_acquire` does; the deny cache remembers the denial.
+  ASSERT_EQ(limiter->try_acquire_before("k", in(1s)).source, DecisionSource::Redis)
+      << limiter->last_error();
+  ASSERT_EQ(limiter->peek_before("k", in(1s)).source, DecisionSource::Redis);
+  ASSERT_TRUE(limiter->try_acquire_before("k", in(1s)).allowed());
+  ASSERT_FALSE(limiter->try_acquire_before("k", in(1s)).allowed());
+
+  // A passed deadline: the policy answers at once, with no command sent and no error counted;
+  // a key the deny cache knows is still answered by it.
+  const RedisLimiterStats before = limiter->stats();
+  const RedisDecision late = limiter->try_acquire_before("other", in(-1ns));
+  EXPECT_EQ(late.source, DecisionSource::FailClosed);
+  EXPECT_FALSE(late.allowed());
+  EXPECT_EQ(limiter->peek_before("other", in(-1ns)).source, DecisionSource::FailClosed);
+  EXPECT_EQ(limiter->try_acquire_before("k", in(-1ns)).source, DecisionSource::DenyCache);
+  const RedisLimiterStats after = limiter->stats();
+  EXPECT_EQ(after.deadline_refusals, before.deadline_refusals + 2);
+  EXPECT_EQ(after.commands, before.commands);
+  EXPECT_EQ(after.errors, before.errors);
+  EXPECT_EQ(after.policy_decisions, before.policy_decisions + 2);
+
+  // A server that never answers: the call ends at its deadline, long before the 5 s timeout.
+  proxy.set(Mode::BlackHole);
+  std::this_thread::sleep_for(20ms);
+  const auto start = std::chrono::steady_clock::now();
+  const RedisDecision hung = limiter->try_acquire_before("third", start + 50ms);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(hung.source, DecisionSource::FailClosed);
+  EXPECT_LT(took, kNeverHangs);
+  std::cout << "a call with 50 ms left and a 5 s timeout, on a server that never answers, "
+               "answered by the policy after "
+            << std::chrono::duration<double, std::milli>(took).count() << " ms\n";
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // One limit for a fleet: 4 processes x 2 threads on one key for 2 s against one redis-server,
-// on the server's clock. Each process records the server instants of its admissions; the test
-// process checks, after every process has exited, that the fleet admitted no more than
-// burst + rate x (last admission - first admission), and at least 99% of it (the callers
-// saturate the key, so an exact limiter admits all it may).
+// and against a 3-master Redis Cluster, on the server's clock. Each process records the server
+// instants of its admissions; the test process checks, after every process has exited, that the
+// fleet admitted no more than burst + rate x (last admission - first admission), and at least 99%
+// of it (the callers saturate the key, so an exact limiter admits all it may).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +43,7 @@ struct Report {
                                        .prefix = "fleet:",
                                        .default_quota = quota,
                                        .on_failure = OnRedisFailure::FailClosed,
+                                       .connect_timeout = 100ms,
                                        .command_timeout = 100ms,
                                        .deny_cache_keys = deny_cache_keys});
   if (limiter) {
@@ -81,10 +82,9 @@ struct Report {
   ::_exit(written == sizeof report ? 0 : 1);
 }
 
-// Runs the fleet with the deny cache on (most denials answered locally) or off (every call a
-// round trip), and checks the bound.
-void expect_fleet_bound(std::size_t deny_cache_keys) {
-  testing::RedisServer redis;
+// Runs the fleet against `url` with the deny cache on (most denials answered locally) or off
+// (every call a round trip), and checks the bound.
+void expect_fleet_bound(const std::string& url, std::size_t deny_cache_keys) {
   const Quota quota = *Quota::parse("500/s burst 50");
   constexpr int kProcesses = 4;
   std::vector<pid_t> children;
@@ -96,7 +96,7 @@ void expect_fleet_bound(std::size_t deny_cache_keys) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       ::close(fds[0]);
-      fleet_member(redis.url(), quota, fds[1], 2s, deny_cache_keys);
+      fleet_member(url, quota, fds[1], 2s, deny_cache_keys);
     }
     ::close(fds[1]);
     children.push_back(pid);
@@ -122,18 +122,33 @@ void expect_fleet_bound(std::size_t deny_cache_keys) {
   const double elapsed_s = static_cast<double>(fleet.last - fleet.first) / 1e9;
   const double bound = static_cast<double>(quota.burst()) +
                        elapsed_s * 1e9 / static_cast<double>(quota.interval().count());
-  std::cout << "fleet, deny cache " << (deny_cache_keys != 0 ? "on" : "off") << ": " << fleet.calls
-            << " calls, " << fleet.admitted << " admitted over " << elapsed_s
+  std::cout << "fleet on " << url.substr(0, url.find(':')) << ", deny cache "
+            << (deny_cache_keys != 0 ? "on" : "off") << ": " << fleet.calls << " calls, "
+            << fleet.admitted << " admitted over " << elapsed_s
             << " s of server time; bound burst + rate x elapsed = " << bound << " ("
             << 100.0 * static_cast<double>(fleet.admitted) / bound << "%)\n";
   EXPECT_LE(static_cast<double>(fleet.admitted), bound);
   EXPECT_GE(static_cast<double>(fleet.admitted), 0.99 * bound);
 }
 
-TEST(RedisFleetTest, FourProcessesShareOneLimitExactly) { expect_fleet_bound(65'536); }
+TEST(RedisFleetTest, FourProcessesShareOneLimitExactly) {
+  testing::RedisServer redis;
+  expect_fleet_bound(redis.url(), 65'536);
+}
 
 TEST(RedisFleetTest, FourProcessesShareOneLimitExactlyWithEveryCallARoundTrip) {
-  expect_fleet_bound(0);
+  testing::RedisServer redis;
+  expect_fleet_bound(redis.url(), 0);
+}
+
+TEST(RedisFleetTest, FourProcessesShareOneLimitExactlyOnACluster) {
+  testing::RedisCluster cluster(3, 1);
+  expect_fleet_bound(cluster.url(), 65'536);
+}
+
+TEST(RedisFleetTest, FourProcessesShareOneLimitExactlyOnAClusterWithEveryCallARoundTrip) {
+  testing::RedisCluster cluster(3, 1);
+  expect_fleet_bound(cluster.url(), 0);
 }
 
 }  // namespace

@@ -12,7 +12,6 @@
 #include "floodgate/keyed/keyed_limiter.h"
 #include "floodgate/limiters/internal/gcra_rule.h"
 #include "floodgate/limiters/internal/token_bucket_rule.h"
-#include "floodgate/redis/internal/circuit_breaker.h"
 #include "floodgate/redis/internal/client.h"
 #include "floodgate/redis/internal/url.h"
 
@@ -25,15 +24,57 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 constexpr std::int64_t kSecond = 1'000'000'000;
 // Fixed window counts are Lua numbers (doubles): exact below 2^53.
 constexpr std::uint64_t kMaxWindowCount = std::uint64_t{1} << 53;
+// A TTL slack beyond this is a mistake (and its milliseconds stay exact in the script's doubles).
+constexpr Nanos kMaxTtlSlack = std::chrono::hours(24 * 3653);
 
-// Returns the instant as decimal text, clamped as the limiters clamp it.
-std::string instant_text(Instant now) { return std::to_string(internal::clamped_nanos(now)); }
+// A script's arguments, numbers formatted in place: no allocation per call.
+class ScriptArgs {
+ public:
+  // Adds `text`, which must outlive the call.
+  void add(std::string_view text) noexcept { views_[n_++] = text; }
 
-std::string double_text(double value) {
-  std::array<char, 32> buffer{};
-  const auto end = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value).ptr;
-  return std::string(buffer.data(), end);
-}
+  // Adds an integer as decimal, or a double as the shortest text that reads back exactly.
+  template <class Number>
+  void add_number(Number value) noexcept {
+    char* begin = storage_[n_].data();
+    char* end = std::to_chars(begin, begin + storage_[n_].size(), value).ptr;
+    views_[n_++] = std::string_view(begin, static_cast<std::size_t>(end - begin));
+  }
+
+  std::span<const std::string_view> span() const noexcept { return {views_.data(), n_}; }
+
+ private:
+  static constexpr std::size_t kMax = 7;
+  std::array<std::array<char, 32>, kMax> storage_;
+  std::array<std::string_view, kMax> views_;
+  std::size_t n_ = 0;
+};
+
+// `prefix + key`, on the stack when it is short.
+class StoredKey {
+ public:
+  StoredKey(std::string_view prefix, std::string_view key) {
+    if (prefix.size() + key.size() <= inline_.size()) {
+      std::copy(prefix.begin(), prefix.end(), inline_.begin());
+      std::copy(key.begin(), key.end(),
+                inline_.begin() + static_cast<std::ptrdiff_t>(prefix.size()));
+      view_ = std::string_view(inline_.data(), prefix.size() + key.size());
+    } else {
+      heap_.reserve(prefix.size() + key.size());
+      heap_.append(prefix).append(key);
+      view_ = heap_;
+    }
+  }
+  StoredKey(const StoredKey&) = delete;
+  StoredKey& operator=(const StoredKey&) = delete;
+
+  std::string_view view() const noexcept { return view_; }
+
+ private:
+  std::array<char, 192> inline_;
+  std::string heap_;
+  std::string_view view_;
+};
 
 // A script's reply split at spaces: at most four fields (`size` is 5 when there were more).
 struct Fields {
@@ -88,11 +129,6 @@ Result<WindowPeriod> window_period(const Quota& quota) {
                ": a fixed window on Redis needs a period of whole seconds or one that divides a "
                "second (got " +
                std::to_string(period) + " ns)");
-}
-
-// Reports whether an error reply concerns one key (its value), not the server's health.
-bool is_key_error(const internal::Reply& reply) {
-  return reply.text.starts_with("WRONGTYPE") || reply.text.find("floodgate:") != std::string::npos;
 }
 
 // What a script reported of a key's state: for GCRA and the token bucket the state the call
@@ -193,18 +229,30 @@ std::string_view to_string(DecisionSource source) noexcept {
   return "?";
 }
 
-// The limiter's state: the client, the breaker, the deny cache and the fallback.
+namespace {
+
+// Returns the script that decides for `algorithm`.
+const internal::Script& script_of(RedisAlgorithm algorithm) {
+  switch (algorithm) {
+    case RedisAlgorithm::TokenBucket:
+      return internal::token_bucket_script();
+    case RedisAlgorithm::FixedWindow:
+      return internal::fixed_window_script();
+    case RedisAlgorithm::Gcra:
+      break;
+  }
+  return internal::gcra_script();
+}
+
+}  // namespace
+
+// The limiter's state: the client, the deny cache and the fallback.
 class RedisLimiter::Impl {
  public:
-  Impl(RedisLimiterOptions options, const internal::RedisUrl& url)
-      : options_(std::move(options)),
-        breaker_(options_.breaker_failures, options_.breaker_open_for) {
-    internal::ClientOptions client;
-    client.connections = options_.connections;
-    client.connect_timeout = options_.connect_timeout;
-    client.min_backoff = options_.reconnect_backoff_min;
-    client.max_backoff = options_.reconnect_backoff_max;
-    client_ = internal::make_standalone_client(url, client);
+  // `client`: connections made for `options` (`make_client`), or shared with another limiter
+  // whose connection options are the same.
+  Impl(RedisLimiterOptions options, std::shared_ptr<internal::RedisClient> client)
+      : options_(std::move(options)), client_(std::move(client)) {
     if (options_.on_failure == OnRedisFailure::Fallback) make_fallback();
     for (auto& shard : deny_shards_) {
       shard.capacity = options_.deny_cache_keys / kDenyShards +
@@ -212,8 +260,25 @@ class RedisLimiter::Impl {
     }
   }
 
+  // Returns the connections to `url` that `options` asks for.
+  static std::shared_ptr<internal::RedisClient> make_client(const RedisLimiterOptions& options,
+                                                            const internal::RedisUrl& url) {
+    internal::ClientOptions client;
+    client.connections = options.connections;
+    client.connect_timeout = options.connect_timeout;
+    client.min_backoff = options.reconnect_backoff_min;
+    client.max_backoff = options.reconnect_backoff_max;
+    client.breaker_failures = options.breaker_failures;
+    client.breaker_open_for = options.breaker_open_for;
+    return url.cluster ? internal::make_cluster_client(url, client)
+                       : internal::make_standalone_client(url, client);
+  }
+
+  const std::shared_ptr<internal::RedisClient>& client() const noexcept { return client_; }
+
+  // Decides with Redis, waiting for it until `deadline` at the latest.
   RedisDecision decide(std::string_view key, std::optional<Instant> at, std::uint64_t cost,
-                       bool write);
+                       bool write, SteadyTime deadline = SteadyTime::max());
 
   Quota quota_of(std::string_view key) const {
     if (options_.resolver) {
@@ -232,8 +297,11 @@ class RedisLimiter::Impl {
     s.policy_decisions = policy_decisions_.load(std::memory_order_relaxed);
     s.errors = errors_.load(std::memory_order_relaxed);
     s.breaker_refusals = breaker_refusals_.load(std::memory_order_relaxed);
-    s.breaker_opens = breaker_.opens();
+    s.deadline_refusals = deadline_refusals_.load(std::memory_order_relaxed);
     const internal::ClientStats c = client_->stats();
+    s.breaker_opens = c.breaker_opens;
+    s.redirects = c.redirects;
+    s.topology_refreshes = c.refreshes;
     s.round_trips = c.round_trips;
     s.commands = c.commands;
     s.connects = c.connects;
@@ -244,6 +312,19 @@ class RedisLimiter::Impl {
   std::string last_error() const {
     const std::lock_guard lock(error_mu_);
     return last_error_;
+  }
+
+  Result<void> connect(Nanos timeout) {
+    const internal::Script* script = &script_of(options_.algorithm);
+    const SteadyTime now = std::chrono::steady_clock::now();
+    const SteadyTime deadline =
+        timeout >= SteadyTime::max() - now ? SteadyTime::max() : now + timeout;
+    Result<void> ready = client_->prepare(std::span(&script, 1), deadline);
+    if (!ready) {
+      const std::lock_guard lock(error_mu_);
+      last_error_ = ready.error().message();
+    }
+    return ready;
   }
 
  private:
@@ -257,9 +338,15 @@ class RedisLimiter::Impl {
     std::int64_t decided_at;  // The decision's instant (the server's for a server-time call).
     std::int64_t sent_at;     // Steady-clock nanoseconds when the request was sent.
   };
+  struct KeyHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
   struct DenyShard {
     std::mutex mu;
-    std::unordered_map<std::string, Denial> entries;  // Guarded by mu.
+    std::unordered_map<std::string, Denial, KeyHash, std::equal_to<>> entries;  // Guarded by mu.
     std::size_t capacity = 0;
   };
   static constexpr std::size_t kDenyShards = 16;
@@ -298,8 +385,9 @@ class RedisLimiter::Impl {
     }
   }
 
+  // `refused`: the call was not sent because the server's breaker is open.
   RedisDecision by_policy(std::string_view key, std::optional<Instant> at, std::uint64_t cost,
-                          bool write, const Quota& quota) {
+                          bool write, const Quota& quota, bool refused = false) {
     policy_decisions_.fetch_add(1, std::memory_order_relaxed);
     const Instant now = at.value_or(unix_now());
     switch (options_.on_failure) {
@@ -307,8 +395,7 @@ class RedisLimiter::Impl {
         return {Decision(Verdict::Allowed, quota.burst(), 0, 1, Nanos::zero(), Nanos::zero()), now,
                 DecisionSource::FailOpen};
       case OnRedisFailure::FailClosed: {
-        const Nanos wait =
-            breaker_.is_open() ? options_.breaker_open_for : options_.reconnect_backoff_min;
+        const Nanos wait = refused ? options_.breaker_open_for : options_.reconnect_backoff_min;
         return {
             Decision(Verdict::Denied, quota.burst(), 0, 1, std::max(wait, Nanos{1}), Nanos::zero()),
             now, DecisionSource::FailClosed};
@@ -349,8 +436,9 @@ class RedisLimiter::Impl {
                              bool write);
 
   const RedisLimiterOptions options_;
-  std::unique_ptr<internal::RedisClient> client_;
-  internal::CircuitBreaker breaker_;
+  const std::string slack_ms_ =
+      std::to_string(std::chrono::ceil<std::chrono::milliseconds>(options_.ttl_slack).count());
+  std::shared_ptr<internal::RedisClient> client_;  // Possibly shared with other limiters.
   std::variant<std::unique_ptr<GcraFallback>, std::unique_ptr<BucketFallback>> fallback_;
   std::array<DenyShard, kDenyShards> deny_shards_;
 
@@ -360,6 +448,7 @@ class RedisLimiter::Impl {
   std::atomic<std::uint64_t> policy_decisions_{0};
   std::atomic<std::uint64_t> errors_{0};
   std::atomic<std::uint64_t> breaker_refusals_{0};
+  std::atomic<std::uint64_t> deadline_refusals_{0};
   mutable std::mutex error_mu_;
   std::string last_error_;  // Guarded by error_mu_.
 };
@@ -372,7 +461,7 @@ std::optional<RedisDecision> RedisLimiter::Impl::cached_denial(std::string_view 
   DenyShard& shard = deny_shard(key);
   const std::lock_guard lock(shard.mu);
   if (shard.entries.empty()) return std::nullopt;
-  const auto found = shard.entries.find(std::string(key));
+  const auto found = shard.entries.find(key);
   if (found == shard.entries.end()) return std::nullopt;
   const Denial& d = found->second;
   if (d.server_time == at.has_value() || !(d.quota == quota)) return std::nullopt;
@@ -391,7 +480,7 @@ std::optional<RedisDecision> RedisLimiter::Impl::cached_denial(std::string_view 
 void RedisLimiter::Impl::remember_denial(std::string_view key, const Denial& denial) {
   DenyShard& shard = deny_shard(key);
   const std::lock_guard lock(shard.mu);
-  if (shard.entries.size() >= shard.capacity && !shard.entries.contains(std::string(key))) {
+  if (shard.entries.size() >= shard.capacity && !shard.entries.contains(key)) {
     // Full: start over. Dropping a denial only costs round trips; it never admits anything.
     shard.entries.clear();
   }
@@ -447,7 +536,7 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
 }
 
 RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Instant> at,
-                                         std::uint64_t cost, bool write) {
+                                         std::uint64_t cost, bool write, SteadyTime deadline) {
   decisions_.fetch_add(1, std::memory_order_relaxed);
   const Quota quota = quota_of(key);
   const SteadyTime sent = std::chrono::steady_clock::now();
@@ -458,39 +547,37 @@ RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Ins
       return *hit;
     }
   }
-  const internal::CircuitBreaker::Admit admit = breaker_.admit(sent);
-  if (admit == internal::CircuitBreaker::Admit::Refuse) {
-    breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
+  if (deadline <= sent) {
+    deadline_refusals_.fetch_add(1, std::memory_order_relaxed);
     return by_policy(key, at, cost, write, quota);
   }
-
   // The script's arguments: the instant, then the rule's parameters.
-  const std::string t = at ? instant_text(*at) : std::string();
+  ScriptArgs args;
+  if (at) {
+    args.add_number(internal::clamped_nanos(*at));
+  } else {
+    args.add("");
+  }
   const bool decides = cost >= 1 && cost <= quota.burst();
   const std::string_view write_flag = write && decides ? "1" : "0";
-  std::array<std::string, 6> args;
-  std::size_t n = 0;
-  const internal::Script* script = nullptr;
+  const internal::Script& script = script_of(options_.algorithm);
   switch (options_.algorithm) {
     case RedisAlgorithm::Gcra: {
       const auto p = internal::Gcra::params(quota);
-      script = &internal::gcra_script();
-      args = {t, std::to_string(p.window),
-              std::to_string(decides ? internal::Gcra::charge(cost, p) : 0),
-              std::string(write_flag)};
-      n = 4;
+      args.add_number(p.window);
+      args.add_number(decides ? internal::Gcra::charge(cost, p) : 0);
+      args.add(write_flag);
+      args.add(slack_ms_);
       break;
     }
     case RedisAlgorithm::TokenBucket: {
       const auto p = internal::TokenBucket::params(quota);
-      script = &internal::token_bucket_script();
-      args = {t,
-              double_text(p.rate_per_ns),
-              double_text(p.ns_per_token),
-              double_text(p.burst),
-              std::to_string(decides ? cost : 0),
-              std::string(write_flag)};
-      n = 6;
+      args.add_number(p.rate_per_ns);
+      args.add_number(p.ns_per_token);
+      args.add_number(p.burst);
+      args.add_number(decides ? cost : 0);
+      args.add(write_flag);
+      args.add(slack_ms_);
       break;
     }
     case RedisAlgorithm::FixedWindow: {
@@ -499,36 +586,32 @@ RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Ins
         fail(period.error().message());
         return by_policy(key, at, cost, write, quota);
       }
-      script = &internal::fixed_window_script();
       // envoyproxy/ratelimit counts every hit, a cost above the limit included.
-      const std::uint64_t hits = std::min(cost, kMaxWindowCount);
-      args = {t,
-              std::to_string(period->seconds),
-              std::to_string(period->nanos),
-              std::to_string(quota.count()),
-              std::to_string(hits),
-              write ? "1" : "0"};
-      n = 6;
+      args.add_number(period->seconds);
+      args.add_number(period->nanos);
+      args.add_number(quota.count());
+      args.add_number(std::min(cost, kMaxWindowCount));
+      args.add(write ? "1" : "0");
+      args.add(slack_ms_);
       break;
     }
   }
-  std::array<std::string_view, 6> views;
-  for (std::size_t i = 0; i < n; ++i) views[i] = args[i];
-  const std::string stored_key = options_.prefix + std::string(key);
-  const Result<internal::Reply> reply =
-      client_->run_script(*script, stored_key, std::span<const std::string_view>(views.data(), n),
-                          sent + options_.command_timeout);
+  const StoredKey stored_key(options_.prefix, key);
+  const internal::ScriptOutcome outcome = client_->run_script(
+      script, stored_key.view(), args.span(), std::min(deadline, sent + options_.command_timeout));
+  const Result<internal::Reply>& reply = outcome.reply;
+  if (outcome.refused) {
+    breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
+    return by_policy(key, at, cost, write, quota, true);
+  }
   if (!reply) {
-    breaker_.record(false, admit, std::chrono::steady_clock::now());
     fail(reply.error().message());
     return by_policy(key, at, cost, write, quota);
   }
   if (reply->is_error()) {
-    if (!is_key_error(*reply)) breaker_.record(false, admit, std::chrono::steady_clock::now());
     fail("redis: " + reply->text);
     return by_policy(key, at, cost, write, quota);
   }
-  breaker_.record(true, admit, std::chrono::steady_clock::now());
   Result<Replied> replied = from_reply(*reply, cost, quota, write);
   if (!replied) {
     fail(replied.error().message());
@@ -543,13 +626,10 @@ RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Ins
   return decided;
 }
 
-Result<std::unique_ptr<RedisLimiter>> RedisLimiter::create(RedisLimiterOptions options) {
-  Result<internal::RedisUrl> url = internal::parse_redis_url(options.url);
-  if (!url) return url.error();
-  if (url->cluster) {
-    return Error("redis URL " + internal::quoted(options.url) +
-                 ": Redis Cluster is not supported by this build yet");
-  }
+namespace {
+
+// Checks the options that are the limiter's own (not its connections').
+Result<void> check_limiter_options(const RedisLimiterOptions& options) {
   if (!(options.fallback_share > 0.0 && options.fallback_share <= 1.0)) {
     return Error("fallback_share must be in (0, 1] (got " + std::to_string(options.fallback_share) +
                  ")");
@@ -557,11 +637,74 @@ Result<std::unique_ptr<RedisLimiter>> RedisLimiter::create(RedisLimiterOptions o
   if (options.command_timeout <= Nanos::zero() || options.connect_timeout <= Nanos::zero()) {
     return Error("connect_timeout and command_timeout must be positive");
   }
+  if (options.ttl_slack < Nanos::zero() || options.ttl_slack > kMaxTtlSlack) {
+    return Error("ttl_slack must be from 0 to 10 years (got " +
+                 std::to_string(options.ttl_slack.count()) + " ns)");
+  }
   if (options.algorithm == RedisAlgorithm::FixedWindow) {
     if (Result<WindowPeriod> p = window_period(options.default_quota); !p) return p.error();
   }
+  return {};
+}
+
+// Describes the first connection option in which `mine` differs from `shared`'s, with both
+// values; empty if none does.
+std::string first_connection_difference(const RedisLimiterOptions& mine,
+                                        const RedisLimiterOptions& shared) {
+  const auto differs = [](const char* name, const std::string& a, const std::string& b) {
+    return name + std::string(" ") + a + " differs from the shared limiter's " + b;
+  };
+  const auto ns = [](Nanos d) { return std::to_string(d.count()) + " ns"; };
+  if (mine.url != shared.url) {
+    return differs("url", internal::quoted(mine.url), internal::quoted(shared.url));
+  }
+  if (mine.connections != shared.connections) {
+    return differs("connections", std::to_string(mine.connections),
+                   std::to_string(shared.connections));
+  }
+  if (mine.connect_timeout != shared.connect_timeout) {
+    return differs("connect_timeout", ns(mine.connect_timeout), ns(shared.connect_timeout));
+  }
+  if (mine.reconnect_backoff_min != shared.reconnect_backoff_min) {
+    return differs("reconnect_backoff_min", ns(mine.reconnect_backoff_min),
+                   ns(shared.reconnect_backoff_min));
+  }
+  if (mine.reconnect_backoff_max != shared.reconnect_backoff_max) {
+    return differs("reconnect_backoff_max", ns(mine.reconnect_backoff_max),
+                   ns(shared.reconnect_backoff_max));
+  }
+  if (mine.breaker_failures != shared.breaker_failures) {
+    return differs("breaker_failures", std::to_string(mine.breaker_failures),
+                   std::to_string(shared.breaker_failures));
+  }
+  if (mine.breaker_open_for != shared.breaker_open_for) {
+    return differs("breaker_open_for", ns(mine.breaker_open_for), ns(shared.breaker_open_for));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RedisLimiter>> RedisLimiter::create(RedisLimiterOptions options) {
+  Result<internal::RedisUrl> url = internal::parse_redis_url(options.url);
+  if (!url) return url.error();
+  if (Result<void> ok = check_limiter_options(options); !ok) return ok.error();
+  std::shared_ptr<internal::RedisClient> client = Impl::make_client(options, *url);
   return std::unique_ptr<RedisLimiter>(
-      new RedisLimiter(std::make_unique<Impl>(std::move(options), *url)));
+      new RedisLimiter(std::make_unique<Impl>(std::move(options), std::move(client))));
+}
+
+Result<std::unique_ptr<RedisLimiter>> RedisLimiter::create(RedisLimiterOptions options,
+                                                           const RedisLimiter& share_with) {
+  if (std::string differs = first_connection_difference(options, share_with.options());
+      !differs.empty()) {
+    return Error(differs +
+                 ": limiters share connections only with the same url and connection "
+                 "options");
+  }
+  if (Result<void> ok = check_limiter_options(options); !ok) return ok.error();
+  return std::unique_ptr<RedisLimiter>(
+      new RedisLimiter(std::make_unique<Impl>(std::move(options), share_with.impl_->client())));
 }
 
 RedisLimiter::RedisLimiter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -583,6 +726,18 @@ RedisDecision RedisLimiter::peek(std::string_view key, std::uint64_t cost) {
 RedisDecision RedisLimiter::peek_at(std::string_view key, Instant now, std::uint64_t cost) {
   return impl_->decide(key, now, cost, false);
 }
+
+RedisDecision RedisLimiter::try_acquire_before(std::string_view key, SteadyTime deadline,
+                                               std::uint64_t cost) {
+  return impl_->decide(key, std::nullopt, cost, true, deadline);
+}
+
+RedisDecision RedisLimiter::peek_before(std::string_view key, SteadyTime deadline,
+                                        std::uint64_t cost) {
+  return impl_->decide(key, std::nullopt, cost, false, deadline);
+}
+
+Result<void> RedisLimiter::connect(Nanos timeout) { return impl_->connect(timeout); }
 
 Quota RedisLimiter::quota_of(std::string_view key) const { return impl_->quota_of(key); }
 

@@ -96,15 +96,19 @@ struct RedisLimiterOptions {
   // limit filter gives up after 20 ms by default.
   Nanos connect_timeout = std::chrono::milliseconds(5);
   Nanos command_timeout = std::chrono::milliseconds(5);
-  // The circuit breaker: after `breaker_failures` consecutive failed calls, the limiter stops
-  // calling Redis for `breaker_open_for`, then lets one probe through at a time until one
-  // succeeds.
+  // The circuit breaker, one per server (per master of a cluster): after `breaker_failures`
+  // consecutive failed calls, the limiter stops calling that server for `breaker_open_for`, then
+  // lets one probe through at a time until one succeeds.
   std::uint32_t breaker_failures = 5;
   Nanos breaker_open_for = std::chrono::milliseconds(500);
   // After a failed connect, the wait before the next attempt: doubling from the first to the
   // second, reset by a success.
   Nanos reconnect_backoff_min = std::chrono::milliseconds(10);
   Nanos reconnect_backoff_max = std::chrono::seconds(1);
+  // Added to every key's TTL. Keys expire on Redis's clock; with the `_at` forms, instants that
+  // advance slower than real time (a paused test clock, a replay slower than its trace) would
+  // otherwise see a key expire before its bucket is full, resetting its limit. At most 10 years.
+  Nanos ttl_slack = Nanos::zero();
   // The deny cache: keys recently denied, answered locally until their `retry_after` has passed
   // for costs at least the denied one. At most this many keys; 0 turns it off.
   std::size_t deny_cache_keys = 65'536;
@@ -126,17 +130,20 @@ struct [[nodiscard]] RedisDecision {
 
 // Counters, readable while the limiter runs. Each is exact; together they are not a snapshot.
 struct RedisLimiterStats {
-  std::uint64_t decisions = 0;         // Every call.
-  std::uint64_t redis_decisions = 0;   // Decided by the script.
-  std::uint64_t deny_cache_hits = 0;   // Denied locally: round trips saved.
-  std::uint64_t policy_decisions = 0;  // Decided by the failure policy.
-  std::uint64_t errors = 0;            // Calls on which Redis failed (timeouts included).
-  std::uint64_t breaker_refusals = 0;  // Calls not sent because the breaker was open.
-  std::uint64_t breaker_opens = 0;     // Times the circuit breaker opened.
-  std::uint64_t round_trips = 0;       // Pipelined writes: many calls can share one.
-  std::uint64_t commands = 0;          // Commands sent.
-  std::uint64_t connects = 0;          // Successful connects.
-  std::uint64_t noscript_retries = 0;  // EVALSHA answered NOSCRIPT, sent again as EVAL.
+  std::uint64_t decisions = 0;           // Every call.
+  std::uint64_t redis_decisions = 0;     // Decided by the script.
+  std::uint64_t deny_cache_hits = 0;     // Denied locally: round trips saved.
+  std::uint64_t policy_decisions = 0;    // Decided by the failure policy.
+  std::uint64_t errors = 0;              // Calls on which Redis failed (timeouts included).
+  std::uint64_t breaker_refusals = 0;    // Calls not sent because the breaker was open.
+  std::uint64_t deadline_refusals = 0;   // Calls not sent because their deadline had passed.
+  std::uint64_t breaker_opens = 0;       // Times a server's circuit breaker opened.
+  std::uint64_t round_trips = 0;         // Pipelined writes: many calls can share one.
+  std::uint64_t commands = 0;            // Commands sent.
+  std::uint64_t connects = 0;            // Successful connects.
+  std::uint64_t noscript_retries = 0;    // EVALSHA answered NOSCRIPT, sent again as EVAL.
+  std::uint64_t redirects = 0;           // Cluster: MOVED and ASK replies followed.
+  std::uint64_t topology_refreshes = 0;  // Cluster: slot maps read (CLUSTER SLOTS).
 };
 
 // One limit per key, kept in Redis. Thread-safe.
@@ -149,14 +156,26 @@ struct RedisLimiterStats {
 //
 // Keys expire when their bucket is full again (a quiet fleet leaves nothing behind). With the
 // `_at` forms, the TTL runs on the server's clock: instants that advance slower than
-// real time (a paused test clock) can see a key expire, and its bucket reset, early.
+// real time (a paused test clock) can see a key expire, and its bucket reset, early, unless
+// `ttl_slack` covers the lag.
 class RedisLimiter {
  public:
   // Returns a limiter for `options`, or an error naming the bad option (a URL that does not
   // parse, a fallback share outside (0, 1], a fixed window period that is neither whole seconds
-  // nor a divisor of a second). Connects lazily: a Redis that is down at start is a failure of
-  // the first calls, not of `create`.
+  // nor a divisor of a second). Connects lazily (or at `connect`): a Redis that is down at
+  // start is a failure of the first calls, not of `create`.
   static Result<std::unique_ptr<RedisLimiter>> create(RedisLimiterOptions options);
+
+  // As `create`, for a limiter that runs on `share_with`'s connections: one pool and one circuit
+  // breaker per server however many limiters share them (limiters of several prefixes,
+  // algorithms or tiers, such as a service's rules), kept until the last of them is destroyed.
+  // `options` must name the same deployment and connection settings as `share_with`'s (`url`,
+  // `connections`, `connect_timeout`, `reconnect_backoff_*`, `breaker_*`); an error names the
+  // first that differs. The other options are the new limiter's own. Each limiter's `stats`
+  // then counts its own calls, and the shared connections' round trips, commands, connects,
+  // script reloads, redirections and breaker openings, all limiters' together.
+  static Result<std::unique_ptr<RedisLimiter>> create(RedisLimiterOptions options,
+                                                      const RedisLimiter& share_with);
 
   ~RedisLimiter();
   RedisLimiter(const RedisLimiter&) = delete;
@@ -174,6 +193,25 @@ class RedisLimiter {
 
   // Reports what `try_acquire_at(key, now, cost)` would decide, without consuming anything.
   RedisDecision peek_at(std::string_view key, Instant now, std::uint64_t cost = 1);
+
+  // As `try_acquire` and `peek`, for a caller with a budget of its own (a request that makes
+  // several calls before its own deadline): each waits for Redis until `deadline` at the latest,
+  // and never longer than `command_timeout`. A call whose deadline has passed is decided by
+  // `on_failure` without a round trip (the deny cache still answers), and counted in
+  // `deadline_refusals`, not in `errors`.
+  RedisDecision try_acquire_before(std::string_view key,
+                                   std::chrono::steady_clock::time_point deadline,
+                                   std::uint64_t cost = 1);
+  RedisDecision peek_before(std::string_view key, std::chrono::steady_clock::time_point deadline,
+                            std::uint64_t cost = 1);
+
+  // Connects to every server the limiter calls (each master of a cluster, after reading its slot
+  // map) and loads the limiter's script there, trying again after failures until `timeout` has
+  // passed. Optional: calls connect on their own, but the first call to a server then pays for
+  // the connect and the script's load within its `command_timeout`. Call it at start, to take
+  // that cost out of the first calls and to learn that Redis does not answer. Returns an error
+  // naming the server and the failure (also `last_error`; no call is counted).
+  Result<void> connect(Nanos timeout = std::chrono::seconds(1));
 
   // Returns the quota `key` is limited by.
   Quota quota_of(std::string_view key) const;

@@ -153,6 +153,91 @@ TEST(RedisLimiterTest, EvalshaNamesAreTheServersOwn) {
   EXPECT_EQ(limiter->stats().noscript_retries, retries);
 }
 
+TEST(RedisLimiterTest, ConnectOpensEveryConnectionAndLoadsTheScriptSoTheFirstCallIsOneRoundTrip) {
+  for (RedisAlgorithm algorithm :
+       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+    server().command({"SCRIPT", "FLUSH"});
+    auto limiter = make_limiter({.url = server().url(),
+                                 .prefix = "connect:" + std::string(to_string(algorithm)) + ":",
+                                 .algorithm = algorithm,
+                                 .connections = 3,
+                                 .command_timeout = 5s});
+    ASSERT_TRUE(limiter);
+    const Result<void> connected = limiter->connect(10s);
+    ASSERT_TRUE(connected) << connected.error().message();
+    const RedisLimiterStats ready = limiter->stats();
+    EXPECT_EQ(ready.connects, 3u) << to_string(algorithm);
+    EXPECT_EQ(ready.decisions, 0u) << to_string(algorithm);
+    EXPECT_EQ(ready.errors, 0u) << to_string(algorithm);
+    EXPECT_EQ(limiter->last_error(), "");
+
+    ASSERT_EQ(limiter->try_acquire("k").source, DecisionSource::Redis) << limiter->last_error();
+    const RedisLimiterStats first = limiter->stats();
+    EXPECT_EQ(first.round_trips - ready.round_trips, 1u) << to_string(algorithm);
+    EXPECT_EQ(first.noscript_retries, 0u) << to_string(algorithm);  // Loaded by connect.
+    EXPECT_EQ(first.connects, 3u) << to_string(algorithm);
+  }
+}
+
+TEST(RedisLimiterTest, LimitersOnAnothersConnectionsShareItsPoolAndKeepTheirOwnRules) {
+  RedisLimiterOptions first{.url = server().url(),
+                            .prefix = "share:a:",
+                            .default_quota = *Quota::parse("2/h"),
+                            .command_timeout = 5s};
+  auto a = make_limiter(first);
+  ASSERT_TRUE(a);
+  RedisLimiterOptions second = a->options();  // The same connection options.
+  second.prefix = "share:b:";
+  second.algorithm = RedisAlgorithm::TokenBucket;
+  second.default_quota = *Quota::parse("3/h");
+  second.on_failure = OnRedisFailure::FailClosed;
+  Result<std::unique_ptr<RedisLimiter>> b = RedisLimiter::create(second, *a);
+  ASSERT_TRUE(b) << b.error().message();
+  ASSERT_TRUE(a->connect(10s)) << a->last_error();
+  ASSERT_TRUE((*b)->connect(10s)) << (*b)->last_error();  // Its script; no connect of its own.
+  EXPECT_EQ((*b)->stats().connects, 2u);
+
+  int admitted_a = 0;
+  int admitted_b = 0;
+  for (int i = 0; i < 5; ++i) {
+    admitted_a += a->try_acquire("k").allowed() ? 1 : 0;
+    admitted_b += (*b)->try_acquire("k").allowed() ? 1 : 0;
+  }
+  EXPECT_EQ(admitted_a, 2);  // Each its own quota, algorithm and keys.
+  EXPECT_EQ(admitted_b, 3);
+  EXPECT_EQ(a->stats().decisions, 5u);
+  EXPECT_EQ((*b)->stats().decisions, 5u);
+  EXPECT_EQ((*b)->stats().redis_decisions + (*b)->stats().deny_cache_hits, 5u);
+  EXPECT_EQ(a->stats().connects, 2u);  // Both limiters' calls on the same two connections.
+  EXPECT_EQ((*b)->stats().connects, 2u);
+
+  // The connections live as long as any limiter on them.
+  a.reset();
+  EXPECT_EQ((*b)->try_acquire("other").source, DecisionSource::Redis) << (*b)->last_error();
+
+  // Connections are shared only with the same settings; the limiter's own options are checked.
+  RedisLimiterOptions more = second;
+  more.connections = 3;
+  Result<std::unique_ptr<RedisLimiter>> refused = RedisLimiter::create(more, **b);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("connections 3 differs from the shared limiter's 2"),
+            std::string::npos)
+      << refused.error().message();
+  RedisLimiterOptions elsewhere = second;
+  elsewhere.url = "redis://127.0.0.1:1";
+  refused = RedisLimiter::create(elsewhere, **b);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("url \"redis://127.0.0.1:1\" differs"),
+            std::string::npos)
+      << refused.error().message();
+  RedisLimiterOptions bad_share = second;
+  bad_share.fallback_share = 2.0;
+  refused = RedisLimiter::create(bad_share, **b);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("fallback_share"), std::string::npos)
+      << refused.error().message();
+}
+
 TEST(RedisLimiterTest, KeysExpireWhenTheirBucketIsFullAgain) {
   server().command({"FLUSHALL"});
   // Caller time: the TTL is the time the bucket takes to refill, on the server's clock.
@@ -166,6 +251,24 @@ TEST(RedisLimiterTest, KeysExpireWhenTheirBucketIsFullAgain) {
   ASSERT_EQ(pttl.type, internal::Reply::Type::Integer) << internal::describe(pttl);
   EXPECT_LE(pttl.integer, 30'000);  // One permit of 2/min: 30 s.
   EXPECT_GT(pttl.integer, 25'000);
+
+  // `ttl_slack` lengthens every algorithm's TTL by itself, for instants slower than real time.
+  for (RedisAlgorithm algorithm :
+       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+    const std::string prefix = "slack:" + std::string(to_string(algorithm)) + ":";
+    auto slack = make_limiter({.url = server().url(),
+                               .prefix = prefix,
+                               .algorithm = algorithm,
+                               .default_quota = Quota::per_minute(2),
+                               .command_timeout = 5s,
+                               .ttl_slack = 1h});
+    ASSERT_TRUE(slack);
+    ASSERT_TRUE(slack->try_acquire_at("k", Instant{Nanos{1'000'000'000'000}}).allowed());
+    const std::int64_t with_slack = server().command({"PTTL", prefix + "k"}).integer;
+    EXPECT_GT(with_slack, 3'600'000) << to_string(algorithm);
+    EXPECT_LE(with_slack, 3'600'000 + 60'001) << to_string(algorithm);
+    server().command({"DEL", prefix + "k"});
+  }
 
   // Every algorithm leaves nothing behind once its buckets are full: DBSIZE reaches 0.
   for (RedisAlgorithm algorithm :
@@ -267,12 +370,14 @@ TEST(RedisLimiterTest, TheDenyCacheNeverDeniesWhatRedisWouldAdmit) {
                                 .prefix = "dc1:" + name + ":",
                                 .algorithm = algorithm,
                                 .default_quota = *Quota::parse("10/min burst 3"),
-                                .command_timeout = 5s});
+                                .command_timeout = 5s,
+                                .ttl_slack = 1h});  // Trace time: no key expires early.
     auto plain = make_limiter({.url = server().url(),
                                .prefix = "dc2:" + name + ":",
                                .algorithm = algorithm,
                                .default_quota = *Quota::parse("10/min burst 3"),
                                .command_timeout = 5s,
+                               .ttl_slack = 1h,
                                .deny_cache_keys = 0});
     ASSERT_TRUE(cached && plain);
     std::int64_t t = 1'800'000'000'000'000'000;
@@ -306,6 +411,7 @@ TEST(RedisLimiterTest, BadOptionsAreRejectedWithTheValue) {
       {{.algorithm = RedisAlgorithm::FixedWindow, .default_quota = *Quota::parse("10/1500ms")},
        "whole seconds or one that divides a second (got 1500000000 ns)"},
       {{.command_timeout = Nanos::zero()}, "must be positive"},
+      {{.ttl_slack = -1ms}, "ttl_slack must be from 0 to 10 years (got -1000000 ns)"},
   };
   for (const auto& c : cases) {
     auto limiter = RedisLimiter::create(c.options);

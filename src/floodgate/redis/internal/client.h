@@ -1,6 +1,5 @@
-// `RedisClient`: runs floodgate's scripts on a Redis deployment, standalone
-// (a pool of pipelined connections) or, later, a cluster. Not part of the public API.
-// Thread-safe.
+// `RedisClient`: runs floodgate's scripts on a Redis deployment: one standalone server, or a
+// Redis Cluster whose slots it routes. Not part of the public API. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -23,14 +22,28 @@ struct ClientOptions {
   std::chrono::nanoseconds connect_timeout = std::chrono::milliseconds(5);
   std::chrono::nanoseconds min_backoff = std::chrono::milliseconds(10);
   std::chrono::nanoseconds max_backoff = std::chrono::seconds(1);
+  // Per server: consecutive failures that open its breaker, and for how long.
+  std::uint32_t breaker_failures = 5;
+  std::chrono::nanoseconds breaker_open_for = std::chrono::milliseconds(500);
 };
 
 // Counters; each exact, together not a snapshot.
 struct ClientStats {
-  std::uint64_t round_trips = 0;  // Batches written and read (pipelining puts many calls in one).
-  std::uint64_t commands = 0;     // Commands sent.
-  std::uint64_t connects = 0;     // Successful connects.
-  std::uint64_t noscript = 0;     // EVALSHA answered NOSCRIPT and sent again as EVAL.
+  std::uint64_t round_trips = 0;    // Batches written and read (pipelining puts many calls in one).
+  std::uint64_t commands = 0;       // Commands sent.
+  std::uint64_t connects = 0;       // Successful connects.
+  std::uint64_t noscript = 0;       // EVALSHA answered NOSCRIPT and sent again as EVAL.
+  std::uint64_t breaker_opens = 0;  // Times a server's circuit breaker opened.
+  std::uint64_t redirects = 0;      // Cluster: MOVED and ASK replies followed.
+  std::uint64_t refreshes = 0;      // Cluster: slot maps read with CLUSTER SLOTS.
+};
+
+// What came of running a script.
+struct ScriptOutcome {
+  // The reply (an error reply from the script or the server is a reply), or why none came.
+  Result<Reply> reply;
+  // Nothing was sent: the server's circuit breaker is open.
+  bool refused = false;
 };
 
 class RedisClient {
@@ -39,10 +52,14 @@ class RedisClient {
 
   // Runs `script` with KEYS[1] = `key` and ARGV = `args` on the server that holds `key`: EVALSHA,
   // and EVAL when the server does not have the script (after a restart, a failover or SCRIPT
-  // FLUSH), which also loads it there. Returns the reply (an error reply from the script is a
-  // reply), or an error if no reply came by `deadline`.
-  virtual Result<Reply> run_script(const Script& script, std::string_view key,
+  // FLUSH), which also loads it there. No reply by `deadline` is an error.
+  virtual ScriptOutcome run_script(const Script& script, std::string_view key,
                                    std::span<const std::string_view> args, Deadline deadline) = 0;
+
+  // Connects every connection to every server that runs scripts (each master of a cluster,
+  // after reading its slot map) and loads `scripts` there, trying again after a failure until
+  // `deadline`. Returns an error naming the server and what failed.
+  virtual Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline) = 0;
 
   virtual ClientStats stats() const = 0;
 };
@@ -50,5 +67,12 @@ class RedisClient {
 // Returns a client for the standalone server `url` names. Connects lazily.
 std::unique_ptr<RedisClient> make_standalone_client(const RedisUrl& url,
                                                     const ClientOptions& options);
+
+// Returns a client for the Redis Cluster whose seed nodes `url` names. Reads the slot map on the
+// first call, and again after a redirection or a failure (at most every 100 ms).
+std::unique_ptr<RedisClient> make_cluster_client(const RedisUrl& url, const ClientOptions& options);
+
+// Returns the commands to send on each new connection for `url`'s credentials and database.
+std::vector<std::vector<std::string>> connect_commands(const RedisUrl& url);
 
 }  // namespace floodgate::internal

@@ -14,8 +14,8 @@ Pipeline::Pipeline(PipelineOptions options) : options_(std::move(options)) {
 
 Pipeline::~Pipeline() = default;
 
-Result<Reply> Pipeline::call(std::string_view command, Deadline deadline) {
-  Request request{command, deadline, std::nullopt, false};
+Result<Reply> Pipeline::call(std::string_view command, Deadline deadline, std::size_t replies) {
+  Request request{command, replies, deadline, std::nullopt, false, {}};
   std::unique_lock lock(mu_);
   queue_.push_back(&request);
   while (!request.done) {
@@ -23,15 +23,17 @@ Result<Reply> Pipeline::call(std::string_view command, Deadline deadline) {
       lead(lock);
       continue;
     }
-    if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !request.done) {
+    if (request.wake.wait_until(lock, deadline) == std::cv_status::timeout && !request.done) {
       const auto queued = std::find(queue_.begin(), queue_.end(), &request);
       if (queued != queue_.end()) {
         queue_.erase(queued);
+        // This caller may have been woken to lead: pass that on.
+        if (!busy_ && !queue_.empty()) queue_.front()->wake.notify_one();
         return Error("redis " + options_.endpoint.to_string() +
                      ": timed out waiting for the connection");
       }
       // In flight: the batch's I/O ends by the earliest deadline in it, ours at the latest.
-      cv_.wait(lock, [&] { return request.done; });
+      request.wake.wait(lock, [&] { return request.done; });
     }
   }
   return std::move(*request.result);
@@ -102,14 +104,16 @@ void Pipeline::lead(std::unique_lock<std::mutex>& lock) {
     broken = true;
   } else {
     sent = true;
-    for (std::size_t i = 0; i < batch_.size(); ++i) {
-      Result<Reply> reply = connection_.read(deadline);
-      if (!reply) {
-        fail_all(batch_, i, reply.error());
-        broken = true;
-        break;
+    for (std::size_t i = 0; i < batch_.size() && !broken; ++i) {
+      for (std::size_t n = 0; n < batch_[i]->replies; ++n) {
+        Result<Reply> reply = connection_.read(deadline);
+        if (!reply) {
+          fail_all(batch_, i, reply.error());
+          broken = true;
+          break;
+        }
+        batch_[i]->result.emplace(std::move(*reply));
       }
-      batch_[i]->result.emplace(std::move(*reply));
     }
   }
   if (broken) {
@@ -123,15 +127,18 @@ void Pipeline::lead(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   if (sent) {
     ++stats_.batches;
-    stats_.commands += batch_.size();
+    for (const Request* r : batch_) stats_.commands += r->replies;
   }
   stats_.connects += std::exchange(new_connects_, 0);
-  for (Request* r : batch_) r->done = true;
+  // Wake exactly the callers whose requests are done, and the next leader. Under the lock: a
+  // request lives on its caller's stack, and the caller returns once it sees `done`.
+  for (Request* r : batch_) {
+    r->done = true;
+    r->wake.notify_one();
+  }
   batch_.clear();
   busy_ = false;
-  lock.unlock();
-  cv_.notify_all();
-  lock.lock();
+  if (!queue_.empty()) queue_.front()->wake.notify_one();
 }
 
 }  // namespace floodgate::internal

@@ -4,8 +4,9 @@
 //
 // No thread runs in the background. A caller queues its command; if no other caller is doing
 // I/O on the connection, it takes every queued command, writes them in one write, reads their
-// replies in order, hands each to its caller and wakes them; otherwise it waits, and while it
-// waits its command joins the next batch. A batch's I/O is bound by the earliest deadline in it,
+// replies in order, hands each to its caller and wakes them and the first caller still queued,
+// who leads the next batch; otherwise it waits, and while it waits its command joins the next
+// batch. A batch's I/O is bound by the earliest deadline in it,
 // so every caller has its answer (a reply or an error) by its own deadline.
 #pragma once
 
@@ -51,19 +52,21 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Sends `command` (one RESP command, as `append_command` writes it) and returns its reply, or
-  // an error if the connection fails or `deadline` passes first. An error reply from Redis is a
-  // reply, not an error.
-  Result<Reply> call(std::string_view command, Deadline deadline);
+  // Sends `command` (`replies` RESP commands, as `append_command` writes them, sent together) and
+  // returns the last one's reply, or an error if the connection fails or `deadline` passes
+  // first. An error reply from Redis is a reply, not an error.
+  Result<Reply> call(std::string_view command, Deadline deadline, std::size_t replies = 1);
 
   PipelineStats stats() const;
 
  private:
   struct Request {
     std::string_view command;
+    std::size_t replies;
     Deadline deadline;
     std::optional<Result<Reply>> result;
     bool done = false;
+    std::condition_variable wake;  // Signalled when done, or when the caller is to lead.
   };
 
   // Runs one batch: the caller holds `lock`, which is released for the I/O and held again on
@@ -78,7 +81,6 @@ class Pipeline {
   std::string connect_commands_;  // `options_.on_connect`, formatted.
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<Request*> queue_;  // Guarded by mu_.
   bool busy_ = false;           // Guarded by mu_: a caller is doing I/O.
   PipelineStats stats_;         // Guarded by mu_.

@@ -74,7 +74,7 @@ local admitted = not less(wh, wl, nh, nl)
 if admitted and ARGV[4] == '1' and (ch > 0 or cl > 0) then
   local xh, xl = add(th, tl, nh, nl)
   local ms = nh * 1000 + math.ceil(nl / 1000000)
-  redis.call('SET', KEYS[1], format(xh, xl), 'PX', string.format('%d', ms))
+  redis.call('SET', KEYS[1], format(xh, xl), 'PX', string.format('%d', ms + tonumber(ARGV[5])))
 end
 if admitted then return '1 ' .. ts .. ' ' .. (state or '-') end
 return '0 ' .. ts .. ' ' .. (state or '-')
@@ -108,7 +108,8 @@ if admitted and ARGV[6] == '1' and need > 0 then
     nxt = empty_at + need * per
   end
   local ms = math.ceil((nxt + burst * per - t) / 1000000) + 1
-  redis.call('SET', KEYS[1], string.format('%.17g', nxt), 'PX', string.format('%d', ms))
+  redis.call('SET', KEYS[1], string.format('%.17g', nxt), 'PX',
+             string.format('%d', ms + tonumber(ARGV[7])))
 end
 if admitted then return '1 ' .. ts .. ' ' .. (state or '-') end
 return '0 ' .. ts .. ' ' .. (state or '-')
@@ -147,7 +148,7 @@ if ARGV[6] == '1' and hits > 0 then
   local lh, ll = sub(eh, el, th, tl)
   local ms = lh * 1000 + math.ceil(ll / 1000000)
   redis.call('SET', KEYS[1], format(bh, bl) .. ' ' .. string.format('%d', count), 'PX',
-             string.format('%d', ms))
+             string.format('%d', ms + tonumber(ARGV[7])))
 end
 local verdict = '1 '
 if count > limit then verdict = '0 ' end

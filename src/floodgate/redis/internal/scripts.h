@@ -4,15 +4,16 @@
 // Every script decides one request for one key (KEYS[1]) atomically and replies with one bulk
 // string of space-separated fields, which the client turns into a `Decision` with the same rule
 // code that the in-process limiters run:
-//   GCRA:          ARGV = t | "", window, charge, write
+//   GCRA:          ARGV = t | "", window, charge, write, slack
 //                  reply "<admitted 0|1> <t> <state before, or ->"
-//   token bucket:  ARGV = t | "", rate per ns, ns per token, burst, cost, write
+//   token bucket:  ARGV = t | "", rate per ns, ns per token, burst, cost, write, slack
 //                  reply "<admitted 0|1> <t> <state before, or ->"
 //   fixed window:  ARGV = t | "", period in whole seconds | 0, period in ns if below a second | 0,
-//                  limit, hits, write
+//                  limit, hits, write, slack
 //                  reply "<0 denied|1 admitted|2 stale> <t> <window start> <count>"
 // `t` is the instant in nanoseconds as a decimal, or empty for the server's TIME. `write` is "1"
-// to store the state the decision leads to, "0" for a peek. Numbers the client formats as
+// to store the state the decision leads to, "0" for a peek. `slack` is milliseconds added to the
+// key's TTL. Numbers the client formats as
 // decimals are exact; doubles are written with 17 significant digits, which read back exactly.
 #pragma once
 

@@ -1,80 +1,48 @@
-// The client of one standalone Redis server: a pool of pipelined connections, each call on the
-// next connection in turn.
-#include <algorithm>
-#include <array>
-#include <atomic>
-
-#include "floodgate/core/internal/check.h"
+// The client of one standalone Redis server: one `Node`.
 #include "floodgate/redis/internal/client.h"
-#include "floodgate/redis/internal/pipeline.h"
+#include "floodgate/redis/internal/node.h"
 
 namespace floodgate::internal {
 namespace {
 
 class StandaloneClient final : public RedisClient {
  public:
-  StandaloneClient(const RedisUrl& url, const ClientOptions& options) {
-    PipelineOptions p;
-    p.endpoint = url.endpoints.front();
-    p.connect_timeout = options.connect_timeout;
-    p.min_backoff = options.min_backoff;
-    p.max_backoff = options.max_backoff;
-    if (!url.password.empty()) {
-      if (url.username.empty()) {
-        p.on_connect.push_back({"AUTH", url.password});
-      } else {
-        p.on_connect.push_back({"AUTH", url.username, url.password});
-      }
-    }
-    if (url.db != 0) p.on_connect.push_back({"SELECT", std::to_string(url.db)});
-    const std::size_t n = std::max<std::size_t>(1, options.connections);
-    for (std::size_t i = 0; i < n; ++i) pipelines_.push_back(std::make_unique<Pipeline>(p));
+  StandaloneClient(const RedisUrl& url, const ClientOptions& options)
+      : node_(url.endpoints.front(), options, connect_commands(url)) {}
+
+  ScriptOutcome run_script(const Script& script, std::string_view key,
+                           std::span<const std::string_view> args, Deadline deadline) override {
+    return node_.run_script(script, key, args, deadline, false);
   }
 
-  Result<Reply> run_script(const Script& script, std::string_view key,
-                           std::span<const std::string_view> args, Deadline deadline) override {
-    Pipeline& pipeline = next();
-    std::string command;
-    command.reserve(160);
-    constexpr std::size_t kMaxArgs = 12;
-    FLOODGATE_DCHECK(args.size() <= kMaxArgs, "run_script: too many script arguments");
-    std::array<std::string_view, 4 + kMaxArgs> argv{"EVALSHA", script.sha1, "1", key};
-    const std::size_t n = 4 + std::min(args.size(), kMaxArgs);
-    std::copy_n(args.begin(), n - 4, argv.begin() + 4);
-    append_command(command, std::span<const std::string_view>(argv.data(), n));
-    Result<Reply> reply = pipeline.call(command, deadline);
-    if (!reply || !is_noscript(*reply)) return reply;
-    noscript_.fetch_add(1, std::memory_order_relaxed);
-    argv[0] = "EVAL";
-    argv[1] = script.text;
-    command.clear();
-    append_command(command, std::span<const std::string_view>(argv.data(), n));
-    return pipeline.call(command, deadline);
+  Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline) override {
+    return node_.prepare(scripts, deadline);
   }
 
   ClientStats stats() const override {
     ClientStats s;
-    for (const auto& p : pipelines_) {
-      const PipelineStats ps = p->stats();
-      s.round_trips += ps.batches;
-      s.commands += ps.commands;
-      s.connects += ps.connects;
-    }
-    s.noscript = noscript_.load(std::memory_order_relaxed);
+    node_.add_stats(s);
     return s;
   }
 
  private:
-  Pipeline& next() {
-    return *pipelines_[turn_.fetch_add(1, std::memory_order_relaxed) % pipelines_.size()];
-  }
-
-  std::vector<std::unique_ptr<Pipeline>> pipelines_;
-  std::atomic<std::size_t> turn_{0};
-  std::atomic<std::uint64_t> noscript_{0};
+  Node node_;
 };
 
 }  // namespace
+
+std::vector<std::vector<std::string>> connect_commands(const RedisUrl& url) {
+  std::vector<std::vector<std::string>> commands;
+  if (!url.password.empty()) {
+    if (url.username.empty()) {
+      commands.push_back({"AUTH", url.password});
+    } else {
+      commands.push_back({"AUTH", url.username, url.password});
+    }
+  }
+  if (url.db != 0) commands.push_back({"SELECT", std::to_string(url.db)});
+  return commands;
+}
 
 std::unique_ptr<RedisClient> make_standalone_client(const RedisUrl& url,
                                                     const ClientOptions& options) {

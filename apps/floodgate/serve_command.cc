@@ -1,0 +1,354 @@
+// floodgate serve: Envoy's rate limit service, answered under envoyproxy/ratelimit's
+// configuration.
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "commands.h"
+#include "flags.h"
+#include "floodgate/server/config.h"
+#include "floodgate/server/rls.h"
+#include "floodgate/server/service.h"
+#ifdef FLOODGATE_SERVE_HAS_REDIS
+#include "floodgate/server/redis_state.h"
+#endif
+
+namespace floodgate::app {
+namespace {
+
+constexpr std::string_view kHelp = R"(usage: floodgate serve --config PATH [flags]
+
+Serves Envoy's Rate Limit Service (envoy.service.ratelimit.v3.RateLimitService, gRPC) under
+envoyproxy/ratelimit's configuration: PATH is a YAML file, or a directory whose *.yaml and *.yml
+files are read in name order, one domain each. Limits are kept in this process, or with --redis
+in Redis, shared by every instance that uses it.
+
+Flags:
+  --config PATH           the configuration (required)
+  --grpc ADDR             where to listen for gRPC, host:port (default 127.0.0.1:8081; port 0
+                          picks a free one); the address is printed on standard output
+  --http ADDR             where to listen for HTTP (default 127.0.0.1:8080; "off": nowhere):
+                          POST /json (envoyproxy/ratelimit's endpoint: the proto3-JSON request,
+                          answered 200 when OK and 429 when over the limit), GET /healthcheck,
+                          GET /metrics (Prometheus text format)
+  --redis URL             keep the limits in Redis (redis://host:port[/db], unix:///path,
+                          redis+cluster://host:port[,...]), decided at Redis's clock; /healthcheck
+                          answers 503 while Redis does not answer
+  --on-redis-failure P    when Redis does not answer in time: fallback (default: an in-process
+                          limit per instance), fail-open or fail-closed
+  --redis-timeout S       the longest one descriptor's decision waits for Redis (default 0.005)
+  --redis-threads N       threads that wait for Redis (default 32), so that gRPC's own threads
+                          never do; more requests than this wait for one in turn, and their
+                          deadlines run meanwhile
+  --request-timeout S     the longest one request waits for Redis over all its descriptors
+                          (default 0.02, Envoy's filter timeout), or until the gRPC deadline
+                          less a tenth of the time left to it (1 ms at least), if sooner;
+                          descriptors still undecided then are decided by --on-redis-failure
+                          without a round trip
+  --response-headers      add RateLimit-Policy, RateLimit (draft-ietf-httpapi-ratelimit-headers)
+                          and, when over the limit, Retry-After to each answer's
+                          response_headers_to_add, from the descriptor closest to its limit
+  --shadow-mode           answer OK to everything, still counting what would be over the limit
+  --max-keys-per-rule N   descriptor values with state per rule (default 100000); past it, new
+                          values are decided without state until old ones are idle
+  --reload-every S        check the configuration files for changes every S seconds (default 1);
+                          a changed file is read again without dropping requests, rules whose
+                          definition did not change keep their state, and a bad file keeps the
+                          previous configuration and says why on standard error
+
+SIGINT or SIGTERM stops the service after the requests in progress.
+)";
+
+// A signature of the configuration's files: names, sizes and modification times.
+std::string files_signature(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::string signature;
+  std::error_code ec;
+  const auto add = [&](const fs::path& p) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) return;
+    signature += p.string() + ":" + std::to_string(st.st_size) + ":" +
+                 std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ";";
+  };
+  if (fs::is_directory(path, ec)) {
+    for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) add(e.path());
+  } else {
+    add(path);
+  }
+  return signature;
+}
+
+}  // namespace
+
+int run_serve(const std::vector<std::string>& args) {
+  if (print_help_if_asked(args, kHelp)) return kExitOk;
+  Result<Flags> parsed =
+      Flags::parse("serve", args,
+                   {"config", "grpc", "http", "max-keys-per-rule", "reload-every", "redis",
+                    "on-redis-failure", "redis-timeout", "request-timeout", "redis-threads"},
+                   {"shadow-mode", "response-headers"});
+  if (!parsed) return usage_error("serve", parsed.error().message());
+  const Flags& flags = *parsed;
+  if (!flags.positional().empty()) {
+    return usage_error("serve", "unexpected argument \"" + flags.positional()[0] + "\"");
+  }
+  const std::optional<std::string> config_path = flags.get("config");
+  if (!config_path) return usage_error("serve", "flag --config: needed (a file or a directory)");
+  Result<std::uint64_t> max_keys = flags.get_uint("max-keys-per-rule", 100'000, 1, 1u << 30);
+  if (!max_keys) return usage_error("serve", max_keys.error().message());
+  Result<double> reload_every = flags.get_seconds("reload-every", 1.0, 0.01);
+  if (!reload_every) return usage_error("serve", reload_every.error().message());
+  const std::string address = flags.get_or("grpc", "127.0.0.1:8081");
+  const std::string http_address = flags.get_or("http", "127.0.0.1:8080");
+  std::optional<std::pair<std::string, int>> http_at;
+  if (http_address != "off") {
+    const auto colon = http_address.rfind(':');
+    int http_port = -1;
+    if (colon != std::string::npos) {
+      const std::string digits = http_address.substr(colon + 1);
+      const auto [end, ec] =
+          std::from_chars(digits.data(), digits.data() + digits.size(), http_port);
+      if (ec != std::errc() || end != digits.data() + digits.size()) http_port = -1;
+    }
+    if (colon == std::string::npos || colon == 0 || http_port < 0 || http_port > 65535) {
+      return usage_error("serve", "flag --http: \"" + http_address +
+                                      "\" is not host:port (port 0 to 65535) or off");
+    }
+    http_at = {http_address.substr(0, colon), http_port};
+  }
+
+  Result<double> request_timeout = flags.get_seconds("request-timeout", 0.02, 0.0001);
+  if (!request_timeout) return usage_error("serve", request_timeout.error().message());
+  const server::AnswerOptions answer_options{.headers = flags.has("response-headers"),
+                                             .request_timeout = std::chrono::duration_cast<Nanos>(
+                                                 std::chrono::duration<double>(*request_timeout))};
+  server::ServiceMetrics metrics;
+  server::ServiceOptions service_options{.max_keys_per_rule = *max_keys,
+                                         .shadow_mode = flags.has("shadow-mode")};
+  for (const char* only :
+       {"on-redis-failure", "redis-timeout", "request-timeout", "redis-threads"}) {
+    if (flags.get(only) && !flags.get("redis")) {
+      return usage_error("serve", "flag --" + std::string(only) + ": needs --redis URL");
+    }
+  }
+#ifdef FLOODGATE_SERVE_HAS_REDIS
+  std::unique_ptr<server::RedisStates> redis;
+  // Requests wait for Redis on these, not on gRPC's threads; destroyed after the gRPC server.
+  std::unique_ptr<server::Workers> redis_workers;
+  if (const std::optional<std::string> url = flags.get("redis")) {
+    server::RedisStateOptions o{.url = *url};
+    const std::string policy = flags.get_or("on-redis-failure", "fallback");
+    if (policy == "fail-open") {
+      o.on_failure = OnRedisFailure::FailOpen;
+    } else if (policy == "fail-closed") {
+      o.on_failure = OnRedisFailure::FailClosed;
+    } else if (policy != "fallback") {
+      return usage_error("serve", "flag --on-redis-failure: \"" + policy +
+                                      "\" must be fallback, fail-open or fail-closed");
+    }
+    Result<double> timeout = flags.get_seconds("redis-timeout", 0.005, 0.0001);
+    if (!timeout) return usage_error("serve", timeout.error().message());
+    o.command_timeout = std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(*timeout));
+    Result<std::unique_ptr<server::RedisStates>> made = server::RedisStates::create(o, &metrics);
+    if (!made) return usage_error("serve", made.error().message());
+    redis = std::move(*made);
+    Result<std::uint64_t> threads = flags.get_uint("redis-threads", 32, 1, 4096);
+    if (!threads) return usage_error("serve", threads.error().message());
+    redis_workers = std::make_unique<server::Workers>(*threads);
+    service_options.make_state = redis->factory();
+    metrics.set_backend_errors([&redis] { return redis->errors(); });
+  }
+#else
+  if (flags.get("redis")) {
+    return usage_error("serve",
+                       "flag --redis: this floodgate-serve was built without the Redis "
+                       "backend (libhiredis-dev: scripts/install-deps.sh)");
+  }
+#endif
+  Result<server::Config> config = server::Config::load(*config_path);
+  if (!config) return usage_error("serve", config.error().message());
+  metrics.config_load(true);
+  std::string signature = files_signature(*config_path);
+  Result<std::unique_ptr<server::Service>> made = server::Service::create(
+      std::make_shared<const server::Config>(std::move(*config)), std::move(service_options));
+  if (!made) return usage_error("serve", made.error().message());
+  server::Service& service = **made;
+#ifdef FLOODGATE_SERVE_HAS_REDIS
+  // Connect and load the scripts now, not in the first requests' Redis timeout. A Redis that
+  // does not answer yet is not fatal: requests are answered by the failure policy until it does.
+  if (redis) {
+    if (Result<void> up = redis->connect(std::chrono::seconds(1)); up) {
+      std::printf("floodgate serve: Redis at %s: connected\n", flags.get("redis")->c_str());
+    } else {
+      std::fprintf(stderr,
+                   "floodgate serve: Redis at %s does not answer (%s); requests are answered by "
+                   "--on-redis-failure until it does\n",
+                   flags.get("redis")->c_str(), up.error().message().c_str());
+    }
+  }
+#endif
+
+  // Signals are taken by this thread only: block them before any other thread starts.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+#ifdef FLOODGATE_SERVE_HAS_REDIS
+  server::Workers* const workers = redis_workers.get();
+#else
+  server::Workers* const workers = nullptr;
+#endif
+  server::AsyncRls rls(service, &metrics, answer_options, workers,
+                       std::max(2u, std::thread::hardware_concurrency()));
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  rls.add_to(builder);
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
+  if (!grpc_server || port == 0) {
+    return usage_error("serve", "flag --grpc: cannot listen on \"" + address + "\"");
+  }
+  rls.start();
+  const std::string host = address.substr(0, address.rfind(':'));
+  std::printf("floodgate serve: gRPC on %s:%d\n", host.c_str(), port);
+
+  httplib::Server http;
+  std::thread http_thread;
+  std::atomic<bool> http_returned{false};
+  if (http_at) {
+    http.set_payload_max_length(4 << 20);
+    http.Post("/json", [&](const httplib::Request& req, httplib::Response& res) {
+      const auto start = std::chrono::steady_clock::now();
+      envoy::service::ratelimit::v3::RateLimitRequest request;
+      envoy::service::ratelimit::v3::RateLimitResponse response;
+      const auto read = google::protobuf::util::JsonStringToMessage(req.body, &request);
+      Result<void> answered =
+          read.ok() ? server::answer(service, request, response,
+                                     start + answer_options.request_timeout, answer_options.headers)
+                    : Result<void>(Error("the body is not a JSON "
+                                         "RateLimitRequest: " +
+                                         std::string(read.message())));
+      metrics.observe("http", std::chrono::steady_clock::now() - start, !answered);
+      if (!answered) {
+        res.status = 400;
+        res.set_content(answered.error().message() + "\n", "text/plain");
+        return;
+      }
+      std::string json;
+      (void)google::protobuf::util::MessageToJsonString(response, &json);
+      res.status =
+          response.overall_code() == envoy::service::ratelimit::v3::RateLimitResponse::OVER_LIMIT
+              ? 429
+              : 200;
+      res.set_content(json, "application/json");
+    });
+    http.Get("/healthcheck", [&](const httplib::Request&, httplib::Response& res) {
+#ifdef FLOODGATE_SERVE_HAS_REDIS
+      if (redis) {
+        if (const std::string why = redis->health(); !why.empty()) {
+          res.status = 503;
+          res.set_content("degraded: " + why + "\n", "text/plain");
+          return;
+        }
+      }
+#endif
+      res.set_content("OK\n", "text/plain");
+    });
+    http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+      std::string out;
+      service.write_metrics(out);
+      metrics.write(out);
+      res.set_content(out, "text/plain; version=0.0.4");
+    });
+    int bound = http_at->second;
+    if (bound == 0) {
+      bound = http.bind_to_any_port(http_at->first);
+    } else if (!http.bind_to_port(http_at->first, bound)) {
+      bound = -1;
+    }
+    if (bound > 0) {
+      http_thread = std::thread([&] {
+        http.listen_after_bind();
+        http_returned = true;
+      });
+      // Said once it accepts: cpp-httplib's `stop` does nothing to a server that has not started
+      // its accept loop yet, which would then accept forever (a SIGTERM just after start hung).
+      while (!http.is_running() && !http_returned) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+    if (bound <= 0 || http_returned) {
+      if (http_thread.joinable()) http_thread.join();
+      grpc_server->Shutdown();
+      rls.stop();
+      return usage_error("serve", "flag --http: cannot listen on \"" + http_address + "\"");
+    }
+    std::printf("floodgate serve: HTTP on %s:%d\n", http_at->first.c_str(), bound);
+  }
+  std::fflush(stdout);
+
+  std::mutex mu;
+  std::condition_variable wake;
+  bool stopping = false;
+  std::thread reloader([&] {
+    std::unique_lock lock(mu);
+    const auto every = std::chrono::duration<double>(*reload_every);
+    while (!wake.wait_for(lock, every, [&] { return stopping; })) {
+      const std::string now = files_signature(*config_path);
+      if (now == signature) continue;
+      signature = now;
+      Result<server::Config> next = server::Config::load(*config_path);
+      const Result<void> installed =
+          next ? service.set_config(std::make_shared<const server::Config>(std::move(*next)))
+               : Result<void>(next.error());
+      metrics.config_load(installed.has_value());
+      if (!installed) {
+        std::fprintf(stderr,
+                     "floodgate serve: the configuration was not reloaded, the previous one "
+                     "stays: %s\n",
+                     installed.error().message().c_str());
+        continue;
+      }
+      std::fprintf(stderr, "floodgate serve: configuration reloaded from %s\n",
+                   config_path->c_str());
+    }
+  });
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  std::fprintf(stderr, "floodgate serve: %s, stopping\n",
+               signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+  {
+    const std::lock_guard lock(mu);
+    stopping = true;
+  }
+  wake.notify_all();
+  reloader.join();
+  if (http_thread.joinable()) {
+    http.stop();
+    http_thread.join();
+  }
+  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  rls.stop();
+  return kExitOk;
+}
+
+}  // namespace floodgate::app

@@ -1,0 +1,709 @@
+// floodgate serve, the real binary over gRPC and HTTP on loopback: its answers, its refusals of
+// malformed requests, its metrics, a configuration reloaded while it runs, and a clean stop. Each
+// test starts its own server (port 0: a free one) and kills it whatever happens.
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
+#ifdef FLOODGATE_SERVE_TEST_HAS_REDIS
+#include "floodgate/redis/redis_server_test_util.h"
+#endif
+
+namespace floodgate {
+namespace {
+
+namespace rls = envoy::service::ratelimit::v3;
+using namespace std::chrono_literals;
+
+constexpr std::string_view kConfig = R"(domain: edge
+descriptors:
+  - key: ip
+    rate_limit: {unit: minute, requests_per_unit: 3, name: per-ip}
+  - key: user
+    rate_limit: {unit: hour, requests_per_unit: 2}
+)";
+
+// A `floodgate serve` of the test's own.
+class Server {
+ public:
+  // `must_start`: fail the test if the server does not say where it listens.
+  explicit Server(std::string_view config, std::vector<std::string> extra = {},
+                  bool must_start = true) {
+    folder_ = std::filesystem::temp_directory_path() /
+              ("floodgate-serve-" + std::to_string(::getpid()) + "-" + std::to_string(++count_));
+    std::filesystem::create_directories(folder_);
+    write(config);
+    int out[2];
+    if (::pipe(out) != 0) std::abort();
+    const std::string log = (folder_ / "stderr").string();
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+      ::dup2(out[1], 1);
+      const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(err, 2);
+      std::vector<std::string> args = {
+          FLOODGATE_BIN, "serve",  "--config",    folder_.string(), "--grpc",
+          "127.0.0.1:0", "--http", "127.0.0.1:0", "--reload-every", "0.05"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (std::string& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(FLOODGATE_BIN, argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    // Two lines say where it listens: "floodgate serve: gRPC on 127.0.0.1:PORT", then HTTP.
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (line.find("HTTP on ") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+      pollfd p{out[0], POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buffer[256];
+      const ssize_t n = ::read(out[0], buffer, sizeof buffer);
+      if (n <= 0) break;
+      line.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(out[0]);
+    stdout_ = line;
+    const auto grpc_at = line.find("gRPC on 127.0.0.1:");
+    const auto http_at = line.find("HTTP on 127.0.0.1:");
+    if (grpc_at == std::string::npos || http_at == std::string::npos) {
+      if (must_start) {
+        ADD_FAILURE() << "floodgate serve did not say where it listens; stdout: " << line
+                      << "; stderr: " << stderr_text();
+      }
+      return;
+    }
+    address_ = "127.0.0.1:" + std::to_string(std::stoi(line.substr(grpc_at + 18)));
+    http_ = std::make_unique<httplib::Client>("127.0.0.1", std::stoi(line.substr(http_at + 18)));
+    http_->set_connection_timeout(5);
+    http_->set_read_timeout(5);
+    stub_ = rls::RateLimitService::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  }
+
+  ~Server() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    std::error_code ignored;
+    std::filesystem::remove_all(folder_, ignored);
+  }
+
+  bool ready() const { return stub_ != nullptr; }
+
+  // What it printed on stdout as it started.
+  const std::string& startup() const { return stdout_; }
+
+  httplib::Client& http() { return *http_; }
+  rls::RateLimitService::Stub& stub() { return *stub_; }
+
+  // Asks GET /healthcheck every 20 ms until it answers 200 or `limit` has passed; returns the
+  // last status (0: no answer).
+  int healthcheck_until_ok(std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    int status = 0;
+    while (status != 200 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+      const httplib::Result h = http_->Get("/healthcheck");
+      status = h ? h->status : 0;
+    }
+    return status;
+  }
+
+  void write(std::string_view config) {
+    const auto temp = folder_ / "edge.yaml.tmp";
+    std::ofstream(temp) << config;
+    std::filesystem::rename(temp, folder_ / "edge.yaml");  // Atomically: never half a file.
+  }
+
+  std::string stderr_text() const {
+    std::ifstream in(folder_ / "stderr");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  // Sends `request`; fails the test if no answer comes within 5 s.
+  grpc::Status call(const rls::RateLimitRequest& request, rls::RateLimitResponse& response) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    return stub_->ShouldRateLimit(&context, request, &response);
+  }
+
+  // SIGTERM; returns the exit status, or -1 if it did not exit within 5 s.
+  int stop() {
+    ::kill(pid_, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    int status = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return -1;
+  }
+
+ private:
+  static inline int count_ = 0;
+  std::filesystem::path folder_;
+  pid_t pid_ = -1;
+  std::string address_;
+  std::unique_ptr<rls::RateLimitService::Stub> stub_;
+  std::string stdout_;
+  std::unique_ptr<httplib::Client> http_;
+};
+
+rls::RateLimitRequest request(std::string_view domain,
+                              std::vector<std::pair<std::string, std::string>> descriptors,
+                              std::uint32_t hits = 0) {
+  rls::RateLimitRequest r;
+  r.set_domain(std::string(domain));
+  r.set_hits_addend(hits);
+  for (const auto& [key, value] : descriptors) {
+    auto* entry = r.add_descriptors()->add_entries();
+    entry->set_key(key);
+    entry->set_value(value);
+  }
+  return r;
+}
+
+TEST(ServeTest, AnswersEnvoysRateLimitServiceOverGrpc) {
+  Server server(kConfig);
+  ASSERT_TRUE(server.ready());
+  for (int i = 0; i < 3; ++i) {
+    rls::RateLimitResponse response;
+    ASSERT_TRUE(server.call(request("edge", {{"ip", "10.0.0.1"}}), response).ok());
+    EXPECT_EQ(response.overall_code(), rls::RateLimitResponse::OK) << i;
+    ASSERT_EQ(response.statuses_size(), 1);
+    const auto& status = response.statuses(0);
+    EXPECT_EQ(status.code(), rls::RateLimitResponse::OK);
+    EXPECT_EQ(status.current_limit().requests_per_unit(), 3u);
+    EXPECT_EQ(status.current_limit().unit(), rls::RateLimitResponse::RateLimit::MINUTE);
+    EXPECT_EQ(status.current_limit().name(), "per-ip");
+    EXPECT_EQ(status.limit_remaining(), static_cast<std::uint32_t>(2 - i));
+    EXPECT_GT(status.duration_until_reset().seconds() * 1'000'000'000LL +
+                  status.duration_until_reset().nanos(),
+              0);
+    EXPECT_LE(status.duration_until_reset().seconds(), 60);
+  }
+  // Over the limit, with one status per descriptor, in order.
+  rls::RateLimitResponse over;
+  ASSERT_TRUE(
+      server.call(request("edge", {{"user", "alice"}, {"ip", "10.0.0.1"}, {"other", "x"}}), over)
+          .ok());
+  EXPECT_EQ(over.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
+  ASSERT_EQ(over.statuses_size(), 3);
+  EXPECT_EQ(over.statuses(0).code(), rls::RateLimitResponse::OK);
+  EXPECT_EQ(over.statuses(0).current_limit().unit(), rls::RateLimitResponse::RateLimit::HOUR);
+  EXPECT_EQ(over.statuses(1).code(), rls::RateLimitResponse::OVER_LIMIT);
+  EXPECT_EQ(over.statuses(1).limit_remaining(), 0u);
+  EXPECT_EQ(over.statuses(2).code(), rls::RateLimitResponse::OK);
+  EXPECT_FALSE(over.statuses(2).has_current_limit());
+  // hits_addend: 2 hits take the rest of alice's hour at once.
+  rls::RateLimitResponse two;
+  ASSERT_TRUE(server.call(request("edge", {{"user", "bob"}}, 2), two).ok());
+  EXPECT_EQ(two.overall_code(), rls::RateLimitResponse::OK);
+  EXPECT_EQ(two.statuses(0).limit_remaining(), 0u);
+  // An unknown domain limits nothing, and the code is never UNKNOWN.
+  rls::RateLimitResponse unknown;
+  ASSERT_TRUE(server.call(request("nowhere", {{"ip", "1"}}), unknown).ok());
+  EXPECT_EQ(unknown.overall_code(), rls::RateLimitResponse::OK);
+}
+
+// Envoy's per-descriptor `limit`, over the wire: it limits the descriptor instead of the
+// configuration, and the answer's current_limit says so.
+TEST(ServeTest, ADescriptorsOwnLimitFromEnvoyIsApplied) {
+  Server server(kConfig);
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitRequest r = request("edge", {{"ip", "10.0.0.9"}});
+  auto* limit = r.mutable_descriptors(0)->mutable_limit();
+  limit->set_requests_per_unit(1);
+  limit->set_unit(envoy::type::v3::WEEK);
+  rls::RateLimitResponse first;
+  ASSERT_TRUE(server.call(r, first).ok());
+  EXPECT_EQ(first.overall_code(), rls::RateLimitResponse::OK);
+  EXPECT_EQ(first.statuses(0).current_limit().requests_per_unit(), 1u);
+  EXPECT_EQ(first.statuses(0).current_limit().unit(), rls::RateLimitResponse::RateLimit::WEEK);
+  rls::RateLimitResponse second;
+  ASSERT_TRUE(server.call(r, second).ok());
+  EXPECT_EQ(second.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
+  // Without the override, the configured 3 a minute applies to the same value, untouched.
+  rls::RateLimitResponse configured;
+  ASSERT_TRUE(server.call(request("edge", {{"ip", "10.0.0.9"}}), configured).ok());
+  EXPECT_EQ(configured.overall_code(), rls::RateLimitResponse::OK);
+  EXPECT_EQ(configured.statuses(0).limit_remaining(), 2u);
+}
+
+TEST(ServeTest, RefusesMalformedRequestsWithAMessageAndKeepsServing) {
+  Server server(kConfig);
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitResponse response;
+  grpc::Status empty_domain = server.call(request("", {{"ip", "1"}}), response);
+  EXPECT_EQ(empty_domain.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(empty_domain.error_message(), "domain must not be empty");
+  grpc::Status no_key = server.call(request("edge", {{"", "v"}}), response);
+  EXPECT_EQ(no_key.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(no_key.error_message(), "descriptors[0].entries[0] has an empty key");
+  rls::RateLimitRequest no_entries;
+  no_entries.set_domain("edge");
+  no_entries.add_descriptors();
+  EXPECT_EQ(server.call(no_entries, response).error_message(), "descriptors[0] has no entries");
+  std::vector<std::pair<std::string, std::string>> many(1'001, {"ip", "x"});
+  grpc::Status too_many = server.call(request("edge", many), response);
+  EXPECT_EQ(too_many.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(too_many.error_message(), "at most 1000 descriptors per request (got 1001)");
+  rls::RateLimitRequest unknown_unit = request("edge", {{"ip", "1"}});
+  unknown_unit.mutable_descriptors(0)->mutable_limit()->set_requests_per_unit(5);
+  EXPECT_EQ(server.call(unknown_unit, response).error_message(),
+            "descriptors[0].limit.unit must be SECOND, MINUTE, HOUR, DAY, WEEK, MONTH or YEAR "
+            "(got 0)");
+  rls::RateLimitRequest huge = request("edge", {{"ip", std::string(5 << 20, 'x')}});
+  EXPECT_EQ(server.call(huge, response).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Still serving.
+  ASSERT_TRUE(server.call(request("edge", {{"ip", "fine"}}), response).ok());
+  EXPECT_EQ(response.overall_code(), rls::RateLimitResponse::OK);
+}
+
+TEST(ServeTest, ReloadsAChangedConfigurationKeepingUnchangedRulesState) {
+  Server server(kConfig);
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitResponse r;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(server.call(request("edge", {{"ip", "a"}}), r).ok());
+  ASSERT_TRUE(server.call(request("edge", {{"ip", "a"}}), r).ok());
+  ASSERT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
+
+  // A bad file: the previous configuration stays, and the service says why.
+  server.write("domain: edge\ndescriptors:\n  - key: ip\n    rate_limit: {unit: fortnight}\n");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server.stderr_text().find("not reloaded") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE(server.stderr_text().find("edge.yaml:4: unit must be second"), std::string::npos)
+      << server.stderr_text();
+  ASSERT_TRUE(server.call(request("edge", {{"ip", "a"}}), r).ok());
+  EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
+
+  // A new rule beside the unchanged one: "ip" keeps its state, "path" applies.
+  std::string next(kConfig);
+  next += "  - key: path\n    rate_limit: {unit: second, requests_per_unit: 1}\n";
+  server.write(next);
+  bool reloaded = false;
+  while (!reloaded && std::chrono::steady_clock::now() < deadline + 10s) {
+    ASSERT_TRUE(server.call(request("edge", {{"path", "/p"}}), r).ok());
+    reloaded = r.statuses(0).has_current_limit();
+    if (!reloaded) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(reloaded) << server.stderr_text();
+  ASSERT_TRUE(server.call(request("edge", {{"ip", "a"}}), r).ok());
+  EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT) << "the unchanged rule's state";
+}
+
+TEST(ServeTest, AnswersJsonOverHttpWith200Or429AndServesHealthAndMetrics) {
+  Server server(kConfig);
+  ASSERT_TRUE(server.ready());
+  const std::string body =
+      R"({"domain":"edge","descriptors":[{"entries":[{"key":"ip","value":"h"}]}]})";
+  for (int i = 0; i < 3; ++i) {
+    const httplib::Result ok = server.http().Post("/json", body, "application/json");
+    ASSERT_TRUE(ok) << httplib::to_string(ok.error());
+    EXPECT_EQ(ok->status, 200);
+    EXPECT_NE(ok->body.find(R"("overallCode":"OK")"), std::string::npos) << ok->body;
+    EXPECT_NE(ok->body.find(R"("requestsPerUnit":3)"), std::string::npos) << ok->body;
+    EXPECT_NE(ok->body.find(R"("unit":"MINUTE")"), std::string::npos) << ok->body;
+  }
+  const httplib::Result over = server.http().Post("/json", body, "application/json");
+  ASSERT_TRUE(over);
+  EXPECT_EQ(over->status, 429);
+  EXPECT_NE(over->body.find(R"("overallCode":"OVER_LIMIT")"), std::string::npos) << over->body;
+  EXPECT_NE(over->body.find(R"("durationUntilReset":")"), std::string::npos) << over->body;
+
+  const httplib::Result bad = server.http().Post("/json", "{not json", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_TRUE(bad->body.starts_with("the body is not a JSON RateLimitRequest: ")) << bad->body;
+  const httplib::Result unknown_field =
+      server.http().Post("/json", R"({"domain":"edge","bogus":1})", "application/json");
+  ASSERT_TRUE(unknown_field);
+  EXPECT_EQ(unknown_field->status, 400);
+  const httplib::Result empty =
+      server.http().Post("/json", R"({"descriptors":[]})", "application/json");
+  ASSERT_TRUE(empty);
+  EXPECT_EQ(empty->status, 400);
+  EXPECT_EQ(empty->body, "domain must not be empty\n");
+  const httplib::Result huge =
+      server.http().Post("/json", std::string(5 << 20, ' '), "application/json");
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413);
+
+  const httplib::Result health = server.http().Get("/healthcheck");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->body, "OK\n");
+
+  rls::RateLimitResponse r;
+  ASSERT_TRUE(server.call(request("edge", {{"ip", "h"}}), r).ok());  // One over gRPC too.
+  const httplib::Result metrics = server.http().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  const std::string& m = metrics->body;
+  EXPECT_NE(m.find("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.ip\"} 5\n"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.ip\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(m.find("floodgate_requests_total{endpoint=\"http\"} 7\n"), std::string::npos);
+  EXPECT_NE(m.find("floodgate_malformed_requests_total{endpoint=\"http\"} 3\n"), std::string::npos);
+  EXPECT_NE(m.find("floodgate_requests_total{endpoint=\"grpc\"} 1\n"), std::string::npos);
+  EXPECT_NE(m.find("floodgate_request_duration_seconds_count{endpoint=\"http\"} 7\n"),
+            std::string::npos);
+  EXPECT_NE(m.find("floodgate_config_loads_total{outcome=\"success\"} 1\n"), std::string::npos);
+}
+
+#ifdef FLOODGATE_SERVE_TEST_HAS_REDIS
+constexpr std::string_view kShared = R"(domain: fleet
+descriptors:
+  - key: window
+    rate_limit: {unit: hour, requests_per_unit: 5}
+  - key: bucket
+    rate_limit: {unit: hour, requests_per_unit: 4, algorithm: gcra}
+  - key: bucket2
+    rate_limit: {unit: hour, requests_per_unit: 3, algorithm: token-bucket}
+)";
+
+TEST(ServeRedisTest, TwoInstancesShareOneLimitThroughRedis) {
+  testing::RedisServer redis;
+  Server a(kShared, {"--redis", redis.url(), "--redis-timeout", "1"});
+  Server b(kShared, {"--redis", redis.url(), "--redis-timeout", "1"});
+  ASSERT_TRUE(a.ready() && b.ready());
+  for (const auto& [key, limit] :
+       {std::pair{"window", 5}, std::pair{"bucket", 4}, std::pair{"bucket2", 3}}) {
+    int ok = 0;
+    for (int i = 0; i < 12; ++i) {
+      rls::RateLimitResponse r;
+      ASSERT_TRUE((i % 2 == 0 ? a : b).call(request("fleet", {{key, "shared"}}), r).ok());
+      ok += r.overall_code() == rls::RateLimitResponse::OK ? 1 : 0;
+    }
+    EXPECT_EQ(ok, limit) << key << ": the two instances together admit one limit";
+  }
+  const httplib::Result health = a.http().Get("/healthcheck");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  // Each connected and loaded its scripts before it listened.
+  EXPECT_NE(a.startup().find("Redis at " + redis.url() + ": connected"), std::string::npos)
+      << a.startup();
+}
+
+TEST(ServeRedisTest, ARedisThatIsDownAtStartIsSaidAndTheServiceStartsAnyway) {
+  testing::RedisServer redis;
+  redis.kill();
+  Server server(kShared, {"--redis", redis.url(), "--on-redis-failure", "fail-closed"});
+  ASSERT_TRUE(server.ready()) << server.stderr_text();
+  const std::string said = server.stderr_text();
+  EXPECT_NE(said.find("Redis at " + redis.url() + " does not answer"), std::string::npos) << said;
+  EXPECT_NE(said.find("127.0.0.1:" + std::to_string(redis.port())), std::string::npos) << said;
+  rls::RateLimitResponse r;
+  ASSERT_TRUE(server.call(request("fleet", {{"window", "w"}}), r).ok());
+  EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT) << "fail-closed";
+
+  // Once it is up, Redis decides (the rule's limiter may first wait out its reconnect backoff).
+  redis.restart();
+  EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  do {
+    std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(server.call(request("fleet", {{"window", "w"}}), r).ok());
+  } while (r.overall_code() != rls::RateLimitResponse::OK &&
+           std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OK);
+}
+
+TEST(ServeRedisTest, ARedisThatIsDownIsAnsweredByThePolicyAndMarksTheServiceDegraded) {
+  testing::RedisServer redis;
+  // A dead server refuses connections at once; the long timeout keeps the call before the
+  // fault Redis's on a loaded machine.
+  Server server(kShared, {"--redis", redis.url(), "--on-redis-failure", "fail-closed",
+                          "--redis-timeout", "0.5"});
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitResponse r;
+  ASSERT_TRUE(server.call(request("fleet", {{"window", "w"}}), r).ok());
+  EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OK);
+
+  redis.kill();
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (int i = 0; i < 20; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE(server.call(request("fleet", {{"window", "w"}}), r).ok());
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
+    EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT) << "fail-closed";
+  }
+  EXPECT_LT(slowest, 1s) << "every request answered within its deadline";
+  const httplib::Result degraded = server.http().Get("/healthcheck");
+  ASSERT_TRUE(degraded);
+  EXPECT_EQ(degraded->status, 503);
+  EXPECT_TRUE(degraded->body.starts_with("degraded: ")) << degraded->body;
+  const httplib::Result metrics = server.http().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("floodgate_policy_decisions_total 20\n"), std::string::npos)
+      << metrics->body;
+
+  redis.restart();
+  EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
+}
+
+TEST(ServeRedisTest, AHungRedisIsAnsweredByThePolicyWithinTheTimeout) {
+  testing::RedisServer redis;
+  // 20 ms, not the default 5: the calls before the fault must be Redis's on a loaded machine.
+  Server server(kShared, {"--redis", redis.url(), "--on-redis-failure", "fail-open",
+                          "--redis-timeout", "0.02"});
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitResponse r;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(server.call(request("fleet", {{"window", "h"}}), r).ok());
+  ASSERT_TRUE(server.call(request("fleet", {{"window", "h"}}), r).ok());
+  ASSERT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
+
+  redis.pause_process();  // SIGSTOP: connections stay open, nothing answers.
+  // Values Redis has not denied (a denied one may still be answered by the deny cache, which
+  // knows it is over its limit): each is answered by the policy.
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (int i = 0; i < 30; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    const std::string value = "fresh" + std::to_string(i);
+    ASSERT_TRUE(server.call(request("fleet", {{"window", value}, {"bucket", value}}), r).ok());
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
+    EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OK) << "fail-open";
+  }
+  EXPECT_LT(slowest, 1s) << "never a multi-second stall";
+  std::cout << "Redis hung (SIGSTOP): 30 requests of 2 descriptors answered fail-open, slowest "
+            << std::chrono::duration<double, std::milli>(slowest).count() << " ms\n";
+  const httplib::Result degraded = server.http().Get("/healthcheck");
+  ASSERT_TRUE(degraded);
+  EXPECT_EQ(degraded->status, 503);
+
+  redis.resume_process();
+  EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  // Redis decides again, with the state it had: the window key is still over its limit.
+  bool over = false;
+  while (!over && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(server.call(request("fleet", {{"window", "h"}}), r).ok());
+    over = r.overall_code() == rls::RateLimitResponse::OVER_LIMIT;
+    if (!over) std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_TRUE(over);
+}
+
+// A configuration of `rules` rules, each its own key ("r0", "r1", ...) with a limit in Redis, and
+// a request with one descriptor for each.
+std::string many_rules(int rules) {
+  std::string config = "domain: many\ndescriptors:\n";
+  for (int i = 0; i < rules; ++i) {
+    config += "  - key: r" + std::to_string(i) +
+              "\n    rate_limit: {unit: second, requests_per_unit: 1000, algorithm: gcra}\n";
+  }
+  return config;
+}
+rls::RateLimitRequest one_per_rule(int rules, const std::string& value) {
+  std::vector<std::pair<std::string, std::string>> descriptors;
+  for (int i = 0; i < rules; ++i) descriptors.emplace_back("r" + std::to_string(i), value);
+  return request("many", descriptors);
+}
+
+// Every rule's limiter is on the same connections, so a server's circuit breaker opens for all
+// rules at once after a few failures (when each rule had its own, a request of 40 rules on a
+// hung Redis waited 40 descriptor timeouts, 40 x 100 ms here). The request's deadline bounds the
+// wait before it opens; and as requests wait for Redis on
+// threads of their own, not on gRPC's two, 16 concurrent callers do not queue behind each other
+// (on gRPC's threads the last waited 8 x 200 ms).
+TEST(ServeRedisTest, EveryRuleDecidesOnOnePoolOfConnections) {
+  constexpr int kRules = 40;
+  testing::RedisServer redis;
+  Server server(many_rules(kRules), {"--redis", redis.url(), "--redis-timeout", "1"});
+  ASSERT_TRUE(server.ready());
+  for (int i = 0; i < 3; ++i) {
+    rls::RateLimitResponse r;
+    ASSERT_TRUE(server.call(one_per_rule(kRules, "v" + std::to_string(i)), r).ok());
+    ASSERT_EQ(r.overall_code(), rls::RateLimitResponse::OK);
+  }
+  // The service's pool (2 connections, the health check's included) and this INFO's own; a
+  // pool per rule would be 80 more.
+  const std::string info = redis.command({"INFO", "clients"}).text;
+  EXPECT_NE(info.find("connected_clients:3\r\n"), std::string::npos) << info;
+}
+
+TEST(ServeRedisTest, UnderLoadAHungRedisAnswersEveryRequestWithinItsDeadline) {
+  constexpr int kRules = 40;
+  testing::RedisServer redis;
+  Server server(many_rules(kRules), {"--redis", redis.url(), "--on-redis-failure", "fail-closed",
+                                     "--redis-timeout", "0.1", "--request-timeout", "0.2"});
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitResponse r;
+  ASSERT_TRUE(server.call(one_per_rule(kRules, "warm"), r).ok());
+  ASSERT_EQ(r.overall_code(), rls::RateLimitResponse::OK);
+
+  redis.pause_process();  // SIGSTOP: connections stay open, nothing answers.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  // Under a sanitizer this gRPC server answers about 25 of these requests a second (most of it
+  // ThreadSanitizer checking gRPC's own memory): the scenario runs for races, lighter, and the
+  // bound is left to the optimized build, where it is what the test is about.
+  constexpr int kCallers = 4;
+  constexpr auto kBound = 10s;
+#else
+  constexpr int kCallers = 16;
+  constexpr auto kBound = 1s;
+#endif
+  constexpr int kEach = 10;
+  struct Record {
+    grpc::StatusCode status = grpc::StatusCode::UNKNOWN;
+    rls::RateLimitResponse::Code code = rls::RateLimitResponse::UNKNOWN;
+    std::chrono::steady_clock::duration took{};
+  };
+  // Workers only record; this thread decides once all are joined. Each call has a 5 s deadline.
+  std::vector<std::vector<Record>> records(kCallers);
+  {
+    std::vector<std::jthread> callers;
+    for (int c = 0; c < kCallers; ++c) {
+      callers.emplace_back([&, c] {
+        for (int i = 0; i < kEach; ++i) {
+          rls::RateLimitResponse answer;
+          const auto start = std::chrono::steady_clock::now();
+          const grpc::Status status = server.call(
+              one_per_rule(kRules, std::to_string(c) + "-" + std::to_string(i)), answer);
+          records[static_cast<std::size_t>(c)].push_back(
+              {status.error_code(), answer.overall_code(),
+               std::chrono::steady_clock::now() - start});
+        }
+      });
+    }
+  }
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (const auto& caller : records) {
+    ASSERT_EQ(caller.size(), static_cast<std::size_t>(kEach));
+    for (const Record& record : caller) {
+      EXPECT_EQ(record.status, grpc::StatusCode::OK);
+      EXPECT_EQ(record.code, rls::RateLimitResponse::OVER_LIMIT) << "fail-closed";
+      slowest = std::max(slowest, record.took);
+    }
+  }
+  EXPECT_LT(slowest, kBound);
+  std::cout << "Redis hung (SIGSTOP), " << kCallers << " concurrent callers: " << kCallers * kEach
+            << " requests of " << kRules << " descriptors answered fail-closed, slowest "
+            << std::chrono::duration<double, std::milli>(slowest).count()
+            << " ms (request timeout 200 ms, descriptor timeout 100 ms)\n";
+
+  // A caller's gRPC deadline sooner than the request timeout is kept: with 1 s per descriptor
+  // and 10 s per request, a request with 300 ms left is still answered, by the policy, in time.
+  Server patient(many_rules(kRules), {"--redis", redis.url(), "--on-redis-failure", "fail-closed",
+                                      "--redis-timeout", "1", "--request-timeout", "10"});
+  redis.resume_process();
+  ASSERT_TRUE(patient.ready());
+  redis.pause_process();
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 300ms);
+  rls::RateLimitResponse answer;
+  const grpc::Status status =
+      patient.stub().ShouldRateLimit(&context, one_per_rule(kRules, "in-time"), &answer);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(answer.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
+  redis.resume_process();
+}
+
+TEST(ServeRedisTest, ASlidingWindowRuleIsRefusedWithRedis) {
+  testing::RedisServer redis;
+  Server server(
+      "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
+      "requests_per_unit: 1, algorithm: sliding-window}\n",
+      {"--redis", redis.url()}, /*must_start=*/false);
+  EXPECT_FALSE(server.ready());
+  EXPECT_EQ(server.stop(), 1);
+  EXPECT_NE(server.stderr_text().find(
+                "rule d.k: sliding-window is decided in process only; with --redis use "
+                "fixed-window, gcra or token-bucket"),
+            std::string::npos)
+      << server.stderr_text();
+}
+#endif
+
+// Bad flags: status 1 before anything listens, and a message naming the flag and the value.
+TEST(ServeTest, RefusesBadFlagsNamingTheFlagAndTheValue) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--request-timeout", "0.1"}, "flag --request-timeout: needs --redis URL"},
+      {{"--redis-threads", "8"}, "flag --redis-threads: needs --redis URL"},
+#ifdef FLOODGATE_SERVE_TEST_HAS_REDIS
+      {{"--redis", "redis://127.0.0.1:1", "--redis-threads", "0"},
+       "flag --redis-threads: \"0\" is not a whole number from 1 to 4096"},
+      {{"--redis", "redis://127.0.0.1:1", "--request-timeout", "0"},
+       "flag --request-timeout: \"0\" is not a decimal number of seconds from 0.0001 to 3600"},
+#endif
+      {{"--max-keys-per-rule", "0"},
+       "flag --max-keys-per-rule: \"0\" is not a whole number from 1 to 1073741824"},
+  };
+  for (const auto& [flags, message] : cases) {
+    Server server(kConfig, flags, /*must_start=*/false);
+    EXPECT_FALSE(server.ready()) << message;
+    EXPECT_EQ(server.stop(), 1) << message;
+    EXPECT_NE(server.stderr_text().find(message), std::string::npos)
+        << "expected \"" << message << "\" in: " << server.stderr_text();
+  }
+}
+
+TEST(ServeTest, AddsTheRateLimitHeaderFieldsWhenAsked) {
+  Server server(kConfig, {"--response-headers"});
+  ASSERT_TRUE(server.ready());
+  const auto headers = [](const rls::RateLimitResponse& r) {
+    std::map<std::string, std::string> out;
+    for (const auto& h : r.response_headers_to_add()) out[h.key()] = h.value();
+    return out;
+  };
+  rls::RateLimitResponse r;
+  ASSERT_TRUE(server.call(request("edge", {{"ip", "h"}, {"user", "u"}}), r).ok());
+  // The user's hour (1 of 2 left) is closer to its limit than the ip's minute (2 of 3 left).
+  std::map<std::string, std::string> h = headers(r);
+  EXPECT_EQ(h["RateLimit-Policy"], R"("edge.user";q=2;w=3600)");
+  EXPECT_TRUE(h["RateLimit"].starts_with(R"("edge.user";r=1;t=)")) << h["RateLimit"];
+  EXPECT_EQ(h.count("Retry-After"), 0u);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(server.call(request("edge", {{"ip", "h"}}), r).ok());
+  ASSERT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
+  h = headers(r);
+  EXPECT_EQ(h["RateLimit-Policy"], R"("per-ip";q=3;w=60)");
+  EXPECT_TRUE(h["RateLimit"].starts_with(R"("per-ip";r=0;t=)")) << h["RateLimit"];
+  const int retry = std::stoi(h["Retry-After"]);
+  EXPECT_GE(retry, 1);
+  EXPECT_LE(retry, 60);
+  // Without the flag, none.
+  Server plain(kConfig);
+  ASSERT_TRUE(plain.ready());
+  ASSERT_TRUE(plain.call(request("edge", {{"ip", "h"}}), r).ok());
+  EXPECT_EQ(r.response_headers_to_add_size(), 0);
+}
+
+TEST(ServeTest, StopsOnSigterm) {
+  Server server(kConfig);
+  ASSERT_TRUE(server.ready());
+  EXPECT_EQ(server.stop(), 0);
+}
+
+}  // namespace
+}  // namespace floodgate

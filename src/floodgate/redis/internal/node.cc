@@ -1,0 +1,136 @@
+#include "floodgate/redis/internal/node.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <thread>
+#include <utility>
+
+#include "floodgate/core/internal/check.h"
+
+namespace floodgate::internal {
+namespace {
+
+constexpr std::size_t kMaxArgs = 12;
+
+// Sends `command` on `pipeline` until a reply other than LOADING (a server reading its data at
+// start) comes back or `deadline` passes; returns the last reply or error.
+Result<Reply> call_until(Pipeline& pipeline, std::string_view command, Deadline deadline) {
+  for (;;) {
+    Result<Reply> reply = pipeline.call(command, deadline);
+    const bool again = !reply || reply->text.starts_with("LOADING");
+    const auto now = std::chrono::steady_clock::now();
+    if (!again || now >= deadline) return reply;
+    // A failed connect is refused until its backoff has passed: look again shortly.
+    std::this_thread::sleep_until(std::min(deadline, now + std::chrono::milliseconds(1)));
+  }
+}
+
+}  // namespace
+
+Node::Node(Endpoint endpoint, const ClientOptions& options,
+           std::vector<std::vector<std::string>> on_connect)
+    : endpoint_(std::move(endpoint)), breaker_(options.breaker_failures, options.breaker_open_for) {
+  PipelineOptions p;
+  p.endpoint = endpoint_;
+  p.connect_timeout = options.connect_timeout;
+  p.min_backoff = options.min_backoff;
+  p.max_backoff = options.max_backoff;
+  p.on_connect = std::move(on_connect);
+  const std::size_t n = std::max<std::size_t>(1, options.connections);
+  for (std::size_t i = 0; i < n; ++i) pipelines_.push_back(std::make_unique<Pipeline>(p));
+}
+
+Pipeline& Node::next() noexcept {
+  return *pipelines_[turn_.fetch_add(1, std::memory_order_relaxed) % pipelines_.size()];
+}
+
+ScriptOutcome Node::run_script(const Script& script, std::string_view key,
+                               std::span<const std::string_view> args, Deadline deadline,
+                               bool asking) {
+  const CircuitBreaker::Admit admit = breaker_.admit(std::chrono::steady_clock::now());
+  if (admit == CircuitBreaker::Admit::Refuse) {
+    return {Error("redis " + endpoint_.to_string() +
+                  ": not called, its circuit breaker is open after repeated failures"),
+            true};
+  }
+  FLOODGATE_DCHECK(args.size() <= kMaxArgs, "run_script: too many script arguments");
+  std::array<std::string_view, 4 + kMaxArgs> argv{"EVALSHA", script.sha1, "1", key};
+  const std::size_t n = 4 + std::min(args.size(), kMaxArgs);
+  std::copy_n(args.begin(), n - 4, argv.begin() + 4);
+  const std::span<const std::string_view> command_args(argv.data(), n);
+  const std::size_t replies = asking ? 2 : 1;
+
+  Pipeline& pipeline = next();
+  // The thread's own buffer, kept between calls: no allocation once it has grown.
+  thread_local std::string command;
+  command.clear();
+  if (asking) append_command(command, {"ASKING"});
+  append_command(command, command_args);
+  Result<Reply> reply = pipeline.call(command, deadline, replies);
+  if (reply && is_noscript(*reply)) {
+    noscript_.fetch_add(1, std::memory_order_relaxed);
+    argv[0] = "EVAL";
+    argv[1] = script.text;
+    command.clear();
+    if (asking) append_command(command, {"ASKING"});
+    append_command(command, command_args);
+    reply = pipeline.call(command, deadline, replies);
+  }
+  const bool healthy =
+      reply && (!reply->is_error() || is_key_error(*reply) || is_cluster_error(*reply));
+  breaker_.record(healthy, admit, std::chrono::steady_clock::now());
+  return {std::move(reply), false};
+}
+
+Result<void> Node::prepare(std::span<const Script* const> scripts, Deadline deadline) {
+  const std::string where = "redis " + endpoint_.to_string() + ": ";
+  std::string ping;
+  append_command(ping, {"PING"});
+  for (const auto& pipeline : pipelines_) {
+    Result<Reply> reply = call_until(*pipeline, ping, deadline);
+    if (!reply) return reply.error();
+    if (reply->is_error()) return Error(where + "PING: " + reply->text);
+  }
+  for (const Script* script : scripts) {
+    std::string load;
+    append_command(load, {"SCRIPT", "LOAD", script->text});
+    Result<Reply> reply = call_until(*pipelines_.front(), load, deadline);
+    if (!reply) return reply.error();
+    if (reply->is_error() || reply->text != script->sha1) {
+      return Error(where + "SCRIPT LOAD answered " + describe(*reply) +
+                   ", not the script's SHA-1 " + script->sha1);
+    }
+  }
+  return {};
+}
+
+Result<Reply> Node::command(std::initializer_list<std::string_view> args, Deadline deadline) {
+  std::string out;
+  append_command(out, args);
+  return next().call(out, deadline, 1);
+}
+
+void Node::add_stats(ClientStats& stats) const {
+  for (const auto& p : pipelines_) {
+    const PipelineStats ps = p->stats();
+    stats.round_trips += ps.batches;
+    stats.commands += ps.commands;
+    stats.connects += ps.connects;
+  }
+  stats.noscript += noscript_.load(std::memory_order_relaxed);
+  stats.breaker_opens += breaker_.opens();
+}
+
+bool is_key_error(const Reply& reply) noexcept {
+  return reply.is_error() && (reply.text.starts_with("WRONGTYPE") ||
+                              reply.text.find("floodgate:") != std::string::npos);
+}
+
+bool is_cluster_error(const Reply& reply) noexcept {
+  return reply.is_error() &&
+         (reply.text.starts_with("MOVED ") || reply.text.starts_with("ASK ") ||
+          reply.text.starts_with("TRYAGAIN") || reply.text.starts_with("CLUSTERDOWN"));
+}
+
+}  // namespace floodgate::internal

@@ -1,0 +1,69 @@
+// `Node`: one Redis server as floodgate's clients use it: a few pipelined connections taken in
+// turn, a circuit breaker, and scripts run with EVALSHA, sent again as EVAL when the server does
+// not have them. Not part of the public API. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "floodgate/redis/internal/circuit_breaker.h"
+#include "floodgate/redis/internal/client.h"
+#include "floodgate/redis/internal/pipeline.h"
+
+namespace floodgate::internal {
+
+class Node {
+ public:
+  // `on_connect`: commands sent on every new connection (AUTH, SELECT).
+  Node(Endpoint endpoint, const ClientOptions& options,
+       std::vector<std::vector<std::string>> on_connect);
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const Endpoint& endpoint() const noexcept { return endpoint_; }
+
+  // Runs `script` on `key` with `args` (see `RedisClient::run_script`), preceded by ASKING when
+  // `asking` (a slot this node is importing). Refused without sending while the breaker is open.
+  // The outcome feeds the breaker: no reply, or an error reply about the server rather than the
+  // key, is a failure; a cluster redirection is not.
+  ScriptOutcome run_script(const Script& script, std::string_view key,
+                           std::span<const std::string_view> args, Deadline deadline, bool asking);
+
+  // Connects each of this node's connections and loads `scripts` with SCRIPT LOAD, past the
+  // breaker, trying again after a failure until `deadline`.
+  Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline);
+
+  // Sends one command, past the breaker, and returns its reply.
+  Result<Reply> command(std::initializer_list<std::string_view> args, Deadline deadline);
+
+  // Reports whether the breaker is refusing calls.
+  bool breaker_open() const noexcept { return breaker_.is_open(); }
+
+  // Adds this node's counters to `stats`.
+  void add_stats(ClientStats& stats) const;
+
+ private:
+  Pipeline& next() noexcept;
+
+  const Endpoint endpoint_;
+  std::vector<std::unique_ptr<Pipeline>> pipelines_;
+  std::atomic<std::size_t> turn_{0};
+  CircuitBreaker breaker_;
+  std::atomic<std::uint64_t> noscript_{0};
+};
+
+// Reports whether an error reply concerns the key the script ran on (a value of another type, a
+// state the script rejects), not the server's health.
+bool is_key_error(const Reply& reply) noexcept;
+
+// Reports whether an error reply is Redis Cluster's routing (MOVED, ASK) or a transient cluster
+// state (TRYAGAIN, CLUSTERDOWN).
+bool is_cluster_error(const Reply& reply) noexcept;
+
+}  // namespace floodgate::internal

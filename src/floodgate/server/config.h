@@ -1,0 +1,162 @@
+// `Config`: the rate limits `floodgate serve` enforces, read from envoyproxy/ratelimit's YAML
+// configuration format unchanged, plus floodgate's extensions (`algorithm`, `burst`). Not
+// thread-safe to build; a built `Config` is immutable and may be shared by any threads.
+//
+//   domain: api
+//   descriptors:
+//     - key: remote_address            # each request descriptor is a list of (key, value)
+//       rate_limit: {unit: second, requests_per_unit: 10}
+//     - key: path
+//       value: "/login*"               # '*' matches any run of bytes
+//       rate_limit: {unit: minute, requests_per_unit: 5, algorithm: gcra, burst: 2}
+//       descriptors:                   # nested: a request descriptor of two entries
+//         - key: user
+//           rate_limit: {unit: hour, requests_per_unit: 100}
+//
+// A request descriptor of N entries matches a path of N levels. At each level the entry's key
+// and exact value are tried first, then the values with wildcards (in file order), then the
+// key alone (a rule without `value`). Every error names the file, the line and the value.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "floodgate/core/quota.h"
+#include "floodgate/core/result.h"
+
+namespace floodgate::server {
+
+// The units of envoyproxy/ratelimit (and of Envoy's RateLimitResponse.RateLimit.Unit).
+enum class Unit : std::uint8_t { Second, Minute, Hour, Day, Week, Month, Year };
+
+// Returns "second", ..., "year".
+std::string_view to_string(Unit unit) noexcept;
+
+// Returns the unit's length: a month is 30 days and a year 365, as envoyproxy/ratelimit counts.
+Nanos length_of(Unit unit) noexcept;
+
+// How a limit decides. `FixedWindow` (the default) is envoyproxy/ratelimit's: every hit in the
+// window counts, denied ones included.
+enum class Algorithm : std::uint8_t { FixedWindow, Gcra, TokenBucket, SlidingWindow };
+
+// Returns "fixed-window", "gcra", "token-bucket" or "sliding-window".
+std::string_view to_string(Algorithm algorithm) noexcept;
+
+// One `rate_limit` block.
+struct RateLimit {
+  std::string name;                     // Optional: what another rule's `replaces` names.
+  Unit unit = Unit::Second;             // Not meaningful when `unlimited`.
+  std::uint32_t requests_per_unit = 0;  // 0: every request is over the limit.
+  bool unlimited = false;               // Always OK, without consulting any state.
+  Algorithm algorithm = Algorithm::FixedWindow;
+  std::optional<std::uint64_t> burst;  // floodgate: GCRA and token bucket only; default the count.
+  std::vector<std::string> replaces;   // Names of rules not evaluated when this one matches.
+
+  // Returns the quota: `requests_per_unit` per unit, with the burst. Nothing for `unlimited`
+  // and for a limit of 0.
+  std::optional<Quota> quota() const;
+};
+
+struct Descriptor;
+
+// The rules of one level of the tree, indexed by key: exact values, values with wildcards (in
+// file order), and the rule without a value.
+class Level {
+ public:
+  // Indexes `rules`, which must outlive the level and not move.
+  void index(const std::vector<Descriptor>& rules);
+
+  // Returns the rule `key` and `value` match, or null.
+  const Descriptor* find(std::string_view key, std::string_view value) const;
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  struct Rules {
+    std::unordered_map<std::string, const Descriptor*, Hash, std::equal_to<>> exact;
+    std::vector<const Descriptor*> wildcards;
+    const Descriptor* any = nullptr;
+  };
+  std::unordered_map<std::string, Rules, Hash, std::equal_to<>> by_key_;
+};
+
+// A node of the descriptor tree: one (key, value) level.
+struct Descriptor {
+  std::string key;
+  std::optional<std::string> value;  // Nothing: matches any value of `key` (the default).
+  std::optional<RateLimit> rate_limit;
+  bool shadow_mode = false;      // Evaluated and counted, but always answered OK.
+  bool detailed_metric = false;  // Metrics per value, not per rule.
+  std::vector<Descriptor> descriptors;
+  Level children;  // `descriptors`, indexed.
+  // Where it was read, for messages.
+  std::string file;
+  int line = 0;
+  // The rule's identity: domain, then "key_value" (or "key") per level, joined by '.'; metrics
+  // and state are per identity.
+  std::string id;
+};
+
+// One domain: every file's descriptors for it.
+struct Domain {
+  std::string name;
+  std::vector<Descriptor> descriptors;
+  Level top;  // `descriptors`, indexed.
+  std::string file;
+};
+
+// One (key, value) of a request descriptor.
+struct Entry {
+  std::string_view key;
+  std::string_view value;
+};
+
+class Config {
+ public:
+  Config() = default;
+  // Moving keeps the indexes valid (they point into the tree, whose nodes do not move).
+  Config(Config&&) noexcept = default;
+  Config& operator=(Config&&) noexcept = default;
+  Config(const Config&) = delete;
+  Config& operator=(const Config&) = delete;
+
+  // Reads one file's text; `file` names it in errors.
+  static Result<Config> parse(std::string_view text, const std::string& file);
+
+  // Reads every `*.yaml` and `*.yml` file in `path` (a directory, in name order) or the file
+  // `path`. A domain defined twice, an unknown key, a duplicate descriptor, a bad unit or number:
+  // an error naming the file and line.
+  static Result<Config> load(const std::string& path);
+
+  // Returns the rule that limits the request descriptor `entries` in `domain`, or null if none
+  // does (an unknown domain, no matching path, or a path whose last level has no rate limit).
+  const Descriptor* match(std::string_view domain, std::span<const Entry> entries) const;
+
+  // Returns the domain `name`, or null.
+  const Domain* domain(std::string_view name) const;
+  // Returns the domains' names, in order.
+  std::vector<std::string> domain_names() const;
+
+ private:
+  Result<void> add(Config&& other);
+
+  // Domains are kept behind pointers so that the indexes into them survive moves.
+  std::map<std::string, std::unique_ptr<Domain>, std::less<>> domains_;
+};
+
+// Reports whether `value` matches `pattern`, where '*' matches any run of bytes (none included)
+// and every other byte itself.
+bool wildcard_match(std::string_view pattern, std::string_view value) noexcept;
+
+}  // namespace floodgate::server

@@ -1,0 +1,246 @@
+#include "floodgate/server/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+namespace floodgate::server {
+namespace {
+
+// envoyproxy/ratelimit's README examples, in one domain.
+constexpr std::string_view kExample = R"(domain: edge
+descriptors:
+  - key: remote_address
+    rate_limit:
+      unit: second
+      requests_per_unit: 10
+  - key: to_cluster
+    value: mongo_cluster
+    descriptors:
+      - key: from_cluster
+        value: service_a
+        rate_limit:
+          unit: MINUTE
+          requests_per_unit: 500
+  - key: path
+    value: "/login*"
+    rate_limit: {unit: minute, requests_per_unit: 5, algorithm: gcra, burst: 2, name: login}
+  - key: path
+    value: "/api/*/users/*"
+    rate_limit: {unit: hour, requests_per_unit: 100}
+  - key: path
+    value: /login/special
+    shadow_mode: true
+    rate_limit:
+      unit: day
+      requests_per_unit: 0
+  - key: path
+    descriptors:
+      - key: user
+        detailed_metric: true
+        rate_limit:
+          unit: week
+          requests_per_unit: 7
+          replaces: [{name: login}]
+  - key: vip
+    rate_limit:
+      unlimited: true
+)";
+
+Config parsed(std::string_view text = kExample) {
+  Result<Config> c = Config::parse(text, "edge.yaml");
+  EXPECT_TRUE(c) << c.error().message();
+  return c ? std::move(*c) : Config{};
+}
+
+std::string error_of(std::string_view text) {
+  Result<Config> c = Config::parse(text, "bad.yaml");
+  EXPECT_FALSE(c) << text;
+  return c ? std::string() : c.error().message();
+}
+
+TEST(ConfigTest, ReadsEnvoyRatelimitsFormat) {
+  const Config c = parsed();
+  ASSERT_NE(c.domain("edge"), nullptr);
+  EXPECT_EQ(c.domain_names(), std::vector<std::string>{"edge"});
+
+  const Entry ip[] = {{"remote_address", "10.0.0.1"}};
+  const Descriptor* d = c.match("edge", ip);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->id, "edge.remote_address");
+  EXPECT_EQ(d->line, 3);
+  ASSERT_TRUE(d->rate_limit);
+  EXPECT_EQ(d->rate_limit->unit, Unit::Second);
+  EXPECT_EQ(d->rate_limit->requests_per_unit, 10u);
+  EXPECT_EQ(d->rate_limit->algorithm, Algorithm::FixedWindow);
+  EXPECT_EQ(d->rate_limit->quota(), Quota::per_second(10));
+
+  const Entry nested[] = {{"to_cluster", "mongo_cluster"}, {"from_cluster", "service_a"}};
+  const Descriptor* n = c.match("edge", nested);
+  ASSERT_NE(n, nullptr);
+  EXPECT_EQ(n->id, "edge.to_cluster_mongo_cluster.from_cluster_service_a");
+  EXPECT_EQ(n->rate_limit->unit, Unit::Minute);  // Units are read in any case.
+  EXPECT_EQ(n->rate_limit->quota(), Quota::per_minute(500));
+
+  const Descriptor* login = c.match("edge", std::vector<Entry>{{"path", "/login/x"}});
+  ASSERT_NE(login, nullptr);
+  EXPECT_EQ(login->rate_limit->algorithm, Algorithm::Gcra);
+  EXPECT_EQ(login->rate_limit->name, "login");
+  EXPECT_EQ(login->rate_limit->quota(), Quota::per_minute(5).with_burst(2));
+
+  const Descriptor* vip = c.match("edge", std::vector<Entry>{{"vip", "anyone"}});
+  ASSERT_NE(vip, nullptr);
+  EXPECT_TRUE(vip->rate_limit->unlimited);
+  EXPECT_EQ(vip->rate_limit->quota(), std::nullopt);
+
+  const Descriptor* user =
+      c.match("edge", std::vector<Entry>{{"path", "/other"}, {"user", "alice"}});
+  ASSERT_NE(user, nullptr);
+  EXPECT_TRUE(user->detailed_metric);
+  EXPECT_EQ(user->rate_limit->unit, Unit::Week);
+  EXPECT_EQ(user->rate_limit->quota()->period(), std::chrono::hours(24 * 7));
+  EXPECT_EQ(user->rate_limit->replaces, std::vector<std::string>{"login"});
+}
+
+TEST(ConfigTest, MatchesExactThenWildcardThenKeyOnly) {
+  const Config c = parsed();
+  const auto rule = [&](std::string_view path) -> std::string {
+    const Entry e[] = {{"path", path}};
+    const Descriptor* d = c.match("edge", e);
+    return d == nullptr ? "none" : d->id;
+  };
+  EXPECT_EQ(rule("/login/special"), "edge.path_/login/special");  // Exact beats "/login*".
+  EXPECT_TRUE(c.match("edge", std::vector<Entry>{{"path", "/login/special"}})->shadow_mode);
+  EXPECT_EQ(rule("/login"), "edge.path_/login*");
+  EXPECT_EQ(rule("/loginx/y"), "edge.path_/login*");
+  EXPECT_EQ(rule("/api/v1/users/42"), "edge.path_/api/*/users/*");
+  EXPECT_EQ(rule("/api/v1/users/"), "edge.path_/api/*/users/*");
+  // The key-only rule matches, but it has no rate_limit of its own: no limit.
+  EXPECT_EQ(rule("/api/v1/groups/42"), "none");
+  EXPECT_EQ(rule("/"), "none");
+  // A descriptor of N entries needs a path of N levels.
+  EXPECT_EQ(c.match("edge", std::vector<Entry>{{"to_cluster", "mongo_cluster"}}), nullptr);
+  EXPECT_EQ(c.match("edge", std::vector<Entry>{{"remote_address", "x"}, {"more", "y"}}), nullptr);
+  EXPECT_EQ(
+      c.match("edge", std::vector<Entry>{{"to_cluster", "other"}, {"from_cluster", "service_a"}}),
+      nullptr);
+  // Unknown domains and keys, and empty descriptors, match nothing.
+  EXPECT_EQ(c.match("nope", std::vector<Entry>{{"remote_address", "x"}}), nullptr);
+  EXPECT_EQ(c.match("edge", std::vector<Entry>{{"unknown", "x"}}), nullptr);
+  EXPECT_EQ(c.match("edge", std::span<const Entry>{}), nullptr);
+  // Keys and values are case-sensitive.
+  EXPECT_EQ(c.match("edge", std::vector<Entry>{{"Remote_Address", "x"}}), nullptr);
+}
+
+TEST(ConfigTest, WildcardsMatchAnyRunOfBytes) {
+  EXPECT_TRUE(wildcard_match("*", ""));
+  EXPECT_TRUE(wildcard_match("*", "anything"));
+  EXPECT_TRUE(wildcard_match("a*", "a"));
+  EXPECT_TRUE(wildcard_match("a*c", "abbbc"));
+  EXPECT_TRUE(wildcard_match("*b*", "abc"));
+  EXPECT_TRUE(wildcard_match("a**c", "ac"));
+  EXPECT_TRUE(wildcard_match("a*b*c", "axxbyybzzc"));
+  EXPECT_FALSE(wildcard_match("a*c", "abcd"));
+  EXPECT_FALSE(wildcard_match("a*", "ba"));
+  EXPECT_FALSE(wildcard_match("abc", "ab"));
+  EXPECT_FALSE(wildcard_match("a?c", "abc"));  // Only '*' is special.
+  EXPECT_TRUE(wildcard_match("a?c", "a?c"));
+}
+
+TEST(ConfigTest, RejectsMistakesWithTheFileTheLineAndTheValue) {
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    valeu: x\n"),
+            "bad.yaml:4: descriptor: unknown key \"valeu\" (known: key, value, rate_limit, "
+            "descriptors, shadow_mode, detailed_metric)");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    quota_mode: true\n"),
+            "bad.yaml:4: descriptor: \"quota_mode\" (envoyproxy/ratelimit) is not supported by "
+            "floodgate");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    value: v\n  - key: k\n"
+                     "    value: v\n"),
+            "bad.yaml:5: duplicate descriptor composite key \"d.k_v\" (first at line 3)");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: fortnight, "
+                     "requests_per_unit: 1}\n"),
+            "bad.yaml:4: unit must be second, minute, hour, day, week, month or year (got "
+            "\"fortnight\")");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n"
+                     "      requests_per_unit: -1\n"),
+            "bad.yaml:6: requests_per_unit must be a whole number from 0 to 4294967295 (got "
+            "\"-1\")");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n"
+                     "      requests_per_unit: 4294967296\n"),
+            "bad.yaml:6: requests_per_unit must be a whole number from 0 to 4294967295 (got "
+            "\"4294967296\")");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unlimited: true, "
+                     "unit: second}\n"),
+            "bad.yaml:4: an unlimited rate_limit must not set unit");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {requests_per_unit: "
+                     "3}\n"),
+            "bad.yaml:4: rate_limit needs a unit (or unlimited: true)");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
+                     "requests_per_unit: 3, burst: 9}\n"),
+            "bad.yaml:4: burst is for gcra and token-bucket only (this rate_limit's algorithm is "
+            "fixed-window)");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
+                     "requests_per_unit: 3, algorithm: leaky}\n"),
+            "bad.yaml:4: algorithm must be fixed-window, gcra, token-bucket or sliding-window "
+            "(got \"leaky\")");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    shadow_mode: maybe\n"),
+            "bad.yaml:4: shadow_mode must be true or false (got \"maybe\")");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - value: v\n"),
+            "bad.yaml:3: a descriptor needs a key");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: \"\"\n"),
+            "bad.yaml:3: a descriptor's key must not be empty");
+  EXPECT_EQ(error_of("domain: \"\"\n"), "bad.yaml:1: domain must not be empty");
+  EXPECT_EQ(error_of("descriptors: []\n"), "bad.yaml: no domain");
+  EXPECT_EQ(error_of("domain: d\nextra: 1\n"),
+            "bad.yaml:2: config: unknown key \"extra\" (known: domain, descriptors)");
+  EXPECT_EQ(error_of("domain: d\ndescriptors: {key: k}\n"),
+            "bad.yaml:2: descriptors must be a list");
+  EXPECT_EQ(error_of("- just\n- a list\n"), "bad.yaml: must be a map with domain and descriptors");
+  const std::string yaml = error_of("domain: d\ndescriptors:\n  - key: [unclosed\n");
+  EXPECT_TRUE(yaml.starts_with("bad.yaml:")) << yaml;
+  EXPECT_NE(yaml.find("not valid YAML"), std::string::npos) << yaml;
+  // A burst the quota rules refuse.
+  const std::string burst = error_of(
+      "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 3, "
+      "algorithm: gcra, burst: 0}\n");
+  EXPECT_TRUE(burst.starts_with("bad.yaml:4: quota")) << burst;
+}
+
+TEST(ConfigTest, ADirectoryIsEveryYamlFileInItAndADomainLivesInOneFile) {
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("floodgate-config-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const char* name, std::string_view text) {
+    std::ofstream(dir / name) << text;
+  };
+  write("a.yaml",
+        "domain: one\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
+        "requests_per_unit: 1}\n");
+  write("b.yml",
+        "domain: two\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, "
+        "requests_per_unit: 2}\n");
+  write("notes.txt", "not a config");
+  Result<Config> c = Config::load(dir.string());
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->domain_names(), (std::vector<std::string>{"one", "two"}));
+  EXPECT_NE(c->match("two", std::vector<Entry>{{"k", "v"}}), nullptr);
+
+  write("c.yaml", "domain: one\n");
+  Result<Config> twice = Config::load(dir.string());
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(twice.error().message(), (dir / "c.yaml").string() +
+                                         ": domain \"one\" is already defined in " +
+                                         (dir / "a.yaml").string());
+  std::filesystem::remove_all(dir);
+
+  Result<Config> missing = Config::load((dir / "nope.yaml").string());
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("cannot open"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace floodgate::server

@@ -1,0 +1,129 @@
+#include "floodgate/server/redis_state.h"
+
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+namespace floodgate::server {
+namespace {
+
+class RedisRuleState final : public RuleState {
+ public:
+  RedisRuleState(std::shared_ptr<RedisLimiter> limiter, bool window, ServiceMetrics* metrics)
+      : limiter_(std::move(limiter)), window_(window), metrics_(metrics) {}
+
+  Decision decide(std::string_view key, std::uint64_t hits, Instant,
+                  std::chrono::steady_clock::time_point deadline) override {
+    // A check (0 hits) asks whether the window is past its limit, or whether one hit would
+    // pass a bucket.
+    const RedisDecision d = hits == 0 ? limiter_->peek_before(key, deadline, window_ ? 0 : 1)
+                                      : limiter_->try_acquire_before(key, deadline, hits);
+    if (d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache) {
+      metrics_->policy_decision();
+    }
+    return d.decision;
+  }
+
+ private:
+  std::shared_ptr<RedisLimiter> limiter_;
+  const bool window_;
+  ServiceMetrics* const metrics_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<RedisStates>> RedisStates::create(RedisStateOptions options,
+                                                         ServiceMetrics* metrics) {
+  Result<std::unique_ptr<RedisLimiter>> health = RedisLimiter::create(
+      {.url = options.url,
+       .prefix = options.prefix + "health:",
+       .on_failure = OnRedisFailure::FailClosed,
+       .command_timeout = std::max(options.command_timeout, Nanos{std::chrono::milliseconds(100)}),
+       .deny_cache_keys = 0});
+  if (!health) return Error("flag --redis: " + health.error().message());
+  return std::unique_ptr<RedisStates>(
+      new RedisStates(std::move(options), metrics, std::move(*health)));
+}
+
+StateFactory RedisStates::factory() {
+  return [this](const Descriptor& rule) -> Result<std::shared_ptr<RuleState>> {
+    const RateLimit& r = *rule.rate_limit;
+    RedisAlgorithm algorithm = RedisAlgorithm::FixedWindow;
+    switch (r.algorithm) {
+      case Algorithm::FixedWindow:
+        break;
+      case Algorithm::Gcra:
+        algorithm = RedisAlgorithm::Gcra;
+        break;
+      case Algorithm::TokenBucket:
+        algorithm = RedisAlgorithm::TokenBucket;
+        break;
+      case Algorithm::SlidingWindow:
+        return Error(rule.file + ":" + std::to_string(rule.line) + ": rule " + rule.id +
+                     ": sliding-window is decided in process only; with --redis use "
+                     "fixed-window, gcra or token-bucket");
+    }
+    Result<std::unique_ptr<RedisLimiter>> made =
+        RedisLimiter::create({.url = options_.url,
+                              .prefix = options_.prefix + definition_of(rule) + ":",
+                              .algorithm = algorithm,
+                              .default_quota = *r.quota(),
+                              .on_failure = options_.on_failure,
+                              .command_timeout = options_.command_timeout},
+                             *health_);  // One pool and one breaker per server for every rule.
+    if (!made) {
+      return Error(rule.file + ":" + std::to_string(rule.line) + ": rule " + rule.id + ": " +
+                   made.error().message());
+    }
+    std::shared_ptr<RedisLimiter> limiter(std::move(*made));
+    {
+      const std::lock_guard lock(mu_);
+      std::erase_if(limiters_, [](const auto& w) { return w.expired(); });
+      limiters_.push_back(limiter);
+    }
+    return std::shared_ptr<RuleState>(std::make_shared<RedisRuleState>(
+        std::move(limiter), algorithm == RedisAlgorithm::FixedWindow, metrics_));
+  };
+}
+
+std::uint64_t RedisStates::errors() const {
+  std::uint64_t n = 0;
+  const std::lock_guard lock(mu_);
+  for (const auto& w : limiters_) {
+    if (const auto l = w.lock()) n += l->stats().errors;
+  }
+  return n;
+}
+
+Result<void> RedisStates::connect(Nanos timeout) {
+  // Every limiter is on the health check's connections: connecting one per algorithm (its
+  // script) is connecting them all, whatever the number of rules.
+  std::vector<std::shared_ptr<RedisLimiter>> live;
+  {
+    const std::lock_guard lock(mu_);
+    for (const auto& w : limiters_) {
+      auto l = w.lock();
+      if (l && std::none_of(live.begin(), live.end(), [&](const auto& seen) {
+            return seen->options().algorithm == l->options().algorithm;
+          })) {
+        live.push_back(std::move(l));
+      }
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  if (Result<void> up = health_->connect(timeout); !up) return up;
+  for (const auto& limiter : live) {
+    const Nanos left = std::max(Nanos::zero(), Nanos{deadline - std::chrono::steady_clock::now()});
+    if (Result<void> up = limiter->connect(left); !up) return up;
+  }
+  return {};
+}
+
+std::string RedisStates::health() const {
+  const RedisDecision d = health_->peek_at("check", Instant{});
+  if (d.source == DecisionSource::Redis) return {};
+  const std::string error = health_->last_error();
+  return error.empty() ? "no answer" : error;
+}
+
+}  // namespace floodgate::server

@@ -1,0 +1,181 @@
+// `Service`: decides Envoy rate limit requests (a domain and a list of descriptors) under a
+// `Config`, keeping each limit's state in this process. The gRPC and HTTP endpoints of `floodgate
+// serve` are thin layers over it. Thread-safe: any number of threads may call `should_rate_limit`
+// while another installs a new configuration.
+//
+// Semantics are envoyproxy/ratelimit's: one status per request descriptor, in order; a descriptor
+// with its own `limit` is limited by it (a fixed window) instead of by the configuration; a
+// descriptor that no rule matches is OK without a limit; `hits_addend` of the descriptor (when
+// present, 0 included: a check that counts nothing), else of the request, 0 meaning 1; a rule named
+// in a matched rule's `replaces` is not applied; `unlimited` is always OK; a limit of 0 is always
+// over; shadow mode (per rule, or for the whole service) answers OK but counts what it would have
+// denied; the overall code is OVER_LIMIT if any status is.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "floodgate/core/decision.h"
+#include "floodgate/core/result.h"
+#include "floodgate/core/time.h"
+#include "floodgate/server/config.h"
+#include "floodgate/server/metrics.h"
+
+namespace floodgate::server {
+
+// A request descriptor's own limit (Envoy's `RateLimitDescriptor.limit`).
+struct LimitOverride {
+  std::uint32_t requests_per_unit = 0;  // 0: always over the limit.
+  Unit unit = Unit::Second;
+};
+
+// One descriptor of a request.
+struct RequestDescriptor {
+  std::vector<Entry> entries;
+  std::optional<std::uint64_t> hits_addend;  // Present: this descriptor's hits (0: check only).
+  std::optional<LimitOverride> limit;        // Present: limited by this, not the configuration.
+};
+
+struct Request {
+  std::string_view domain;
+  std::vector<RequestDescriptor> descriptors;
+  std::uint32_t hits_addend = 0;  // 0: one hit.
+  // The latest instant a backend (Redis) may be waited for; descriptors still undecided then are
+  // decided by its failure policy without a round trip. State in this process never waits.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+};
+
+enum class Code : std::uint8_t { Ok, OverLimit };
+
+struct DescriptorStatus {
+  Code code = Code::Ok;
+  const Descriptor* rule = nullptr;  // The rule applied; null when none was.
+  std::uint32_t limit_remaining = 0;
+  Nanos duration_until_reset{0};
+  bool shadowed = false;  // Over the limit, answered OK by shadow mode.
+};
+
+struct Response {
+  Code overall = Code::Ok;
+  std::vector<DescriptorStatus> statuses;
+  // The configuration the statuses' rules point into; keeps them alive. (The rules of
+  // descriptors with their own limit live as long as the service.)
+  std::shared_ptr<const Config> config;
+};
+
+// The state of one rule's limit: one bucket or window per distinct request descriptor.
+class RuleState {
+ public:
+  virtual ~RuleState() = default;
+  // Decides `hits` for the descriptor whose values are `key`, at `now`, waiting for a backend no
+  // later than `deadline`. `hits` 0 is a check that counts nothing.
+  virtual Decision decide(std::string_view key, std::uint64_t hits, Instant now,
+                          std::chrono::steady_clock::time_point deadline) = 0;
+  // Returns how many descriptor values have state in this process (0 when it is kept elsewhere).
+  virtual std::size_t tracked() const { return 0; }
+};
+
+// Makes the state of a rule with a quota, or returns an error naming the rule and why it cannot
+// be kept where this factory keeps state.
+using StateFactory = std::function<Result<std::shared_ptr<RuleState>>(const Descriptor& rule)>;
+
+struct ServiceOptions {
+  // Most descriptors with state per rule; past it, new ones are decided without keeping state
+  // (as if seen for the first time) until old ones are idle and dropped.
+  std::size_t max_keys_per_rule = 100'000;
+  bool shadow_mode = false;  // Every OVER_LIMIT answered OK (and counted).
+  // Most distinct override limits (domain, unit, count) with state, kept for the service's life;
+  // past it, a descriptor with a new one is decided as a fresh window, without state.
+  std::size_t max_limit_overrides = 128;
+  // Where rules keep their state; null: in this process.
+  StateFactory make_state = nullptr;
+};
+
+class Service {
+ public:
+  // Returns a service for `config`, or the error of a rule whose state cannot be made.
+  static Result<std::unique_ptr<Service>> create(std::shared_ptr<const Config> config,
+                                                 ServiceOptions options);
+
+  // Decides `request` at `now` (nanoseconds since the Unix epoch).
+  Response should_rate_limit(const Request& request, Instant now);
+
+  // Installs `config` for the requests that start after it. A rule whose definition (its place
+  // in the tree, algorithm, unit, count, burst) did not change keeps its state. On error (a rule
+  // whose state cannot be made) the previous configuration stays.
+  Result<void> set_config(std::shared_ptr<const Config> config);
+
+  std::shared_ptr<const Config> config() const;
+
+  // Appends every rule's counters in Prometheus text format (floodgate_rule_*): per rule, and per
+  // value for rules with `detailed_metric`. A rule's counters survive reloads while its id does.
+  // Also each rule's values with state in this process (floodgate_rule_tracked_values).
+  void write_metrics(std::string& out) const;
+
+ private:
+  struct Counted {
+    std::shared_ptr<RuleCounters> rule;
+    std::shared_ptr<DetailedCounters> values;  // `detailed_metric` rules only.
+  };
+  // The rule and state of one override limit (domain, unit, count).
+  struct Override {
+    std::string domain;
+    std::unique_ptr<Descriptor> rule;
+    std::shared_ptr<RuleState> state;  // Null for a limit of 0.
+    Counted counted;
+  };
+  struct Snapshot {
+    std::shared_ptr<const Config> config;
+    std::unordered_map<const Descriptor*, std::shared_ptr<RuleState>> states;
+    std::unordered_map<const Descriptor*, Counted> counters;
+  };
+
+  // Counts `hits` answered as `status` for `rule`.
+  static void count(const Counted& counted, const RequestDescriptor& request,
+                    const DescriptorStatus& status, bool over, std::uint64_t hits);
+
+  explicit Service(ServiceOptions options) : options_(std::move(options)) {}
+
+  std::shared_ptr<const Snapshot> snapshot() const;
+  // Returns a new state for `rule` (which has a quota) where this service keeps state.
+  Result<std::shared_ptr<RuleState>> state_for(const Descriptor& rule) const;
+  // Returns the override for `limit` in `domain`, made on first use; null past
+  // `max_limit_overrides` or if its state cannot be made.
+  const Override* override_for(std::string_view domain, const LimitOverride& limit);
+  Result<std::shared_ptr<const Snapshot>> build(std::shared_ptr<const Config> config,
+                                                const Snapshot* previous) const;
+
+  const ServiceOptions options_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> snapshot_;  // Guarded by mu_.
+  mutable std::mutex overrides_mu_;
+  // By "domain|unit|count"; entries are never removed (their rules are pointed to by responses).
+  std::map<std::string, std::unique_ptr<Override>, std::less<>> overrides_;  // Guarded.
+  std::atomic<std::uint64_t> untracked_overrides_{0};
+};
+
+// Returns the state key of a request descriptor: its values, each length-prefixed, so that no two
+// lists of values share a key.
+std::string state_key(const std::vector<Entry>& entries);
+
+// Returns the state key of a request descriptor with its own limit: its keys and values, each
+// length-prefixed (such a limit is shared by every key of its domain).
+std::string override_key(const std::vector<Entry>& entries);
+
+// Returns a rule's definition as text: equal texts may share state across configurations.
+std::string definition_of(const Descriptor& rule);
+
+// Returns a new in-process state for `rule` (which must have a rate limit with a quota).
+std::shared_ptr<RuleState> make_local_state(const Descriptor& rule, std::size_t max_keys);
+
+}  // namespace floodgate::server
