@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -548,9 +550,15 @@ TEST(ServeRedisTest, EveryRuleDecidesOnOnePoolOfConnections) {
     ASSERT_EQ(r.overall_code(), rls::RateLimitResponse::OK);
   }
   // The service's pool (2 connections, the health check's included) and this INFO's own; a
-  // pool per rule would be 80 more.
+  // pool per rule would be 80 more. The pool's second connection is opened by the start-up
+  // `connect`, which a loaded machine may not finish in its second; calls then open
+  // connections as they need them, and three calls one after another need one.
   const std::string info = redis.command({"INFO", "clients"}).text;
-  EXPECT_NE(info.find("connected_clients:3\r\n"), std::string::npos) << info;
+  const std::size_t at = info.find("connected_clients:");
+  ASSERT_NE(at, std::string::npos) << info;
+  const int clients = std::atoi(info.c_str() + at + std::strlen("connected_clients:"));
+  EXPECT_GE(clients, 2) << info;
+  EXPECT_LE(clients, 3) << info;
 }
 
 TEST(ServeRedisTest, UnderLoadAHungRedisAnswersEveryRequestWithinItsDeadline) {
