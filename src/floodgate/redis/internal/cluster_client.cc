@@ -204,12 +204,18 @@ ScriptOutcome ClusterClient::run_script(const Script& script, std::string_view k
   if (node == nullptr) return {no_owner(slot), false};
   bool asking = false;
   std::chrono::nanoseconds pause = kFirstPause;
+  // The TRYAGAIN or CLUSTERDOWN being retried: a retry that times out names it, since it is the
+  // reason the call failed.
+  std::string retrying;
   for (int redirects = 0;;) {
     ScriptOutcome out = node->run_script(script, key, args, deadline, asking);
     asking = false;
     if (!out.reply) {
       // A master that fails may be being replaced: the next map can name its successor.
       refresh(deadline, false);
+      if (!retrying.empty()) {
+        out.reply = Error(out.reply.error().message() + ", retrying after \"" + retrying + "\"");
+      }
       return out;
     }
     const Reply& reply = *out.reply;
@@ -235,6 +241,7 @@ ScriptOutcome ClusterClient::run_script(const Script& script, std::string_view k
     const bool down = reply.text.starts_with("CLUSTERDOWN");
     if (!down && !reply.text.starts_with("TRYAGAIN")) return out;
     if (std::chrono::steady_clock::now() + pause >= deadline) return out;
+    retrying = reply.text;
     std::this_thread::sleep_for(pause);
     pause *= 2;
     if (down) {
