@@ -12,12 +12,14 @@ int main(int argc, char** argv) {
       .prefix = "example:",
       .default_quota = floodgate::Quota::per_minute(5),  // 5 at once, then one every 12 s
       .on_failure = floodgate::OnRedisFailure::FailClosed,
+      // The default, 5 ms, keeps a request path inside Envoy's 20 ms; a tool can wait longer.
+      .command_timeout = std::chrono::milliseconds(100),
   });
   if (!limiter) {
     std::fprintf(stderr, "%s\n", limiter.error().message().c_str());
     return 2;
   }
-  // Connect and load the script now, not in the first calls' 5 ms.
+  // Connect and load the script now, not in the first call's timeout.
   if (auto connected = (*limiter)->connect(std::chrono::seconds(1)); !connected) {
     std::fprintf(stderr, "%s\n", connected.error().message().c_str());
     return 2;

@@ -245,9 +245,9 @@ ScriptOutcome ClusterClient::run_script(const Script& script, std::string_view k
     std::this_thread::sleep_for(pause);
     pause *= 2;
     if (down) {
+      // The slot may have a new master; while the map names none, ask the same node again.
       refresh(deadline, false);
-      node = owner(slot, deadline);
-      if (node == nullptr) return {no_owner(slot), false};
+      if (Node* now = slots_[slot].load(std::memory_order_acquire)) node = now;
     }
   }
 }
