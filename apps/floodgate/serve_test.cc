@@ -385,6 +385,16 @@ TEST(ServeTest, AnswersJsonOverHttpWith200Or429AndServesHealthAndMetrics) {
 }
 
 #ifdef FLOODGATE_SERVE_TEST_HAS_REDIS
+// The longest a request may take while Redis is down or hung: far above the timeouts the tests
+// set, far below the multi-second stall they rule out. A sanitizer's server is many times slower
+// (under ThreadSanitizer on a loaded machine one such request took 1.3 s), so there the bound is
+// only that nothing hangs.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr auto kNoStall = 10s;
+#else
+constexpr auto kNoStall = 1s;
+#endif
+
 constexpr std::string_view kShared = R"(domain: fleet
 descriptors:
   - key: window
@@ -465,7 +475,7 @@ TEST(ServeRedisTest, ARedisThatIsDownIsAnsweredByThePolicyAndMarksTheServiceDegr
     slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
     EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT) << "fail-closed";
   }
-  EXPECT_LT(slowest, 1s) << "every request answered within its deadline";
+  EXPECT_LT(slowest, kNoStall) << "every request answered within its deadline";
   const httplib::Result degraded = server.http().Get("/healthcheck");
   ASSERT_TRUE(degraded);
   EXPECT_EQ(degraded->status, 503);
@@ -506,7 +516,7 @@ TEST(ServeRedisTest, AHungRedisIsAnsweredByThePolicyWithinTheTimeout) {
     slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
     EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OK) << "fail-open";
   }
-  EXPECT_LT(slowest, 1s) << "never a multi-second stall";
+  EXPECT_LT(slowest, kNoStall) << "never a multi-second stall";
   std::cout << "Redis hung (SIGSTOP): 30 requests of 2 descriptors answered fail-open, slowest "
             << std::chrono::duration<double, std::milli>(slowest).count() << " ms\n";
   const httplib::Result degraded = server.http().Get("/healthcheck");
