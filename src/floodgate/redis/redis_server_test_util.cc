@@ -193,7 +193,13 @@ void RedisServer::start() {
       return;
     }
     const internal::Reply pong = command({"PING"});
-    if (pong.type == internal::Reply::Type::Status && pong.text == "PONG") return;
+    if (pong.type == internal::Reply::Type::Status && pong.text == "PONG") {
+      // The answer may be another test's server that took the port first (two tests can pick
+      // the same free port); this one then fails to bind and exits. Only our own process will do.
+      const std::string info = command({"INFO", "server"}).text;
+      if (info.find("\r\nprocess_id:" + std::to_string(pid_) + "\r\n") != std::string::npos) return;
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   kill();
