@@ -12,8 +12,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -150,6 +148,22 @@ class Server {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + 5s);
     return stub_->ShouldRateLimit(&context, request, &response);
+  }
+
+  // Calls with `request` until the answer's overall code is `want` or `within` has passed, 20 ms
+  // apart; `response` holds the last answer. Returns the last call's status (a failed call ends
+  // the wait).
+  grpc::Status call_until(const rls::RateLimitRequest& request, rls::RateLimitResponse::Code want,
+                          std::chrono::seconds within, rls::RateLimitResponse& response) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    for (;;) {
+      const grpc::Status status = call(request, response);
+      if (!status.ok() || response.overall_code() == want ||
+          std::chrono::steady_clock::now() >= deadline) {
+        return status;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
   }
 
   // SIGTERM; returns the exit status, or -1 if it did not exit within 5 s.
@@ -447,12 +461,9 @@ TEST(ServeRedisTest, ARedisThatIsDownAtStartIsSaidAndTheServiceStartsAnyway) {
   // Once it is up, Redis decides (the rule's limiter may first wait out its reconnect backoff).
   redis.restart();
   EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  do {
-    std::this_thread::sleep_for(20ms);
-    ASSERT_TRUE(server.call(request("fleet", {{"window", "w"}}), r).ok());
-  } while (r.overall_code() != rls::RateLimitResponse::OK &&
-           std::chrono::steady_clock::now() < deadline);
+  ASSERT_TRUE(
+      server.call_until(request("fleet", {{"window", "w"}}), rls::RateLimitResponse::OK, 10s, r)
+          .ok());
   EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OK);
 }
 
@@ -498,11 +509,10 @@ TEST(ServeRedisTest, AHungRedisIsAnsweredByThePolicyWithinTheTimeout) {
   rls::RateLimitResponse r;
   // Use up the window's 5 until Redis says so: on a loaded machine a call can miss the 20 ms and
   // be admitted by the policy (it may have run on Redis all the same).
-  const auto used_up_by = std::chrono::steady_clock::now() + 10s;
-  do {
-    ASSERT_TRUE(server.call(request("fleet", {{"window", "h"}}), r).ok());
-  } while (r.overall_code() != rls::RateLimitResponse::OVER_LIMIT &&
-           std::chrono::steady_clock::now() < used_up_by);
+  ASSERT_TRUE(server
+                  .call_until(request("fleet", {{"window", "h"}}),
+                              rls::RateLimitResponse::OVER_LIMIT, 10s, r)
+                  .ok());
   ASSERT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
 
   redis.pause_process();  // SIGSTOP: connections stay open, nothing answers.
@@ -525,15 +535,12 @@ TEST(ServeRedisTest, AHungRedisIsAnsweredByThePolicyWithinTheTimeout) {
 
   redis.resume_process();
   EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
   // Redis decides again, with the state it had: the window key is still over its limit.
-  bool over = false;
-  while (!over && std::chrono::steady_clock::now() < deadline) {
-    ASSERT_TRUE(server.call(request("fleet", {{"window", "h"}}), r).ok());
-    over = r.overall_code() == rls::RateLimitResponse::OVER_LIMIT;
-    if (!over) std::this_thread::sleep_for(20ms);
-  }
-  EXPECT_TRUE(over);
+  ASSERT_TRUE(server
+                  .call_until(request("fleet", {{"window", "h"}}),
+                              rls::RateLimitResponse::OVER_LIMIT, 10s, r)
+                  .ok());
+  EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
 }
 
 // A configuration of `rules` rules, each its own key ("r0", "r1", ...) with a limit in Redis, and
@@ -573,9 +580,9 @@ TEST(ServeRedisTest, EveryRuleDecidesOnOnePoolOfConnections) {
   // `connect`, which a loaded machine may not finish in its second; calls then open
   // connections as they need them, and three calls one after another need one.
   const std::string info = redis.command({"INFO", "clients"}).text;
-  const std::size_t at = info.find("connected_clients:");
-  ASSERT_NE(at, std::string::npos) << info;
-  const int clients = std::atoi(info.c_str() + at + std::strlen("connected_clients:"));
+  const std::string field = testing::info_field(info, "connected_clients");
+  ASSERT_FALSE(field.empty()) << info;
+  const int clients = std::stoi(field);
   EXPECT_GE(clients, 2) << info;
   EXPECT_LE(clients, 3) << info;
 }
@@ -589,11 +596,8 @@ TEST(ServeRedisTest, UnderLoadAHungRedisAnswersEveryRequestWithinItsDeadline) {
   rls::RateLimitResponse r;
   // Redis answers before the fault (a loaded machine may miss the first request's timeout, which
   // fails closed).
-  const auto warm_by = std::chrono::steady_clock::now() + 10s;
-  do {
-    ASSERT_TRUE(server.call(one_per_rule(kRules, "warm"), r).ok());
-  } while (r.overall_code() != rls::RateLimitResponse::OK &&
-           std::chrono::steady_clock::now() < warm_by);
+  ASSERT_TRUE(
+      server.call_until(one_per_rule(kRules, "warm"), rls::RateLimitResponse::OK, 10s, r).ok());
   ASSERT_EQ(r.overall_code(), rls::RateLimitResponse::OK);
 
   redis.pause_process();  // SIGSTOP: connections stay open, nothing answers.

@@ -313,9 +313,8 @@ TEST(RedisClusterTest, ASlotThatNoMasterServesIsRetriedUntilTheDeadlineThenAnswe
 // Returns whether `replica` has received everything `master` has written (replication offsets).
 bool replica_caught_up(const testing::RedisServer& master, const testing::RedisServer& replica) {
   const auto field = [](const std::string& info, std::string_view name) -> std::int64_t {
-    const auto at = info.find(std::string(name) + ":");
-    if (at == std::string::npos) return -1;
-    return std::stoll(info.substr(at + name.size() + 1));
+    const std::string value = testing::info_field(info, name);
+    return value.empty() ? -1 : std::stoll(value);
   };
   const std::int64_t written =
       field(master.command({"INFO", "replication"}).text, "master_repl_offset");

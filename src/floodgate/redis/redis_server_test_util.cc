@@ -80,14 +80,14 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
   return pid;
 }
 
+}  // namespace
+
 std::string info_field(const std::string& info, std::string_view field) {
   const auto at = info.find(std::string(field) + ":");
   if (at == std::string::npos) return "";
   const auto start = at + field.size() + 1;
   return info.substr(start, info.find_first_of("\r\n", start) - start);
 }
-
-}  // namespace
 
 std::unique_ptr<RedisLimiter> make_limiter(RedisLimiterOptions options) {
   const RedisLimiterOptions defaults;
@@ -196,8 +196,9 @@ void RedisServer::start() {
     if (pong.type == internal::Reply::Type::Status && pong.text == "PONG") {
       // The answer may be another test's server that took the port first (two tests can pick
       // the same free port); this one then fails to bind and exits. Only our own process will do.
-      const std::string info = command({"INFO", "server"}).text;
-      if (info.find("\r\nprocess_id:" + std::to_string(pid_) + "\r\n") != std::string::npos) return;
+      if (info_field(command({"INFO", "server"}).text, "process_id") == std::to_string(pid_)) {
+        return;
+      }
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

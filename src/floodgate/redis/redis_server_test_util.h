@@ -151,6 +151,9 @@ class FaultProxy {
 // not timeouts, and a loaded machine can take more than 5 ms to connect.
 std::unique_ptr<RedisLimiter> make_limiter(RedisLimiterOptions options);
 
+// Returns the value of `field` in the text of an `INFO` or `CLUSTER INFO` reply ("" if absent).
+std::string info_field(const std::string& info, std::string_view field);
+
 // Returns a free TCP port on 127.0.0.1 (bound and released; another process could take it
 // before the caller binds it, which `RedisServer` retries).
 int free_port();
