@@ -21,7 +21,6 @@
 
 #include "commands.h"
 #include "flags.h"
-#include "floodgate/core/internal/format.h"
 #include "floodgate/limiters/internal/gcra_rule.h"
 #include "floodgate/redis/internal/client.h"
 #include "floodgate/redis/internal/scripts.h"
@@ -278,7 +277,7 @@ int run_redis_bench(const RedisBenchOptions& options) {
   Result<internal::RedisUrl> url = internal::parse_redis_url(options.url);
   if (!url) return usage_error("bench", url.error().message());
   if (url->cluster) {
-    return usage_error("bench", "--redis " + internal::quoted(options.url) +
+    return usage_error("bench", "--redis " + internal::quoted_url(options.url) +
                                     ": the throughput table needs one standalone server (a "
                                     "cluster's is the sum of its masters')");
   }
@@ -291,8 +290,8 @@ int run_redis_bench(const RedisBenchOptions& options) {
                                        .command_timeout = std::chrono::seconds(1)});
   if (!limiter) return usage_error("bench", limiter.error().message());
   if (Result<void> connected = (*limiter)->connect(std::chrono::seconds(1)); !connected) {
-    std::fprintf(stderr, "floodgate bench: --redis %s: %s\n", internal::quoted(options.url).c_str(),
-                 connected.error().message().c_str());
+    std::fprintf(stderr, "floodgate bench: --redis %s: %s\n",
+                 internal::quoted_url(options.url).c_str(), connected.error().message().c_str());
     return kExitUsage;
   }
   std::vector<Hiredis> naive;
@@ -317,8 +316,8 @@ int run_redis_bench(const RedisBenchOptions& options) {
     std::printf(
         "floodgate bench --redis %s: GCRA script, server time, %llu keys; per row, %d rounds of "
         "%.2f s per contender, alternating, the median round shown\n",
-        options.url.c_str(), static_cast<unsigned long long>(options.keys), options.rounds,
-        options.seconds);
+        internal::quoted_url(options.url).c_str(), static_cast<unsigned long long>(options.keys),
+        options.rounds, options.seconds);
     std::printf("%-8s %14s %9s %9s %14s %9s %9s %9s\n", "callers", "floodgate op/s", "p50 us",
                 "p99 us", "naive op/s", "p50 us", "p99 us", "vs naive");
   }
@@ -367,7 +366,7 @@ int run_redis_bench(const RedisBenchOptions& options) {
   for (const Row& r : rows) failed += r.floodgate.failed + r.naive.failed;
   if (options.json) {
     std::printf("{\"url\": %s, \"seconds\": %g, \"keys\": %llu, \"rows\": [",
-                internal::quoted(options.url).c_str(), options.seconds,
+                internal::quoted_url(options.url).c_str(), options.seconds,
                 static_cast<unsigned long long>(options.keys));
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const Row& r = rows[i];

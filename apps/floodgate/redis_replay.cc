@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "floodgate/core/internal/format.h"
+#include "floodgate/redis/internal/url.h"
 #include "floodgate/redis/redis_limiter.h"
 
 namespace floodgate::app {
@@ -19,16 +20,17 @@ class RedisReplay::Impl {
                                 ? limiter_->try_acquire(request.key, request.cost)
                                 : limiter_->try_acquire_at(request.key, request.time, request.cost);
     if (d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache) {
-      return Error("redis " + internal::quoted(options_.url) + ": " + limiter_->last_error());
+      return Error("redis " + internal::quoted_url(options_.url) + ": " + limiter_->last_error());
     }
     return Decided{d.decision, d.at};
   }
 
   std::string summary() const {
     const RedisLimiterStats s = limiter_->stats();
-    return "redis " + options_.url + ", keys " + internal::quoted(limiter_->options().prefix) +
-           "*: " + std::to_string(s.round_trips) + " round trips, " +
-           std::to_string(s.deny_cache_hits) + " denials answered by the deny cache";
+    return "redis " + internal::quoted_url(options_.url) + ", keys " +
+           internal::quoted(limiter_->options().prefix) + "*: " + std::to_string(s.round_trips) +
+           " round trips, " + std::to_string(s.deny_cache_hits) +
+           " denials answered by the deny cache";
   }
 
  private:
@@ -80,7 +82,7 @@ Result<std::unique_ptr<RedisReplay>> RedisReplay::create(const RedisReplayOption
   Result<std::unique_ptr<RedisLimiter>> limiter = RedisLimiter::create(std::move(o));
   if (!limiter) return Error("flag --redis: " + limiter.error().message());
   if (Result<void> connected = (*limiter)->connect(std::chrono::seconds(2)); !connected) {
-    return Error("flag --redis: " + internal::quoted(options.url) + ": " +
+    return Error("flag --redis: " + internal::quoted_url(options.url) + ": " +
                  connected.error().message());
   }
   RedisReplayOptions kept = options;

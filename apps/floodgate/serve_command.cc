@@ -25,6 +25,7 @@
 #include "floodgate/server/rls.h"
 #include "floodgate/server/service.h"
 #ifdef FLOODGATE_SERVE_HAS_REDIS
+#include "floodgate/redis/internal/url.h"
 #include "floodgate/server/redis_state.h"
 #endif
 
@@ -193,12 +194,13 @@ int run_serve(const std::vector<std::string>& args) {
   // does not answer yet is not fatal: requests are answered by the failure policy until it does.
   if (redis) {
     if (Result<void> up = redis->connect(std::chrono::seconds(1)); up) {
-      std::printf("floodgate serve: Redis at %s: connected\n", flags.get("redis")->c_str());
+      std::printf("floodgate serve: Redis at %s: connected\n",
+                  internal::quoted_url(*flags.get("redis")).c_str());
     } else {
       std::fprintf(stderr,
                    "floodgate serve: Redis at %s does not answer (%s); requests are answered by "
                    "--on-redis-failure until it does\n",
-                   flags.get("redis")->c_str(), up.error().message().c_str());
+                   internal::quoted_url(*flags.get("redis")).c_str(), up.error().message().c_str());
     }
   }
 #endif

@@ -442,7 +442,7 @@ TEST(ServeRedisTest, TwoInstancesShareOneLimitThroughRedis) {
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
   // Each connected and loaded its scripts before it listened.
-  EXPECT_NE(a.startup().find("Redis at " + redis.url() + ": connected"), std::string::npos)
+  EXPECT_NE(a.startup().find("Redis at \"" + redis.url() + "\": connected"), std::string::npos)
       << a.startup();
 }
 
@@ -452,7 +452,8 @@ TEST(ServeRedisTest, ARedisThatIsDownAtStartIsSaidAndTheServiceStartsAnyway) {
   Server server(kShared, {"--redis", redis.url(), "--on-redis-failure", "fail-closed"});
   ASSERT_TRUE(server.ready()) << server.stderr_text();
   const std::string said = server.stderr_text();
-  EXPECT_NE(said.find("Redis at " + redis.url() + " does not answer"), std::string::npos) << said;
+  EXPECT_NE(said.find("Redis at \"" + redis.url() + "\" does not answer"), std::string::npos)
+      << said;
   EXPECT_NE(said.find("127.0.0.1:" + std::to_string(redis.port())), std::string::npos) << said;
   rls::RateLimitResponse r;
   ASSERT_TRUE(server.call(request("fleet", {{"window", "w"}}), r).ok());

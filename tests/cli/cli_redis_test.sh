@@ -118,11 +118,14 @@ contains badurl badurl.err 'redis URL "http://localhost"'
 run nobody 1 "$bin" replay trace.csv --redis "unix://$work/nobody.sock"
 contains nobody nobody.err "flag --redis: \"unix://$work/nobody.sock\""
 [ ! -s nobody.out ] || fail "nobody: decisions written although Redis never answered"
+run secret 1 "$bin" replay trace.csv --redis "redis://limiter:hunter2@127.0.0.1:1"
+contains secret secret.err 'flag --redis: "redis://limiter:***@127.0.0.1:1"'
+! grep -q hunter2 secret.err || fail "secret: the password is in the message: $(cat secret.err)"
 run timealone 1 "$bin" replay trace.csv --time server
 contains timealone timealone.err "flag --time: needs --redis URL"
 run badtime 1 "$bin" replay trace.csv --redis "$url" --time local
 contains badtime badtime.err 'flag --time: "local" must be trace or server'
-pass "replay --redis: an algorithm Redis cannot decide, bad URLs, no server, bad --time: status 1 and a message"
+pass "replay --redis: an algorithm Redis cannot decide, bad URLs, no server, bad --time: status 1 and a message (the whole URL, its password hidden)"
 
 # Redis dies mid-replay: the replay stops with a message, everything decided before it written.
 awk 'BEGIN { print "time_ns,key,cost"; for (i = 0; i < 1000000; i++) printf "%d,k%d,1\n", i * 1000, i % 1000 }' >long.csv

@@ -656,7 +656,7 @@ std::string first_connection_difference(const RedisLimiterOptions& mine,
   };
   const auto ns = [](Nanos d) { return std::to_string(d.count()) + " ns"; };
   if (mine.url != shared.url) {
-    return differs("url", internal::quoted(mine.url), internal::quoted(shared.url));
+    return differs("url", internal::quoted_url(mine.url), internal::quoted_url(shared.url));
   }
   if (mine.connections != shared.connections) {
     return differs("connections", std::to_string(mine.connections),

@@ -424,10 +424,14 @@ Result<Config> Config::load(const std::string& path) {
         files.push_back(e.path().string());
       }
     }
-    if (ec) return Error("config " + internal::quoted(path) + ": cannot list: " + ec.message());
+    if (ec) {
+      return Error("config " + internal::quoted(path, internal::kNameBytes) +
+                   ": cannot list: " + ec.message());
+    }
     std::sort(files.begin(), files.end());
     if (files.empty()) {
-      return Error("config " + internal::quoted(path) + ": no .yaml or .yml files in it");
+      return Error("config " + internal::quoted(path, internal::kNameBytes) +
+                   ": no .yaml or .yml files in it");
     }
   } else {
     files.push_back(path);
@@ -435,7 +439,9 @@ Result<Config> Config::load(const std::string& path) {
   Config config;
   for (const std::string& file : files) {
     std::ifstream in(file, std::ios::binary);
-    if (!in) return Error("config " + internal::quoted(file) + ": cannot open");
+    if (!in) {
+      return Error("config " + internal::quoted(file, internal::kNameBytes) + ": cannot open");
+    }
     std::stringstream text;
     text << in.rdbuf();
     Result<Config> one = parse(text.str(), file);

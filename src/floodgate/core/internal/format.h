@@ -17,4 +17,8 @@ std::string format_duration(Nanos d);
 // survives a terminal, a log line and a C string (a NUL byte cannot cut it short).
 std::string quoted(std::string_view text, std::size_t max_bytes = 60);
 
+// The `max_bytes` for a file name or an address: longer than any a system takes (PATH_MAX is
+// 4096), so that they are shown whole, while a hostile megabyte is still cut.
+inline constexpr std::size_t kNameBytes = 8192;
+
 }  // namespace floodgate::internal

@@ -12,7 +12,15 @@ constexpr std::string_view kForms =
     "redis+cluster://host:port[,host:port...]";
 
 Error bad(std::string_view url, const std::string& why) {
-  return Error("redis URL " + quoted(url) + ": " + why);
+  return Error("redis URL " + quoted_url(url) + ": " + why);
+}
+
+// The scheme of a URL that may hold credentials, with its "//"; empty for any other.
+std::string_view scheme_with_credentials(std::string_view url) {
+  for (const std::string_view scheme : {"redis+cluster://", "redis://"}) {
+    if (url.starts_with(scheme)) return scheme;
+  }
+  return {};
 }
 
 // Parses a decimal in [low, high], or returns false.
@@ -63,6 +71,25 @@ Result<int> parse_db(std::string_view url, std::string_view text) {
 }
 
 }  // namespace
+
+std::string quoted_url(std::string_view url) {
+  const std::string_view scheme = scheme_with_credentials(url);
+  const std::string_view rest = url.substr(scheme.size());
+  const auto at = rest.rfind('@');  // As parse_redis_url reads credentials.
+  if (scheme.empty() || at == std::string_view::npos) return quoted(url, kNameBytes);
+  const std::string_view credentials = rest.substr(0, at);
+  const auto colon = credentials.find(':');
+  const std::string_view user =
+      colon == std::string_view::npos ? std::string_view() : credentials.substr(0, colon);
+  if (credentials.size() == (colon == std::string_view::npos ? 0 : colon + 1)) {
+    return quoted(url, kNameBytes);  // No password to hide.
+  }
+  std::string shown(scheme);
+  shown += user;
+  shown += ":***";
+  shown += rest.substr(at);
+  return quoted(shown, kNameBytes);
+}
 
 Result<RedisUrl> parse_redis_url(std::string_view url) {
   RedisUrl out;

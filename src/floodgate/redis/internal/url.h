@@ -19,7 +19,13 @@ struct RedisUrl {
   std::string password;             // AUTH password; empty: no AUTH.
 };
 
-// Parses `url`, or returns an error that quotes it and names what is wrong.
+// Parses `url`, or returns an error that quotes it (as `quoted_url` does) and names what is
+// wrong.
 Result<RedisUrl> parse_redis_url(std::string_view url);
+
+// Returns `url` in double quotes for a message or a report, whole (a socket path or a list of
+// cluster seeds is not cut short), with the password of a redis:// or redis+cluster:// URL
+// written as "***", so that a log line never holds it.
+std::string quoted_url(std::string_view url);
 
 }  // namespace floodgate::internal

@@ -74,5 +74,23 @@ TEST(RedisUrlTest, RejectsBadUrlsNamingTheUrlAndTheProblem) {
   }
 }
 
+TEST(RedisUrlTest, QuotesAUrlWholeWithItsPasswordHidden) {
+  EXPECT_EQ(quoted_url("redis://limiter:s3cret@h:1/0"), "\"redis://limiter:***@h:1/0\"");
+  EXPECT_EQ(quoted_url("redis://:s3cret@h"), "\"redis://:***@h\"");
+  EXPECT_EQ(quoted_url("redis://s3cret@h"), "\"redis://:***@h\"");
+  EXPECT_EQ(quoted_url("redis+cluster://u:p@ss@a:1,b:2"), "\"redis+cluster://u:***@a:1,b:2\"");
+  EXPECT_EQ(quoted_url("redis://limiter:@h"), "\"redis://limiter:@h\"");  // No password.
+  EXPECT_EQ(quoted_url("redis://h:1"), "\"redis://h:1\"");
+  // A socket path of any length a system takes, and a long seed list, are not cut.
+  const std::string path = "unix:///" + std::string(200, 'd') + "/redis.sock";
+  EXPECT_EQ(quoted_url(path), "\"" + path + "\"");
+  // A bad URL's error hides the password too.
+  Result<RedisUrl> bad = parse_redis_url("redis://u:s3cret@h:0");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message().find("s3cret"), std::string::npos) << bad.error().message();
+  EXPECT_NE(bad.error().message().find("\"redis://u:***@h:0\""), std::string::npos)
+      << bad.error().message();
+}
+
 }  // namespace
 }  // namespace floodgate::internal
