@@ -1,6 +1,7 @@
 #include "floodgate/redis/internal/url.h"
 
 #include <charconv>
+#include <optional>
 
 #include "floodgate/core/internal/format.h"
 
@@ -15,12 +16,35 @@ Error bad(std::string_view url, const std::string& why) {
   return Error("redis URL " + quoted_url(url) + ": " + why);
 }
 
-// The scheme of a URL that may hold credentials, with its "//"; empty for any other.
-std::string_view scheme_with_credentials(std::string_view url) {
+// A redis:// or redis+cluster:// URL cut into its scheme (with "//"), its credentials
+// (everything before the last '@': "user:password", or a password alone) and the rest, the hosts
+// and the database.
+struct NetworkUrl {
+  std::string_view scheme;
+  std::string_view username;
+  std::string_view password;
+  std::string_view hosts_and_db;
+};
+
+std::optional<NetworkUrl> split_network_url(std::string_view url) {
+  NetworkUrl out;
   for (const std::string_view scheme : {"redis+cluster://", "redis://"}) {
-    if (url.starts_with(scheme)) return scheme;
+    if (url.starts_with(scheme)) out.scheme = scheme;
   }
-  return {};
+  if (out.scheme.empty()) return std::nullopt;
+  out.hosts_and_db = url.substr(out.scheme.size());
+  if (const auto at = out.hosts_and_db.rfind('@'); at != std::string_view::npos) {
+    const std::string_view credentials = out.hosts_and_db.substr(0, at);
+    out.hosts_and_db = out.hosts_and_db.substr(at + 1);
+    const auto colon = credentials.find(':');
+    if (colon == std::string_view::npos) {
+      out.password = credentials;
+    } else {
+      out.username = credentials.substr(0, colon);
+      out.password = credentials.substr(colon + 1);
+    }
+  }
+  return out;
 }
 
 // Parses a decimal in [low, high], or returns false.
@@ -73,29 +97,19 @@ Result<int> parse_db(std::string_view url, std::string_view text) {
 }  // namespace
 
 std::string quoted_url(std::string_view url) {
-  const std::string_view scheme = scheme_with_credentials(url);
-  const std::string_view rest = url.substr(scheme.size());
-  const auto at = rest.rfind('@');  // As parse_redis_url reads credentials.
-  if (scheme.empty() || at == std::string_view::npos) return quoted(url, kNameBytes);
-  const std::string_view credentials = rest.substr(0, at);
-  const auto colon = credentials.find(':');
-  const std::string_view user =
-      colon == std::string_view::npos ? std::string_view() : credentials.substr(0, colon);
-  if (credentials.size() == (colon == std::string_view::npos ? 0 : colon + 1)) {
-    return quoted(url, kNameBytes);  // No password to hide.
-  }
-  std::string shown(scheme);
-  shown += user;
-  shown += ":***";
-  shown += rest.substr(at);
+  const std::optional<NetworkUrl> parts = split_network_url(url);
+  if (!parts || parts->password.empty()) return quoted(url, kNameBytes);
+  std::string shown(parts->scheme);
+  shown += parts->username;
+  shown += ":***@";
+  shown += parts->hosts_and_db;
   return quoted(shown, kNameBytes);
 }
 
 Result<RedisUrl> parse_redis_url(std::string_view url) {
   RedisUrl out;
-  std::string_view rest;
   if (url.starts_with("unix://")) {
-    rest = url.substr(7);
+    const std::string_view rest = url.substr(7);
     const auto query = rest.find('?');
     Endpoint e;
     e.path = std::string(rest.substr(0, query));
@@ -112,26 +126,12 @@ Result<RedisUrl> parse_redis_url(std::string_view url) {
     out.endpoints.push_back(std::move(e));
     return out;
   }
-  if (url.starts_with("redis+cluster://")) {
-    out.cluster = true;
-    rest = url.substr(16);
-  } else if (url.starts_with("redis://")) {
-    rest = url.substr(8);
-  } else {
-    return bad(url, std::string(kForms));
-  }
-  // Credentials: everything before the last '@'.
-  if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
-    const std::string_view credentials = rest.substr(0, at);
-    rest = rest.substr(at + 1);
-    const auto colon = credentials.find(':');
-    if (colon == std::string_view::npos) {
-      out.password = std::string(credentials);
-    } else {
-      out.username = std::string(credentials.substr(0, colon));
-      out.password = std::string(credentials.substr(colon + 1));
-    }
-  }
+  const std::optional<NetworkUrl> parts = split_network_url(url);
+  if (!parts) return bad(url, std::string(kForms));
+  out.cluster = parts->scheme.starts_with("redis+cluster");
+  out.username = std::string(parts->username);
+  out.password = std::string(parts->password);
+  const std::string_view rest = parts->hosts_and_db;
   std::string_view hosts = rest;
   if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
     hosts = rest.substr(0, slash);
