@@ -172,6 +172,9 @@ int run_serve(const std::vector<std::string>& args) {
     if (!threads) return usage_error("serve", threads.error().message());
     redis_workers = std::make_unique<server::Workers>(*threads);
     service_options.make_state = redis->factory();
+    Result<std::shared_ptr<server::OverrideState>> overrides = redis->override_state();
+    if (!overrides) return usage_error("serve", overrides.error().message());
+    service_options.override_state = std::move(*overrides);
     metrics.set_backend_errors([&redis] { return redis->errors(); });
   }
 #else

@@ -295,6 +295,24 @@ TEST(ServeTest, RefusesMalformedRequestsWithAMessageAndKeepsServing) {
   EXPECT_EQ(server.call(unknown_unit, response).error_message(),
             "descriptors[0].limit.unit must be SECOND, MINUTE, HOUR, DAY, WEEK, MONTH or YEAR "
             "(got 0)");
+  // A limit no rule could have (above one per nanosecond) goes through the configuration's
+  // validation: refused, naming the field and value. It used to kill the server (SIGSEGV).
+  for (const std::uint32_t count : {4'294'967'295u, 1'000'000'001u}) {
+    rls::RateLimitRequest too_fast = request("edge", {{"ip", "1"}, {"ip", "2"}});
+    too_fast.mutable_descriptors(1)->mutable_limit()->set_requests_per_unit(count);
+    too_fast.mutable_descriptors(1)->mutable_limit()->set_unit(envoy::type::v3::SECOND);
+    grpc::Status refused = server.call(too_fast, response);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(refused.error_message(), "descriptors[1].limit: quota " + std::to_string(count) +
+                                           " per 1s burst " + std::to_string(count) +
+                                           ": rate must be at most 1 per nanosecond (got " +
+                                           std::to_string(count) + " per 1s)");
+  }
+  rls::RateLimitRequest fastest = request("edge", {{"ip", "1"}});
+  fastest.mutable_descriptors(0)->mutable_limit()->set_requests_per_unit(1'000'000'000);
+  fastest.mutable_descriptors(0)->mutable_limit()->set_unit(envoy::type::v3::SECOND);
+  ASSERT_TRUE(server.call(fastest, response).ok());
+  EXPECT_EQ(response.statuses(0).current_limit().requests_per_unit(), 1'000'000'000u);
   rls::RateLimitRequest huge = request("edge", {{"ip", std::string(5 << 20, 'x')}});
   EXPECT_EQ(server.call(huge, response).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   // Still serving.
@@ -437,6 +455,22 @@ TEST(ServeRedisTest, TwoInstancesShareOneLimitThroughRedis) {
       ok += r.overall_code() == rls::RateLimitResponse::OK ? 1 : 0;
     }
     EXPECT_EQ(ok, limit) << key << ": the two instances together admit one limit";
+  }
+  // A descriptor's own limit is kept in Redis too: one window for both instances, with the
+  // limit in the answer; another limit for the same descriptor is another window.
+  for (const std::uint32_t count : {4u, 2u}) {
+    rls::RateLimitRequest own = request("fleet", {{"window", "own"}});
+    own.mutable_descriptors(0)->mutable_limit()->set_requests_per_unit(count);
+    own.mutable_descriptors(0)->mutable_limit()->set_unit(envoy::type::v3::HOUR);
+    int ok = 0;
+    for (int i = 0; i < 8; ++i) {
+      rls::RateLimitResponse r;
+      ASSERT_TRUE((i % 2 == 0 ? a : b).call(own, r).ok());
+      EXPECT_EQ(r.statuses(0).current_limit().requests_per_unit(), count);
+      EXPECT_EQ(r.statuses(0).current_limit().unit(), rls::RateLimitResponse::RateLimit::HOUR);
+      ok += r.overall_code() == rls::RateLimitResponse::OK ? 1 : 0;
+    }
+    EXPECT_EQ(ok, static_cast<int>(count)) << count << " an hour, own limit";
   }
   const httplib::Result health = a.http().Get("/healthcheck");
   ASSERT_TRUE(health);

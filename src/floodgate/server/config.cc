@@ -9,7 +9,9 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
+#include "floodgate/core/internal/check.h"
 #include "floodgate/core/internal/format.h"
 
 namespace floodgate::server {
@@ -171,31 +173,45 @@ Result<RateLimit> parse_rate_limit(const std::string& file, const YAML::Node& no
     if (!burst) return burst.error();
     r.burst = *burst;
   }
-  if (r.requests_per_unit > 0) {
-    Result<Quota> q =
-        Quota::make(length_of(r.unit), r.requests_per_unit, r.burst.value_or(r.requests_per_unit));
-    if (!q) return error_at(file, node, q.error().message());
+  if (!r.name.empty() &&
+      std::find(r.replaces.begin(), r.replaces.end(), r.name) != r.replaces.end()) {
+    return error_at(file, node["replaces"],
+                    "rate_limit " + internal::quoted(r.name) +
+                        " replaces itself: it would never apply (remove its name from replaces)");
   }
+  if (Result<void> ok = validate(r); !ok) return error_at(file, node, ok.error().message());
   return r;
 }
 
+// Appends `part` to `out` length-prefixed: "6:/login".
+void append_part(std::string& out, std::string_view part) {
+  out += std::to_string(part.size());
+  out += ':';
+  out += part;
+}
+
+struct Parent {
+  const std::string& id;
+  const std::string& identity;
+};
+
 Result<Descriptor> parse_descriptor(const std::string& file, const YAML::Node& node,
-                                    const std::string& parent_id);
+                                    const Parent& parent);
 
 Result<std::vector<Descriptor>> parse_descriptors(const std::string& file, const YAML::Node& node,
-                                                  const std::string& parent_id) {
+                                                  const Parent& parent) {
   std::vector<Descriptor> out;
   if (!node || node.IsNull()) return out;
   if (!node.IsSequence()) return error_at(file, node, "descriptors must be a list");
+  // Siblings by identity (unique per level, as the key and value are): line of the first.
+  std::unordered_map<std::string, int> seen;
   for (const YAML::Node& item : node) {
-    Result<Descriptor> d = parse_descriptor(file, item, parent_id);
+    Result<Descriptor> d = parse_descriptor(file, item, parent);
     if (!d) return d.error();
-    for (const Descriptor& sibling : out) {
-      if (sibling.key == d->key && sibling.value == d->value) {
-        return Error(file + ":" + std::to_string(d->line) +
-                     ": duplicate descriptor composite key " + internal::quoted(d->id) +
-                     " (first at line " + std::to_string(sibling.line) + ")");
-      }
+    if (const auto [first, added] = seen.emplace(d->identity, d->line); !added) {
+      return Error(file + ":" + std::to_string(d->line) + ": duplicate descriptor composite key " +
+                   internal::quoted(d->id) + " (first at line " + std::to_string(first->second) +
+                   ")");
     }
     out.push_back(std::move(*d));
   }
@@ -203,7 +219,7 @@ Result<std::vector<Descriptor>> parse_descriptors(const std::string& file, const
 }
 
 Result<Descriptor> parse_descriptor(const std::string& file, const YAML::Node& node,
-                                    const std::string& parent_id) {
+                                    const Parent& parent) {
   if (!node.IsMap()) return error_at(file, node, "a descriptor must be a map with a key");
   if (Result<void> ok =
           only_keys(file, node, "descriptor",
@@ -226,7 +242,13 @@ Result<Descriptor> parse_descriptor(const std::string& file, const YAML::Node& n
     if (!v) return v.error();
     d.value = *v;
   }
-  d.id = parent_id + "." + d.key + (d.value ? "_" + *d.value : "");
+  d.id = parent.id + "." + d.key + (d.value ? "_" + *d.value : "");
+  d.identity = parent.identity + "/";
+  append_part(d.identity, d.key);
+  if (d.value) {
+    d.identity += '=';
+    append_part(d.identity, *d.value);
+  }
   if (const YAML::Node r = node["rate_limit"]) {
     Result<RateLimit> rate = parse_rate_limit(file, r);
     if (!rate) return rate.error();
@@ -240,7 +262,8 @@ Result<Descriptor> parse_descriptor(const std::string& file, const YAML::Node& n
       *field = *b;
     }
   }
-  Result<std::vector<Descriptor>> children = parse_descriptors(file, node["descriptors"], d.id);
+  Result<std::vector<Descriptor>> children =
+      parse_descriptors(file, node["descriptors"], Parent{d.id, d.identity});
   if (!children) return children.error();
   d.descriptors = std::move(*children);
   return d;
@@ -315,8 +338,21 @@ std::optional<Quota> RateLimit::quota() const {
   if (unlimited || requests_per_unit == 0) return std::nullopt;
   Result<Quota> q =
       Quota::make(length_of(unit), requests_per_unit, burst.value_or(requests_per_unit));
-  if (!q) return std::nullopt;  // Not reached: the parser checked it.
+  FLOODGATE_CHECK(q, "a rate limit that did not pass validate()");
   return *q;
+}
+
+Result<void> validate(const RateLimit& limit) {
+  if (limit.unlimited || limit.requests_per_unit == 0) return {};
+  if (limit.burst && limit.algorithm != Algorithm::Gcra &&
+      limit.algorithm != Algorithm::TokenBucket) {
+    return Error("burst is for gcra and token-bucket only (the algorithm is " +
+                 std::string(to_string(limit.algorithm)) + ")");
+  }
+  Result<Quota> q = Quota::make(length_of(limit.unit), limit.requests_per_unit,
+                                limit.burst.value_or(limit.requests_per_unit));
+  if (!q) return q.error();
+  return {};
 }
 
 bool wildcard_match(std::string_view pattern, std::string_view value) noexcept {
@@ -388,8 +424,10 @@ Result<Config> Config::parse(std::string_view text, const std::string& file) {
     auto d = std::make_unique<Domain>();
     d->name = *name;
     d->file = file;
+    std::string identity;
+    append_part(identity, d->name);
     Result<std::vector<Descriptor>> descriptors =
-        parse_descriptors(file, root["descriptors"], d->name);
+        parse_descriptors(file, root["descriptors"], Parent{d->name, identity});
     if (!descriptors) return descriptors.error();
     d->descriptors = std::move(*descriptors);
     index_tree(d->descriptors);

@@ -60,9 +60,15 @@ struct RateLimit {
   std::vector<std::string> replaces;   // Names of rules not evaluated when this one matches.
 
   // Returns the quota: `requests_per_unit` per unit, with the burst. Nothing for `unlimited`
-  // and for a limit of 0.
+  // and for a limit of 0. The limit must have passed `validate`.
   std::optional<Quota> quota() const;
 };
+
+// Returns an error if `limit` cannot be enforced (a rate above one per nanosecond, a burst
+// given to an algorithm without one). Every rate limit passes here, whether read from a file
+// or sent by a client: the parser calls it, and so does the gRPC and HTTP endpoints' reading of
+// a descriptor's own `limit`.
+Result<void> validate(const RateLimit& limit);
 
 struct Descriptor;
 
@@ -103,9 +109,14 @@ struct Descriptor {
   // Where it was read, for messages.
   std::string file;
   int line = 0;
-  // The rule's identity: domain, then "key_value" (or "key") per level, joined by '.'; metrics
-  // and state are per identity.
+  // The rule's name in metrics and messages, as envoyproxy/ratelimit spells it: the domain,
+  // then "key_value" (or "key") per level, joined by '.'. Two rules may share it (domain `a`
+  // with key `b.c`, domain `a.b` with key `c`).
   std::string id;
+  // The rule's identity, which no two rules share: the domain, then per level the key and the
+  // value if any, each length-prefixed ("3:api/4:path=6:/login"). State, Redis keys and
+  // counters are kept per identity.
+  std::string identity;
 };
 
 // One domain: every file's descriptors for it.

@@ -201,11 +201,41 @@ TEST(ConfigTest, RejectsMistakesWithTheFileTheLineAndTheValue) {
   const std::string yaml = error_of("domain: d\ndescriptors:\n  - key: [unclosed\n");
   EXPECT_TRUE(yaml.starts_with("bad.yaml:")) << yaml;
   EXPECT_NE(yaml.find("not valid YAML"), std::string::npos) << yaml;
+  // A rule that replaces itself would never apply.
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n"
+                     "      requests_per_unit: 5\n      name: x\n      replaces: [{name: x}]\n"),
+            "bad.yaml:8: rate_limit \"x\" replaces itself: it would never apply (remove its name "
+            "from replaces)");
   // A burst the quota rules refuse.
   const std::string burst = error_of(
       "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 3, "
       "algorithm: gcra, burst: 0}\n");
   EXPECT_TRUE(burst.starts_with("bad.yaml:4: quota")) << burst;
+}
+
+// Ids as envoyproxy/ratelimit spells them can collide ("shop" + "cart.user" and "shop.cart" +
+// "user"); identities cannot: every part is length-prefixed.
+TEST(ConfigTest, EveryRuleHasAnIdentityNoOtherRuleShares) {
+  Config c = parsed(
+      "domain: api\ndescriptors:\n"
+      "  - key: a\n    value: b_*\n    rate_limit: {unit: second, requests_per_unit: 1}\n"
+      "  - key: a_b\n    value: \"*\"\n    rate_limit: {unit: second, requests_per_unit: 1}\n"
+      "  - key: a_b\n    descriptors:\n      - key: c\n"
+      "        rate_limit: {unit: second, requests_per_unit: 1}\n");
+  const Domain* api = c.domain("api");
+  ASSERT_NE(api, nullptr);
+  ASSERT_EQ(api->descriptors.size(), 3u);
+  EXPECT_EQ(api->descriptors[0].id, "api.a_b_*");
+  EXPECT_EQ(api->descriptors[1].id, "api.a_b_*");
+  EXPECT_EQ(api->descriptors[0].identity, "3:api/1:a=3:b_*");
+  EXPECT_EQ(api->descriptors[1].identity, "3:api/3:a_b=1:*");
+  EXPECT_EQ(api->descriptors[2].descriptors[0].identity, "3:api/3:a_b/1:c");
+  Config shop = parsed("domain: shop\ndescriptors:\n  - key: cart.user\n");
+  Config shop_cart = parsed("domain: shop.cart\ndescriptors:\n  - key: user\n");
+  EXPECT_EQ(shop.domain("shop")->descriptors[0].id,
+            shop_cart.domain("shop.cart")->descriptors[0].id);
+  EXPECT_NE(shop.domain("shop")->descriptors[0].identity,
+            shop_cart.domain("shop.cart")->descriptors[0].identity);
 }
 
 TEST(ConfigTest, ADirectoryIsEveryYamlFileInItAndADomainLivesInOneFile) {

@@ -1,6 +1,7 @@
 #include "floodgate/server/redis_state.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <utility>
 
@@ -30,7 +31,66 @@ class RedisRuleState final : public RuleState {
   ServiceMetrics* const metrics_;
 };
 
+// Descriptors' own limits: the limit is written into the key, and the resolver reads it back.
+class RedisOverrideState final : public OverrideState {
+ public:
+  RedisOverrideState(std::shared_ptr<RedisLimiter> limiter, ServiceMetrics* metrics)
+      : limiter_(std::move(limiter)), metrics_(metrics) {}
+
+  Decision decide(std::string_view key, const LimitOverride& limit, std::uint64_t hits, Instant,
+                  std::chrono::steady_clock::time_point deadline) override {
+    std::string full;
+    full += static_cast<char>('0' + static_cast<int>(limit.unit));
+    full += std::to_string(limit.requests_per_unit);
+    full += '|';
+    full += key;
+    const RedisDecision d = hits == 0 ? limiter_->peek_before(full, deadline, 0)
+                                      : limiter_->try_acquire_before(full, deadline, hits);
+    if (d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache) {
+      metrics_->policy_decision();
+    }
+    return d.decision;
+  }
+
+  // Returns the quota a key made by `decide` carries.
+  static std::optional<Quota> quota_of(std::string_view key) {
+    if (key.size() < 3 || key[0] < '0' || key[0] > '6') return std::nullopt;
+    const auto unit = static_cast<Unit>(key[0] - '0');
+    std::uint32_t count = 0;
+    const auto [end, ec] = std::from_chars(key.data() + 1, key.data() + key.size(), count);
+    if (ec != std::errc() || end == key.data() + key.size() || *end != '|') return std::nullopt;
+    Result<Quota> q = Quota::make(length_of(unit), count, count);
+    if (!q) return std::nullopt;
+    return *q;
+  }
+
+ private:
+  std::shared_ptr<RedisLimiter> limiter_;
+  ServiceMetrics* const metrics_;
+};
+
 }  // namespace
+
+Result<std::shared_ptr<OverrideState>> RedisStates::override_state() {
+  Result<std::unique_ptr<RedisLimiter>> made =
+      RedisLimiter::create({.url = options_.url,
+                            .prefix = options_.prefix + "limit:",
+                            .algorithm = RedisAlgorithm::FixedWindow,
+                            // Every key carries its quota; this one is never used.
+                            .default_quota = Quota::per_second(1),
+                            .resolver = &RedisOverrideState::quota_of,
+                            .on_failure = options_.on_failure,
+                            .command_timeout = options_.command_timeout},
+                           *health_);
+  if (!made) return Error("descriptors' own limits: " + made.error().message());
+  std::shared_ptr<RedisLimiter> limiter(std::move(*made));
+  {
+    const std::lock_guard lock(mu_);
+    limiters_.push_back(limiter);
+  }
+  return std::shared_ptr<OverrideState>(
+      std::make_shared<RedisOverrideState>(std::move(limiter), metrics_));
+}
 
 Result<std::unique_ptr<RedisStates>> RedisStates::create(RedisStateOptions options,
                                                          ServiceMetrics* metrics) {

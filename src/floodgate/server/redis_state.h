@@ -36,6 +36,11 @@ class RedisStates {
   // fixed-window, gcra and token-bucket.
   StateFactory factory();
 
+  // The state of descriptors' own limits, for `ServiceOptions::override_state`: one fixed-window
+  // limiter on the same connections, whose keys carry the unit and count
+  // (`<prefix>limit:<unit><count>|<domain and entries>`).
+  Result<std::shared_ptr<OverrideState>> override_state();
+
   // Returns the calls on which Redis failed, over every rule's limiter.
   std::uint64_t errors() const;
 

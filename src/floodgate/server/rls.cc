@@ -119,6 +119,10 @@ Result<Request> from_proto(const rls::RateLimitRequest& proto) {
                      std::to_string(static_cast<int>(d.limit().unit())) + ")");
       }
       out.limit = LimitOverride{d.limit().requests_per_unit(), *unit};
+      // The same validation as a rate limit read from a file.
+      if (Result<RateLimit> valid = rate_limit_of(*out.limit); !valid) {
+        return Error("descriptors[" + std::to_string(i) + "].limit: " + valid.error().message());
+      }
     }
     request.descriptors.push_back(std::move(out));
   }
@@ -131,17 +135,46 @@ void add_header(rls::RateLimitResponse& proto, std::string key, std::string valu
   header->set_value(std::move(value));
 }
 
+namespace {
+
+// The limit a status was decided under: its rule's, or the descriptor's own.
+struct Applied {
+  std::string_view name;  // For the headers: the rule's name, else its id; "limit" for its own.
+  std::string_view rule_name;  // `current_limit.name`: the rule's `name`, if any.
+  const RateLimit* limit = nullptr;
+  RateLimit own;
+};
+
+bool applied(const DescriptorStatus& s, Applied& out) {
+  if (s.own_limit) {
+    out.own.unit = s.own_limit->unit;
+    out.own.requests_per_unit = s.own_limit->requests_per_unit;
+    out.limit = &out.own;
+    out.name = "limit";
+    out.rule_name = {};
+    return true;
+  }
+  if (s.rule == nullptr) return false;
+  out.limit = &*s.rule->rate_limit;
+  out.rule_name = out.limit->name;
+  out.name = out.limit->name.empty() ? std::string_view(s.rule->id) : out.limit->name;
+  return true;
+}
+
+}  // namespace
+
 void to_proto(const Response& response, rls::RateLimitResponse& proto, bool headers) {
   proto.set_overall_code(response.overall == Code::OverLimit ? rls::RateLimitResponse::OVER_LIMIT
                                                              : rls::RateLimitResponse::OK);
+  Applied a;
   for (const DescriptorStatus& s : response.statuses) {
     rls::RateLimitResponse::DescriptorStatus* status = proto.add_statuses();
     status->set_code(s.code == Code::OverLimit ? rls::RateLimitResponse::OVER_LIMIT
                                                : rls::RateLimitResponse::OK);
-    if (s.rule == nullptr) continue;
-    const RateLimit& limit = *s.rule->rate_limit;
+    if (!applied(s, a)) continue;
+    const RateLimit& limit = *a.limit;
     rls::RateLimitResponse::RateLimit* current = status->mutable_current_limit();
-    current->set_name(limit.name);
+    current->set_name(std::string(a.rule_name));
     if (!limit.unlimited) {
       current->set_requests_per_unit(limit.requests_per_unit);
       current->set_unit(to_proto(limit.unit));
@@ -157,19 +190,21 @@ void to_proto(const Response& response, rls::RateLimitResponse& proto, bool head
   if (!headers) return;
   // The descriptor closest to its limit: the smallest share of it remaining.
   const DescriptorStatus* closest = nullptr;
+  Applied closest_applied;
   double least = 2.0;
   for (const DescriptorStatus& s : response.statuses) {
-    if (s.rule == nullptr || !s.rule->rate_limit->quota()) continue;
-    const double share = static_cast<double>(s.limit_remaining) /
-                         static_cast<double>(s.rule->rate_limit->requests_per_unit);
+    if (!applied(s, a) || !a.limit->quota()) continue;
+    const double share =
+        static_cast<double>(s.limit_remaining) / static_cast<double>(a.limit->requests_per_unit);
     if (share < least) {
       least = share;
       closest = &s;
     }
   }
   if (closest == nullptr) return;
-  const RateLimit& limit = *closest->rule->rate_limit;
-  const std::string name = limit.name.empty() ? closest->rule->id : limit.name;
+  applied(*closest, closest_applied);
+  const RateLimit& limit = *closest_applied.limit;
+  const std::string name(closest_applied.name);
   const Decision d(closest->code == Code::OverLimit ? Verdict::Denied : Verdict::Allowed,
                    limit.requests_per_unit, closest->limit_remaining, 1,
                    closest->duration_until_reset, closest->duration_until_reset);

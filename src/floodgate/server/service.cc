@@ -78,6 +78,7 @@ class ShardedKeys {
       }
     }
     if (shard.entries.size() >= shard.capacity) {
+      untracked_.fetch_add(1, std::memory_order_relaxed);
       Slot untracked = fresh();
       return f(untracked, false);
     }
@@ -94,6 +95,9 @@ class ShardedKeys {
     return n;
   }
 
+  // Returns how many calls found no room for their key.
+  std::uint64_t untracked() const { return untracked_.load(std::memory_order_relaxed); }
+
  private:
   struct Shard {
     mutable std::mutex mu;
@@ -102,10 +106,33 @@ class ShardedKeys {
     std::size_t skip_scans = 0;  // New keys to leave untracked before the next scan. Guarded by mu.
   };
   std::array<Shard, kShards> shards_;
+  std::atomic<std::uint64_t> untracked_{0};
 };
 
-// envoyproxy/ratelimit's fixed window: windows aligned to the unit; every hit counts, denied
-// ones included; over the limit when the count after the hits passes it.
+// One envoyproxy/ratelimit window: aligned to its period, every hit counts (denied ones
+// included), over the limit when the count after the hits passes it.
+struct Window {
+  std::int64_t start = std::numeric_limits<std::int64_t>::min();
+  std::uint64_t count = 0;
+};
+
+// Decides `hits` against `limit` in `w` at `t` (nanoseconds), for windows of `period`.
+Decision decide_window(Window& w, std::int64_t t, std::int64_t period, std::uint64_t limit,
+                       std::uint64_t hits) {
+  const std::int64_t start = internal::floor_div(t, period) * period;
+  const Nanos until_end{internal::saturating_add(start, period) - t};
+  std::uint64_t count = w.start == start ? w.count : 0;
+  count = count > std::numeric_limits<std::uint64_t>::max() - hits
+              ? std::numeric_limits<std::uint64_t>::max()
+              : count + hits;
+  if (hits > 0 && w.start <= start) w = Window{start, count};
+  const bool over = count > limit;
+  const auto left = static_cast<std::int64_t>(over ? 0 : limit - count);
+  return Decision(over ? Verdict::Denied : Verdict::Allowed, limit, left, 1,
+                  over ? until_end : Nanos::zero(), count == 0 ? Nanos::zero() : until_end);
+}
+
+// envoyproxy/ratelimit's fixed window per key.
 class FixedWindowState final : public RuleState {
  public:
   FixedWindowState(const Quota& quota, std::size_t max_keys)
@@ -115,32 +142,54 @@ class FixedWindowState final : public RuleState {
                   std::chrono::steady_clock::time_point) override {
     const std::int64_t t = internal::clamped_nanos(now);
     const std::int64_t start = internal::floor_div(t, period_) * period_;
-    const Nanos until_end{internal::saturating_add(start, period_) - t};
     return keys_.with(
         key, [] { return Window{}; }, [&](const Window& w) { return w.start < start; },
-        [&](Window& w, bool) {
-          std::uint64_t count = w.start == start ? w.count : 0;
-          count = count > std::numeric_limits<std::uint64_t>::max() - hits
-                      ? std::numeric_limits<std::uint64_t>::max()
-                      : count + hits;
-          if (hits > 0 && w.start <= start) w = Window{start, count};
-          const bool over = count > limit_;
-          const auto left = static_cast<std::int64_t>(over ? 0 : limit_ - count);
-          return Decision(over ? Verdict::Denied : Verdict::Allowed, limit_, left, 1,
-                          over ? until_end : Nanos::zero(), count == 0 ? Nanos::zero() : until_end);
-        });
+        [&](Window& w, bool) { return decide_window(w, t, period_, limit_, hits); });
   }
 
   std::size_t tracked() const override { return keys_.size(); }
 
  private:
-  struct Window {
-    std::int64_t start = std::numeric_limits<std::int64_t>::min();
-    std::uint64_t count = 0;
-  };
   const std::int64_t period_;
   const std::uint64_t limit_;
   ShardedKeys<Window> keys_;
+};
+
+// Descriptors' own limits in this process: one window per key, unit and count.
+class LocalOverrideState final : public OverrideState {
+ public:
+  explicit LocalOverrideState(std::size_t max_keys) : keys_(max_keys) {}
+
+  Decision decide(std::string_view key, const LimitOverride& limit, std::uint64_t hits, Instant now,
+                  std::chrono::steady_clock::time_point) override {
+    const std::int64_t period = length_of(limit.unit).count();
+    const std::int64_t t = internal::clamped_nanos(now);
+    // The unit and count are part of the key: a descriptor whose limit changes starts afresh,
+    // as one with a new rule does.
+    std::string full(key);
+    full += static_cast<char>('0' + static_cast<int>(limit.unit));
+    full += std::to_string(limit.requests_per_unit);
+    return keys_.with(
+        full,
+        [&] {
+          return Slot{Window{}, period};
+        },
+        // Idle once its window has ended: dropping it then changes no decision.
+        [&](const Slot& e) { return internal::saturating_add(e.window.start, e.period) <= t; },
+        [&](Slot& e, bool) {
+          return decide_window(e.window, t, period, limit.requests_per_unit, hits);
+        });
+  }
+
+  std::size_t tracked() const override { return keys_.size(); }
+  std::uint64_t untracked() const override { return keys_.untracked(); }
+
+ private:
+  struct Slot {
+    Window window;
+    std::int64_t period;  // The unit's length: keys of every unit share the container.
+  };
+  ShardedKeys<Slot> keys_;
 };
 
 // The sliding-window counter (floodgate's `SlidingWindowCounterLimiter`) per key: only admitted
@@ -197,8 +246,10 @@ std::string state_key(const std::vector<Entry>& entries) {
   return key;
 }
 
-std::string override_key(const std::vector<Entry>& entries) {
-  std::string key;
+std::string override_key(std::string_view domain, const std::vector<Entry>& entries) {
+  std::string key = std::to_string(domain.size());
+  key += ':';
+  key += domain;
   for (const Entry& e : entries) {
     for (const std::string_view part : {e.key, e.value}) {
       key += std::to_string(part.size());
@@ -211,9 +262,17 @@ std::string override_key(const std::vector<Entry>& entries) {
 
 std::string definition_of(const Descriptor& rule) {
   const RateLimit& r = *rule.rate_limit;
-  return rule.id + "|" + std::string(to_string(r.algorithm)) + "|" +
+  return rule.identity + "|" + std::string(to_string(r.algorithm)) + "|" +
          std::string(to_string(r.unit)) + "|" + std::to_string(r.requests_per_unit) + "|" +
          (r.burst ? std::to_string(*r.burst) : std::string("-"));
+}
+
+Result<RateLimit> rate_limit_of(const LimitOverride& limit) {
+  RateLimit r;
+  r.unit = limit.unit;
+  r.requests_per_unit = limit.requests_per_unit;
+  if (Result<void> ok = validate(r); !ok) return ok.error();
+  return r;
 }
 
 std::shared_ptr<RuleState> make_local_state(const Descriptor& rule, std::size_t max_keys) {
@@ -229,6 +288,19 @@ std::shared_ptr<RuleState> make_local_state(const Descriptor& rule, std::size_t 
       break;
   }
   return std::make_shared<FixedWindowState>(quota, max_keys);
+}
+
+std::shared_ptr<OverrideState> make_local_override_state(std::size_t max_keys) {
+  return std::make_shared<LocalOverrideState>(max_keys);
+}
+
+Service::Service(ServiceOptions options)
+    : options_(std::move(options)),
+      overrides_(options_.override_state != nullptr
+                     ? options_.override_state
+                     : make_local_override_state(options_.max_keys_per_rule)) {
+  other_overrides_.label = "(limit)";
+  other_overrides_.rule = std::make_shared<RuleCounters>();
 }
 
 Result<std::shared_ptr<RuleState>> Service::state_for(const Descriptor& rule) const {
@@ -249,17 +321,29 @@ Result<std::shared_ptr<const Service::Snapshot>> Service::build(
     std::shared_ptr<const Config> config, const Snapshot* previous) const {
   std::unordered_map<std::string, std::shared_ptr<RuleState>> kept;
   std::unordered_map<std::string, Counted> kept_counters;
+  std::unordered_map<std::string, Counted> kept_overrides;
   if (previous != nullptr) {
     for (const auto& [rule, state] : previous->states) kept.emplace(definition_of(*rule), state);
-    for (const auto& [rule, c] : previous->counters) kept_counters.emplace(rule->id, c);
+    for (const auto& [rule, c] : previous->counters) kept_counters.emplace(rule->identity, c);
+    kept_overrides = previous->override_counters;
+  }
+  // Ids that more than one rule has: those rules are labelled by identity in metrics.
+  std::unordered_map<std::string_view, int> ids;
+  auto count_id = [&](const Descriptor& rule) {
+    if (rule.rate_limit) ++ids[rule.id];
+  };
+  for (const std::string& name : config->domain_names()) {
+    for_each_rule(config->domain(name)->descriptors, count_id);
   }
   auto next = std::make_shared<Snapshot>();
   std::optional<Error> failed;
   auto add = [&](const Descriptor& rule) {
     if (!rule.rate_limit) return;
     Counted c;
-    if (const auto same = kept_counters.find(rule.id); same != kept_counters.end())
+    if (const auto same = kept_counters.find(rule.identity); same != kept_counters.end()) {
       c = same->second;
+    }
+    c.label = ids[rule.id] > 1 ? rule.identity : rule.id;
     if (!c.rule) c.rule = std::make_shared<RuleCounters>();
     if (rule.detailed_metric && !c.values) c.values = std::make_shared<DetailedCounters>();
     if (!rule.detailed_metric) c.values = nullptr;
@@ -278,6 +362,11 @@ Result<std::shared_ptr<const Service::Snapshot>> Service::build(
   };
   for (const std::string& name : config->domain_names()) {
     for_each_rule(config->domain(name)->descriptors, add);
+    Counted c;
+    if (const auto same = kept_overrides.find(name); same != kept_overrides.end()) c = same->second;
+    c.label = name + ".(limit)";
+    if (!c.rule) c.rule = std::make_shared<RuleCounters>();
+    next->override_counters.emplace(name, std::move(c));
   }
   if (failed) return *failed;
   next->config = std::move(config);
@@ -300,34 +389,34 @@ std::shared_ptr<const Service::Snapshot> Service::snapshot() const {
 
 std::shared_ptr<const Config> Service::config() const { return snapshot()->config; }
 
-const Service::Override* Service::override_for(std::string_view domain,
-                                               const LimitOverride& limit) {
-  std::string name(domain);
-  name.append("|").append(to_string(limit.unit)).append("|");
-  name.append(std::to_string(limit.requests_per_unit));
-  const std::lock_guard lock(overrides_mu_);
-  if (const auto found = overrides_.find(name); found != overrides_.end()) {
-    return found->second.get();
+bool Service::decide_override(const Snapshot& s, const Request& request, const RequestDescriptor& d,
+                              std::uint64_t hits, Instant now, DescriptorStatus& status) {
+  const LimitOverride& limit = *d.limit;
+  status.own_limit = limit;
+  const auto counters = s.override_counters.find(std::string(request.domain));
+  const Counted& counted =
+      counters != s.override_counters.end() ? counters->second : other_overrides_;
+  RateLimit rate;
+  rate.unit = limit.unit;
+  rate.requests_per_unit = limit.requests_per_unit;
+  bool over = true;
+  if (!validate(rate)) {
+    // Not enforceable (the endpoints refuse such a request before it gets here): over, and
+    // nothing kept.
+    status.duration_until_reset = until_window_end(limit.unit, now);
+  } else if (limit.requests_per_unit == 0) {
+    status.duration_until_reset = until_window_end(limit.unit, now);
+  } else {
+    const Decision decision = overrides_->decide(override_key(request.domain, d.entries), limit,
+                                                 hits, now, request.deadline);
+    over = !decision.allowed();
+    status.limit_remaining = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(decision.remaining(), kUnlimitedRemaining));
+    status.duration_until_reset = decision.reset_after();
   }
-  if (overrides_.size() >= options_.max_limit_overrides) return nullptr;
-  auto made = std::make_unique<Override>();
-  made->domain = std::string(domain);
-  made->rule = std::make_unique<Descriptor>();
-  Descriptor& rule = *made->rule;
-  rule.key = "(limit)";
-  rule.id = std::string(domain) + ".(limit " + std::to_string(limit.requests_per_unit) + "/" +
-            std::string(to_string(limit.unit)) + ")";
-  rule.file = "(request)";
-  rule.rate_limit.emplace();
-  rule.rate_limit->unit = limit.unit;
-  rule.rate_limit->requests_per_unit = limit.requests_per_unit;
-  made->counted.rule = std::make_shared<RuleCounters>();
-  if (rule.rate_limit->quota()) {
-    Result<std::shared_ptr<RuleState>> state = state_for(rule);
-    if (!state) return nullptr;
-    made->state = std::move(*state);
-  }
-  return overrides_.emplace(std::move(name), std::move(made)).first->second.get();
+  status.shadowed = over && options_.shadow_mode;
+  count(counted, d, status, rate, over, hits);
+  return over;
 }
 
 Response Service::should_rate_limit(const Request& request, Instant now) {
@@ -336,16 +425,11 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
   response.config = s->config;
   response.statuses.resize(request.descriptors.size());
   std::vector<const Descriptor*> rules(request.descriptors.size(), nullptr);
-  std::vector<const Override*> overrides(request.descriptors.size(), nullptr);
   std::vector<std::string_view> replaced;
   for (std::size_t i = 0; i < rules.size(); ++i) {
     const RequestDescriptor& d = request.descriptors[i];
-    if (d.limit) {
-      // Its own limit: the configuration is not consulted (as envoyproxy/ratelimit).
-      overrides[i] = override_for(request.domain, *d.limit);
-      if (overrides[i] != nullptr) rules[i] = overrides[i]->rule.get();
-      continue;
-    }
+    // Its own limit: the configuration is not consulted (as envoyproxy/ratelimit).
+    if (d.limit) continue;
     rules[i] = s->config->match(request.domain, d.entries);
     if (rules[i] != nullptr) {
       for (const std::string& name : rules[i]->rate_limit->replaces) replaced.push_back(name);
@@ -353,20 +437,13 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
   }
   for (std::size_t i = 0; i < rules.size(); ++i) {
     const Descriptor* rule = rules[i];
-    const Override* own = overrides[i];
     DescriptorStatus& status = response.statuses[i];
     const RequestDescriptor& d = request.descriptors[i];
     const std::uint64_t hits =
         d.hits_addend ? *d.hits_addend : (request.hits_addend == 0 ? 1 : request.hits_addend);
     bool over = false;
-    if (d.limit && own == nullptr) {
-      // Past `max_limit_overrides`: a window of its own, fresh, not kept.
-      untracked_overrides_.fetch_add(1, std::memory_order_relaxed);
-      const std::uint64_t count = d.limit->requests_per_unit;
-      over = hits > count;
-      status.limit_remaining = static_cast<std::uint32_t>(over ? 0 : count - hits);
-      status.duration_until_reset = until_window_end(d.limit->unit, now);
-      status.shadowed = over && options_.shadow_mode;
+    if (d.limit) {
+      over = decide_override(*s, request, d, hits, now, status);
     } else {
       if (rule == nullptr) continue;
       const RateLimit& limit = *rule->rate_limit;
@@ -375,29 +452,25 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
         continue;  // Replaced by another matched rule: not applied.
       }
       status.rule = rule;
-      const Counted& counted = own != nullptr ? own->counted : s->counters.at(rule);
+      const Counted& counted = s->counters.at(rule);
       if (limit.unlimited) {
         status.limit_remaining = kUnlimitedRemaining;
-        count(counted, d, status, false, hits);
+        count(counted, d, status, limit, false, hits);
         continue;
       }
       if (limit.requests_per_unit == 0) {
         over = true;
         status.duration_until_reset = until_window_end(limit.unit, now);
       } else {
-        RuleState& state = own != nullptr ? *own->state : *s->states.at(rule);
-        // An override's state is shared by every key of its domain: keys are part of the state's
-        // key, as a rule's path is of a rule's.
         const Decision decision =
-            state.decide(own != nullptr ? override_key(d.entries) : state_key(d.entries), hits, now,
-                         request.deadline);
+            s->states.at(rule)->decide(state_key(d.entries), hits, now, request.deadline);
         over = !decision.allowed();
         status.limit_remaining = static_cast<std::uint32_t>(
             std::min<std::uint64_t>(decision.remaining(), kUnlimitedRemaining));
         status.duration_until_reset = decision.reset_after();
       }
       if (over && (rule->shadow_mode || options_.shadow_mode)) status.shadowed = true;
-      count(counted, d, status, over, hits);
+      count(counted, d, status, limit, over, hits);
     }
     if (status.shadowed) over = false;
     status.code = over ? Code::OverLimit : Code::Ok;
@@ -407,7 +480,8 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
 }
 
 void Service::count(const Counted& counted, const RequestDescriptor& request,
-                    const DescriptorStatus& status, bool over, std::uint64_t hits) {
+                    const DescriptorStatus& status, const RateLimit& limit, bool over,
+                    std::uint64_t hits) {
   const auto add = [&](RuleCounters& c) {
     c.total_hits.fetch_add(hits, std::memory_order_relaxed);
     if (over) {
@@ -416,7 +490,6 @@ void Service::count(const Counted& counted, const RequestDescriptor& request,
       return;
     }
     c.within_limit.fetch_add(hits, std::memory_order_relaxed);
-    const RateLimit& limit = *status.rule->rate_limit;
     // Near: 80% or more of the limit used (as envoyproxy/ratelimit's NEAR_LIMIT_RATIO).
     if (!limit.unlimited &&
         static_cast<std::uint64_t>(status.limit_remaining) * 5 <= limit.requests_per_unit) {
@@ -439,19 +512,22 @@ void Service::write_metrics(std::string& out) const {
   std::string tracked =
       "# HELP floodgate_rule_tracked_values Descriptor values with state in this process "
       "(at most --max-keys-per-rule).\n# TYPE floodgate_rule_tracked_values gauge\n";
+  const auto add_tracked = [&](const std::string& labels, std::size_t n) {
+    tracked.append("floodgate_rule_tracked_values{")
+        .append(labels)
+        .append("} ")
+        .append(std::to_string(n))
+        .append("\n");
+  };
   for (const std::string& domain : s->config->domain_names()) {
     auto collect = [&](const Descriptor& rule) {
       const auto found = s->counters.find(&rule);
       if (found == s->counters.end()) return;
-      const std::string base =
-          "domain=\"" + label_value(domain) + "\",rule=\"" + label_value(rule.id) + "\"";
+      const std::string base = "domain=\"" + label_value(domain) + "\",rule=\"" +
+                               label_value(found->second.label) + "\"";
       rows.push_back({base, found->second.rule.get()});
       if (const auto state = s->states.find(&rule); state != s->states.end()) {
-        tracked.append("floodgate_rule_tracked_values{")
-            .append(base)
-            .append("} ")
-            .append(std::to_string(state->second->tracked()))
-            .append("\n");
+        add_tracked(base, state->second->tracked());
       }
       if (found->second.values) {
         found->second.values->for_each([&](const std::string& value, const RuleCounters& c) {
@@ -460,23 +536,13 @@ void Service::write_metrics(std::string& out) const {
       }
     };
     for_each_rule(s->config->domain(domain)->descriptors, collect);
+    const Counted& own = s->override_counters.at(domain);
+    rows.push_back(
+        {"domain=\"" + label_value(domain) + "\",rule=\"" + label_value(own.label) + "\"",
+         own.rule.get()});
   }
-  std::uint64_t untracked = untracked_overrides_.load(std::memory_order_relaxed);
-  {
-    const std::lock_guard lock(overrides_mu_);
-    for (const auto& [name, o] : overrides_) {
-      const std::string base =
-          "domain=\"" + label_value(o->domain) + "\",rule=\"" + label_value(o->rule->id) + "\"";
-      rows.push_back({base, o->counted.rule.get()});
-      if (o->state) {
-        tracked.append("floodgate_rule_tracked_values{")
-            .append(base)
-            .append("} ")
-            .append(std::to_string(o->state->tracked()))
-            .append("\n");
-      }
-    }
-  }
+  rows.push_back({"domain=\"\",rule=\"(limit)\"", other_overrides_.rule.get()});
+  add_tracked("domain=\"\",rule=\"(limit)\"", overrides_->tracked());
   const struct {
     const char* name;
     const char* help;
@@ -505,10 +571,10 @@ void Service::write_metrics(std::string& out) const {
   out.append(tracked);
   out.append(
       "# HELP floodgate_limit_overrides_untracked_total Descriptors with a limit of their own "
-      "decided without state (more distinct override limits than the service keeps).\n"
+      "decided without state (the override windows were full: at most --max-keys-per-rule).\n"
       "# TYPE floodgate_limit_overrides_untracked_total counter\n"
       "floodgate_limit_overrides_untracked_total ");
-  out.append(std::to_string(untracked)).append("\n");
+  out.append(std::to_string(overrides_->untracked())).append("\n");
 }
 
 }  // namespace floodgate::server

@@ -59,7 +59,8 @@ enum class Code : std::uint8_t { Ok, OverLimit };
 
 struct DescriptorStatus {
   Code code = Code::Ok;
-  const Descriptor* rule = nullptr;  // The rule applied; null when none was.
+  const Descriptor* rule = nullptr;  // The rule applied; null when none was, or `own_limit` was.
+  std::optional<LimitOverride> own_limit;  // The descriptor's own limit, when it was applied.
   std::uint32_t limit_remaining = 0;
   Nanos duration_until_reset{0};
   bool shadowed = false;  // Over the limit, answered OK by shadow mode.
@@ -68,8 +69,7 @@ struct DescriptorStatus {
 struct Response {
   Code overall = Code::Ok;
   std::vector<DescriptorStatus> statuses;
-  // The configuration the statuses' rules point into; keeps them alive. (The rules of
-  // descriptors with their own limit live as long as the service.)
+  // The configuration the statuses' rules point into; keeps them alive.
   std::shared_ptr<const Config> config;
 };
 
@@ -89,16 +89,41 @@ class RuleState {
 // be kept where this factory keeps state.
 using StateFactory = std::function<Result<std::shared_ptr<RuleState>>(const Descriptor& rule)>;
 
+// The state of the limits requests carry (Envoy's per-descriptor `limit`): one fixed window per
+// (domain, descriptor, unit, count), all of them in one container, so that how many distinct
+// limits clients send changes nothing but the number of keys.
+class OverrideState {
+ public:
+  virtual ~OverrideState() = default;
+  // Decides `hits` under `limit` (which passed `validate`, with a count above 0) for `key`, which
+  // names the domain and the descriptor, at `now`, waiting for a backend no later than
+  // `deadline`. `hits` 0 is a check that counts nothing.
+  virtual Decision decide(std::string_view key, const LimitOverride& limit, std::uint64_t hits,
+                          Instant now, std::chrono::steady_clock::time_point deadline) = 0;
+  // Returns how many windows have state in this process (0 when it is kept elsewhere).
+  virtual std::size_t tracked() const { return 0; }
+  // Returns how many decisions were made without keeping state (the container was full).
+  virtual std::uint64_t untracked() const { return 0; }
+};
+
+// Returns the fixed-window rate limit of `limit`, or an error naming the value if it cannot be
+// enforced (see `validate`).
+Result<RateLimit> rate_limit_of(const LimitOverride& limit);
+
+// Returns a new in-process override state that keeps at most `max_keys` windows: past it, idle
+// windows (ended) are dropped, and if none is, a new one is decided as fresh without state.
+std::shared_ptr<OverrideState> make_local_override_state(std::size_t max_keys);
+
 struct ServiceOptions {
   // Most descriptors with state per rule; past it, new ones are decided without keeping state
   // (as if seen for the first time) until old ones are idle and dropped.
   std::size_t max_keys_per_rule = 100'000;
   bool shadow_mode = false;  // Every OVER_LIMIT answered OK (and counted).
-  // Most distinct override limits (domain, unit, count) with state, kept for the service's life;
-  // past it, a descriptor with a new one is decided as a fresh window, without state.
-  std::size_t max_limit_overrides = 128;
   // Where rules keep their state; null: in this process.
   StateFactory make_state = nullptr;
+  // Where descriptors' own limits keep their state; null: in this process, at most
+  // `max_keys_per_rule` windows.
+  std::shared_ptr<OverrideState> override_state = nullptr;
 };
 
 class Service {
@@ -124,55 +149,53 @@ class Service {
 
  private:
   struct Counted {
+    std::string label;  // The `rule` label: the rule's id, or its identity if another shares it.
     std::shared_ptr<RuleCounters> rule;
     std::shared_ptr<DetailedCounters> values;  // `detailed_metric` rules only.
-  };
-  // The rule and state of one override limit (domain, unit, count).
-  struct Override {
-    std::string domain;
-    std::unique_ptr<Descriptor> rule;
-    std::shared_ptr<RuleState> state;  // Null for a limit of 0.
-    Counted counted;
   };
   struct Snapshot {
     std::shared_ptr<const Config> config;
     std::unordered_map<const Descriptor*, std::shared_ptr<RuleState>> states;
     std::unordered_map<const Descriptor*, Counted> counters;
+    // Descriptors' own limits, counted per domain of the configuration (requests to other
+    // domains share `Service::other_overrides_`).
+    std::unordered_map<std::string, Counted> override_counters;
   };
 
-  // Counts `hits` answered as `status` for `rule`.
+  // Counts `hits` answered as `status` under `limit`.
   static void count(const Counted& counted, const RequestDescriptor& request,
-                    const DescriptorStatus& status, bool over, std::uint64_t hits);
+                    const DescriptorStatus& status, const RateLimit& limit, bool over,
+                    std::uint64_t hits);
 
-  explicit Service(ServiceOptions options) : options_(std::move(options)) {}
+  explicit Service(ServiceOptions options);
 
   std::shared_ptr<const Snapshot> snapshot() const;
   // Returns a new state for `rule` (which has a quota) where this service keeps state.
   Result<std::shared_ptr<RuleState>> state_for(const Descriptor& rule) const;
-  // Returns the override for `limit` in `domain`, made on first use; null past
-  // `max_limit_overrides` or if its state cannot be made.
-  const Override* override_for(std::string_view domain, const LimitOverride& limit);
+  // Decides descriptor `d` of `request`, which has its own limit, into `status`; returns
+  // whether it is over the limit.
+  bool decide_override(const Snapshot& s, const Request& request, const RequestDescriptor& d,
+                       std::uint64_t hits, Instant now, DescriptorStatus& status);
   Result<std::shared_ptr<const Snapshot>> build(std::shared_ptr<const Config> config,
                                                 const Snapshot* previous) const;
 
   const ServiceOptions options_;
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snapshot_;  // Guarded by mu_.
-  mutable std::mutex overrides_mu_;
-  // By "domain|unit|count"; entries are never removed (their rules are pointed to by responses).
-  std::map<std::string, std::unique_ptr<Override>, std::less<>> overrides_;  // Guarded.
-  std::atomic<std::uint64_t> untracked_overrides_{0};
+  std::shared_ptr<OverrideState> overrides_;
+  Counted other_overrides_;  // Own limits in domains the configuration does not have.
 };
 
 // Returns the state key of a request descriptor: its values, each length-prefixed, so that no two
 // lists of values share a key.
 std::string state_key(const std::vector<Entry>& entries);
 
-// Returns the state key of a request descriptor with its own limit: its keys and values, each
-// length-prefixed (such a limit is shared by every key of its domain).
-std::string override_key(const std::vector<Entry>& entries);
+// Returns the state key of a request descriptor with its own limit: its domain, keys and values,
+// each length-prefixed (one container holds every domain's).
+std::string override_key(std::string_view domain, const std::vector<Entry>& entries);
 
-// Returns a rule's definition as text: equal texts may share state across configurations.
+// Returns a rule's definition as text: its identity, algorithm, unit, count and burst. Equal texts
+// may share state across configurations, and Redis keys are prefixed with it.
 std::string definition_of(const Descriptor& rule);
 
 // Returns a new in-process state for `rule` (which must have a rate limit with a quota).

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <limits>
 #include <thread>
 
 #include "floodgate/keyed/keyed_limiter.h"
@@ -274,15 +277,17 @@ Request with_limit(std::string_view key, std::string_view value, std::uint32_t c
 // Envoy's per-descriptor `limit`: the descriptor is limited by it, in a fixed window, and the
 // configuration is not consulted (envoyproxy/ratelimit's rule), whether a rule matches or not.
 TEST(ServiceTest, ADescriptorWithItsOwnLimitIsLimitedByItAlone) {
-  auto service_owner = make(config(), {.max_limit_overrides = 2});
+  auto service_owner = make(config(), {});
   ASSERT_TRUE(service_owner);
   Service& service = *service_owner;
   // "ip" has a rule of 3 a minute; the override says 2 an hour.
   for (int i = 0; i < 2; ++i) {
     const Response r = service.should_rate_limit(with_limit("ip", "a", 2, Unit::Hour), kT0);
     ASSERT_EQ(r.overall, Code::Ok);
-    ASSERT_NE(r.statuses[0].rule, nullptr);
-    EXPECT_EQ(r.statuses[0].rule->id, "edge.(limit 2/hour)");
+    EXPECT_EQ(r.statuses[0].rule, nullptr);
+    ASSERT_TRUE(r.statuses[0].own_limit);
+    EXPECT_EQ(r.statuses[0].own_limit->requests_per_unit, 2u);
+    EXPECT_EQ(r.statuses[0].own_limit->unit, Unit::Hour);
     EXPECT_EQ(r.statuses[0].limit_remaining, static_cast<std::uint32_t>(1 - i));
   }
   const Response over = service.should_rate_limit(with_limit("ip", "a", 2, Unit::Hour), kT0);
@@ -293,29 +298,86 @@ TEST(ServiceTest, ADescriptorWithItsOwnLimitIsLimitedByItAlone) {
   // Another key with the same values and limit is another counter.
   EXPECT_EQ(service.should_rate_limit(with_limit("user", "a", 2, Unit::Hour), kT0).overall,
             Code::Ok);
-  // A key no rule knows is limited too; a limit of 0 is always over.
-  EXPECT_EQ(service.should_rate_limit(with_limit("nobody", "x", 0, Unit::Second), kT0).overall,
-            Code::OverLimit);
+  // Another domain with the same descriptor and limit is another counter too.
+  Request elsewhere = with_limit("ip", "a", 2, Unit::Hour);
+  elsewhere.domain = "other";
+  EXPECT_EQ(service.should_rate_limit(elsewhere, kT0).overall, Code::Ok);
+  // A key no rule knows is limited too; a limit of 0 is always over, with its limit said.
+  const Response zero = service.should_rate_limit(with_limit("nobody", "x", 0, Unit::Second), kT0);
+  EXPECT_EQ(zero.overall, Code::OverLimit);
+  ASSERT_TRUE(zero.statuses[0].own_limit);
+  EXPECT_EQ(zero.statuses[0].duration_until_reset, std::chrono::seconds(1));
 
-  // Two distinct override limits are kept (2/hour, 0/second); a third is decided as a fresh
-  // window each time: its count is not kept, and the metrics say so.
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(service.should_rate_limit(with_limit("ip", "b", 1, Unit::Minute), kT0).overall,
-              Code::Ok);
-  }
   std::string out;
   service.write_metrics(out);
   const auto has = [&](const std::string& line) {
     return out.find(line + "\n") != std::string::npos;
   };
-  EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.(limit 2/hour)\"} 4"))
-      << out;
-  EXPECT_TRUE(has("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.(limit 2/hour)\"} 1"))
-      << out;
-  EXPECT_TRUE(has("floodgate_rule_tracked_values{domain=\"edge\",rule=\"edge.(limit 2/hour)\"} 2"))
-      << out;
-  EXPECT_TRUE(has("floodgate_limit_overrides_untracked_total 3")) << out;
+  // Counted per domain of the configuration; domains it does not have share one row.
+  EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.(limit)\"} 5")) << out;
+  EXPECT_TRUE(has("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.(limit)\"} 2")) << out;
+  EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"\",rule=\"(limit)\"} 1")) << out;
+  EXPECT_TRUE(has("floodgate_rule_tracked_values{domain=\"\",rule=\"(limit)\"} 3")) << out;
+  EXPECT_TRUE(has("floodgate_limit_overrides_untracked_total 0")) << out;
   EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.ip\"} 1")) << out;
+}
+
+// However many distinct limits clients send, each stays enforced: they are keys of one bounded
+// container, not slots that run out (a client that sent 130 distinct limits used to leave every
+// later one unenforced, "a fresh window" forever).
+TEST(ServiceTest, OwnLimitsStayEnforcedHoweverManyDistinctOnesClientsSend) {
+  auto service_owner = make(config(), {});
+  ASSERT_TRUE(service_owner);
+  Service& service = *service_owner;
+  for (std::uint32_t i = 0; i < 300; ++i) {
+    ASSERT_EQ(
+        service.should_rate_limit(with_limit("ip", "flood", 1000 + i, Unit::Second), kT0).overall,
+        Code::Ok);
+  }
+  EXPECT_EQ(service.should_rate_limit(with_limit("ip", "a", 1, Unit::Hour), kT0).overall, Code::Ok);
+  EXPECT_EQ(service.should_rate_limit(with_limit("ip", "a", 1, Unit::Hour), kT0).overall,
+            Code::OverLimit);
+}
+
+// The windows of own limits are bounded like a rule's values: past the bound, ended windows
+// make room, and a window that has not ended is never dropped.
+TEST(ServiceTest, OwnLimitWindowsAreBoundedAndOnlyEndedOnesAreDropped) {
+  auto service_owner = make(config(), {.max_keys_per_rule = 32});
+  ASSERT_TRUE(service_owner);
+  Service& service = *service_owner;
+  // One hour-long window in force, then a flood of second-long ones, one second after another.
+  ASSERT_EQ(service.should_rate_limit(with_limit("ip", "kept", 1, Unit::Hour), kT0).overall,
+            Code::Ok);
+  for (int i = 0; i < 2'000; ++i) {
+    const std::string value = "v" + std::to_string(i);
+    (void)service.should_rate_limit(with_limit("ip", value, 5, Unit::Second),
+                                    kT0 + std::chrono::seconds(i / 10));
+  }
+  EXPECT_EQ(service
+                .should_rate_limit(with_limit("ip", "kept", 1, Unit::Hour),
+                                   kT0 + std::chrono::seconds(300))
+                .overall,
+            Code::OverLimit)
+      << "the hour's window was dropped";
+  std::string out;
+  service.write_metrics(out);
+  const std::string prefix = "floodgate_rule_tracked_values{domain=\"\",rule=\"(limit)\"} ";
+  const auto at = out.find(prefix);
+  ASSERT_NE(at, std::string::npos) << out;
+  EXPECT_LE(std::stoull(out.substr(at + prefix.size())), 32u);
+}
+
+// A limit no rule could enforce (above one per nanosecond) handed to the service directly is
+// over, with nothing kept; the endpoints refuse it before (RlsTest).
+TEST(ServiceTest, AnOwnLimitThatCannotBeEnforcedIsOverAndNeverCrashes) {
+  auto service_owner = make(config(), {});
+  ASSERT_TRUE(service_owner);
+  const Response r = service_owner->should_rate_limit(
+      with_limit("ip", "a", std::numeric_limits<std::uint32_t>::max(), Unit::Second), kT0);
+  EXPECT_EQ(r.overall, Code::OverLimit);
+  ASSERT_TRUE(r.statuses[0].own_limit);
+  EXPECT_FALSE(rate_limit_of(*r.statuses[0].own_limit));
+  EXPECT_TRUE(rate_limit_of(LimitOverride{1'000'000'000, Unit::Second}));
 }
 
 // "Memory bounded by --max-keys-per-rule", for every algorithm: a flood of distinct values leaves
@@ -422,6 +484,53 @@ TEST(ServiceTest, ARuleWhoseStateCannotBeMadeFailsTheLoadAndAReloadKeepsThePrevi
   ASSERT_FALSE(reload);
   EXPECT_EQ(service->should_rate_limit(one("ip", "a"), kT0).overall, Code::OverLimit)
       << "the previous configuration and its state stay";
+}
+
+// Rules whose ids collide keep counters of their own, in process and across reloads (they used
+// to share one after any reload, and always in Redis, whose keys are named by identity now), and
+// are told apart in metrics by their identities.
+TEST(ServiceTest, RulesWhoseIdsCollideNeverShareStateOrCounters) {
+  const auto dir =
+      std::filesystem::temp_directory_path() /
+      ("floodgate-collide-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "a.yaml") << "domain: shop\ndescriptors:\n  - key: cart.user\n"
+                                   "    rate_limit: {unit: hour, requests_per_unit: 3}\n";
+  std::ofstream(dir / "b.yaml") << "domain: shop.cart\ndescriptors:\n  - key: user\n"
+                                   "    rate_limit: {unit: hour, requests_per_unit: 3}\n";
+  const auto load = [&] {
+    Result<Config> c = Config::load(dir.string());
+    EXPECT_TRUE(c) << c.error().message();
+    return std::make_shared<const Config>(std::move(*c));
+  };
+  auto service = make(load(), {});
+  ASSERT_TRUE(service);
+  const auto call = [&](std::string_view domain, std::string_view key) {
+    Request r = one(key, "alice");
+    r.domain = domain;
+    return service->should_rate_limit(r, kT0);
+  };
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(call("shop", "cart.user").overall, Code::Ok);
+  EXPECT_EQ(call("shop", "cart.user").overall, Code::OverLimit);
+  for (int reload = 0; reload < 2; ++reload) {
+    const Response other = call("shop.cart", "user");
+    EXPECT_EQ(other.overall, Code::Ok) << "reload " << reload;
+    EXPECT_EQ(other.statuses[0].limit_remaining, static_cast<std::uint32_t>(2 - reload));
+    ASSERT_TRUE(service->set_config(load()));
+  }
+  std::string out;
+  service->write_metrics(out);
+  EXPECT_NE(out.find("floodgate_rule_total_hits{domain=\"shop\",rule=\"4:shop/9:cart.user\"} 4\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(
+      out.find("floodgate_rule_total_hits{domain=\"shop.cart\",rule=\"9:shop.cart/4:user\"} 2\n"),
+      std::string::npos)
+      << out;
+  EXPECT_NE(definition_of(service->config()->domain("shop")->descriptors[0]),
+            definition_of(service->config()->domain("shop.cart")->descriptors[0]));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(ServiceMetricsTest, LabelValuesAreEscaped) {
