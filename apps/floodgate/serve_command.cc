@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "commands.h"
 #include "flags.h"
@@ -69,25 +71,40 @@ Flags:
                           values are decided without state until old ones are idle
   --reload-every S        check the configuration files for changes every S seconds (default 1);
                           a changed file is read again without dropping requests, rules whose
-                          definition did not change keep their state, and a bad file keeps the
-                          previous configuration and says why on standard error
+                          definition did not change keep their state, and a bad or unreadable
+                          file keeps the previous configuration, says why on standard error,
+                          and is tried again at every check until it loads
 
-SIGINT or SIGTERM stops the service after the requests in progress.
+Signals: SIGINT or SIGTERM stops the service: it stops taking requests, those in progress finish
+within their deadlines, those still waiting for Redis are answered by --on-redis-failure at
+once, and it exits 0. SIGHUP reloads the configuration now (as systemd's ExecReload expects).
+SIGUSR1 and SIGUSR2 are ignored.
 )";
 
-// A signature of the configuration's files: names, sizes and modification times.
+// A signature of the configuration's files, those `Config::load` reads: names, sizes and
+// modification times (an entry that cannot be read counts as such).
 std::string files_signature(const std::string& path) {
   namespace fs = std::filesystem;
   std::string signature;
   std::error_code ec;
   const auto add = [&](const fs::path& p) {
     struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) return;
+    if (::stat(p.c_str(), &st) != 0) {
+      signature += p.string() + ":?;";
+      return;
+    }
     signature += p.string() + ":" + std::to_string(st.st_size) + ":" +
                  std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ";";
   };
   if (fs::is_directory(path, ec)) {
-    for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) add(e.path());
+    std::vector<fs::path> files;
+    for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) {
+      const fs::path ext = e.path().extension();
+      if (ext == ".yaml" || ext == ".yml") files.push_back(e.path());
+    }
+    if (ec) return "?";  // Cannot be listed: not the signature of any listing.
+    std::sort(files.begin(), files.end());
+    for (const fs::path& f : files) add(f);
   } else {
     add(path);
   }
@@ -186,6 +203,9 @@ int run_serve(const std::vector<std::string>& args) {
 #endif
   Result<server::Config> config = server::Config::load(*config_path);
   if (!config) return usage_error("serve", config.error().message());
+  for (const std::string& warning : config->warnings()) {
+    std::fprintf(stderr, "floodgate serve: %s\n", warning.c_str());
+  }
   metrics.config_load(true);
   std::string signature = files_signature(*config_path);
   Result<std::unique_ptr<server::Service>> made = server::Service::create(
@@ -209,11 +229,10 @@ int run_serve(const std::vector<std::string>& args) {
 #endif
 
   // Signals are taken by this thread only: block them before any other thread starts.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (const int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
 #ifdef FLOODGATE_SERVE_HAS_REDIS
   server::Workers* const workers = redis_workers.get();
@@ -312,33 +331,64 @@ int run_serve(const std::vector<std::string>& args) {
 
   std::mutex mu;
   std::condition_variable wake;
-  bool stopping = false;
+  bool stopping = false;    // Guarded by mu.
+  bool reload_now = false;  // SIGHUP. Guarded by mu.
   std::thread reloader([&] {
     std::unique_lock lock(mu);
     const auto every = std::chrono::duration<double>(*reload_every);
-    while (!wake.wait_for(lock, every, [&] { return stopping; })) {
+    // The files as they were when the configuration in force was read. A load that fails does
+    // not change it, so the next poll tries again (a file that was unreadable, or half written,
+    // may be fine now with the same size and time); its error is said once, until it changes.
+    std::string failed;  // The error of the last attempt, if it failed.
+    for (;;) {
+      wake.wait_for(lock, every, [&] { return stopping || reload_now; });
+      if (stopping) return;
+      const bool asked = std::exchange(reload_now, false);
       const std::string now = files_signature(*config_path);
-      if (now == signature) continue;
-      signature = now;
+      if (!asked && now == signature && failed.empty()) continue;
+      lock.unlock();
       Result<server::Config> next = server::Config::load(*config_path);
+      if (next) {
+        for (const std::string& warning : next->warnings()) {
+          std::fprintf(stderr, "floodgate serve: %s\n", warning.c_str());
+        }
+      }
       const Result<void> installed =
           next ? service.set_config(std::make_shared<const server::Config>(std::move(*next)))
                : Result<void>(next.error());
-      metrics.config_load(installed.has_value());
+      lock.lock();
       if (!installed) {
-        std::fprintf(stderr,
-                     "floodgate serve: the configuration was not reloaded, the previous one "
-                     "stays: %s\n",
-                     installed.error().message().c_str());
+        if (asked || installed.error().message() != failed) {
+          metrics.config_load(false);
+          std::fprintf(stderr,
+                       "floodgate serve: the configuration was not reloaded, the previous one "
+                       "stays (tried again every %g s until it loads): %s\n",
+                       *reload_every, installed.error().message().c_str());
+        }
+        failed = installed.error().message();
         continue;
       }
-      std::fprintf(stderr, "floodgate serve: configuration reloaded from %s\n",
-                   config_path->c_str());
+      metrics.config_load(true);
+      signature = now;
+      failed.clear();
+      std::fprintf(stderr, "floodgate serve: configuration reloaded from %s%s\n",
+                   config_path->c_str(), asked ? " (SIGHUP)" : "");
     }
   });
 
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  for (;;) {
+    sigwait(&signals, &signal_number);
+    if (signal_number == SIGINT || signal_number == SIGTERM) break;
+    if (signal_number == SIGHUP) {
+      const std::lock_guard lock(mu);
+      reload_now = true;
+      wake.notify_all();
+      continue;
+    }
+    std::fprintf(stderr, "floodgate serve: %s ignored\n",
+                 signal_number == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+  }
   std::fprintf(stderr, "floodgate serve: %s, stopping\n",
                signal_number == SIGINT ? "SIGINT" : "SIGTERM");
   {
@@ -349,10 +399,18 @@ int run_serve(const std::vector<std::string>& args) {
   reloader.join();
   if (http_thread.joinable()) {
     http.stop();
-    http_thread.join();
+    http_thread.join();  // Returns once its handlers have answered.
   }
-  grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // In order: requests not yet decided are decided without waiting for Redis; the server stops
+  // taking calls and waits for those in progress (each bounded by its own deadline); the
+  // workers finish theirs; the queues are drained; only then is the server destroyed, when no
+  // thread can answer a call on it any more.
+  rls.hurry();
+  grpc_server->Shutdown(std::chrono::system_clock::now() + answer_options.request_timeout +
+                        std::chrono::seconds(1));
+  if (workers != nullptr) workers->stop();
   rls.stop();
+  grpc_server.reset();
   return kExitOk;
 }
 

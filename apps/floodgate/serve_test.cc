@@ -5,17 +5,21 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -59,9 +63,11 @@ class Server {
       ::dup2(out[1], 1);
       const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(err, 2);
-      std::vector<std::string> args = {
-          FLOODGATE_BIN, "serve",  "--config",    folder_.string(), "--grpc",
-          "127.0.0.1:0", "--http", "127.0.0.1:0", "--reload-every", "0.05"};
+      std::vector<std::string> args = {FLOODGATE_BIN, "serve",       "--config", folder_.string(),
+                                       "--grpc",      "127.0.0.1:0", "--http",   "127.0.0.1:0"};
+      if (std::find(extra.begin(), extra.end(), "--reload-every") == extra.end()) {
+        args.insert(args.end(), {"--reload-every", "0.05"});
+      }
       args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
@@ -132,9 +138,13 @@ class Server {
     return status;
   }
 
-  void write(std::string_view config) {
-    const auto temp = folder_ / "edge.yaml.tmp";
+  // Replaces the configuration; with `when`, the new file has that modification time.
+  void write(std::string_view config,
+             std::optional<std::filesystem::file_time_type> when = std::nullopt) {
+    // Written beside the folder, not in it: the server watches every file of the folder.
+    const auto temp = folder_.string() + ".edge.yaml.tmp";
     std::ofstream(temp) << config;
+    if (when) std::filesystem::last_write_time(temp, *when);
     std::filesystem::rename(temp, folder_ / "edge.yaml");  // Atomically: never half a file.
   }
 
@@ -166,10 +176,31 @@ class Server {
     }
   }
 
-  // SIGTERM; returns the exit status, or -1 if it did not exit within 5 s.
-  int stop() {
+  // Sends `signal`.
+  void signal(int signal) const { ::kill(pid_, signal); }
+
+  // Reports whether the process is still running.
+  bool running() {
+    int status = 0;
+    return pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == 0;
+  }
+
+  // Waits until stderr holds `text`, or `within` has passed; reports whether it does.
+  bool wait_for_stderr(std::string_view text, std::chrono::seconds within) const {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (stderr_text().find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  }
+
+  std::filesystem::path config_file() const { return folder_ / "edge.yaml"; }
+
+  // SIGTERM; returns the exit status, or -1 if it did not exit within `within`.
+  int stop(std::chrono::seconds within = 5s) {
     ::kill(pid_, SIGTERM);
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    const auto deadline = std::chrono::steady_clock::now() + within;
     int status = 0;
     while (std::chrono::steady_clock::now() < deadline) {
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -702,6 +733,85 @@ TEST(ServeRedisTest, UnderLoadAHungRedisAnswersEveryRequestWithinItsDeadline) {
   redis.resume_process();
 }
 
+// A "Redis" that takes connections (the kernel completes them: a backlog nobody accepts) and
+// never answers.
+class SilentRedis {
+ public:
+  SilentRedis() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
+        ::listen(fd_, 512) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+      ADD_FAILURE() << "cannot listen on loopback";
+      return;
+    }
+    url_ = "redis://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  }
+  ~SilentRedis() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  SilentRedis(const SilentRedis&) = delete;
+  SilentRedis& operator=(const SilentRedis&) = delete;
+
+  const std::string& url() const { return url_; }
+
+ private:
+  int fd_ = -1;
+  std::string url_;
+};
+
+// SIGTERM while more requests wait on a hung Redis than there are threads to wait, and those in
+// progress wait longer than the old fixed 2 s grace: the server stops in order (no new calls,
+// undecided ones answered by the policy at once, the workers joined, then the server destroyed)
+// and exits 0 within the request timeout and a second. It used to destroy the gRPC server after
+// 2 s and let the workers answer their calls on it (a heap use-after-free, SIGSEGV).
+TEST(ServeRedisTest, SigtermWhileRequestsWaitOnAHungRedisStopsCleanlyInTime) {
+  SilentRedis redis;
+  ASSERT_FALSE(redis.url().empty());
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  constexpr auto kSlack = 10s;  // A sanitizer's gRPC server answers 64 calls slowly.
+#else
+  constexpr auto kSlack = 1s;
+#endif
+  constexpr int kCallers = 64;
+  for (int round = 0; round < 2; ++round) {
+    Server server(kConfig, {"--redis", redis.url(), "--redis-timeout", "3", "--request-timeout",
+                            "5", "--redis-threads", "8", "--on-redis-failure", "fail-closed"});
+    ASSERT_TRUE(server.ready());
+    // Workers only record; this thread decides once all are joined. Each call has a deadline.
+    std::vector<grpc::StatusCode> codes(kCallers, grpc::StatusCode::UNKNOWN);
+    std::chrono::steady_clock::duration took{};
+    int exit_status = -2;
+    {
+      std::vector<std::jthread> callers;
+      for (int c = 0; c < kCallers; ++c) {
+        callers.emplace_back([&, c] {
+          rls::RateLimitResponse answer;
+          codes[static_cast<std::size_t>(c)] =
+              server.call(request("edge", {{"ip", "c" + std::to_string(c)}}), answer).error_code();
+        });
+      }
+      // Let the calls reach the server: 8 wait on Redis, the others queue behind them.
+      std::this_thread::sleep_for(300ms);
+      const auto start = std::chrono::steady_clock::now();
+      exit_status = server.stop(30s);
+      took = std::chrono::steady_clock::now() - start;
+    }
+    EXPECT_EQ(exit_status, 0) << "round " << round << "; stderr: " << server.stderr_text();
+    EXPECT_LT(took, 5s + kSlack) << "round " << round;
+    for (int c = 0; c < kCallers; ++c) {
+      const grpc::StatusCode code = codes[static_cast<std::size_t>(c)];
+      EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::UNAVAILABLE ||
+                  code == grpc::StatusCode::CANCELLED)
+          << "caller " << c << ": " << code;
+    }
+  }
+}
+
 TEST(ServeRedisTest, ASlidingWindowRuleIsRefusedWithRedis) {
   testing::RedisServer redis;
   Server server(
@@ -775,6 +885,70 @@ TEST(ServeTest, StopsOnSigterm) {
   Server server(kConfig);
   ASSERT_TRUE(server.ready());
   EXPECT_EQ(server.stop(), 0);
+}
+
+constexpr std::string_view kFive = R"(domain: edge
+descriptors:
+  - key: ip
+    rate_limit: {unit: hour, requests_per_unit: 5}
+)";
+constexpr std::string_view kOne = R"(domain: edge
+descriptors:
+  - key: ip
+    rate_limit: {unit: hour, requests_per_unit: 1}
+)";
+
+// Calls until the rule for "ip" says `count` an hour, or 10 s have passed; reports whether it did.
+bool serves_limit(Server& server, std::uint32_t count) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    rls::RateLimitResponse r;
+    if (server.call(request("edge", {{"ip", "probe"}}, 0), r).ok() &&
+        r.statuses(0).current_limit().requests_per_unit() == count) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+// SIGHUP reloads now (operators, logrotate and systemd's ExecReload send it); SIGUSR1 and SIGUSR2
+// are ignored. All three used to kill the server at once.
+TEST(ServeTest, SighupReloadsNowAndSigusrIsIgnored) {
+  Server server(kFive, {"--reload-every", "3600"});
+  ASSERT_TRUE(server.ready());
+  ASSERT_TRUE(serves_limit(server, 5));
+  server.write(kOne);
+  server.signal(SIGHUP);
+  EXPECT_TRUE(serves_limit(server, 1)) << server.stderr_text();
+  EXPECT_TRUE(server.wait_for_stderr("configuration reloaded from", 5s)) << server.stderr_text();
+  EXPECT_NE(server.stderr_text().find("(SIGHUP)"), std::string::npos) << server.stderr_text();
+  for (const int s : {SIGUSR1, SIGUSR2, SIGHUP}) server.signal(s);
+  EXPECT_TRUE(server.wait_for_stderr("SIGUSR2 ignored", 5s)) << server.stderr_text();
+  EXPECT_TRUE(server.running());
+  EXPECT_TRUE(serves_limit(server, 1));
+  EXPECT_EQ(server.stop(), 0);
+}
+
+// A configuration that failed to load is tried again until it loads, even when the fixed file
+// has the same size and time as the broken one (a file fixed by chmod, or rewritten within the
+// same clock tick). The failure used to be remembered as loaded, and never retried.
+TEST(ServeTest, AConfigurationThatFailedToLoadIsTriedAgainUntilItLoads) {
+  Server server(kFive);
+  ASSERT_TRUE(server.ready());
+  ASSERT_TRUE(serves_limit(server, 5));
+  std::string broken(kOne);
+  broken.replace(broken.find("unit: hour"), 10, "unit: hoUX");
+  ASSERT_EQ(broken.size(), kOne.size());
+  server.write(broken);
+  const auto when = std::filesystem::last_write_time(server.config_file());
+  ASSERT_TRUE(server.wait_for_stderr("was not reloaded", 10s)) << server.stderr_text();
+  server.write(kOne, when);  // Same size, same time.
+  EXPECT_TRUE(serves_limit(server, 1)) << server.stderr_text();
+  // Said once while it failed, however many times it was tried.
+  const std::string err = server.stderr_text();
+  const auto first = err.find("was not reloaded");
+  EXPECT_EQ(err.find("was not reloaded", first + 1), std::string::npos) << err;
 }
 
 }  // namespace

@@ -455,21 +455,43 @@ Result<Config> Config::load(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   std::vector<std::string> files;
+  std::vector<std::string> warnings;
   if (fs::is_directory(path, ec)) {
     for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) {
       const std::string ext = e.path().extension().string();
-      if (e.is_regular_file(ec) && (ext == ".yaml" || ext == ".yml")) {
+      if (ext != ".yaml" && ext != ".yml") continue;
+      std::error_code type_ec;
+      const fs::file_status target = fs::status(e.path(), type_ec);
+      if (fs::is_regular_file(target)) {
         files.push_back(e.path().string());
+        continue;
       }
+      // Named like a configuration file, but none can be read there: say so, read the rest.
+      std::string what = "not a regular file";
+      if (fs::is_symlink(fs::symlink_status(e.path(), type_ec)) && !fs::exists(target)) {
+        what = "a symbolic link to nothing";
+      } else if (fs::is_directory(target)) {
+        what = "a directory";
+      } else if (fs::is_fifo(target)) {
+        what = "a FIFO";
+      } else if (fs::is_socket(target)) {
+        what = "a socket";
+      } else if (fs::is_block_file(target) || fs::is_character_file(target)) {
+        what = "a device";
+      }
+      warnings.push_back("config " + internal::quoted(e.path().string(), internal::kNameBytes) +
+                         ": skipped, " + what);
     }
     if (ec) {
       return Error("config " + internal::quoted(path, internal::kNameBytes) +
                    ": cannot list: " + ec.message());
     }
     std::sort(files.begin(), files.end());
+    std::sort(warnings.begin(), warnings.end());
     if (files.empty()) {
       return Error("config " + internal::quoted(path, internal::kNameBytes) +
-                   ": no .yaml or .yml files in it");
+                   ": no .yaml or .yml files in it" +
+                   (warnings.empty() ? std::string() : " (" + warnings.front() + ")"));
     }
   } else {
     files.push_back(path);
@@ -486,6 +508,7 @@ Result<Config> Config::load(const std::string& path) {
     if (!one) return one.error();
     if (Result<void> ok = config.add(std::move(*one)); !ok) return ok.error();
   }
+  config.warnings_ = std::move(warnings);
   return config;
 }
 

@@ -147,8 +147,13 @@ class Config {
 
   // Reads every `*.yaml` and `*.yml` file in `path` (a directory, in name order) or the file
   // `path`. A domain defined twice, an unknown key, a duplicate descriptor, a bad unit or number:
-  // an error naming the file and line.
+  // an error naming the file and line. An entry of the directory named so that is not a file
+  // (a dangling symbolic link, a directory, a FIFO or device) is skipped and named in
+  // `warnings()`.
   static Result<Config> load(const std::string& path);
+
+  // Returns what `load` skipped, one message each.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
   // Returns the rule that limits the request descriptor `entries` in `domain`, or null if none
   // does (an unknown domain, no matching path, or a path whose last level has no rate limit).
@@ -164,6 +169,7 @@ class Config {
 
   // Domains are kept behind pointers so that the indexes into them survive moves.
   std::map<std::string, std::unique_ptr<Domain>, std::less<>> domains_;
+  std::vector<std::string> warnings_;
 };
 
 // Reports whether `value` matches `pattern`, where '*' matches any run of bytes (none included)

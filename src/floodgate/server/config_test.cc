@@ -1,6 +1,7 @@
 #include "floodgate/server/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -265,6 +266,30 @@ TEST(ConfigTest, ADirectoryIsEveryYamlFileInItAndADomainLivesInOneFile) {
   EXPECT_EQ(twice.error().message(), (dir / "c.yaml").string() +
                                          ": domain \"one\" is already defined in " +
                                          (dir / "a.yaml").string());
+  std::filesystem::remove_all(dir);
+
+  // Entries named like configuration files that are not files are skipped and named.
+  std::filesystem::create_directories(dir);
+  write("a.yaml",
+        "domain: one\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
+        "requests_per_unit: 1}\n");
+  std::filesystem::create_symlink(dir / "nowhere.txt", dir / "b.yaml");
+  std::filesystem::create_directories(dir / "c.yaml");
+  ASSERT_EQ(::mkfifo((dir / "d.yml").c_str(), 0600), 0);
+  Result<Config> some = Config::load(dir.string());
+  ASSERT_TRUE(some) << some.error().message();
+  EXPECT_EQ(some->domain_names(), (std::vector<std::string>{"one"}));
+  EXPECT_EQ(some->warnings(),
+            (std::vector<std::string>{
+                "config \"" + (dir / "b.yaml").string() + "\": skipped, a symbolic link to nothing",
+                "config \"" + (dir / "c.yaml").string() + "\": skipped, a directory",
+                "config \"" + (dir / "d.yml").string() + "\": skipped, a FIFO"}));
+  std::filesystem::remove(dir / "a.yaml");
+  Result<Config> none = Config::load(dir.string());
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().message(),
+            "config \"" + dir.string() + "\": no .yaml or .yml files in it (config \"" +
+                (dir / "b.yaml").string() + "\": skipped, a symbolic link to nothing)");
   std::filesystem::remove_all(dir);
 
   // A missing file is named whole, however deep its folder.

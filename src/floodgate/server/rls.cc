@@ -2,6 +2,7 @@
 
 #include <grpcpp/server_builder.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -258,6 +259,10 @@ class AsyncRls::Call {
  private:
   void respond(std::chrono::steady_clock::time_point start,
                std::chrono::steady_clock::time_point deadline) {
+    // Stopping: no new wait for a backend.
+    if (rls_.hurry_.load(std::memory_order_acquire)) {
+      deadline = std::min(deadline, std::chrono::steady_clock::now());
+    }
     const Result<void> answered =
         answer(rls_.service_, request_, response_, deadline, rls_.options_.headers);
     if (rls_.metrics_ != nullptr) {
@@ -303,6 +308,8 @@ void AsyncRls::start() {
     running_.emplace_back([this, q = queue.get()] { run(*q); });
   }
 }
+
+void AsyncRls::hurry() { hurry_.store(true, std::memory_order_release); }
 
 void AsyncRls::stop() {
   for (auto& queue : queues_) queue->Shutdown();

@@ -3,6 +3,7 @@
 // requests refused with INVALID_ARGUMENT and a message naming the field. Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -53,8 +54,9 @@ Result<void> answer(Service& service,
 // one of them instead, and the queue's thread goes on. Malformed requests are answered
 // INVALID_ARGUMENT with what `from_proto` says.
 //
-// Use: `add_to(builder)` before `BuildAndStart`; `start()` once the server is built; `stop()`
-// after the server's `Shutdown` (the destructor stops it too).
+// Use: `add_to(builder)` before `BuildAndStart`; `start()` once the server is built. To stop, in
+// this order: `hurry()`, the server's `Shutdown`, the workers' `stop()`, then `stop()` here (the
+// destructor stops it too), and only then destroy the server.
 class AsyncRls {
  public:
   // `metrics`, when not null, counts each request and its latency (a wait for a worker
@@ -69,6 +71,10 @@ class AsyncRls {
   void add_to(grpc::ServerBuilder& builder);
   // Starts the threads, each with calls asked for ahead.
   void start();
+  // From now on, requests not yet decided are decided without waiting for a backend (its
+  // failure policy answers them), so that a stop takes no longer than the requests being
+  // decided. Thread-safe.
+  void hurry();
   // Shuts the queues down and joins the threads; every call not yet answered is dropped.
   void stop();
 
@@ -82,6 +88,7 @@ class AsyncRls {
   const AnswerOptions options_;
   Workers* const workers_;
   const std::size_t threads_;
+  std::atomic<bool> hurry_{false};
   envoy::service::ratelimit::v3::RateLimitService::AsyncService async_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> running_;

@@ -12,21 +12,29 @@ Workers::Workers(std::size_t threads) {
   }
 }
 
-Workers::~Workers() {
+Workers::~Workers() { stop(); }
+
+void Workers::stop() {
   {
     const std::lock_guard lock(mu_);
     stopping_ = true;
   }
   ready_.notify_all();
-  for (std::thread& t : threads_) t.join();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void Workers::submit(std::function<void()> task) {
   {
     const std::lock_guard lock(mu_);
-    tasks_.push_back(std::move(task));
+    if (!stopping_) {
+      tasks_.push_back(std::move(task));
+      ready_.notify_one();
+      return;
+    }
   }
-  ready_.notify_one();
+  task();  // No thread takes it any more.
 }
 
 void Workers::run() {

@@ -18,13 +18,17 @@ class Workers {
  public:
   // Starts `threads` threads (at least one).
   explicit Workers(std::size_t threads);
-  // Runs every task already submitted, then joins the threads.
+  // Stops (see `stop`).
   ~Workers();
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
 
-  // Queues `task` to run on one of the threads.
+  // Queues `task` to run on one of the threads. After `stop`, runs it on the caller's thread.
   void submit(std::function<void()> task);
+
+  // Runs every task already submitted, then joins the threads. Idempotent; call it before
+  // destroying what the tasks use.
+  void stop();
 
  private:
   void run();

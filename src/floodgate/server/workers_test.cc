@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace floodgate::server {
@@ -20,6 +21,21 @@ TEST(WorkersTest, RunsEveryTaskSubmittedBeforeItIsDestroyed) {
     for (int i = 0; i < 1000; ++i) workers.submit([&] { ran.fetch_add(1); });
   }
   EXPECT_EQ(ran.load(), 1000);
+}
+
+// `stop` runs what was queued and joins: after it nothing runs on the pool's threads, so what the
+// tasks use may be destroyed; a task submitted later runs on the caller's thread.
+TEST(WorkersTest, StopRunsWhatWasQueuedThenLaterTasksRunOnTheCaller) {
+  std::atomic<int> ran{0};
+  Workers workers(2);
+  for (int i = 0; i < 100; ++i) workers.submit([&] { ran.fetch_add(1); });
+  workers.stop();
+  EXPECT_EQ(ran.load(), 100);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::thread::id ran_on;
+  workers.submit([&] { ran_on = std::this_thread::get_id(); });
+  EXPECT_EQ(ran_on, caller);
+  workers.stop();  // Idempotent.
 }
 
 TEST(WorkersTest, OneThreadRunsTasksInTheOrderSubmitted) {
