@@ -16,8 +16,8 @@ packages=(
   clang           # the fuzz targets (make fuzz, CI): clang++ with -fsanitize=fuzzer
   libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes
   python3         # the CLI test parses the plot as XML
-  pkg-config      # finds hiredis
-  libhiredis-dev  # the Redis backend's protocol (RESP) and connections
+  pkg-config      # finds hiredis and cpp-httplib
+  libhiredis-dev  # the naive Redis client that floodgate bench --redis compares against
   redis-server    # the Redis backend's tests start their own servers and clusters
   redis-tools     # redis-cli --cluster create / reshard, redis-benchmark
   libgrpc++-dev   # floodgate serve: Envoy's rate limit service (gRPC)

@@ -1,16 +1,25 @@
 // Real faults against a real redis-server: killed (SIGKILL) and restarted without persistence,
 // hung (SIGSTOP), paused (CLIENT PAUSE), nothing listening, and a proxy in between that delays
-// replies, drops connections, or accepts and never answers. Every call must answer within
+// replies, drops connections, or accepts and never answers; and a fake server that answers every
+// command with one endless reply. Every call must answer within
 // its command timeout by the failure policy, say so, and count it; Redis decides again once it
 // is back. The bound asserted on each call's duration is a "never hangs" check with a wide
 // margin, not a performance figure.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "floodgate/redis/redis_limiter.h"
 #include "floodgate/redis/redis_server_test_util.h"
@@ -372,6 +381,154 @@ TEST(RedisFaultsTest, ACallersDeadlineBoundsTheWaitAndAPassedOneMakesNoRoundTrip
   std::cout << "a call with 50 ms left and a 5 s timeout, on a server that never answers, "
                "answered by the policy after "
             << std::chrono::duration<double, std::milli>(took).count() << " ms\n";
+}
+
+// A fake "Redis" on a free loopback port that answers whatever it is sent with `header`, then
+// `chunk` over and over for as long as the client reads (10 s at most): one endless reply, as a
+// buggy proxy or a streaming service behind a mistaken URL would send. One thread of its own,
+// stopped and joined when the object goes.
+class EndlessReplyServer {
+ public:
+  EndlessReplyServer(std::string header, std::string chunk)
+      : header_(std::move(header)), chunk_(std::move(chunk)) {
+    listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof address;
+    if (listen_ < 0 || ::bind(listen_, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
+        ::listen(listen_, 16) != 0 ||
+        ::getsockname(listen_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
+      ADD_FAILURE() << "cannot listen on loopback";
+      return;
+    }
+    port_ = ntohs(address.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~EndlessReplyServer() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (listen_ >= 0) ::close(listen_);
+  }
+  EndlessReplyServer(const EndlessReplyServer&) = delete;
+  EndlessReplyServer& operator=(const EndlessReplyServer&) = delete;
+
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  std::uint64_t sent() const { return sent_.load(); }
+
+ private:
+  void run() {
+    struct Client {
+      int fd;
+      bool asked = false;  // A command came: the reply has started.
+      bool header_sent = false;
+    };
+    const auto end = std::chrono::steady_clock::now() + 10s;
+    std::vector<Client> clients;
+    while (!stop_ && std::chrono::steady_clock::now() < end) {
+      std::vector<pollfd> fds{{listen_, POLLIN, 0}};
+      for (const Client& c : clients) fds.push_back({c.fd, POLLIN | POLLOUT, 0});
+      if (::poll(fds.data(), fds.size(), 10) <= 0) continue;
+      for (std::size_t i = 0; i < clients.size(); ++i) {
+        Client& c = clients[i];
+        const short events = fds[i + 1].revents;
+        if ((events & POLLIN) != 0) {
+          char discard[4096];
+          const ssize_t n = ::recv(c.fd, discard, sizeof discard, 0);
+          if (n == 0) {
+            ::close(c.fd);
+            c.fd = -1;
+            continue;
+          }
+          if (n > 0) c.asked = true;
+        }
+        if (c.asked && (events & POLLOUT) != 0) {
+          std::string out = c.header_sent ? "" : header_;
+          while (out.size() < 65536) out += chunk_;
+          const ssize_t n = ::send(c.fd, out.data(), out.size(), MSG_NOSIGNAL);
+          if (n > 0) {
+            c.header_sent = true;
+            sent_ += static_cast<std::uint64_t>(n);
+          } else if (n < 0 && errno != EAGAIN) {
+            ::close(c.fd);
+            c.fd = -1;
+          }
+        }
+      }
+      std::erase_if(clients, [](const Client& c) { return c.fd < 0; });
+      if ((fds[0].revents & POLLIN) != 0) {
+        const int fd = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) clients.push_back({fd});
+      }
+    }
+    for (const Client& c : clients) ::close(c.fd);
+  }
+
+  const std::string header_;
+  const std::string chunk_;
+  int listen_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> sent_{0};
+  std::thread thread_;
+};
+
+// Returns this process's resident memory in kB.
+long resident_kb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+// One endless reply, a bulk string or an array whose header claims more than any script's
+// verdict: refused as soon as its header arrives, the connection closed, the call answered by
+// the policy within its timeout and counted as an error; memory stays flat. It used to be read
+// until the deadline never checked while bytes kept coming (1.6 GB in seconds).
+TEST(RedisFaultsTest, AnEndlessReplyIsRefusedAtItsHeaderAndAnsweredByThePolicy) {
+  const struct {
+    const char* name;
+    std::string header;
+    std::string chunk;
+    std::string error;
+  } cases[] = {
+      {"bulk", "$536870911\r\n", std::string(4096, 'x'),
+       "protocol error: a bulk string of 536870911 bytes (more than the 1048576-byte reply "
+       "limit)"},
+      {"array", "*2147483647\r\n", ":1\r\n",
+       "protocol error: an array of 2147483647 elements (more than 131072 values in one reply)"},
+      {"nested", "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n", "*1\r\n",
+       "protocol error: arrays nested more than 8 deep"},
+  };
+  for (const auto& c : cases) {
+    EndlessReplyServer server(c.header, c.chunk);
+    auto limiter = make_limiter({.url = server.url(),
+                                 .prefix = "endless:",
+                                 .default_quota = *Quota::parse("10/h"),
+                                 .on_failure = OnRedisFailure::FailClosed,
+                                 .command_timeout = kTimeout,
+                                 .breaker_failures = 1000});
+    ASSERT_TRUE(limiter);
+    const long before = resident_kb();
+    auto slowest = std::chrono::steady_clock::duration::zero();
+    for (int i = 0; i < 20; ++i) {
+      const Timed t = timed_acquire(*limiter, "k");
+      EXPECT_EQ(t.decision.source, DecisionSource::FailClosed) << c.name;
+      slowest = std::max(slowest, t.took);
+    }
+    const long grown = resident_kb() - before;
+    EXPECT_LT(slowest, kNeverHangs) << c.name;
+    EXPECT_GE(limiter->stats().errors, 20u) << c.name;
+    EXPECT_NE(limiter->last_error().find(c.error), std::string::npos)
+        << c.name << ": " << limiter->last_error();
+    EXPECT_LT(grown, 64 * 1024) << c.name << ": resident memory grew by " << grown << " kB";
+    std::cout << "endless " << c.name << " reply: 20 calls answered fail-closed, slowest "
+              << std::chrono::duration<double, std::milli>(slowest).count() << " ms, "
+              << server.sent() << " bytes sent by the server, resident memory "
+              << (grown >= 0 ? "+" : "") << grown << " kB\n";
+  }
 }
 
 }  // namespace

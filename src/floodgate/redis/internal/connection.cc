@@ -1,7 +1,6 @@
 #include "floodgate/redis/internal/connection.h"
 
 #include <fcntl.h>
-#include <hiredis/hiredis.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -42,38 +41,6 @@ int wait_for(int fd, short events, Deadline deadline) {
   }
 }
 
-Reply copy_reply(const redisReply& r) {
-  Reply out;
-  switch (r.type) {
-    case REDIS_REPLY_STRING:
-      out.type = Reply::Type::String;
-      out.text.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.type = Reply::Type::Status;
-      out.text.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.type = Reply::Type::Error;
-      out.text.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.type = Reply::Type::Integer;
-      out.integer = r.integer;
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.type = Reply::Type::Array;
-      out.elements.reserve(r.elements);
-      for (std::size_t i = 0; i < r.elements; ++i)
-        out.elements.push_back(copy_reply(*r.element[i]));
-      break;
-    default:
-      out.type = Reply::Type::Nil;
-      break;
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string Endpoint::to_string() const {
@@ -89,8 +56,7 @@ Connection::~Connection() { close(); }
 void Connection::close() noexcept {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  if (reader_ != nullptr) redisReaderFree(reader_);
-  reader_ = nullptr;
+  reader_.reset();
 }
 
 Error Connection::fail(std::string_view what, int error_number) {
@@ -147,8 +113,6 @@ Result<void> Connection::open(const Endpoint& endpoint, Deadline deadline) {
     ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &size);
     if (error != 0) return fail("connect", error);
   }
-  reader_ = redisReaderCreate();
-  if (reader_ == nullptr) return fail("out of memory for the reply reader", 0);
   return {};
 }
 
@@ -174,22 +138,21 @@ Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
 
 Result<Reply> Connection::read(Deadline deadline) {
   if (fd_ < 0) return Error("redis " + endpoint_.to_string() + ": not connected");
+  bool fed = false;
   while (true) {
-    void* raw = nullptr;
-    if (redisReaderGetReply(reader_, &raw) != REDIS_OK) {
-      return fail(std::string("protocol error: ") + reader_->errstr, 0);
+    Result<std::optional<Reply>> reply = reader_.next();
+    if (!reply) return fail("protocol error: " + reply.error().message(), 0);
+    if (*reply) return std::move(**reply);
+    // A server that keeps sending (one endless reply) must not hold the caller past its
+    // deadline: it is checked between reads, not only while waiting for bytes.
+    if (fed && std::chrono::steady_clock::now() >= deadline) {
+      return fail("timed out reading a reply", 0);
     }
-    if (raw != nullptr) {
-      const std::unique_ptr<redisReply, void (*)(void*)> reply(static_cast<redisReply*>(raw),
-                                                               freeReplyObject);
-      return copy_reply(*reply);
-    }
+    fed = true;
     char buffer[16384];
     const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
     if (n > 0) {
-      if (redisReaderFeed(reader_, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
-        return fail("out of memory reading a reply", 0);
-      }
+      reader_.feed(std::string_view(buffer, static_cast<std::size_t>(n)));
       continue;
     }
     if (n == 0) return fail("the server closed the connection", 0);

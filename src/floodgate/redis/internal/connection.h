@@ -1,6 +1,7 @@
 // `Connection`: one socket to one Redis server (TCP or a Unix socket), with every operation bound
-// by a deadline. Replies are parsed by hiredis's reader. Not part of the public API. Not
-// thread-safe: `Pipeline` gives one thread at a time the connection.
+// by a deadline, checked while bytes keep arriving too. Replies are read by a `ReplyReader`,
+// which bounds them (`kMaxReplyBytes`). Not part of the public API. Not thread-safe: `Pipeline`
+// gives one thread at a time the connection.
 #pragma once
 
 #include <chrono>
@@ -8,9 +9,8 @@
 #include <string_view>
 
 #include "floodgate/core/result.h"
+#include "floodgate/redis/internal/reply_reader.h"
 #include "floodgate/redis/internal/resp.h"
-
-struct redisReader;
 
 namespace floodgate::internal {
 
@@ -49,14 +49,15 @@ class Connection {
   Result<void> write(std::string_view bytes, Deadline deadline);
 
   // Returns the next reply, read by `deadline`. On failure (timeout, closed by the server, a
-  // protocol error) the connection is closed: the reply stream is no longer in step.
+  // protocol error, a reply past the reader's bounds) the connection is closed: the reply
+  // stream is no longer in step.
   Result<Reply> read(Deadline deadline);
 
  private:
   Error fail(std::string_view what, int error_number);
 
   int fd_ = -1;
-  redisReader* reader_ = nullptr;
+  ReplyReader reader_;
   Endpoint endpoint_;
 };
 

@@ -1,5 +1,5 @@
-// RESP, the Redis protocol: commands written into a buffer and replies as plain values. Parsing
-// is hiredis's reader (`Connection` feeds it); this header owns the representation. Not part of
+// RESP, the Redis protocol: commands written into a buffer and replies as plain values. Replies
+// are read by `ReplyReader` (reply_reader.h); this header owns the representation. Not part of
 // the public API. Everything here is a value or a free function; thread-safe.
 #pragma once
 
@@ -12,7 +12,7 @@
 
 namespace floodgate::internal {
 
-// One reply from Redis, copied out of hiredis's reader.
+// One reply from Redis.
 struct Reply {
   enum class Type : std::uint8_t { String, Status, Error, Integer, Nil, Array };
 
