@@ -291,7 +291,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
                   1e9 / base->second, ours / base->second);
     }
     std::printf(
-        "(time per admitted-or-denied call, aggregated over threads; ratio = throughput "
+        "(time per admitted-or-denied call, or per rule loaded for L1, aggregated over threads; "
+        "ratio = throughput "
         "floodgate / baseline, higher is better)\n");
   }
 

@@ -24,7 +24,7 @@ packages=(
   libprotobuf-dev
   protobuf-compiler
   protobuf-compiler-grpc
-  libyaml-cpp-dev   # floodgate serve: envoyproxy/ratelimit's YAML configuration
+  libyaml-dev     # floodgate serve: envoyproxy/ratelimit's YAML configuration (libyaml events)
   libcpp-httplib-dev  # floodgate serve: the HTTP endpoints
 )
 

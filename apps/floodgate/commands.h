@@ -16,7 +16,7 @@ inline constexpr int kExitViolation = 3;  // stress: a check failed or a run hun
 int run_replay(const std::vector<std::string>& args);
 int run_bench(const std::vector<std::string>& args);
 int run_stress(const std::vector<std::string>& args);
-// Without the service's libraries (gRPC, yaml-cpp), says so and fails.
+// Without the service's libraries (gRPC, libyaml), says so and fails.
 int run_serve(const std::vector<std::string>& args);
 
 }  // namespace floodgate::app

@@ -24,7 +24,7 @@ int run_serve(const std::vector<std::string>& args) {
   argv.push_back(nullptr);
   ::execv(program.c_str(), argv.data());
   return usage_error("serve", "cannot run \"" + program + "\": " + std::strerror(errno) +
-                                  " (it is built when gRPC, protobuf and yaml-cpp are installed: "
+                                  " (it is built when gRPC, protobuf and libyaml are installed: "
                                   "scripts/install-deps.sh)");
 }
 

@@ -1,187 +1,21 @@
 #include "floodgate/server/config.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <set>
 #include <sstream>
 #include <unordered_map>
 
 #include "floodgate/core/internal/check.h"
 #include "floodgate/core/internal/format.h"
+#include "floodgate/server/internal/yaml_document.h"
 
 namespace floodgate::server {
 namespace {
 
 constexpr std::int64_t kSecond = 1'000'000'000;
-
-// Where a node was read: "file:line".
-std::string where(const std::string& file, const YAML::Node& node) {
-  return file + ":" + std::to_string(node.Mark().line + 1);
-}
-
-Error error_at(const std::string& file, const YAML::Node& node, const std::string& message) {
-  return Error(where(file, node) + ": " + message);
-}
-
-Result<std::string> scalar(const std::string& file, const YAML::Node& node, std::string_view key) {
-  if (!node.IsScalar()) {
-    return error_at(file, node, std::string(key) + " must be a single value");
-  }
-  return node.Scalar();
-}
-
-Result<bool> boolean(const std::string& file, const YAML::Node& node, std::string_view key) {
-  Result<std::string> text = scalar(file, node, key);
-  if (!text) return text.error();
-  if (*text == "true" || *text == "True" || *text == "TRUE") return true;
-  if (*text == "false" || *text == "False" || *text == "FALSE") return false;
-  return error_at(
-      file, node,
-      std::string(key) + " must be true or false (got " + internal::quoted(*text) + ")");
-}
-
-Result<std::uint64_t> whole_number(const std::string& file, const YAML::Node& node,
-                                   std::string_view key, std::uint64_t max) {
-  Result<std::string> text = scalar(file, node, key);
-  if (!text) return text.error();
-  std::uint64_t n = 0;
-  const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
-  if (text->empty() || ec != std::errc() || end != text->data() + text->size() || n > max) {
-    return error_at(file, node,
-                    std::string(key) + " must be a whole number from 0 to " + std::to_string(max) +
-                        " (got " + internal::quoted(*text) + ")");
-  }
-  return n;
-}
-
-// Rejects keys of `node` (a map) outside `known`, naming the first one.
-Result<void> only_keys(const std::string& file, const YAML::Node& node, std::string_view what,
-                       std::initializer_list<std::string_view> known,
-                       std::initializer_list<std::string_view> unsupported = {}) {
-  for (const auto& kv : node) {
-    const std::string key = kv.first.Scalar();
-    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-    if (std::find(unsupported.begin(), unsupported.end(), key) != unsupported.end()) {
-      return error_at(file, kv.first,
-                      std::string(what) + ": " + internal::quoted(key) +
-                          " (envoyproxy/ratelimit) is not supported by floodgate");
-    }
-    std::string list;
-    for (const std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-    return error_at(
-        file, kv.first,
-        std::string(what) + ": unknown key " + internal::quoted(key) + " (known: " + list + ")");
-  }
-  return {};
-}
-
-Result<Unit> parse_unit(const std::string& file, const YAML::Node& node) {
-  Result<std::string> text = scalar(file, node, "unit");
-  if (!text) return text.error();
-  std::string lower = *text;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (const Unit u :
-       {Unit::Second, Unit::Minute, Unit::Hour, Unit::Day, Unit::Week, Unit::Month, Unit::Year}) {
-    if (lower == to_string(u)) return u;
-  }
-  return error_at(file, node,
-                  "unit must be second, minute, hour, day, week, month or year (got " +
-                      internal::quoted(*text) + ")");
-}
-
-Result<Algorithm> parse_algorithm(const std::string& file, const YAML::Node& node) {
-  Result<std::string> text = scalar(file, node, "algorithm");
-  if (!text) return text.error();
-  for (const Algorithm a : {Algorithm::FixedWindow, Algorithm::Gcra, Algorithm::TokenBucket,
-                            Algorithm::SlidingWindow}) {
-    if (*text == to_string(a)) return a;
-  }
-  return error_at(file, node,
-                  "algorithm must be fixed-window, gcra, token-bucket or sliding-window (got " +
-                      internal::quoted(*text) + ")");
-}
-
-Result<RateLimit> parse_rate_limit(const std::string& file, const YAML::Node& node) {
-  if (!node.IsMap()) return error_at(file, node, "rate_limit must be a map");
-  if (Result<void> ok = only_keys(
-          file, node, "rate_limit",
-          {"unit", "requests_per_unit", "name", "unlimited", "replaces", "algorithm", "burst"});
-      !ok) {
-    return ok.error();
-  }
-  RateLimit r;
-  if (const YAML::Node n = node["unlimited"]) {
-    Result<bool> b = boolean(file, n, "unlimited");
-    if (!b) return b.error();
-    r.unlimited = *b;
-  }
-  if (const YAML::Node n = node["name"]) {
-    Result<std::string> s = scalar(file, n, "name");
-    if (!s) return s.error();
-    r.name = *s;
-  }
-  if (const YAML::Node n = node["replaces"]) {
-    if (!n.IsSequence()) return error_at(file, n, "replaces must be a list of {name: ...}");
-    for (const YAML::Node& item : n) {
-      if (!item.IsMap() || !item["name"]) {
-        return error_at(file, item, "replaces must be a list of {name: ...}");
-      }
-      if (Result<void> ok = only_keys(file, item, "replaces", {"name"}); !ok) return ok.error();
-      Result<std::string> s = scalar(file, item["name"], "name");
-      if (!s) return s.error();
-      r.replaces.push_back(*s);
-    }
-  }
-  if (r.unlimited) {
-    for (const char* k : {"unit", "requests_per_unit", "algorithm", "burst"}) {
-      if (node[k]) {
-        return error_at(file, node[k], std::string("an unlimited rate_limit must not set ") + k);
-      }
-    }
-    return r;
-  }
-  const YAML::Node unit = node["unit"];
-  if (!unit) return error_at(file, node, "rate_limit needs a unit (or unlimited: true)");
-  Result<Unit> u = parse_unit(file, unit);
-  if (!u) return u.error();
-  r.unit = *u;
-  const YAML::Node count = node["requests_per_unit"];
-  if (!count) return error_at(file, node, "rate_limit needs requests_per_unit");
-  Result<std::uint64_t> n =
-      whole_number(file, count, "requests_per_unit", std::numeric_limits<std::uint32_t>::max());
-  if (!n) return n.error();
-  r.requests_per_unit = static_cast<std::uint32_t>(*n);
-  if (const YAML::Node a = node["algorithm"]) {
-    Result<Algorithm> algorithm = parse_algorithm(file, a);
-    if (!algorithm) return algorithm.error();
-    r.algorithm = *algorithm;
-  }
-  if (const YAML::Node b = node["burst"]) {
-    if (r.algorithm != Algorithm::Gcra && r.algorithm != Algorithm::TokenBucket) {
-      return error_at(file, b,
-                      "burst is for gcra and token-bucket only (this rate_limit's algorithm is " +
-                          std::string(to_string(r.algorithm)) + ")");
-    }
-    Result<std::uint64_t> burst =
-        whole_number(file, b, "burst", std::numeric_limits<std::uint32_t>::max());
-    if (!burst) return burst.error();
-    r.burst = *burst;
-  }
-  if (!r.name.empty() &&
-      std::find(r.replaces.begin(), r.replaces.end(), r.name) != r.replaces.end()) {
-    return error_at(file, node["replaces"],
-                    "rate_limit " + internal::quoted(r.name) +
-                        " replaces itself: it would never apply (remove its name from replaces)");
-  }
-  if (Result<void> ok = validate(r); !ok) return error_at(file, node, ok.error().message());
-  return r;
-}
 
 // Appends `part` to `out` length-prefixed: "6:/login".
 void append_part(std::string& out, std::string_view part) {
@@ -195,34 +29,207 @@ struct Parent {
   const std::string& identity;
 };
 
-Result<Descriptor> parse_descriptor(const std::string& file, const YAML::Node& node,
-                                    const Parent& parent);
+using internal::YamlDocument;
+using Kind = YamlDocument::Kind;
+constexpr std::uint32_t kNone = YamlDocument::kNone;
 
-Result<std::vector<Descriptor>> parse_descriptors(const std::string& file, const YAML::Node& node,
-                                                  const Parent& parent) {
-  std::vector<Descriptor> out;
-  if (!node || node.IsNull()) return out;
-  if (!node.IsSequence()) return error_at(file, node, "descriptors must be a list");
-  // Siblings by identity (unique per level, as the key and value are): line of the first.
-  std::unordered_map<std::string, int> seen;
-  for (const YAML::Node& item : node) {
-    Result<Descriptor> d = parse_descriptor(file, item, parent);
-    if (!d) return d.error();
-    if (const auto [first, added] = seen.emplace(d->identity, d->line); !added) {
-      return Error(file + ":" + std::to_string(d->line) + ": duplicate descriptor composite key " +
-                   internal::quoted(d->id) + " (first at line " + std::to_string(first->second) +
-                   ")");
+// One file being read: its document, its name for messages, and the rules read so far over the
+// whole configuration.
+struct Reader {
+  const YamlDocument& doc;
+  const std::string& file;
+  std::size_t& rules;
+
+  std::string where(std::uint32_t node) const {
+    return file + ":" + std::to_string(doc.line(node));
+  }
+
+  Error error_at(std::uint32_t node, const std::string& message) const {
+    return Error(where(node) + ": " + message);
+  }
+
+  Result<std::string> scalar(std::uint32_t node, std::string_view key) const {
+    if (doc.kind(node) != Kind::Scalar) {
+      return error_at(node, std::string(key) + " must be a single value");
     }
+    return std::string(doc.text(node));
+  }
+
+  Result<bool> boolean(std::uint32_t node, std::string_view key) const {
+    Result<std::string> text = scalar(node, key);
+    if (!text) return text.error();
+    if (*text == "true" || *text == "True" || *text == "TRUE") return true;
+    if (*text == "false" || *text == "False" || *text == "FALSE") return false;
+    return error_at(
+        node, std::string(key) + " must be true or false (got " + internal::quoted(*text) + ")");
+  }
+
+  Result<std::uint64_t> whole_number(std::uint32_t node, std::string_view key,
+                                     std::uint64_t max) const {
+    Result<std::string> text = scalar(node, key);
+    if (!text) return text.error();
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+    if (text->empty() || ec != std::errc() || end != text->data() + text->size() || n > max) {
+      return error_at(node, std::string(key) + " must be a whole number from 0 to " +
+                                std::to_string(max) + " (got " + internal::quoted(*text) + ")");
+    }
+    return n;
+  }
+
+  // Rejects keys of `node` (a map) outside `known`, naming the first one.
+  Result<void> only_keys(std::uint32_t node, std::string_view what,
+                         std::initializer_list<std::string_view> known,
+                         std::initializer_list<std::string_view> unsupported = {}) const {
+    for (std::uint32_t k = doc.first(node); k != kNone; k = doc.next(doc.next(k))) {
+      if (doc.kind(k) != Kind::Scalar) {
+        return error_at(k, std::string(what) + ": a key must be a single value");
+      }
+      const std::string_view key = doc.text(k);
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      if (std::find(unsupported.begin(), unsupported.end(), key) != unsupported.end()) {
+        return error_at(k, std::string(what) + ": " + internal::quoted(key) +
+                               " (envoyproxy/ratelimit) is not supported by floodgate");
+      }
+      std::string list;
+      for (const std::string_view known_key : known) {
+        list += (list.empty() ? "" : ", ") + std::string(known_key);
+      }
+      return error_at(k, std::string(what) + ": unknown key " + internal::quoted(key) +
+                             " (known: " + list + ")");
+    }
+    return {};
+  }
+
+  Result<Unit> parse_unit(std::uint32_t node) const {
+    Result<std::string> text = scalar(node, "unit");
+    if (!text) return text.error();
+    std::string lower = *text;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    for (const Unit u :
+         {Unit::Second, Unit::Minute, Unit::Hour, Unit::Day, Unit::Week, Unit::Month, Unit::Year}) {
+      if (lower == to_string(u)) return u;
+    }
+    return error_at(node, "unit must be second, minute, hour, day, week, month or year (got " +
+                              internal::quoted(*text) + ")");
+  }
+
+  Result<Algorithm> parse_algorithm(std::uint32_t node) const {
+    Result<std::string> text = scalar(node, "algorithm");
+    if (!text) return text.error();
+    for (const Algorithm a : {Algorithm::FixedWindow, Algorithm::Gcra, Algorithm::TokenBucket,
+                              Algorithm::SlidingWindow}) {
+      if (*text == to_string(a)) return a;
+    }
+    return error_at(node,
+                    "algorithm must be fixed-window, gcra, token-bucket or sliding-window (got " +
+                        internal::quoted(*text) + ")");
+  }
+
+  Result<RateLimit> parse_rate_limit(std::uint32_t node) const {
+    if (doc.kind(node) != Kind::Map) return error_at(node, "rate_limit must be a map");
+    if (Result<void> ok = only_keys(
+            node, "rate_limit",
+            {"unit", "requests_per_unit", "name", "unlimited", "replaces", "algorithm", "burst"});
+        !ok) {
+      return ok.error();
+    }
+    RateLimit r;
+    if (const std::uint32_t n = doc.find(node, "unlimited"); n != kNone) {
+      Result<bool> b = boolean(n, "unlimited");
+      if (!b) return b.error();
+      r.unlimited = *b;
+    }
+    if (const std::uint32_t n = doc.find(node, "name"); n != kNone) {
+      Result<std::string> name = scalar(n, "name");
+      if (!name) return name.error();
+      r.name = *name;
+    }
+    const std::uint32_t replaces = doc.find(node, "replaces");
+    if (replaces != kNone) {
+      if (doc.kind(replaces) != Kind::Seq) {
+        return error_at(replaces, "replaces must be a list of {name: ...}");
+      }
+      for (std::uint32_t item = doc.first(replaces); item != kNone; item = doc.next(item)) {
+        const std::uint32_t name = doc.find(item, "name");
+        if (name == kNone) return error_at(item, "replaces must be a list of {name: ...}");
+        if (Result<void> ok = only_keys(item, "replaces", {"name"}); !ok) return ok.error();
+        Result<std::string> text = scalar(name, "name");
+        if (!text) return text.error();
+        r.replaces.push_back(*text);
+      }
+    }
+    if (r.unlimited) {
+      for (const char* k : {"unit", "requests_per_unit", "algorithm", "burst"}) {
+        if (const std::uint32_t n = doc.find(node, k); n != kNone) {
+          return error_at(n, std::string("an unlimited rate_limit must not set ") + k);
+        }
+      }
+      return r;
+    }
+    const std::uint32_t unit = doc.find(node, "unit");
+    if (unit == kNone) return error_at(node, "rate_limit needs a unit (or unlimited: true)");
+    Result<Unit> u = parse_unit(unit);
+    if (!u) return u.error();
+    r.unit = *u;
+    const std::uint32_t count = doc.find(node, "requests_per_unit");
+    if (count == kNone) return error_at(node, "rate_limit needs requests_per_unit");
+    Result<std::uint64_t> n =
+        whole_number(count, "requests_per_unit", std::numeric_limits<std::uint32_t>::max());
+    if (!n) return n.error();
+    r.requests_per_unit = static_cast<std::uint32_t>(*n);
+    if (const std::uint32_t a = doc.find(node, "algorithm"); a != kNone) {
+      Result<Algorithm> algorithm = parse_algorithm(a);
+      if (!algorithm) return algorithm.error();
+      r.algorithm = *algorithm;
+    }
+    if (const std::uint32_t b = doc.find(node, "burst"); b != kNone) {
+      if (r.algorithm != Algorithm::Gcra && r.algorithm != Algorithm::TokenBucket) {
+        return error_at(b,
+                        "burst is for gcra and token-bucket only (this rate_limit's algorithm is " +
+                            std::string(to_string(r.algorithm)) + ")");
+      }
+      Result<std::uint64_t> burst =
+          whole_number(b, "burst", std::numeric_limits<std::uint32_t>::max());
+      if (!burst) return burst.error();
+      r.burst = *burst;
+    }
+    if (!r.name.empty() &&
+        std::find(r.replaces.begin(), r.replaces.end(), r.name) != r.replaces.end()) {
+      return error_at(replaces, "rate_limit " + internal::quoted(r.name) +
+                                    " replaces itself: it would never apply (remove its name "
+                                    "from replaces)");
+    }
+    if (Result<void> ok = validate(r); !ok) return error_at(node, ok.error().message());
+    return r;
+  }
+
+  Result<std::vector<Descriptor>> parse_descriptors(std::uint32_t node, const Parent& parent) const;
+  Result<Descriptor> parse_descriptor(std::uint32_t node, const Parent& parent) const;
+};
+
+Result<std::vector<Descriptor>> Reader::parse_descriptors(std::uint32_t node,
+                                                          const Parent& parent) const {
+  std::vector<Descriptor> out;
+  if (node == kNone || doc.kind(node) == Kind::Null) return out;
+  if (doc.kind(node) != Kind::Seq) return error_at(node, "descriptors must be a list");
+  for (std::uint32_t item = doc.first(node); item != kNone; item = doc.next(item)) {
+    Result<Descriptor> d = parse_descriptor(item, parent);
+    if (!d) return d.error();
     out.push_back(std::move(*d));
   }
   return out;
 }
 
-Result<Descriptor> parse_descriptor(const std::string& file, const YAML::Node& node,
-                                    const Parent& parent) {
-  if (!node.IsMap()) return error_at(file, node, "a descriptor must be a map with a key");
+Result<Descriptor> Reader::parse_descriptor(std::uint32_t node, const Parent& parent) const {
+  if (doc.kind(node) != Kind::Map) return error_at(node, "a descriptor must be a map with a key");
+  if (++rules > kMaxRules) {
+    return error_at(node,
+                    "more than " + std::to_string(kMaxRules) + " descriptors in the configuration");
+  }
   if (Result<void> ok =
-          only_keys(file, node, "descriptor",
+          only_keys(node, "descriptor",
                     {"key", "value", "rate_limit", "descriptors", "shadow_mode", "detailed_metric"},
                     {"quota_mode", "value_to_metric", "share_threshold"});
       !ok) {
@@ -230,17 +237,17 @@ Result<Descriptor> parse_descriptor(const std::string& file, const YAML::Node& n
   }
   Descriptor d;
   d.file = file;
-  d.line = node.Mark().line + 1;
-  const YAML::Node key = node["key"];
-  if (!key) return error_at(file, node, "a descriptor needs a key");
-  Result<std::string> k = scalar(file, key, "key");
+  d.line = static_cast<int>(doc.line(node));
+  const std::uint32_t key = doc.find(node, "key");
+  if (key == kNone) return error_at(node, "a descriptor needs a key");
+  Result<std::string> k = scalar(key, "key");
   if (!k) return k.error();
-  if (k->empty()) return error_at(file, key, "a descriptor's key must not be empty");
-  d.key = *k;
-  if (const YAML::Node value = node["value"]) {
-    Result<std::string> v = scalar(file, value, "value");
+  if (k->empty()) return error_at(key, "a descriptor's key must not be empty");
+  d.key = std::move(*k);
+  if (const std::uint32_t value = doc.find(node, "value"); value != kNone) {
+    Result<std::string> v = scalar(value, "value");
     if (!v) return v.error();
-    d.value = *v;
+    d.value = std::move(*v);
   }
   d.id = parent.id + "." + d.key + (d.value ? "_" + *d.value : "");
   d.identity = parent.identity + "/";
@@ -249,32 +256,43 @@ Result<Descriptor> parse_descriptor(const std::string& file, const YAML::Node& n
     d.identity += '=';
     append_part(d.identity, *d.value);
   }
-  if (const YAML::Node r = node["rate_limit"]) {
-    Result<RateLimit> rate = parse_rate_limit(file, r);
+  if (const std::uint32_t r = doc.find(node, "rate_limit"); r != kNone) {
+    Result<RateLimit> rate = parse_rate_limit(r);
     if (!rate) return rate.error();
     d.rate_limit = std::move(*rate);
   }
   for (const auto& [name, field] : {std::pair{"shadow_mode", &d.shadow_mode},
                                     std::pair{"detailed_metric", &d.detailed_metric}}) {
-    if (const YAML::Node n = node[name]) {
-      Result<bool> b = boolean(file, n, name);
+    if (const std::uint32_t n = doc.find(node, name); n != kNone) {
+      Result<bool> b = boolean(n, name);
       if (!b) return b.error();
       *field = *b;
     }
   }
   Result<std::vector<Descriptor>> children =
-      parse_descriptors(file, node["descriptors"], Parent{d.id, d.identity});
+      parse_descriptors(doc.find(node, "descriptors"), Parent{d.id, d.identity});
   if (!children) return children.error();
   d.descriptors = std::move(*children);
   return d;
 }
 
-// Builds every level's index, once the tree no longer changes.
-void index_tree(std::vector<Descriptor>& level) {
+// Returns the error for two siblings with one key and value, if `repeated` names them.
+Result<void> unique(std::pair<const Descriptor*, const Descriptor*> repeated) {
+  if (repeated.first == nullptr) return {};
+  const Descriptor& d = *repeated.first;
+  return Error(d.file + ":" + std::to_string(d.line) + ": duplicate descriptor composite key " +
+               internal::quoted(d.id) + " (first at line " + std::to_string(repeated.second->line) +
+               ")");
+}
+
+// Builds every level's index below `level`, once the tree no longer changes; returns the first
+// pair of siblings with one key and value.
+Result<void> index_tree(std::vector<Descriptor>& level) {
   for (Descriptor& d : level) {
-    index_tree(d.descriptors);
-    d.children.index(d.descriptors);
+    if (Result<void> ok = index_tree(d.descriptors); !ok) return ok;
+    if (Result<void> ok = unique(d.children.index(d.descriptors)); !ok) return ok;
   }
+  return {};
 }
 
 }  // namespace
@@ -379,18 +397,36 @@ bool wildcard_match(std::string_view pattern, std::string_view value) noexcept {
   return p == pattern.size();
 }
 
-void Level::index(const std::vector<Descriptor>& rules) {
+std::pair<const Descriptor*, const Descriptor*> Level::index(const std::vector<Descriptor>& rules) {
   by_key_.clear();
+  // Wildcard values by identity, to find repeated ones without comparing every pair.
+  std::unordered_map<std::string_view, const Descriptor*, Hash> wildcards;
+  std::pair<const Descriptor*, const Descriptor*> repeated{nullptr, nullptr};
+  const auto repeats = [&](const Descriptor& d, const Descriptor* earlier) {
+    if (repeated.first == nullptr) repeated = {&d, earlier};
+  };
+  // Sized first: a level of a million exact values is built without rehashing.
+  std::unordered_map<std::string_view, std::size_t, Hash> exact_values;
+  for (const Descriptor& d : rules) {
+    if (d.value && d.value->find('*') == std::string::npos) ++exact_values[d.key];
+  }
+  for (const auto& [key, n] : exact_values) by_key_[key].exact.reserve(n);
   for (const Descriptor& d : rules) {
     Rules& r = by_key_[d.key];
     if (!d.value) {
+      if (r.any != nullptr) repeats(d, r.any);
       r.any = &d;
     } else if (d.value->find('*') != std::string::npos) {
+      if (const auto [at, added] = wildcards.emplace(d.identity, &d); !added) {
+        repeats(d, at->second);
+        continue;
+      }
       r.wildcards.push_back(&d);
-    } else {
-      r.exact.emplace(*d.value, &d);
+    } else if (const auto [at, added] = r.exact.emplace(*d.value, &d); !added) {
+      repeats(d, at->second);
     }
   }
+  return repeated;
 }
 
 const Descriptor* Level::find(std::string_view key, std::string_view value) const {
@@ -405,39 +441,40 @@ const Descriptor* Level::find(std::string_view key, std::string_view value) cons
 }
 
 Result<Config> Config::parse(std::string_view text, const std::string& file) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    return Error(file + ":" + std::to_string(e.mark.line + 1) + ": not valid YAML: " + e.msg);
+  std::size_t rules = 0;
+  return parse(text, file, rules);
+}
+
+Result<Config> Config::parse(std::string_view text, const std::string& file, std::size_t& rules) {
+  Result<YamlDocument> doc = YamlDocument::parse(text, file);
+  if (!doc) return doc.error();
+  const Reader reader{*doc, file, rules};
+  const std::uint32_t root = doc->root();
+  if (doc->kind(root) != Kind::Map) {
+    return Error(file + ": must be a map with domain and descriptors");
   }
-  try {
-    if (!root.IsMap()) return Error(file + ": must be a map with domain and descriptors");
-    if (Result<void> ok = only_keys(file, root, "config", {"domain", "descriptors"}); !ok) {
-      return ok.error();
-    }
-    const YAML::Node domain = root["domain"];
-    if (!domain) return Error(file + ": no domain");
-    Result<std::string> name = scalar(file, domain, "domain");
-    if (!name) return name.error();
-    if (name->empty()) return error_at(file, domain, "domain must not be empty");
-    auto d = std::make_unique<Domain>();
-    d->name = *name;
-    d->file = file;
-    std::string identity;
-    append_part(identity, d->name);
-    Result<std::vector<Descriptor>> descriptors =
-        parse_descriptors(file, root["descriptors"], Parent{d->name, identity});
-    if (!descriptors) return descriptors.error();
-    d->descriptors = std::move(*descriptors);
-    index_tree(d->descriptors);
-    d->top.index(d->descriptors);
-    Config config;
-    config.domains_.emplace(d->name, std::move(d));
-    return config;
-  } catch (const YAML::Exception& e) {
-    return Error(file + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  if (Result<void> ok = reader.only_keys(root, "config", {"domain", "descriptors"}); !ok) {
+    return ok.error();
   }
+  const std::uint32_t domain = doc->find(root, "domain");
+  if (domain == kNone) return Error(file + ": no domain");
+  Result<std::string> name = reader.scalar(domain, "domain");
+  if (!name) return name.error();
+  if (name->empty()) return reader.error_at(domain, "domain must not be empty");
+  auto d = std::make_unique<Domain>();
+  d->name = *name;
+  d->file = file;
+  std::string identity;
+  append_part(identity, d->name);
+  Result<std::vector<Descriptor>> descriptors =
+      reader.parse_descriptors(doc->find(root, "descriptors"), Parent{d->name, identity});
+  if (!descriptors) return descriptors.error();
+  d->descriptors = std::move(*descriptors);
+  if (Result<void> ok = unique(d->top.index(d->descriptors)); !ok) return ok.error();
+  if (Result<void> ok = index_tree(d->descriptors); !ok) return ok.error();
+  Config config;
+  config.domains_.emplace(d->name, std::move(d));
+  return config;
 }
 
 Result<void> Config::add(Config&& other) {
@@ -497,6 +534,7 @@ Result<Config> Config::load(const std::string& path) {
     files.push_back(path);
   }
   Config config;
+  std::size_t rules = 0;
   for (const std::string& file : files) {
     std::ifstream in(file, std::ios::binary);
     if (!in) {
@@ -504,7 +542,7 @@ Result<Config> Config::load(const std::string& path) {
     }
     std::stringstream text;
     text << in.rdbuf();
-    Result<Config> one = parse(text.str(), file);
+    Result<Config> one = parse(text.str(), file, rules);
     if (!one) return one.error();
     if (Result<void> ok = config.add(std::move(*one)); !ok) return ok.error();
   }

@@ -46,6 +46,10 @@ Nanos length_of(Unit unit) noexcept;
 // window counts, denied ones included.
 enum class Algorithm : std::uint8_t { FixedWindow, Gcra, TokenBucket, SlidingWindow };
 
+// The most descriptors (rules and the levels above them) one configuration may hold, over all of
+// its files.
+inline constexpr std::size_t kMaxRules = 1'000'000;
+
 // Returns "fixed-window", "gcra", "token-bucket" or "sliding-window".
 std::string_view to_string(Algorithm algorithm) noexcept;
 
@@ -76,8 +80,9 @@ struct Descriptor;
 // file order), and the rule without a value.
 class Level {
  public:
-  // Indexes `rules`, which must outlive the level and not move.
-  void index(const std::vector<Descriptor>& rules);
+  // Indexes `rules`, which must outlive the level and not move. Returns the first rule whose
+  // key and value an earlier one has, and that one, if any (null otherwise).
+  std::pair<const Descriptor*, const Descriptor*> index(const std::vector<Descriptor>& rules);
 
   // Returns the rule `key` and `value` match, or null.
   const Descriptor* find(std::string_view key, std::string_view value) const;
@@ -89,12 +94,13 @@ class Level {
       return std::hash<std::string_view>{}(s);
     }
   };
+  // Keys and values are views into the rules.
   struct Rules {
-    std::unordered_map<std::string, const Descriptor*, Hash, std::equal_to<>> exact;
+    std::unordered_map<std::string_view, const Descriptor*, Hash> exact;
     std::vector<const Descriptor*> wildcards;
     const Descriptor* any = nullptr;
   };
-  std::unordered_map<std::string, Rules, Hash, std::equal_to<>> by_key_;
+  std::unordered_map<std::string_view, Rules, Hash> by_key_;
 };
 
 // A node of the descriptor tree: one (key, value) level.
@@ -142,7 +148,9 @@ class Config {
   Config(const Config&) = delete;
   Config& operator=(const Config&) = delete;
 
-  // Reads one file's text; `file` names it in errors.
+  // Reads one file's text; `file` names it in errors. Bounds (each an error naming the file and
+  // line): `kMaxRules` descriptors, and the YAML reader's (nesting, nodes, aliases; see
+  // docs/serve.md). A key given twice in one mapping is an error naming both lines.
   static Result<Config> parse(std::string_view text, const std::string& file);
 
   // Reads every `*.yaml` and `*.yml` file in `path` (a directory, in name order) or the file
@@ -163,6 +171,10 @@ class Config {
   const Domain* domain(std::string_view name) const;
   // Returns the domains' names, in order.
   std::vector<std::string> domain_names() const;
+
+  // `parse` for one of several texts of one configuration: `rules` counts the descriptors read
+  // so far, over all of them, against `kMaxRules`.
+  static Result<Config> parse(std::string_view text, const std::string& file, std::size_t& rules);
 
  private:
   Result<void> add(Config&& other);

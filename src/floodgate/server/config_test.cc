@@ -214,6 +214,47 @@ TEST(ConfigTest, RejectsMistakesWithTheFileTheLineAndTheValue) {
   EXPECT_TRUE(burst.starts_with("bad.yaml:4: quota")) << burst;
 }
 
+// What an operator's file controls is bounded where it is read, each refusal naming the file,
+// the line and the limit: keys given twice (the first used to win silently), nesting (used to be
+// "bad file"), aliases that expand past their budget (a 1.2 KB file used to become 2^20 rules and
+// 4 GB), and descriptors past `kMaxRules`.
+TEST(ConfigTest, RefusesWhatWouldBeSilentlyMisreadOrGrowWithoutBound) {
+  EXPECT_EQ(error_of("domain: api\ndescriptors:\n  - key: a\n    rate_limit: {unit: second, "
+                     "requests_per_unit: 5, requests_per_unit: 1000}\n"),
+            "bad.yaml:4: key \"requests_per_unit\" given twice in one mapping (first at line 4)");
+  EXPECT_EQ(error_of("domain: api\ndomain: other\ndescriptors: []\n"),
+            "bad.yaml:2: key \"domain\" given twice in one mapping (first at line 1)");
+  std::string deep = "{key: z, rate_limit: {unit: second, requests_per_unit: 5}}";
+  for (int i = 0; i < 3000; ++i)
+    deep = "{key: k" + std::to_string(i) + ", descriptors: [" + deep + "]}";
+  EXPECT_EQ(error_of("domain: api\ndescriptors: [" + deep + "]\n"),
+            "bad.yaml:2: nested more than 512 levels deep");
+  std::string bomb = "&L0 [{key: z, rate_limit: {unit: second, requests_per_unit: 5}}]";
+  for (int i = 1; i <= 20; ++i) {
+    bomb = "&L" + std::to_string(i) + " [{key: a, descriptors: " + bomb +
+           "}, {key: b, descriptors: *L" + std::to_string(i - 1) + "}]";
+  }
+  const std::string refused = error_of("domain: api\ndescriptors: " + bomb + "\n");
+  EXPECT_TRUE(refused.starts_with("bad.yaml:2: aliases expand to more than 100000 nodes"))
+      << refused;
+  // An anchored rate limit reused by many descriptors is what aliases are for.
+  std::string reuse =
+      "domain: api\ndescriptors:\n  - key: base\n    rate_limit: &l {unit: second, "
+      "requests_per_unit: 5}\n";
+  for (int i = 0; i < 1000; ++i) reuse += "  - {key: k" + std::to_string(i) + ", rate_limit: *l}\n";
+  Result<Config> reused = Config::parse(reuse, "ok.yaml");
+  ASSERT_TRUE(reused) << reused.error().message();
+  EXPECT_EQ(reused->domain("api")->descriptors.size(), 1001u);
+  EXPECT_EQ(reused->domain("api")->descriptors[1000].rate_limit->requests_per_unit, 5u);
+  // Descriptors are counted over every file of a configuration.
+  std::size_t rules = kMaxRules - 2;
+  Result<Config> past = Config::parse(
+      "domain: d\ndescriptors:\n  - key: a\n  - key: b\n  - key: c\n", "big.yaml", rules);
+  ASSERT_FALSE(past);
+  EXPECT_EQ(past.error().message(),
+            "big.yaml:5: more than 1000000 descriptors in the configuration");
+}
+
 // Ids as envoyproxy/ratelimit spells them can collide ("shop" + "cart.user" and "shop.cart" +
 // "user"); identities cannot: every part is length-prefixed.
 TEST(ConfigTest, EveryRuleHasAnIdentityNoOtherRuleShares) {

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <limits>
+#include <memory>
+#include <unordered_set>
 #include <utility>
 
 #include "floodgate/core/internal/time_math.h"
@@ -21,26 +24,64 @@ struct KeyHash {
   }
 };
 
-// GCRA or the token bucket: a keyed limiter of the rule's quota. Past `max_keys`, new keys are
-// decided as fresh ones without state.
+// A `T` made on first use, so that a configuration of many rules costs memory only for the rules
+// requests reach. Thread-safe: concurrent first uses race to publish one, with one CAS.
+template <class T>
+class MadeOnUse {
+ public:
+  MadeOnUse() = default;
+  ~MadeOnUse() { delete made_.load(std::memory_order_acquire); }
+  MadeOnUse(const MadeOnUse&) = delete;
+  MadeOnUse& operator=(const MadeOnUse&) = delete;
+
+  // Returns the `T`, made by `make()` if none is yet.
+  template <class Make>
+  T& get(Make make) {
+    T* t = made_.load(std::memory_order_acquire);
+    if (t != nullptr) return *t;
+    auto fresh = make();
+    if (made_.compare_exchange_strong(t, fresh.get(), std::memory_order_acq_rel)) {
+      return *fresh.release();
+    }
+    return *t;  // Another thread's, published first.
+  }
+
+  // Returns the `T`, or null if none was made.
+  const T* peek() const { return made_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<T*> made_{nullptr};
+};
+
+// GCRA or the token bucket: a keyed limiter of the rule's quota, made on first use. Past
+// `max_keys`, new keys are decided as fresh ones without state.
 template <class Rule>
 class BucketState final : public RuleState {
  public:
-  BucketState(const Quota& quota, std::size_t max_keys)
-      : limiter_({.default_quota = quota,
-                  .max_keys = max_keys,
-                  .overflow = OverflowPolicy::AdmitUntracked}) {}
+  BucketState(const Quota& quota, std::size_t max_keys) : quota_(quota), max_keys_(max_keys) {}
 
   Decision decide(std::string_view key, std::uint64_t hits, Instant now,
                   std::chrono::steady_clock::time_point) override {
-    if (hits == 0) return limiter_.peek_at(key, now, 1);  // A check: would one hit pass?
-    return limiter_.try_acquire_at(key, now, hits);
+    Limiter& limiter = limiter_.get([&] {
+      return std::make_unique<Limiter>(
+          typename Limiter::Options{.default_quota = quota_,
+                                    .max_keys = max_keys_,
+                                    .overflow = OverflowPolicy::AdmitUntracked});
+    });
+    if (hits == 0) return limiter.peek_at(key, now, 1);  // A check: would one hit pass?
+    return limiter.try_acquire_at(key, now, hits);
   }
 
-  std::size_t tracked() const override { return limiter_.stats().keys; }
+  std::size_t tracked() const override {
+    const Limiter* limiter = limiter_.peek();
+    return limiter == nullptr ? 0 : limiter->stats().keys;
+  }
 
  private:
-  KeyedLimiter<std::string, Rule, SteadyClock> limiter_;
+  using Limiter = KeyedLimiter<std::string, Rule, SteadyClock>;
+  const Quota quota_;
+  const std::size_t max_keys_;
+  MadeOnUse<Limiter> limiter_;
 };
 
 // Per-key state in shards, each a map under a mutex, at most `max_keys` in all. `Slot` is the
@@ -51,18 +92,21 @@ class ShardedKeys {
  public:
   static constexpr std::size_t kShards = 16;
 
-  explicit ShardedKeys(std::size_t max_keys) {
-    for (std::size_t i = 0; i < kShards; ++i) {
-      shards_[i].capacity = max_keys / kShards + (i < max_keys % kShards ? 1 : 0);
-    }
-  }
+  // The shards are made on first use.
+  explicit ShardedKeys(std::size_t max_keys) : max_keys_(max_keys) {}
 
   // Runs `f(slot, stored)` with the key's shard locked: `slot` is the key's state, or a fresh one
   // when there is none, and `stored` says whether changes to it are kept (false when the shard
   // is full of keys that are not idle).
   template <class Fresh, class Idle, class F>
   auto with(std::string_view key, Fresh fresh, Idle idle, F f) {
-    Shard& shard = shards_[KeyHash{}(key) % kShards];
+    Shard& shard = shards_.get([&] {
+      auto made = std::make_unique<std::array<Shard, kShards>>();
+      for (std::size_t i = 0; i < kShards; ++i) {
+        (*made)[i].capacity = max_keys_ / kShards + (i < max_keys_ % kShards ? 1 : 0);
+      }
+      return made;
+    })[KeyHash{}(key) % kShards];
     const std::lock_guard lock(shard.mu);
     if (auto found = shard.entries.find(key); found != shard.entries.end()) {
       return f(found->second, true);
@@ -88,7 +132,9 @@ class ShardedKeys {
 
   std::size_t size() const {
     std::size_t n = 0;
-    for (const Shard& shard : shards_) {
+    const std::array<Shard, kShards>* shards = shards_.peek();
+    if (shards == nullptr) return 0;
+    for (const Shard& shard : *shards) {
       const std::lock_guard lock(shard.mu);
       n += shard.entries.size();
     }
@@ -105,7 +151,8 @@ class ShardedKeys {
     std::size_t capacity = 0;
     std::size_t skip_scans = 0;  // New keys to leave untracked before the next scan. Guarded by mu.
   };
-  std::array<Shard, kShards> shards_;
+  const std::size_t max_keys_;
+  MadeOnUse<std::array<Shard, kShards>> shards_;
   std::atomic<std::uint64_t> untracked_{0};
 };
 
@@ -327,13 +374,24 @@ Result<std::shared_ptr<const Service::Snapshot>> Service::build(
     for (const auto& [rule, c] : previous->counters) kept_counters.emplace(rule->identity, c);
     kept_overrides = previous->override_counters;
   }
-  // Ids that more than one rule has: those rules are labelled by identity in metrics.
-  std::unordered_map<std::string_view, int> ids;
-  auto count_id = [&](const Descriptor& rule) {
-    if (rule.rate_limit) ++ids[rule.id];
+  // Rules whose id another rule has: labelled by identity in metrics. Found by sorting the ids'
+  // hashes (a hash map of a million ids costs a cache miss each, twice).
+  std::vector<std::pair<std::size_t, const Descriptor*>> hashed;
+  auto hash_id = [&](const Descriptor& rule) {
+    if (rule.rate_limit) hashed.emplace_back(std::hash<std::string_view>{}(rule.id), &rule);
   };
   for (const std::string& name : config->domain_names()) {
-    for_each_rule(config->domain(name)->descriptors, count_id);
+    for_each_rule(config->domain(name)->descriptors, hash_id);
+  }
+  std::sort(hashed.begin(), hashed.end());
+  std::unordered_set<const Descriptor*> shared_id;
+  for (std::size_t i = 1; i < hashed.size(); ++i) {
+    for (std::size_t j = i; j > 0 && hashed[j - 1].first == hashed[i].first; --j) {
+      if (hashed[j - 1].second->id == hashed[i].second->id) {
+        shared_id.insert(hashed[j - 1].second);
+        shared_id.insert(hashed[i].second);
+      }
+    }
   }
   auto next = std::make_shared<Snapshot>();
   std::optional<Error> failed;
@@ -343,7 +401,7 @@ Result<std::shared_ptr<const Service::Snapshot>> Service::build(
     if (const auto same = kept_counters.find(rule.identity); same != kept_counters.end()) {
       c = same->second;
     }
-    c.label = ids[rule.id] > 1 ? rule.identity : rule.id;
+    c.label = shared_id.contains(&rule) ? rule.identity : rule.id;
     if (!c.rule) c.rule = std::make_shared<RuleCounters>();
     if (rule.detailed_metric && !c.values) c.values = std::make_shared<DetailedCounters>();
     if (!rule.detailed_metric) c.values = nullptr;
