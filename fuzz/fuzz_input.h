@@ -30,6 +30,14 @@ class FuzzInput {
     return values[byte() % N];
   }
 
+  // The next `n` bytes as text (fewer at the end).
+  std::string_view take(std::size_t n) noexcept {
+    const std::size_t from = at_ < size_ ? at_ : size_;
+    const std::size_t count = n < size_ - from ? n : size_ - from;
+    at_ = from + count;
+    return {reinterpret_cast<const char*>(data_ + from), count};
+  }
+
   // The rest of the input as text.
   std::string_view rest() noexcept {
     const std::size_t from = at_ < size_ ? at_ : size_;

@@ -18,7 +18,7 @@ esac
 [[ $amount =~ ^[0-9]+$ && $amount -gt 0 ]] || {
   echo "fuzz.sh: \"$amount\" is not a whole number above 0" >&2; exit 1; }
 
-targets=(trace quota key_quotas limiters)
+targets=(trace quota key_quotas limiters redis_replies config rls_request)
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$(nproc 2>/dev/null || echo 2)" \
   --target "${targets[@]/#/floodgate_fuzz_}"
