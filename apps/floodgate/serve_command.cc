@@ -12,7 +12,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -52,6 +54,10 @@ Flags:
   --redis URL             keep the limits in Redis (redis://host:port[/db], unix:///path,
                           redis+cluster://host:port[,...]), decided at Redis's clock; /healthcheck
                           answers 503 while Redis does not answer
+  --redis-password-file F the Redis password, the first line of file F, kept out of the command
+                          line (which every local user can read); else the environment variable
+                          FLOODGATE_REDIS_PASSWORD, if set. The URL's user and password, if
+                          written there, are percent-decoded (a '%' itself is %25)
   --on-redis-failure P    when Redis does not answer in time: fallback (default: an in-process
                           limit per instance), fail-open or fail-closed
   --redis-timeout S       the longest one descriptor's decision waits for Redis (default 0.005)
@@ -115,11 +121,11 @@ std::string files_signature(const std::string& path) {
 
 int run_serve(const std::vector<std::string>& args) {
   if (print_help_if_asked(args, kHelp)) return kExitOk;
-  Result<Flags> parsed =
-      Flags::parse("serve", args,
-                   {"config", "grpc", "http", "max-keys-per-rule", "reload-every", "redis",
-                    "on-redis-failure", "redis-timeout", "request-timeout", "redis-threads"},
-                   {"shadow-mode", "response-headers"});
+  Result<Flags> parsed = Flags::parse(
+      "serve", args,
+      {"config", "grpc", "http", "max-keys-per-rule", "reload-every", "redis", "on-redis-failure",
+       "redis-timeout", "request-timeout", "redis-threads", "redis-password-file"},
+      {"shadow-mode", "response-headers"});
   if (!parsed) return usage_error("serve", parsed.error().message());
   const Flags& flags = *parsed;
   if (!flags.positional().empty()) {
@@ -158,8 +164,8 @@ int run_serve(const std::vector<std::string>& args) {
   server::ServiceMetrics metrics;
   server::ServiceOptions service_options{.max_keys_per_rule = *max_keys,
                                          .shadow_mode = flags.has("shadow-mode")};
-  for (const char* only :
-       {"on-redis-failure", "redis-timeout", "request-timeout", "redis-threads"}) {
+  for (const char* only : {"on-redis-failure", "redis-timeout", "request-timeout", "redis-threads",
+                           "redis-password-file"}) {
     if (flags.get(only) && !flags.get("redis")) {
       return usage_error("serve", "flag --" + std::string(only) + ": needs --redis URL");
     }
@@ -170,6 +176,23 @@ int run_serve(const std::vector<std::string>& args) {
   std::unique_ptr<server::Workers> redis_workers;
   if (const std::optional<std::string> url = flags.get("redis")) {
     server::RedisStateOptions o{.url = *url};
+    // The password, out of argv (which every local user can read in /proc): a file, or the
+    // environment.
+    if (const std::optional<std::string> file = flags.get("redis-password-file")) {
+      std::ifstream in(*file, std::ios::binary);
+      if (!in) {
+        return usage_error("serve", "flag --redis-password-file: \"" + *file + "\": cannot open");
+      }
+      std::getline(in, o.password);
+      if (!o.password.empty() && o.password.back() == '\r') o.password.pop_back();
+      if (o.password.empty()) {
+        return usage_error(
+            "serve", "flag --redis-password-file: \"" + *file + "\": its first line is empty");
+      }
+    } else if (const char* env = std::getenv("FLOODGATE_REDIS_PASSWORD");
+               env != nullptr && *env != '\0') {
+      o.password = env;
+    }
     const std::string policy = flags.get_or("on-redis-failure", "fallback");
     if (policy == "fail-open") {
       o.on_failure = OnRedisFailure::FailOpen;
@@ -183,7 +206,7 @@ int run_serve(const std::vector<std::string>& args) {
     if (!timeout) return usage_error("serve", timeout.error().message());
     o.command_timeout = std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(*timeout));
     Result<std::unique_ptr<server::RedisStates>> made = server::RedisStates::create(o, &metrics);
-    if (!made) return usage_error("serve", made.error().message());
+    if (!made) return usage_error("serve", "flag --redis: " + made.error().message());
     redis = std::move(*made);
     Result<std::uint64_t> threads = flags.get_uint("redis-threads", 32, 1, 4096);
     if (!threads) return usage_error("serve", threads.error().message());

@@ -511,6 +511,69 @@ TEST(ServeRedisTest, TwoInstancesShareOneLimitThroughRedis) {
       << a.startup();
 }
 
+// The Redis password need not be on the command line, which every local user can read: a file,
+// or the environment. A URL copied from redis-py or go-redis, its credentials percent-encoded,
+// works as it is (it used to be sent undecoded and refused).
+TEST(ServeRedisTest, APasswordFromAFileTheEnvironmentOrAnEncodedUrlAuthenticates) {
+  const std::string password = "p@ss:w/rd%#?";
+  testing::RedisServer redis({"--user", "limiter", "on", ">" + password, "~*", "&*", "+@all"});
+  const std::string at = "127.0.0.1:" + std::to_string(redis.port());
+  const auto file =
+      std::filesystem::temp_directory_path() / ("floodgate-password-" + std::to_string(::getpid()));
+  std::ofstream(file) << password << "\n";
+  const std::vector<std::string> strict = {
+      "--on-redis-failure", "fail-closed", "--redis-timeout", "1", "--request-timeout", "1"};
+  const auto decides = [&](Server& server) {
+    rls::RateLimitResponse r;
+    // fail-closed: OK only when Redis itself answered.
+    return server.call_until(request("edge", {{"ip", "auth"}}), rls::RateLimitResponse::OK, 10s, r)
+               .ok() &&
+           r.overall_code() == rls::RateLimitResponse::OK;
+  };
+  std::vector<std::string> from_file = {"--redis", "redis://limiter:@" + at,
+                                        "--redis-password-file", file.string()};
+  from_file.insert(from_file.end(), strict.begin(), strict.end());
+  {
+    Server server(kConfig, from_file);
+    ASSERT_TRUE(server.ready());
+    EXPECT_TRUE(decides(server)) << server.stderr_text();
+  }
+  ::setenv("FLOODGATE_REDIS_PASSWORD", password.c_str(), 1);
+  std::vector<std::string> from_env = {"--redis", "redis://limiter:@" + at};
+  from_env.insert(from_env.end(), strict.begin(), strict.end());
+  {
+    Server server(kConfig, from_env);
+    ::unsetenv("FLOODGATE_REDIS_PASSWORD");
+    ASSERT_TRUE(server.ready());
+    EXPECT_TRUE(decides(server)) << server.stderr_text();
+  }
+  std::vector<std::string> encoded = {"--redis", "redis://limiter:p%40ss%3Aw%2Frd%25%23%3F@" + at};
+  encoded.insert(encoded.end(), strict.begin(), strict.end());
+  {
+    Server server(kConfig, encoded);
+    ASSERT_TRUE(server.ready());
+    EXPECT_TRUE(decides(server)) << server.stderr_text();
+    EXPECT_EQ(server.stderr_text().find("p%40ss"), std::string::npos) << "the password is hidden";
+  }
+  // Given twice, or a file that cannot be read: refused before anything listens.
+  Server twice(kConfig,
+               {"--redis", "redis://limiter:other@" + at, "--redis-password-file", file.string()},
+               /*must_start=*/false);
+  EXPECT_EQ(twice.stop(), 1);
+  EXPECT_NE(
+      twice.stderr_text().find("flag --redis: redis URL \"redis://limiter:***@" + at +
+                               "\" has a password, and so does the password option: give it once"),
+      std::string::npos)
+      << twice.stderr_text();
+  Server missing(kConfig, {"--redis", "redis://" + at, "--redis-password-file", "/nonexistent"},
+                 /*must_start=*/false);
+  EXPECT_EQ(missing.stop(), 1);
+  EXPECT_NE(missing.stderr_text().find("flag --redis-password-file: \"/nonexistent\": cannot open"),
+            std::string::npos)
+      << missing.stderr_text();
+  std::filesystem::remove(file);
+}
+
 TEST(ServeRedisTest, ARedisThatIsDownAtStartIsSaidAndTheServiceStartsAnyway) {
   testing::RedisServer redis;
   redis.kill();

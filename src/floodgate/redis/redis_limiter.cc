@@ -658,6 +658,9 @@ std::string first_connection_difference(const RedisLimiterOptions& mine,
   if (mine.url != shared.url) {
     return differs("url", internal::quoted_url(mine.url), internal::quoted_url(shared.url));
   }
+  if (mine.password != shared.password) {
+    return std::string("password differs from the shared limiter's");
+  }
   if (mine.connections != shared.connections) {
     return differs("connections", std::to_string(mine.connections),
                    std::to_string(shared.connections));
@@ -688,6 +691,13 @@ std::string first_connection_difference(const RedisLimiterOptions& mine,
 Result<std::unique_ptr<RedisLimiter>> RedisLimiter::create(RedisLimiterOptions options) {
   Result<internal::RedisUrl> url = internal::parse_redis_url(options.url);
   if (!url) return url.error();
+  if (!options.password.empty()) {
+    if (!url->password.empty()) {
+      return Error("redis URL " + internal::quoted_url(options.url) +
+                   " has a password, and so does the password option: give it once");
+    }
+    url->password = options.password;
+  }
   if (Result<void> ok = check_limiter_options(options); !ok) return ok.error();
   std::shared_ptr<internal::RedisClient> client = Impl::make_client(options, *url);
   return std::unique_ptr<RedisLimiter>(

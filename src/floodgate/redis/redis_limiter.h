@@ -75,7 +75,8 @@ std::string_view to_string(DecisionSource source) noexcept;
 
 struct RedisLimiterOptions {
   // redis://[[user]:password@]host[:port][/db], unix:///path/to.sock[?db=N], or
-  // redis+cluster://host:port[,host:port...] (seed nodes of a Redis Cluster).
+  // redis+cluster://host:port[,host:port...] (seed nodes of a Redis Cluster). The user and
+  // password are percent-decoded (a '%' itself is %25).
   std::string url = "redis://127.0.0.1:6379";
   // Every key is stored as `prefix + key`. Limiters with different quotas or algorithms must use
   // different prefixes: a key's state is only meaningful under the rule that wrote it.
@@ -112,6 +113,10 @@ struct RedisLimiterOptions {
   // The deny cache: keys recently denied, answered locally until their `retry_after` has passed
   // for costs at least the denied one. At most this many keys; 0 turns it off.
   std::size_t deny_cache_keys = 65'536;
+  // The AUTH password, when the URL has none: read from a file or the environment by the caller,
+  // it stays out of the command line and of every message. A URL with a password as well is an
+  // error.
+  std::string password = {};
 };
 
 // A decision and where it came from.

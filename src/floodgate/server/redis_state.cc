@@ -80,7 +80,8 @@ Result<std::shared_ptr<OverrideState>> RedisStates::override_state() {
                             .default_quota = Quota::per_second(1),
                             .resolver = &RedisOverrideState::quota_of,
                             .on_failure = options_.on_failure,
-                            .command_timeout = options_.command_timeout},
+                            .command_timeout = options_.command_timeout,
+                            .password = options_.password},
                            *health_);
   if (!made) return Error("descriptors' own limits: " + made.error().message());
   std::shared_ptr<RedisLimiter> limiter(std::move(*made));
@@ -99,8 +100,9 @@ Result<std::unique_ptr<RedisStates>> RedisStates::create(RedisStateOptions optio
        .prefix = options.prefix + "health:",
        .on_failure = OnRedisFailure::FailClosed,
        .command_timeout = std::max(options.command_timeout, Nanos{std::chrono::milliseconds(100)}),
-       .deny_cache_keys = 0});
-  if (!health) return Error("flag --redis: " + health.error().message());
+       .deny_cache_keys = 0,
+       .password = options.password});
+  if (!health) return health.error();
   return std::unique_ptr<RedisStates>(
       new RedisStates(std::move(options), metrics, std::move(*health)));
 }
@@ -129,7 +131,8 @@ StateFactory RedisStates::factory() {
                               .algorithm = algorithm,
                               .default_quota = *r.quota(),
                               .on_failure = options_.on_failure,
-                              .command_timeout = options_.command_timeout},
+                              .command_timeout = options_.command_timeout,
+                              .password = options_.password},
                              *health_);  // One pool and one breaker per server for every rule.
     if (!made) {
       return Error(rule.file + ":" + std::to_string(rule.line) + ": rule " + rule.id + ": " +

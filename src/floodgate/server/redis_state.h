@@ -19,6 +19,7 @@ namespace floodgate::server {
 
 struct RedisStateOptions {
   std::string url;
+  std::string password = {};  // AUTH, when not in the URL (see `RedisLimiterOptions::password`).
   OnRedisFailure on_failure = OnRedisFailure::Fallback;
   Nanos command_timeout = std::chrono::milliseconds(5);
   std::string prefix = "floodgate-serve:";

@@ -47,6 +47,32 @@ std::optional<NetworkUrl> split_network_url(std::string_view url) {
   return out;
 }
 
+// Returns `text` with each %XX replaced by its byte, as URLs spell what they cannot hold (redis-py
+// and go-redis decode credentials the same way), or nothing if a '%' starts no such pair.
+std::optional<std::string> percent_decoded(std::string_view text) {
+  const auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '%') {
+      out += text[i];
+      continue;
+    }
+    if (i + 2 >= text.size()) return std::nullopt;
+    const int high = hex(text[i + 1]);
+    const int low = hex(text[i + 2]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out += static_cast<char>(high * 16 + low);
+    i += 2;
+  }
+  return out;
+}
+
 // Parses a decimal in [low, high], or returns false.
 bool parse_int(std::string_view text, long low, long high, long& out) {
   if (text.empty()) return false;
@@ -129,9 +155,18 @@ Result<RedisUrl> parse_redis_url(std::string_view url) {
   const std::optional<NetworkUrl> parts = split_network_url(url);
   if (!parts) return bad(url, std::string(kForms));
   out.cluster = parts->scheme.starts_with("redis+cluster");
-  out.username = std::string(parts->username);
-  out.password = std::string(parts->password);
+  const std::optional<std::string> username = percent_decoded(parts->username);
+  const std::optional<std::string> password = percent_decoded(parts->password);
+  if (!username || !password) {
+    return bad(url, "a '%' in the user or password starts no %XX pair (write a '%' itself as %25)");
+  }
+  out.username = *username;
+  out.password = *password;
   const std::string_view rest = parts->hosts_and_db;
+  if (const auto query = rest.find('?'); query != std::string_view::npos) {
+    return bad(url, "query parameters are not supported (got " + quoted(rest.substr(query)) +
+                        "); timeouts and pools are the limiter's options");
+  }
   std::string_view hosts = rest;
   if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
     hosts = rest.substr(0, slash);

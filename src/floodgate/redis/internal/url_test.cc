@@ -44,6 +44,32 @@ TEST(RedisUrlTest, ReadsEveryForm) {
   EXPECT_EQ(cluster->endpoints[1], (Endpoint{"b", 7001, ""}));
 }
 
+// Credentials are percent-decoded, as redis-py and go-redis read them: a URL copied from their
+// configuration works here (it used to be sent as written, and refused with WRONGPASS).
+TEST(RedisUrlTest, DecodesPercentEncodedCredentials) {
+  Result<RedisUrl> url = parse_redis_url("redis://us%65r:p%40ss%3Aw%2Frd%25%23%3F@127.0.0.1:7000");
+  ASSERT_TRUE(url) << url.error().message();
+  EXPECT_EQ(url->username, "user");
+  EXPECT_EQ(url->password, "p@ss:w/rd%#?");
+  EXPECT_EQ(url->endpoints[0], (Endpoint{"127.0.0.1", 7000, ""}));
+  // Bytes a URL may hold as they are stay as they are, '@' included (the last '@' ends them).
+  Result<RedisUrl> raw = parse_redis_url("redis://:p@ss:w/rd#@h:1");
+  ASSERT_TRUE(raw) << raw.error().message();
+  EXPECT_EQ(raw->password, "p@ss:w/rd#");
+}
+
+TEST(RedisUrlTest, RejectsBadPercentEncodingWithoutShowingThePassword) {
+  for (const std::string_view url : {"redis://u:100%@h", "redis://u:%4@h", "redis://u%zz:p@h"}) {
+    Result<RedisUrl> parsed = parse_redis_url(url);
+    ASSERT_FALSE(parsed) << url;
+    EXPECT_NE(parsed.error().message().find("starts no %XX pair (write a '%' itself as %25)"),
+              std::string::npos)
+        << parsed.error().message();
+    EXPECT_NE(parsed.error().message().find(":***@h\""), std::string::npos)
+        << parsed.error().message();
+  }
+}
+
 TEST(RedisUrlTest, RejectsBadUrlsNamingTheUrlAndTheProblem) {
   const struct {
     const char* url;
@@ -63,6 +89,9 @@ TEST(RedisUrlTest, RejectsBadUrlsNamingTheUrlAndTheProblem) {
       {"unix://relative.sock", "absolute path"},
       {"unix:///s.sock?database=1", "db=N"},
       {"redis://[::1:7000", "unclosed '['"},
+      {"redis://h:6379?timeout=1",
+       "query parameters are not supported (got \"?timeout=1\"); timeouts and pools are the "
+       "limiter's options"},
   };
   for (const auto& c : cases) {
     Result<RedisUrl> parsed = parse_redis_url(c.url);
