@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -81,6 +82,9 @@ Row run(rls::RateLimitService::Stub& stub, int streams, double seconds, int desc
   const auto stop =
       start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 
+  // Sends one call due at `due`, whose place in `in_flight` the caller has taken (under `mu`):
+  // a closed loop's next call takes its place before the previous one gives its own back, so
+  // `in_flight` reaches 0 only when the last call is answered.
   std::function<void(Clock::time_point)> issue;
   issue = [&](Clock::time_point due) {
     auto call = std::make_shared<Call>();
@@ -88,7 +92,6 @@ Row run(rls::RateLimitService::Stub& stub, int streams, double seconds, int desc
     call->request.set_domain(domain);
     {
       const std::lock_guard lock(mu);
-      ++in_flight;
       for (int d = 0; d < descriptors; ++d) {
         auto* e = call->request.add_descriptors()->add_entries();
         e->set_key("k" + std::to_string(d));
@@ -105,15 +108,19 @@ Row run(rls::RateLimitService::Stub& stub, int streams, double seconds, int desc
             latencies.push_back((now - call->due).count());
             if (!status.ok()) ++failed;
             if (call->response.overall_code() == rls::RateLimitResponse::OVER_LIMIT) ++over;
-            --in_flight;
             again = rate <= 0 && now < stop;
+            if (!again) {
+              --in_flight;
+              // Under the lock: the waiter, once woken, may return and destroy `done_cv`.
+              done_cv.notify_all();
+            }
           }
-          if (again) {
-            issue(Clock::now());
-          } else {
-            done_cv.notify_all();
-          }
+          if (again) issue(Clock::now());  // This call's place in `in_flight` passes to it.
         });
+  };
+  const auto take_place = [&] {
+    const std::lock_guard lock(mu);
+    ++in_flight;
   };
 
   std::this_thread::sleep_until(start);
@@ -129,19 +136,28 @@ Row run(rls::RateLimitService::Stub& stub, int streams, double seconds, int desc
         for (auto due = start + gap * k / kSenders; due < stop; due += gap) {
           if (due > Clock::now() + std::chrono::microseconds(200))
             std::this_thread::sleep_until(due);
+          take_place();
           issue(due);
         }
       });
     }
     for (auto& t : senders) t.join();
   } else {
-    for (int i = 0; i < streams; ++i) issue(Clock::now());
+    for (int i = 0; i < streams; ++i) {
+      take_place();
+      issue(Clock::now());
+    }
   }
   {
-    // Every call has a 5 s deadline: all are answered by then.
+    // Every call has a 5 s deadline: all are answered by then. Returning earlier would leave
+    // callbacks running on this frame's variables: past the wait, the program stops instead.
     std::unique_lock lock(mu);
-    done_cv.wait_until(lock, Clock::now() + std::chrono::seconds(10),
-                       [&] { return in_flight == 0; });
+    if (!done_cv.wait_until(lock, Clock::now() + std::chrono::seconds(30),
+                            [&] { return in_flight == 0; })) {
+      std::fprintf(stderr, "floodgate-rls-load: %d calls still unanswered 30 s after the run\n",
+                   in_flight);
+      std::_Exit(1);
+    }
   }
   const double elapsed = std::chrono::duration<double>(stop - start).count();
   Row row;
