@@ -2,7 +2,6 @@
 // configuration.
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
-#include <httplib.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -26,6 +25,7 @@
 #include "commands.h"
 #include "flags.h"
 #include "floodgate/server/config.h"
+#include "floodgate/server/http_server.h"
 #include "floodgate/server/rls.h"
 #include "floodgate/server/service.h"
 #ifdef FLOODGATE_SERVE_HAS_REDIS
@@ -277,15 +277,13 @@ int run_serve(const std::vector<std::string>& args) {
   const std::string host = address.substr(0, address.rfind(':'));
   std::printf("floodgate serve: gRPC on %s:%d\n", host.c_str(), port);
 
-  httplib::Server http;
-  std::thread http_thread;
-  std::atomic<bool> http_returned{false};
+  server::HttpServer http;
   if (http_at) {
-    http.set_payload_max_length(4 << 20);
-    http.Post("/json", [&](const httplib::Request& req, httplib::Response& res) {
+    http.route("POST", "/json", server::HttpLane::Slow, [&](const server::HttpRequest& req) {
       const auto start = std::chrono::steady_clock::now();
       envoy::service::ratelimit::v3::RateLimitRequest request;
       envoy::service::ratelimit::v3::RateLimitResponse response;
+      // Any content type: envoyproxy/ratelimit reads the body as JSON whatever the client says.
       const auto read = google::protobuf::util::JsonStringToMessage(req.body, &request);
       Result<void> answered =
           read.ok() ? server::answer(service, request, response,
@@ -294,61 +292,58 @@ int run_serve(const std::vector<std::string>& args) {
                                          "RateLimitRequest: " +
                                          std::string(read.message())));
       metrics.observe("http", std::chrono::steady_clock::now() - start, !answered);
-      if (!answered) {
-        res.status = 400;
-        res.set_content(answered.error().message() + "\n", "text/plain");
-        return;
-      }
+      if (!answered)
+        return server::HttpResponse{400, "text/plain", answered.error().message() + "\n"};
       std::string json;
       (void)google::protobuf::util::MessageToJsonString(response, &json);
-      res.status =
+      return server::HttpResponse{
           response.overall_code() == envoy::service::ratelimit::v3::RateLimitResponse::OVER_LIMIT
               ? 429
-              : 200;
-      res.set_content(json, "application/json");
+              : 200,
+          "application/json", std::move(json)};
     });
-    http.Get("/healthcheck", [&](const httplib::Request&, httplib::Response& res) {
+    http.route("GET", "/healthcheck", server::HttpLane::Fast, [&](const server::HttpRequest&) {
 #ifdef FLOODGATE_SERVE_HAS_REDIS
       if (redis) {
         if (const std::string why = redis->health(); !why.empty()) {
-          res.status = 503;
-          res.set_content("degraded: " + why + "\n", "text/plain");
-          return;
+          return server::HttpResponse{503, "text/plain", "degraded: " + why + "\n"};
         }
       }
 #endif
-      res.set_content("OK\n", "text/plain");
+      return server::HttpResponse{200, "text/plain", "OK\n"};
     });
-    http.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+    http.route("GET", "/metrics", server::HttpLane::Fast, [&](const server::HttpRequest&) {
       std::string out;
       service.write_metrics(out);
       metrics.write(out);
-      res.set_content(out, "text/plain; version=0.0.4");
+      const server::HttpServerStats h = http.stats();
+      out.append(
+             "# HELP floodgate_http_connections_refused_total HTTP connections closed at once: "
+             "more were open than the server takes.\n"
+             "# TYPE floodgate_http_connections_refused_total counter\n"
+             "floodgate_http_connections_refused_total ")
+          .append(std::to_string(h.connections_refused))
+          .append(
+              "\n# HELP floodgate_http_timeouts_total HTTP requests whose head or body did not "
+              "arrive in time, and idle connections closed.\n"
+              "# TYPE floodgate_http_timeouts_total counter\nfloodgate_http_timeouts_total ")
+          .append(std::to_string(h.timeouts))
+          .append(
+              "\n# HELP floodgate_http_refused_requests_total HTTP requests refused before any "
+              "handler (malformed, too large, too slow).\n"
+              "# TYPE floodgate_http_refused_requests_total counter\n"
+              "floodgate_http_refused_requests_total ")
+          .append(std::to_string(h.refused_requests))
+          .append("\n");
+      return server::HttpResponse{200, "text/plain; version=0.0.4", std::move(out)};
     });
-    int bound = http_at->second;
-    if (bound == 0) {
-      bound = http.bind_to_any_port(http_at->first);
-    } else if (!http.bind_to_port(http_at->first, bound)) {
-      bound = -1;
-    }
-    if (bound > 0) {
-      http_thread = std::thread([&] {
-        http.listen_after_bind();
-        http_returned = true;
-      });
-      // Said once it accepts: cpp-httplib's `stop` does nothing to a server that has not started
-      // its accept loop yet, which would then accept forever (a SIGTERM just after start hung).
-      while (!http.is_running() && !http_returned) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      }
-    }
-    if (bound <= 0 || http_returned) {
-      if (http_thread.joinable()) http_thread.join();
+    Result<int> bound = http.listen(http_at->first, http_at->second);
+    if (!bound) {
       grpc_server->Shutdown();
       rls.stop();
-      return usage_error("serve", "flag --http: cannot listen on \"" + http_address + "\"");
+      return usage_error("serve", "flag --http: " + bound.error().message());
     }
-    std::printf("floodgate serve: HTTP on %s:%d\n", http_at->first.c_str(), bound);
+    std::printf("floodgate serve: HTTP on %s:%d\n", http_at->first.c_str(), *bound);
   }
   std::fflush(stdout);
 
@@ -420,10 +415,7 @@ int run_serve(const std::vector<std::string>& args) {
   }
   wake.notify_all();
   reloader.join();
-  if (http_thread.joinable()) {
-    http.stop();
-    http_thread.join();  // Returns once its handlers have answered.
-  }
+  http.stop();  // Returns once its handlers have answered.
   // In order: requests not yet decided are decided without waiting for Redis; the server stops
   // taking calls and waits for those in progress (each bounded by its own deadline); the
   // workers finish theirs; the queues are drained; only then is the server destroyed, when no

@@ -101,7 +101,8 @@ class Server {
       return;
     }
     address_ = "127.0.0.1:" + std::to_string(std::stoi(line.substr(grpc_at + 18)));
-    http_ = std::make_unique<httplib::Client>("127.0.0.1", std::stoi(line.substr(http_at + 18)));
+    http_port_ = std::stoi(line.substr(http_at + 18));
+    http_ = std::make_unique<httplib::Client>("127.0.0.1", http_port_);
     http_->set_connection_timeout(5);
     http_->set_read_timeout(5);
     stub_ = rls::RateLimitService::NewStub(
@@ -120,8 +121,9 @@ class Server {
 
   bool ready() const { return stub_ != nullptr; }
 
-  // Where it listens for gRPC, host:port.
+  // Where it listens for gRPC, host:port, and its HTTP port.
   const std::string& grpc_address() const { return address_; }
+  int http_port() const { return http_port_; }
 
   // What it printed on stdout as it started.
   const std::string& startup() const { return stdout_; }
@@ -224,6 +226,7 @@ class Server {
   std::unique_ptr<rls::RateLimitService::Stub> stub_;
   std::string stdout_;
   std::unique_ptr<httplib::Client> http_;
+  int http_port_ = 0;
 };
 
 rls::RateLimitRequest request(std::string_view domain,
@@ -1003,6 +1006,44 @@ TEST(ServeTest, TheLoadGeneratorExitsCleanlyWithOrderedPercentiles) {
     }
     EXPECT_EQ(rows, flags.find("1,128") != std::string::npos ? 2 : 1) << out;
   }
+}
+
+// Returns a socket connected to 127.0.0.1:`port`, or -1.
+int connect_to(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+// 64 clients trickling their request heads a byte at a time hold up nothing: /healthcheck is
+// answered within a second all along (8 of them used to time every probe out for as long as they
+// trickled, which gets a pod restarted).
+TEST(ServeTest, TricklingHttpClientsDoNotHoldUpTheHealthCheck) {
+  Server server(kConfig);
+  ASSERT_TRUE(server.ready());
+  std::vector<int> slow;
+  for (int i = 0; i < 64; ++i) {
+    const int fd = connect_to(server.http_port());
+    ASSERT_GE(fd, 0);
+    slow.push_back(fd);
+  }
+  const std::string head = "POST /json HTTP/1.1\r\nHost: x\r\n";
+  for (std::size_t byte = 0; byte < 12; ++byte) {
+    for (const int fd : slow) (void)::send(fd, &head[byte], 1, MSG_NOSIGNAL);
+    const auto start = std::chrono::steady_clock::now();
+    const httplib::Result health = server.http().Get("/healthcheck");
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(health) << "probe " << byte << ": " << httplib::to_string(health.error());
+    EXPECT_EQ(health->status, 200);
+    EXPECT_LT(took, 1s) << "probe " << byte;
+    std::this_thread::sleep_for(50ms);
+  }
+  for (const int fd : slow) ::close(fd);
 }
 
 constexpr std::string_view kFive = R"(domain: edge
