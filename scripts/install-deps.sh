@@ -25,7 +25,7 @@ packages=(
   protobuf-compiler
   protobuf-compiler-grpc
   libyaml-dev     # floodgate serve: envoyproxy/ratelimit's YAML configuration (libyaml events)
-  libcpp-httplib-dev  # floodgate serve: the HTTP endpoints
+  libcpp-httplib-dev  # the HTTP client of the serve tests, and examples/http_service.cc
 )
 
 missing=()

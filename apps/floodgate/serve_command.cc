@@ -84,7 +84,7 @@ Flags:
 Signals: SIGINT or SIGTERM stops the service: it stops taking requests, those in progress finish
 within their deadlines, those still waiting for Redis are answered by --on-redis-failure at
 once, and it exits 0. SIGHUP reloads the configuration now (as systemd's ExecReload expects).
-SIGUSR1 and SIGUSR2 are ignored.
+SIGUSR1, SIGUSR2 and SIGPIPE are ignored.
 )";
 
 // A signature of the configuration's files, those `Config::load` reads: names, sizes and
@@ -251,6 +251,9 @@ int run_serve(const std::vector<std::string>& args) {
   }
 #endif
 
+  // A peer that goes away must not end the service: every socket write says MSG_NOSIGNAL, and a
+  // SIGPIPE sent from outside is ignored as well.
+  ::signal(SIGPIPE, SIG_IGN);
   // Signals are taken by this thread only: block them before any other thread starts.
   sigset_t signals;
   sigemptyset(&signals);

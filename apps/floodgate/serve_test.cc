@@ -1082,7 +1082,7 @@ TEST(ServeTest, SighupReloadsNowAndSigusrIsIgnored) {
   EXPECT_TRUE(serves_limit(server, 1)) << server.stderr_text();
   EXPECT_TRUE(server.wait_for_stderr("configuration reloaded from", 5s)) << server.stderr_text();
   EXPECT_NE(server.stderr_text().find("(SIGHUP)"), std::string::npos) << server.stderr_text();
-  for (const int s : {SIGUSR1, SIGUSR2, SIGHUP}) server.signal(s);
+  for (const int s : {SIGUSR1, SIGUSR2, SIGPIPE, SIGHUP}) server.signal(s);
   EXPECT_TRUE(server.wait_for_stderr("SIGUSR2 ignored", 5s)) << server.stderr_text();
   EXPECT_TRUE(server.running());
   EXPECT_TRUE(serves_limit(server, 1));

@@ -506,7 +506,7 @@ Result<Config> Config::load(const std::string& path) {
       // Named like a configuration file, but none can be read there: say so, read the rest.
       std::string what = "not a regular file";
       if (fs::is_symlink(fs::symlink_status(e.path(), type_ec)) && !fs::exists(target)) {
-        what = "a symbolic link to nothing";
+        what = "a symbolic link that leads to no file (dangling, or a loop)";
       } else if (fs::is_directory(target)) {
         what = "a directory";
       } else if (fs::is_fifo(target)) {

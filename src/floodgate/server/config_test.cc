@@ -322,7 +322,8 @@ TEST(ConfigTest, ADirectoryIsEveryYamlFileInItAndADomainLivesInOneFile) {
   EXPECT_EQ(some->domain_names(), (std::vector<std::string>{"one"}));
   EXPECT_EQ(some->warnings(),
             (std::vector<std::string>{
-                "config \"" + (dir / "b.yaml").string() + "\": skipped, a symbolic link to nothing",
+                "config \"" + (dir / "b.yaml").string() +
+                    "\": skipped, a symbolic link that leads to no file (dangling, or a loop)",
                 "config \"" + (dir / "c.yaml").string() + "\": skipped, a directory",
                 "config \"" + (dir / "d.yml").string() + "\": skipped, a FIFO"}));
   std::filesystem::remove(dir / "a.yaml");
@@ -330,7 +331,8 @@ TEST(ConfigTest, ADirectoryIsEveryYamlFileInItAndADomainLivesInOneFile) {
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().message(),
             "config \"" + dir.string() + "\": no .yaml or .yml files in it (config \"" +
-                (dir / "b.yaml").string() + "\": skipped, a symbolic link to nothing)");
+                (dir / "b.yaml").string() +
+                "\": skipped, a symbolic link that leads to no file (dangling, or a loop))");
   std::filesystem::remove_all(dir);
 
   // A missing file is named whole, however deep its folder.
