@@ -808,18 +808,9 @@ TEST(ServeRedisTest, UnderLoadAHungRedisAnswersEveryRequestWithinItsDeadline) {
 class SilentRedis {
  public:
   SilentRedis() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t size = sizeof address;
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
-        ::listen(fd_, 512) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-      ADD_FAILURE() << "cannot listen on loopback";
-      return;
-    }
-    url_ = "redis://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+    int port = 0;
+    fd_ = testing::listen_on_loopback(512, port);
+    if (fd_ >= 0) url_ = "redis://127.0.0.1:" + std::to_string(port);
   }
   ~SilentRedis() {
     if (fd_ >= 0) ::close(fd_);

@@ -391,19 +391,8 @@ class EndlessReplyServer {
  public:
   EndlessReplyServer(std::string header, std::string chunk)
       : header_(std::move(header)), chunk_(std::move(chunk)) {
-    listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t size = sizeof address;
-    if (listen_ < 0 || ::bind(listen_, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
-        ::listen(listen_, 16) != 0 ||
-        ::getsockname(listen_, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-      ADD_FAILURE() << "cannot listen on loopback";
-      return;
-    }
-    port_ = ntohs(address.sin_port);
-    thread_ = std::thread([this] { run(); });
+    listen_ = testing::listen_on_loopback(16, port_);
+    if (listen_ >= 0) thread_ = std::thread([this] { run(); });
   }
   ~EndlessReplyServer() {
     stop_ = true;

@@ -154,6 +154,11 @@ std::unique_ptr<RedisLimiter> make_limiter(RedisLimiterOptions options);
 // Returns the value of `field` in the text of an `INFO` or `CLUSTER INFO` reply ("" if absent).
 std::string info_field(const std::string& info, std::string_view field);
 
+// Returns a socket listening on a free port of 127.0.0.1 with `backlog`, and sets `port`; or -1
+// (and a test failure). For the tests' fake servers: a kernel completes up to `backlog`
+// connections that nobody accepts.
+int listen_on_loopback(int backlog, int& port);
+
 // Returns a free TCP port on 127.0.0.1 (bound and released; another process could take it
 // before the caller binds it, which `RedisServer` retries).
 int free_port();

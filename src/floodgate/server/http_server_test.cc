@@ -55,57 +55,42 @@ class Client {
   // Reads until `count` whole responses have arrived, the server closes, or `within` passes;
   // returns what came.
   std::string read_responses(int count, std::chrono::milliseconds within = 5s) {
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (responses_in(in_) < count) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left <= 0ms) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-      char buffer[65536];
-      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-      if (n <= 0) break;
-      in_.append(buffer, static_cast<std::size_t>(n));
-    }
+    read_while([&] { return responses_in(in_) < count; }, within);
     return in_;
   }
 
   // Reads until what came holds `text`, or `within` passes; returns what came.
   std::string read_until(std::string_view text, std::chrono::milliseconds within = 5s) {
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    while (in_.find(text) == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left <= 0ms) break;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
-      char buffer[4096];
-      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-      if (n <= 0) break;
-      in_.append(buffer, static_cast<std::size_t>(n));
-    }
+    read_while([&] { return in_.find(text) == std::string::npos; }, within);
     return in_;
   }
 
   // Reports whether the server closed the connection within `within`.
   bool closed_within(std::chrono::milliseconds within) {
-    const auto deadline = std::chrono::steady_clock::now() + within;
-    for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left <= 0ms) return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-      char buffer[4096];
-      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
-      if (n <= 0) return true;
-      in_.append(buffer, static_cast<std::size_t>(n));
-    }
+    return read_while([] { return true; }, within);
   }
 
   const std::string& received() const { return in_; }
 
  private:
+  // Reads while `more()` and `within` has not passed; reports whether the server closed.
+  template <class More>
+  bool read_while(More more, std::chrono::milliseconds within) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (more()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      char buffer[65536];
+      const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
+      if (n <= 0) return true;
+      in_.append(buffer, static_cast<std::size_t>(n));
+    }
+    return false;
+  }
+
   // Counts whole responses in `text` (each with a Content-Length; "100 Continue" not counted).
   static int responses_in(const std::string& text) {
     int count = 0;
