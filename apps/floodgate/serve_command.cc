@@ -322,10 +322,16 @@ int run_serve(const std::vector<std::string>& args) {
       const server::HttpServerStats h = http.stats();
       out.append(
              "# HELP floodgate_http_connections_refused_total HTTP connections closed at once: "
-             "more were open than the server takes.\n"
+             "every place was taken by a request being answered.\n"
              "# TYPE floodgate_http_connections_refused_total counter\n"
              "floodgate_http_connections_refused_total ")
           .append(std::to_string(h.connections_refused))
+          .append(
+              "\n# HELP floodgate_http_connections_evicted_total HTTP connections closed to make "
+              "room for a new one (idle ones first, else the slowest request).\n"
+              "# TYPE floodgate_http_connections_evicted_total counter\n"
+              "floodgate_http_connections_evicted_total ")
+          .append(std::to_string(h.connections_evicted))
           .append(
               "\n# HELP floodgate_http_timeouts_total HTTP requests whose head or body did not "
               "arrive in time, and idle connections closed.\n"

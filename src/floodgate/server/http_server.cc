@@ -110,14 +110,16 @@ struct HttpServer::Impl {
     std::string out;
     bool started = false;        // A byte of the current request has arrived.
     Clock::time_point deadline;  // Of the current state (idle, head, body, drain).
+    Clock::time_point since;     // When its wait for a whole request began.
     std::size_t head_size = 0;   // The head's bytes, blank line included.
     std::size_t body_size = 0;
     bool keep_alive = true;
     bool continue_sent = false;  // "100 Continue" written for this request.
     bool expects_continue = false;
     bool close_after_write = false;
-    bool writing = false;  // EPOLLOUT is asked for.
-    bool shut = false;     // Its sending side is shut: nothing more will be written.
+    std::uint32_t events = 0;  // What epoll watches for it.
+    bool unwatched = false;    // Removed from epoll (the client closed while handled).
+    bool shut = false;         // Its sending side is shut: nothing more will be written.
     std::size_t drained = 0;
     HttpRequest request;
   };
@@ -159,6 +161,19 @@ struct HttpServer::Impl {
     conns.erase(it);
   }
 
+  // Watches `c` for input unless it holds all one request may hold (the rest waits in the
+  // kernel: a level-triggered poll would otherwise spin on it), and for output while it has some.
+  void update_events(std::uint64_t id, Conn& c) {
+    if (c.unwatched) return;
+    std::uint32_t events = EPOLLRDHUP;
+    if (c.in.size() <= options.max_head_bytes + options.max_body_bytes) events |= EPOLLIN;
+    if (!c.out.empty()) events |= EPOLLOUT;
+    if (events != c.events) {
+      c.events = events;
+      watch(id, c.fd, events, EPOLL_CTL_MOD);
+    }
+  }
+
   // Writes what `c` has to write; asks for EPOLLOUT while some is left. Returns false if the
   // connection was closed.
   bool flush(std::uint64_t id, Conn& c) {
@@ -173,11 +188,7 @@ struct HttpServer::Impl {
       close_conn(id);
       return false;
     }
-    const bool want_out = !c.out.empty();
-    if (want_out != c.writing) {
-      c.writing = want_out;
-      watch(id, c.fd, EPOLLIN | EPOLLRDHUP | (want_out ? EPOLLOUT : 0u), EPOLL_CTL_MOD);
-    }
+    update_events(id, c);
     if (c.out.empty() && c.close_after_write && !c.shut) {
       // Answered: stop sending, and read what the client still sends for a while, so that it
       // reads the answer rather than a reset.
@@ -313,6 +324,7 @@ struct HttpServer::Impl {
       }
       c.request.body = c.in.substr(c.head_size, c.body_size);
       c.in.erase(0, c.head_size + c.body_size);
+      update_events(id, c);
       dispatch(id, c);
     }
   }
@@ -354,6 +366,7 @@ struct HttpServer::Impl {
     c.state = State::Head;
     c.started = false;
     c.deadline = Clock::now() + options.idle_timeout;
+    c.since = Clock::now();
     if (!c.keep_alive) c.close_after_write = true;
     flush(id, c);
   }
@@ -375,6 +388,24 @@ struct HttpServer::Impl {
     }
   }
 
+  // With every connection taken, closes the one that has waited longest for a whole request:
+  // idle since its last answer or its connect, or trickling its request. Connections being
+  // answered are kept. Returns whether it closed one.
+  bool make_room() {
+    std::uint64_t victim = 0;
+    Clock::time_point oldest = Clock::time_point::max();
+    for (const auto& [id, c] : conns) {
+      if ((c.state == State::Head || c.state == State::Body) && c.out.empty() && c.since < oldest) {
+        oldest = c.since;
+        victim = id;
+      }
+    }
+    if (victim == 0) return false;
+    evicted.fetch_add(1, std::memory_order_relaxed);
+    close_conn(victim);
+    return true;
+  }
+
   void accept_all() {
     for (;;) {
       const int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -382,7 +413,7 @@ struct HttpServer::Impl {
         if (errno == EINTR) continue;
         return;  // EAGAIN, or out of descriptors: the next readiness tries again.
       }
-      if (conns.size() >= options.max_connections) {
+      if (conns.size() >= options.max_connections && !make_room()) {
         connections_refused.fetch_add(1, std::memory_order_relaxed);
         const std::string busy =
             serialize({503, "text/plain",
@@ -398,7 +429,9 @@ struct HttpServer::Impl {
       Conn& c = conns[id];
       c.fd = fd;
       c.deadline = Clock::now() + options.idle_timeout;
-      watch(id, fd, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_ADD);
+      c.since = Clock::now();
+      c.events = EPOLLIN | EPOLLRDHUP;
+      watch(id, fd, c.events, EPOLL_CTL_ADD);
     }
   }
 
@@ -417,7 +450,10 @@ struct HttpServer::Impl {
         }
         c.in.append(buffer, static_cast<std::size_t>(n));
         // Reading stops at what one request may hold; the rest waits in the kernel.
-        if (c.in.size() > options.max_head_bytes + options.max_body_bytes) break;
+        if (c.in.size() > options.max_head_bytes + options.max_body_bytes) {
+          update_events(id, c);
+          break;
+        }
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -425,6 +461,7 @@ struct HttpServer::Impl {
       // Closed by the client, or failed: an answer in progress has nowhere to go.
       if (c.state == State::Handling) {
         c.close_after_write = true;
+        c.unwatched = true;
         ::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c.fd, nullptr);
         return;  // Closed when its answer comes back.
       }
@@ -521,6 +558,7 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> handlers_done{false};
   std::atomic<std::uint64_t> connections_refused{0};
+  std::atomic<std::uint64_t> evicted{0};
   std::atomic<std::uint64_t> timeouts{0};
   std::atomic<std::uint64_t> refused_requests{0};
   std::thread loop;
@@ -589,6 +627,7 @@ void HttpServer::stop() {
 
 HttpServerStats HttpServer::stats() const {
   return {impl_->connections_refused.load(std::memory_order_relaxed),
+          impl_->evicted.load(std::memory_order_relaxed),
           impl_->timeouts.load(std::memory_order_relaxed),
           impl_->refused_requests.load(std::memory_order_relaxed)};
 }

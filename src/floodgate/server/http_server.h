@@ -3,11 +3,11 @@
 // connection without blocking; a request reaches a handler only once it has arrived whole, so a
 // client that sends its bytes slowly costs a socket and a buffer, never a thread. Each request
 // has a deadline for its head and one for its body (from the first byte, not per read), the
-// connections are capped, and the head and body are bounded: past any of them the client gets
-// a status that says why (408, 413, 431, 503) and the connection is closed. Pipelined requests
-// are answered in order. Handlers run on a pool of their lane: a slow lane for work that may
-// wait on a backend (/json and Redis) and a fast lane for the health check and metrics, which
-// therefore never queue behind the other. Thread-safe.
+// connections are capped (a new one takes the place of the longest idle or slowest), and the head
+// and body are bounded: past any of them the client gets a status that says why (408, 413, 431,
+// 503) and the connection is closed. Pipelined requests are answered in order. Handlers run on a
+// pool of their lane: a slow lane for work that may wait on a backend (/json and Redis) and a fast
+// lane for the health check and metrics, which therefore never queue behind the other. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -44,7 +44,9 @@ enum class HttpLane : std::uint8_t {
 };
 
 struct HttpServerOptions {
-  std::size_t max_connections = 1024;  // Past it, a new connection is answered 503 and closed.
+  // Past it, a new connection takes the place of the one that has waited longest for a whole
+  // request (idle, or trickling it); if every one is being answered, it is answered 503.
+  std::size_t max_connections = 1024;
   std::chrono::milliseconds head_timeout{5'000};   // From a request's first byte to its blank line.
   std::chrono::milliseconds body_timeout{5'000};   // From the head to the body's last byte.
   std::chrono::milliseconds idle_timeout{60'000};  // A kept-alive connection with no request.
@@ -56,7 +58,8 @@ struct HttpServerOptions {
 
 // Counts of what the server refused or cut short, for /metrics.
 struct HttpServerStats {
-  std::uint64_t connections_refused = 0;  // Over `max_connections`.
+  std::uint64_t connections_refused = 0;  // Over `max_connections`, every one being answered.
+  std::uint64_t connections_evicted = 0;  // Closed to make room for a new one.
   std::uint64_t timeouts = 0;             // Heads or bodies not in time, and idle connections.
   std::uint64_t refused_requests = 0;     // 400, 405, 408, 411, 413, 431 before any handler.
 };

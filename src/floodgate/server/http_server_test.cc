@@ -269,22 +269,60 @@ TEST(HttpServerTest, TricklingClientsHoldUpNothingAndAreCutOffAtTheirDeadline) {
   EXPECT_GE(f.server.stats().timeouts, 64u);
 }
 
-// Connections past the cap are answered 503 and closed; the ones already open are served.
-TEST(HttpServerTest, ConnectionsPastTheCapAreRefusedWithAReason) {
-  Fixture f({.max_connections = 4});
-  std::vector<std::unique_ptr<Client>> open;
-  for (int i = 0; i < 4; ++i) {
-    open.push_back(std::make_unique<Client>(f.port));
-    ASSERT_TRUE(open.back()->send(get("/a")));
-    ASSERT_NE(open.back()->read_responses(1).find("/a"), std::string::npos);
+// Past the cap, a new connection takes the place of the one that has waited longest for a whole
+// request (idle, or trickling); only when every connection is being answered is it refused, 503
+// with the reason. So idle or trickling clients cannot keep the health check out.
+TEST(HttpServerTest, PastTheCapIdleAndSlowConnectionsMakeRoomAndBusyOnesRefuse) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> held{0};
+  HttpServer server({.max_connections = 3, .slow_threads = 3});
+  server.route("GET", "/held", HttpLane::Slow, [&](const HttpRequest&) {
+    held.fetch_add(1);
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, 10s, [&] { return release; });
+    return HttpResponse{200, "text/plain", "released"};
+  });
+  server.route("GET", "/health", HttpLane::Fast, [](const HttpRequest&) {
+    return HttpResponse{200, "text/plain", "OK\n"};
+  });
+  Result<int> port = server.listen("127.0.0.1", 0);
+  ASSERT_TRUE(port);
+  // Three idle connections and one trickling: the health check still gets in, each time.
+  Client idle1(*port);
+  Client idle2(*port);
+  Client slow(*port);
+  ASSERT_TRUE(slow.send("GET /health HTTP/1.1\r\nX-Slow: "));
+  for (int i = 0; i < 3; ++i) {
+    Client health(*port);
+    ASSERT_TRUE(health.send(get("/health")));
+    EXPECT_TRUE(health.read_responses(1, 5s).starts_with("HTTP/1.1 200 ")) << i;
   }
-  Client fifth(f.port);
-  EXPECT_TRUE(fifth.closed_within(5s));
-  EXPECT_TRUE(fifth.received().starts_with("HTTP/1.1 503 ")) << fifth.received();
-  EXPECT_NE(fifth.received().find("more than 4 connections"), std::string::npos);
-  EXPECT_EQ(f.server.stats().connections_refused, 1u);
-  ASSERT_TRUE(open[0]->send(get("/b")));
-  EXPECT_NE(open[0]->read_responses(2).find("/b"), std::string::npos);
+  EXPECT_GE(server.stats().connections_evicted, 1u);
+  EXPECT_TRUE(idle1.closed_within(2s)) << "the longest waiting made room first";
+  // Every place being answered: a newcomer is refused with the reason.
+  std::vector<std::unique_ptr<Client>> busy;
+  for (int i = 1; i <= 3; ++i) {
+    busy.push_back(std::make_unique<Client>(*port));
+    ASSERT_TRUE(busy.back()->send(get("/held")));
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (held.load() < i && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_EQ(held.load(), i);
+  }
+  Client refused(*port);
+  EXPECT_TRUE(refused.closed_within(5s));
+  EXPECT_TRUE(refused.received().starts_with("HTTP/1.1 503 ")) << refused.received();
+  EXPECT_NE(refused.received().find("more than 3 connections"), std::string::npos);
+  EXPECT_EQ(server.stats().connections_refused, 1u);
+  {
+    const std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  for (auto& c : busy) EXPECT_NE(c->read_responses(1).find("released"), std::string::npos);
 }
 
 // The fast lane never queues behind the slow one: with every slow thread held, the health check
