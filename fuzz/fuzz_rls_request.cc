@@ -91,9 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::string limit;
       std::uint64_t burst = 0;
       if (s.own_limit) {
-        limit = "own:" + std::to_string(static_cast<int>(s.own_limit->unit)) + ":" +
-                std::to_string(s.own_limit->requests_per_unit) + ":" +
-                server::override_key(parsed->domain, d.entries);
+        limit = "own:" + server::override_key(parsed->domain, *s.own_limit, d.entries);
         burst = s.own_limit->requests_per_unit;
       } else if (s.rule != nullptr && !s.rule->rate_limit->unlimited) {
         limit = s.rule->identity + ":" + server::state_key(d.entries);

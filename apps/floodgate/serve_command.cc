@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -115,6 +116,13 @@ std::string files_signature(const std::string& path) {
     add(path);
   }
   return signature;
+}
+
+// Says on standard error what loading `config` skipped.
+void say_warnings(const server::Config& config) {
+  for (const std::string& warning : config.warnings()) {
+    std::fprintf(stderr, "floodgate serve: %s\n", warning.c_str());
+  }
 }
 
 }  // namespace
@@ -226,9 +234,7 @@ int run_serve(const std::vector<std::string>& args) {
 #endif
   Result<server::Config> config = server::Config::load(*config_path);
   if (!config) return usage_error("serve", config.error().message());
-  for (const std::string& warning : config->warnings()) {
-    std::fprintf(stderr, "floodgate serve: %s\n", warning.c_str());
-  }
+  say_warnings(*config);
   metrics.config_load(true);
   std::string signature = files_signature(*config_path);
   Result<std::unique_ptr<server::Service>> made = server::Service::create(
@@ -320,30 +326,27 @@ int run_serve(const std::vector<std::string>& args) {
       service.write_metrics(out);
       metrics.write(out);
       const server::HttpServerStats h = http.stats();
-      out.append(
-             "# HELP floodgate_http_connections_refused_total HTTP connections closed at once: "
-             "every place was taken by a request being answered.\n"
-             "# TYPE floodgate_http_connections_refused_total counter\n"
-             "floodgate_http_connections_refused_total ")
-          .append(std::to_string(h.connections_refused))
-          .append(
-              "\n# HELP floodgate_http_connections_evicted_total HTTP connections closed to make "
-              "room for a new one (idle ones first, else the slowest request).\n"
-              "# TYPE floodgate_http_connections_evicted_total counter\n"
-              "floodgate_http_connections_evicted_total ")
-          .append(std::to_string(h.connections_evicted))
-          .append(
-              "\n# HELP floodgate_http_timeouts_total HTTP requests whose head or body did not "
-              "arrive in time, and idle connections closed.\n"
-              "# TYPE floodgate_http_timeouts_total counter\nfloodgate_http_timeouts_total ")
-          .append(std::to_string(h.timeouts))
-          .append(
-              "\n# HELP floodgate_http_refused_requests_total HTTP requests refused before any "
-              "handler (malformed, too large, too slow).\n"
-              "# TYPE floodgate_http_refused_requests_total counter\n"
-              "floodgate_http_refused_requests_total ")
-          .append(std::to_string(h.refused_requests))
-          .append("\n");
+      for (const auto& [name, help, value] :
+           {std::tuple{"floodgate_http_connections_refused_total",
+                       "HTTP connections closed at once: every place was taken by a request "
+                       "being answered.",
+                       h.connections_refused},
+            std::tuple{"floodgate_http_connections_evicted_total",
+                       "HTTP connections closed to make room for a new one (the one that had "
+                       "waited longest for a whole request).",
+                       h.connections_evicted},
+            std::tuple{"floodgate_http_timeouts_total",
+                       "HTTP requests whose head or body did not arrive in time, and idle "
+                       "connections closed.",
+                       h.timeouts},
+            std::tuple{"floodgate_http_refused_requests_total",
+                       "HTTP requests refused before any handler (malformed, too large, too "
+                       "slow).",
+                       h.refused_requests}}) {
+        out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ");
+        out.append(name).append(" counter\n").append(name).append(" ");
+        out.append(std::to_string(value)).append("\n");
+      }
       return server::HttpResponse{200, "text/plain; version=0.0.4", std::move(out)};
     });
     Result<int> bound = http.listen(http_at->first, http_at->second);
@@ -375,11 +378,7 @@ int run_serve(const std::vector<std::string>& args) {
       if (!asked && now == signature && failed.empty()) continue;
       lock.unlock();
       Result<server::Config> next = server::Config::load(*config_path);
-      if (next) {
-        for (const std::string& warning : next->warnings()) {
-          std::fprintf(stderr, "floodgate serve: %s\n", warning.c_str());
-        }
-      }
+      if (next) say_warnings(*next);
       const Result<void> installed =
           next ? service.set_config(std::make_shared<const server::Config>(std::move(*next)))
                : Result<void>(next.error());

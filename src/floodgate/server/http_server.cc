@@ -127,7 +127,6 @@ struct HttpServer::Impl {
   struct Done {
     std::uint64_t id;
     std::string bytes;
-    bool keep_alive;
   };
 
   explicit Impl(HttpServerOptions o)
@@ -350,12 +349,10 @@ struct HttpServer::Impl {
     Workers& lane = found->lane == HttpLane::Fast ? fast : slow;
     lane.submit([this, id, handler = found->handler, request = std::move(c.request),
                  keep_alive = c.keep_alive] {
-      HttpResponse response;
-      response = handler(request);
-      std::string bytes = serialize(response, keep_alive);
+      std::string bytes = serialize(handler(request), keep_alive);
       {
         const std::lock_guard lock(done_mu);
-        done.push_back({id, std::move(bytes), keep_alive});
+        done.push_back({id, std::move(bytes)});
       }
       wake();
     });
@@ -382,7 +379,6 @@ struct HttpServer::Impl {
       if (it == conns.end()) continue;
       Conn& c = it->second;
       c.out += d.bytes;
-      c.keep_alive = d.keep_alive;
       finish(d.id, c);
       advance(d.id);  // A pipelined request may be waiting (if `c` is still open).
     }

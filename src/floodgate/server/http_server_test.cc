@@ -269,101 +269,98 @@ TEST(HttpServerTest, TricklingClientsHoldUpNothingAndAreCutOffAtTheirDeadline) {
   EXPECT_GE(f.server.stats().timeouts, 64u);
 }
 
+// A server whose /held handlers (slow lane) wait until `release()`, 10 s at most, and whose
+// /health (fast lane) answers at once.
+struct HeldServer {
+  explicit HeldServer(HttpServerOptions options) : server(options) {
+    server.route("GET", "/held", HttpLane::Slow, [this](const HttpRequest&) {
+      held.fetch_add(1);
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, 10s, [&] { return released; });
+      return HttpResponse{200, "text/plain", "released"};
+    });
+    server.route("GET", "/health", HttpLane::Fast, [](const HttpRequest&) {
+      return HttpResponse{200, "text/plain", "OK\n"};
+    });
+    Result<int> bound = server.listen("127.0.0.1", 0);
+    EXPECT_TRUE(bound) << bound.error().message();
+    port = bound ? *bound : 0;
+  }
+
+  // Waits (10 s at most) until `n` handlers are held; reports whether they are.
+  bool wait_held(int n) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (held.load() < n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    return held.load() == n;
+  }
+
+  void release() {
+    {
+      const std::lock_guard lock(mu);
+      released = true;
+    }
+    cv.notify_all();
+  }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool released = false;  // Guarded by mu.
+  std::atomic<int> held{0};
+  HttpServer server;
+  int port = 0;
+};
+
 // Past the cap, a new connection takes the place of the one that has waited longest for a whole
 // request (idle, or trickling); only when every connection is being answered is it refused, 503
 // with the reason. So idle or trickling clients cannot keep the health check out.
 TEST(HttpServerTest, PastTheCapIdleAndSlowConnectionsMakeRoomAndBusyOnesRefuse) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false;
-  std::atomic<int> held{0};
-  HttpServer server({.max_connections = 3, .slow_threads = 3});
-  server.route("GET", "/held", HttpLane::Slow, [&](const HttpRequest&) {
-    held.fetch_add(1);
-    std::unique_lock lock(mu);
-    cv.wait_for(lock, 10s, [&] { return release; });
-    return HttpResponse{200, "text/plain", "released"};
-  });
-  server.route("GET", "/health", HttpLane::Fast, [](const HttpRequest&) {
-    return HttpResponse{200, "text/plain", "OK\n"};
-  });
-  Result<int> port = server.listen("127.0.0.1", 0);
-  ASSERT_TRUE(port);
+  HeldServer h({.max_connections = 3, .slow_threads = 3});
   // Three idle connections and one trickling: the health check still gets in, each time.
-  Client idle1(*port);
-  Client idle2(*port);
-  Client slow(*port);
+  Client idle1(h.port);
+  Client idle2(h.port);
+  Client slow(h.port);
   ASSERT_TRUE(slow.send("GET /health HTTP/1.1\r\nX-Slow: "));
   for (int i = 0; i < 3; ++i) {
-    Client health(*port);
+    Client health(h.port);
     ASSERT_TRUE(health.send(get("/health")));
     EXPECT_TRUE(health.read_responses(1, 5s).starts_with("HTTP/1.1 200 ")) << i;
   }
-  EXPECT_GE(server.stats().connections_evicted, 1u);
+  EXPECT_GE(h.server.stats().connections_evicted, 1u);
   EXPECT_TRUE(idle1.closed_within(2s)) << "the longest waiting made room first";
   // Every place being answered: a newcomer is refused with the reason.
   std::vector<std::unique_ptr<Client>> busy;
   for (int i = 1; i <= 3; ++i) {
-    busy.push_back(std::make_unique<Client>(*port));
+    busy.push_back(std::make_unique<Client>(h.port));
     ASSERT_TRUE(busy.back()->send(get("/held")));
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (held.load() < i && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(1ms);
-    }
-    ASSERT_EQ(held.load(), i);
+    ASSERT_TRUE(h.wait_held(i));
   }
-  Client refused(*port);
+  Client refused(h.port);
   EXPECT_TRUE(refused.closed_within(5s));
   EXPECT_TRUE(refused.received().starts_with("HTTP/1.1 503 ")) << refused.received();
   EXPECT_NE(refused.received().find("more than 3 connections"), std::string::npos);
-  EXPECT_EQ(server.stats().connections_refused, 1u);
-  {
-    const std::lock_guard lock(mu);
-    release = true;
-  }
-  cv.notify_all();
+  EXPECT_EQ(h.server.stats().connections_refused, 1u);
+  h.release();
   for (auto& c : busy) EXPECT_NE(c->read_responses(1).find("released"), std::string::npos);
 }
 
 // The fast lane never queues behind the slow one: with every slow thread held, the health check
 // is answered; and a stop lets the held handler answer before it returns.
 TEST(HttpServerTest, TheFastLaneIsAnsweredWhileTheSlowLaneIsHeldAndStopWaitsForHandlers) {
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false;
-  std::atomic<int> held{0};
-  HttpServer server({.slow_threads = 1});
-  server.route("GET", "/held", HttpLane::Slow, [&](const HttpRequest&) {
-    held.fetch_add(1);
-    std::unique_lock lock(mu);
-    cv.wait_for(lock, 10s, [&] { return release; });
-    return HttpResponse{200, "text/plain", "released"};
-  });
-  server.route("GET", "/health", HttpLane::Fast, [](const HttpRequest&) {
-    return HttpResponse{200, "text/plain", "OK\n"};
-  });
-  Result<int> port = server.listen("127.0.0.1", 0);
-  ASSERT_TRUE(port);
-  Client first(*port);
+  HeldServer h({.slow_threads = 1});
+  Client first(h.port);
   ASSERT_TRUE(first.send(get("/held")));
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (held.load() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(1ms);
-  }
-  ASSERT_EQ(held.load(), 1) << "the first request never reached its handler";
-  Client second(*port);
+  ASSERT_TRUE(h.wait_held(1)) << "the first request never reached its handler";
+  Client second(h.port);
   ASSERT_TRUE(second.send(get("/held")));
-  Client health(*port);
+  Client health(h.port);
   ASSERT_TRUE(health.send(get("/health")));
   EXPECT_TRUE(health.read_responses(1, 5s).starts_with("HTTP/1.1 200 "));
-  EXPECT_EQ(held.load(), 1) << "one slow thread: the second waits its turn";
-  std::thread stopper([&] { server.stop(); });
+  EXPECT_EQ(h.held.load(), 1) << "one slow thread: the second waits its turn";
+  std::thread stopper([&] { h.server.stop(); });
   std::this_thread::sleep_for(50ms);
-  {
-    const std::lock_guard lock(mu);
-    release = true;
-  }
-  cv.notify_all();
+  h.release();
   stopper.join();
   EXPECT_NE(first.read_responses(1, 2s).find("released"), std::string::npos);
 }

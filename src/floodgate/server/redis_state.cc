@@ -1,12 +1,24 @@
 #include "floodgate/server/redis_state.h"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <utility>
 
 namespace floodgate::server {
 namespace {
+
+// Decides `hits` for `key` in Redis by `deadline` (`hits` 0: a check of `check_cost`), counting
+// a decision the failure policy made.
+Decision decide_in_redis(RedisLimiter& limiter, std::string_view key, std::uint64_t hits,
+                         std::uint64_t check_cost, std::chrono::steady_clock::time_point deadline,
+                         ServiceMetrics& metrics) {
+  const RedisDecision d = hits == 0 ? limiter.peek_before(key, deadline, check_cost)
+                                    : limiter.try_acquire_before(key, deadline, hits);
+  if (d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache) {
+    metrics.policy_decision();
+  }
+  return d.decision;
+}
 
 class RedisRuleState final : public RuleState {
  public:
@@ -17,12 +29,7 @@ class RedisRuleState final : public RuleState {
                   std::chrono::steady_clock::time_point deadline) override {
     // A check (0 hits) asks whether the window is past its limit, or whether one hit would
     // pass a bucket.
-    const RedisDecision d = hits == 0 ? limiter_->peek_before(key, deadline, window_ ? 0 : 1)
-                                      : limiter_->try_acquire_before(key, deadline, hits);
-    if (d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache) {
-      metrics_->policy_decision();
-    }
-    return d.decision;
+    return decide_in_redis(*limiter_, key, hits, window_ ? 0 : 1, deadline, *metrics_);
   }
 
  private:
@@ -31,35 +38,24 @@ class RedisRuleState final : public RuleState {
   ServiceMetrics* const metrics_;
 };
 
-// Descriptors' own limits: the limit is written into the key, and the resolver reads it back.
+// Descriptors' own limits: each key carries its limit (`override_key`), which the resolver reads
+// back.
 class RedisOverrideState final : public OverrideState {
  public:
   RedisOverrideState(std::shared_ptr<RedisLimiter> limiter, ServiceMetrics* metrics)
       : limiter_(std::move(limiter)), metrics_(metrics) {}
 
-  Decision decide(std::string_view key, const LimitOverride& limit, std::uint64_t hits, Instant,
+  Decision decide(std::string_view key, const LimitOverride&, std::uint64_t hits, Instant,
                   std::chrono::steady_clock::time_point deadline) override {
-    std::string full;
-    full += static_cast<char>('0' + static_cast<int>(limit.unit));
-    full += std::to_string(limit.requests_per_unit);
-    full += '|';
-    full += key;
-    const RedisDecision d = hits == 0 ? limiter_->peek_before(full, deadline, 0)
-                                      : limiter_->try_acquire_before(full, deadline, hits);
-    if (d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache) {
-      metrics_->policy_decision();
-    }
-    return d.decision;
+    return decide_in_redis(*limiter_, key, hits, 0, deadline, *metrics_);
   }
 
-  // Returns the quota a key made by `decide` carries.
+  // Returns the quota an `override_key` carries.
   static std::optional<Quota> quota_of(std::string_view key) {
-    if (key.size() < 3 || key[0] < '0' || key[0] > '6') return std::nullopt;
-    const auto unit = static_cast<Unit>(key[0] - '0');
-    std::uint32_t count = 0;
-    const auto [end, ec] = std::from_chars(key.data() + 1, key.data() + key.size(), count);
-    if (ec != std::errc() || end == key.data() + key.size() || *end != '|') return std::nullopt;
-    Result<Quota> q = Quota::make(length_of(unit), count, count);
+    const std::optional<LimitOverride> limit = limit_of_override_key(key);
+    if (!limit) return std::nullopt;
+    Result<Quota> q =
+        Quota::make(length_of(limit->unit), limit->requests_per_unit, limit->requests_per_unit);
     if (!q) return std::nullopt;
     return *q;
   }

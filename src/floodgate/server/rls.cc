@@ -194,7 +194,9 @@ void to_proto(const Response& response, rls::RateLimitResponse& proto, bool head
   Applied closest_applied;
   double least = 2.0;
   for (const DescriptorStatus& s : response.statuses) {
-    if (!applied(s, a) || !a.limit->quota()) continue;
+    // A descriptor's own limit that cannot be enforced is refused by `from_proto`; one handed to
+    // the service directly has no quota to show.
+    if (!applied(s, a) || !validate(*a.limit) || !a.limit->quota()) continue;
     const double share =
         static_cast<double>(s.limit_remaining) / static_cast<double>(a.limit->requests_per_unit);
     if (share < least) {

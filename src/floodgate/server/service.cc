@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <charconv>
 #include <limits>
 #include <memory>
 #include <unordered_set>
@@ -211,13 +212,8 @@ class LocalOverrideState final : public OverrideState {
                   std::chrono::steady_clock::time_point) override {
     const std::int64_t period = length_of(limit.unit).count();
     const std::int64_t t = internal::clamped_nanos(now);
-    // The unit and count are part of the key: a descriptor whose limit changes starts afresh,
-    // as one with a new rule does.
-    std::string full(key);
-    full += static_cast<char>('0' + static_cast<int>(limit.unit));
-    full += std::to_string(limit.requests_per_unit);
     return keys_.with(
-        full,
+        key,
         [&] {
           return Slot{Window{}, period};
         },
@@ -293,8 +289,12 @@ std::string state_key(const std::vector<Entry>& entries) {
   return key;
 }
 
-std::string override_key(std::string_view domain, const std::vector<Entry>& entries) {
-  std::string key = std::to_string(domain.size());
+std::string override_key(std::string_view domain, const LimitOverride& limit,
+                         const std::vector<Entry>& entries) {
+  std::string key(1, static_cast<char>('0' + static_cast<int>(limit.unit)));
+  key += std::to_string(limit.requests_per_unit);
+  key += '|';
+  key += std::to_string(domain.size());
   key += ':';
   key += domain;
   for (const Entry& e : entries) {
@@ -307,6 +307,16 @@ std::string override_key(std::string_view domain, const std::vector<Entry>& entr
   return key;
 }
 
+std::optional<LimitOverride> limit_of_override_key(std::string_view key) {
+  if (key.size() < 3 || key[0] < '0' || key[0] > '6') return std::nullopt;
+  LimitOverride limit;
+  limit.unit = static_cast<Unit>(key[0] - '0');
+  const auto [end, ec] =
+      std::from_chars(key.data() + 1, key.data() + key.size(), limit.requests_per_unit);
+  if (ec != std::errc() || end == key.data() + key.size() || *end != '|') return std::nullopt;
+  return limit;
+}
+
 std::string definition_of(const Descriptor& rule) {
   const RateLimit& r = *rule.rate_limit;
   return rule.identity + "|" + std::string(to_string(r.algorithm)) + "|" +
@@ -314,10 +324,20 @@ std::string definition_of(const Descriptor& rule) {
          (r.burst ? std::to_string(*r.burst) : std::string("-"));
 }
 
-Result<RateLimit> rate_limit_of(const LimitOverride& limit) {
+namespace {
+
+// Returns `limit` as the fixed-window rate limit it stands for, unvalidated.
+RateLimit fixed_window_of(const LimitOverride& limit) {
   RateLimit r;
   r.unit = limit.unit;
   r.requests_per_unit = limit.requests_per_unit;
+  return r;
+}
+
+}  // namespace
+
+Result<RateLimit> rate_limit_of(const LimitOverride& limit) {
+  RateLimit r = fixed_window_of(limit);
   if (Result<void> ok = validate(r); !ok) return ok.error();
   return r;
 }
@@ -454,19 +474,15 @@ bool Service::decide_override(const Snapshot& s, const Request& request, const R
   const auto counters = s.override_counters.find(std::string(request.domain));
   const Counted& counted =
       counters != s.override_counters.end() ? counters->second : other_overrides_;
-  RateLimit rate;
-  rate.unit = limit.unit;
-  rate.requests_per_unit = limit.requests_per_unit;
+  const RateLimit rate = fixed_window_of(limit);
   bool over = true;
-  if (!validate(rate)) {
-    // Not enforceable (the endpoints refuse such a request before it gets here): over, and
-    // nothing kept.
-    status.duration_until_reset = until_window_end(limit.unit, now);
-  } else if (limit.requests_per_unit == 0) {
+  // A limit of 0, or one that cannot be enforced (the endpoints refuse such a request before it
+  // gets here): over, and nothing kept.
+  if (limit.requests_per_unit == 0 || !validate(rate)) {
     status.duration_until_reset = until_window_end(limit.unit, now);
   } else {
-    const Decision decision = overrides_->decide(override_key(request.domain, d.entries), limit,
-                                                 hits, now, request.deadline);
+    const Decision decision = overrides_->decide(override_key(request.domain, limit, d.entries),
+                                                 limit, hits, now, request.deadline);
     over = !decision.allowed();
     status.limit_remaining = static_cast<std::uint32_t>(
         std::min<std::uint64_t>(decision.remaining(), kUnlimitedRemaining));

@@ -95,9 +95,9 @@ using StateFactory = std::function<Result<std::shared_ptr<RuleState>>(const Desc
 class OverrideState {
  public:
   virtual ~OverrideState() = default;
-  // Decides `hits` under `limit` (which passed `validate`, with a count above 0) for `key`, which
-  // names the domain and the descriptor, at `now`, waiting for a backend no later than
-  // `deadline`. `hits` 0 is a check that counts nothing.
+  // Decides `hits` under `limit` (which passed `validate`, with a count above 0) for `key`, its
+  // `override_key`, at `now`, waiting for a backend no later than `deadline`. `hits` 0 is a
+  // check that counts nothing.
   virtual Decision decide(std::string_view key, const LimitOverride& limit, std::uint64_t hits,
                           Instant now, std::chrono::steady_clock::time_point deadline) = 0;
   // Returns how many windows have state in this process (0 when it is kept elsewhere).
@@ -190,9 +190,15 @@ class Service {
 // lists of values share a key.
 std::string state_key(const std::vector<Entry>& entries);
 
-// Returns the state key of a request descriptor with its own limit: its domain, keys and values,
-// each length-prefixed (one container holds every domain's).
-std::string override_key(std::string_view domain, const std::vector<Entry>& entries);
+// Returns the state key of a request descriptor with its own `limit`: the limit's unit (a digit,
+// 0 for second to 6 for year) and count, '|', then the domain, keys and values, each
+// length-prefixed. One container holds the windows of every domain and limit; a descriptor
+// whose limit changes starts afresh, as one whose rule changes does.
+std::string override_key(std::string_view domain, const LimitOverride& limit,
+                         const std::vector<Entry>& entries);
+
+// Returns the limit an `override_key` starts with, or nothing if `key` is not one.
+std::optional<LimitOverride> limit_of_override_key(std::string_view key);
 
 // Returns a rule's definition as text: its identity, algorithm, unit, count and burst. Equal texts
 // may share state across configurations, and Redis keys are prefixed with it.

@@ -7,9 +7,6 @@
 namespace floodgate::internal {
 namespace {
 
-// What a step of reading found.
-enum class Step : std::uint8_t { NeedMore, Value, ArrayOpened };
-
 // The fewest bytes an element can take ("+\r\n").
 constexpr std::size_t kMinElementBytes = 3;
 
@@ -59,15 +56,15 @@ Result<void> ReplyReader::check_size(std::size_t end) const {
 Result<std::optional<Reply>> ReplyReader::next() {
   for (;;) {
     Reply value;
-    Result<int> step = read_value(value);
+    Result<Step> step = read_value(value);
     if (!step) return step.error();
-    if (*step == static_cast<int>(Step::NeedMore)) {
+    if (*step == Step::NeedMore) {
       // Keep only what is not parsed yet: at most a partial reply and one read's worth.
       buffer_.erase(0, consumed_);
       consumed_ = 0;
       return std::optional<Reply>();
     }
-    if (*step == static_cast<int>(Step::ArrayOpened)) continue;
+    if (*step == Step::ArrayOpened) continue;
     // A whole value: it ends the reply, or fills the innermost array's next element.
     for (;;) {
       if (stack_.empty()) {
@@ -84,8 +81,8 @@ Result<std::optional<Reply>> ReplyReader::next() {
   }
 }
 
-Result<int> ReplyReader::read_value(Reply& out) {
-  if (consumed_ >= buffer_.size()) return static_cast<int>(Step::NeedMore);
+Result<ReplyReader::Step> ReplyReader::read_value(Reply& out) {
+  if (consumed_ >= buffer_.size()) return Step::NeedMore;
   const char type = buffer_[consumed_];
   if (type != '+' && type != '-' && type != ':' && type != '$' && type != '*') {
     char hex[8];
@@ -96,7 +93,7 @@ Result<int> ReplyReader::read_value(Reply& out) {
   }
   Result<std::optional<std::size_t>> end = line_end();
   if (!end) return end.error();
-  if (!*end) return static_cast<int>(Step::NeedMore);
+  if (!*end) return Step::NeedMore;
   const std::string_view line(buffer_.data() + consumed_ + 1, **end - consumed_ - 1);
   const std::size_t after = **end + 2;
   const auto consume = [&](std::size_t to) {
@@ -110,7 +107,7 @@ Result<int> ReplyReader::read_value(Reply& out) {
       out.type = type == '+' ? Reply::Type::Status : Reply::Type::Error;
       out.text.assign(line);
       consume(after);
-      return static_cast<int>(Step::Value);
+      return Step::Value;
     }
     case ':': {
       if (Result<void> ok = check_size(after); !ok) return ok.error();
@@ -119,7 +116,7 @@ Result<int> ReplyReader::read_value(Reply& out) {
       out.type = Reply::Type::Integer;
       out.integer = *n;
       consume(after);
-      return static_cast<int>(Step::Value);
+      return Step::Value;
     }
     case '$': {
       Result<std::int64_t> n = parse_length(line, type);
@@ -128,7 +125,7 @@ Result<int> ReplyReader::read_value(Reply& out) {
         if (Result<void> ok = check_size(after); !ok) return ok.error();
         out.type = Reply::Type::Nil;
         consume(after);
-        return static_cast<int>(Step::Value);
+        return Step::Value;
       }
       if (*n < -1) return Error("a bulk string of length " + std::to_string(*n));
       if (static_cast<std::uint64_t>(*n) > max_bytes_) {
@@ -138,14 +135,14 @@ Result<int> ReplyReader::read_value(Reply& out) {
       const std::size_t length = static_cast<std::size_t>(*n);
       const std::size_t need = after + length + 2;
       if (Result<void> ok = check_size(need); !ok) return ok.error();
-      if (buffer_.size() < need) return static_cast<int>(Step::NeedMore);
+      if (buffer_.size() < need) return Step::NeedMore;
       if (buffer_[after + length] != '\r' || buffer_[after + length + 1] != '\n') {
         return Error("a bulk string of " + std::to_string(length) + " bytes not followed by CRLF");
       }
       out.type = Reply::Type::String;
       out.text.assign(buffer_, after, length);
       consume(need);
-      return static_cast<int>(Step::Value);
+      return Step::Value;
     }
     case '*': {
       Result<std::int64_t> n = parse_length(line, type);
@@ -155,7 +152,7 @@ Result<int> ReplyReader::read_value(Reply& out) {
       if (*n <= 0) {
         out.type = *n == -1 ? Reply::Type::Nil : Reply::Type::Array;
         consume(after);
-        return static_cast<int>(Step::Value);
+        return Step::Value;
       }
       const auto count = static_cast<std::uint64_t>(*n);
       if (stack_.size() + 1 > kMaxReplyDepth) {
@@ -175,7 +172,7 @@ Result<int> ReplyReader::read_value(Reply& out) {
       frame.array.type = Reply::Type::Array;
       frame.left = *n;
       stack_.push_back(std::move(frame));
-      return static_cast<int>(Step::ArrayOpened);
+      return Step::ArrayOpened;
     }
     default:
       return Error("not reached");  // Every other byte was refused above.

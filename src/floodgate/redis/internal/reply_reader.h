@@ -51,10 +51,13 @@ class ReplyReader {
     std::int64_t left = 0;  // Elements still to read.
   };
 
+  // What a step of reading found.
+  enum class Step : std::uint8_t { NeedMore, Value, ArrayOpened };
+
   // Reads one value at `consumed_`: a whole one into `out`, or an array's header (a frame is
-  // pushed), or nothing when more bytes are needed (nothing is consumed then). Returns which
-  // (a `Step`), or an error.
-  Result<int> read_value(Reply& out);
+  // pushed), or nothing when more bytes are needed (nothing is consumed then). Returns which,
+  // or an error.
+  Result<Step> read_value(Reply& out);
   // Returns the offset of the "\r\n" ending the line at `consumed_`, nothing if it has not
   // arrived, or an error if it is too long.
   Result<std::optional<std::size_t>> line_end() const;
