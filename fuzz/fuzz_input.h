@@ -2,6 +2,7 @@
 // text. Every read succeeds: past the end it returns zeros and empty text.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -27,6 +28,10 @@ class FuzzInput {
   // One of `values`, chosen by one byte.
   template <typename T, std::size_t N>
   T pick(const T (&values)[N]) noexcept {
+    return values[byte() % N];
+  }
+  template <typename T, std::size_t N>
+  T pick(const std::array<T, N>& values) noexcept {
     return values[byte() % N];
   }
 

@@ -28,7 +28,7 @@ descriptors:
   - key: tb
     rate_limit: {unit: hour, requests_per_unit: 5, algorithm: token-bucket}
   - key: sw
-    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: sliding-window}
+    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: sliding-counter}
   - key: zero
     rate_limit: {unit: second, requests_per_unit: 0}
   - key: open

@@ -65,9 +65,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const LogField kFields[] = {LogField::Client,  LogField::Ident, LogField::User,
                                      LogField::Request, LogField::Path,  LogField::Status,
                                      LogField::Referer, LogField::Agent};
-  static const Algorithm kAlgorithms[] = {Algorithm::Gcra, Algorithm::TokenBucket,
-                                          Algorithm::FixedWindow, Algorithm::SlidingLog,
-                                          Algorithm::SlidingCounter};
   static const char* const kQuotas[] = {"10/s", "1/ns",     "3/7ns",   "5/s burst 1",
                                         "1/d",  "1/26687d", "1000/ms", "7/3s burst 9",
                                         "2/h",  "60/m"};
@@ -78,9 +75,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   policy.algorithm = in.pick(kAlgorithms);
   policy.quota = Quota::parse(in.pick(kQuotas)).value();
   policy.max_keys = in.pick(kMaxKeys);
-  const bool window = policy.algorithm == Algorithm::FixedWindow ||
-                      policy.algorithm == Algorithm::SlidingLog ||
-                      policy.algorithm == Algorithm::SlidingCounter;
+  const bool window = !has_burst(policy.algorithm);
   if (window) policy.quota = policy.quota.with_burst(policy.quota.count());
   if (policy.algorithm == Algorithm::SlidingLog && policy.quota.count() > 1000) return 0;
   Result<Replayer> replayer = Replayer::create(policy);

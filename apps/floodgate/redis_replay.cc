@@ -40,18 +40,11 @@ class RedisReplay::Impl {
 
 Result<std::unique_ptr<RedisReplay>> RedisReplay::create(const RedisReplayOptions& options,
                                                          const replay::Policy& policy) {
-  RedisAlgorithm algorithm = RedisAlgorithm::Gcra;
-  switch (policy.algorithm) {
-    case replay::Algorithm::Gcra:
-      break;
-    case replay::Algorithm::TokenBucket:
-      algorithm = RedisAlgorithm::TokenBucket;
-      break;
-    default:
-      return Error("flag --redis: the algorithm \"" +
-                   std::string(replay::to_string(policy.algorithm)) +
-                   "\" is decided in process only (Redis decides gcra and token-bucket as the "
-                   "in-process replay does; its fixed window counts as envoyproxy/ratelimit does)");
+  const Algorithm algorithm = policy.algorithm;
+  if (!runs_on_redis(algorithm)) {
+    return Error("flag --redis: the algorithm \"" + std::string(to_string(algorithm)) +
+                 "\" is decided in process only (Redis decides gcra, token-bucket and "
+                 "envoy-fixed-window as the in-process replay does)");
   }
   std::string prefix = options.prefix;
   if (prefix.empty()) {

@@ -40,12 +40,12 @@ Trace formats (told apart by the first line, or by --format):
 
 Policy:
   --quota TEXT          the default quota per key, e.g. "100/s burst 20", "1000/min" (default 10/s)
-  --algorithm NAME      gcra (default), token-bucket, fixed-window, sliding-log, sliding-counter;
-                        the window algorithms need a burst equal to the count
+  --algorithm NAME      gcra (default), token-bucket, fixed-window, sliding-log, sliding-counter,
+                        envoy-fixed-window; the window algorithms need a burst equal to the count
   --quotas FILE         per-key quotas, one "pattern quota" rule a line; the first glob that
                         matches the key wins (e.g. "premium:* 100/s burst 50"; # starts a comment)
-  --max-keys N          room for keys with state at once, for gcra and token-bucket (default
-                        1000000); keys whose bucket is full again are dropped first, losing
+  --max-keys N          room for keys with state at once, for every algorithm (default
+                        1000000); keys whose state is full again are dropped first, losing
                         nothing. The room is split evenly over 64 shards by hash, so the fullest
                         shard fills first: N distinct keys at once can already find one full
                         (a million random keys: about 0.3% of first requests). Give twice the
@@ -235,7 +235,7 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   Result<Quota> quota = Quota::parse(flags.get_or("quota", "10/s"));
   if (!quota) return Error("flag --quota: " + quota.error().message());
   o.policy.quota = *quota;
-  Result<replay::Algorithm> algorithm = replay::parse_algorithm(flags.get_or("algorithm", "gcra"));
+  Result<Algorithm> algorithm = parse_algorithm(flags.get_or("algorithm", "gcra"));
   if (!algorithm) return Error("flag --algorithm: " + algorithm.error().message());
   o.policy.algorithm = *algorithm;
   o.quotas_path = flags.get("quotas");
@@ -479,7 +479,7 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
     rules = ", " + std::to_string(o.policy.key_quotas.rules().size()) + " per-key rule(s)";
   }
   std::fprintf(stderr, "floodgate replay %s: %s, %s per key%s\n", o.trace_name.c_str(),
-               std::string(replay::to_string(o.policy.algorithm)).c_str(),
+               std::string(to_string(o.policy.algorithm)).c_str(),
                o.policy.quota.to_string().c_str(), rules.c_str());
   std::fprintf(stderr, "  requests  %14s", with_commas(tally.requests).c_str());
   if (tally.first) {
@@ -529,7 +529,7 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
 bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
                 const replay::TimeSeries& series) {
   replay::PlotLabels labels;
-  labels.title = "floodgate replay: " + std::string(replay::to_string(o.policy.algorithm)) + ", " +
+  labels.title = "floodgate replay: " + std::string(to_string(o.policy.algorithm)) + ", " +
                  (o.plot_key ? "key " + *o.plot_key : "all keys");
   labels.quota = o.plot_key ? replayer.quota_of(*o.plot_key) : o.policy.quota;
   labels.quota_label = "quota " + labels.quota->to_string() + (o.plot_key ? "" : " (one key)");

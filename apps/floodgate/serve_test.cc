@@ -877,13 +877,13 @@ TEST(ServeRedisTest, ASlidingWindowRuleIsRefusedWithRedis) {
   testing::RedisServer redis;
   Server server(
       "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
-      "requests_per_unit: 1, algorithm: sliding-window}\n",
+      "requests_per_unit: 1, algorithm: sliding-counter}\n",
       {"--redis", redis.url()}, /*must_start=*/false);
   EXPECT_FALSE(server.ready());
   EXPECT_EQ(server.stop(), 1);
   EXPECT_NE(server.stderr_text().find(
-                "rule d.k: sliding-window is decided in process only; with --redis use "
-                "fixed-window, gcra or token-bucket"),
+                "rule d.k: algorithm \"sliding-counter\": not decided on Redis (gcra, "
+                "token-bucket and envoy-fixed-window are)"),
             std::string::npos)
       << server.stderr_text();
 }

@@ -100,14 +100,14 @@ testkit::RunReport<testkit::LimiterCall> hammer(Limiter& limiter, const Quota& q
 // Returns the checks of `algorithm`'s contract on a completed run's history: its bound over
 // every window of caller time, and for GCRA its rule in the order the limiter serialized calls.
 inline std::vector<StressCheck> check_history(
-    replay::Algorithm algorithm, const std::vector<testkit::Operation<testkit::LimiterCall>>& h,
+    Algorithm algorithm, const std::vector<testkit::Operation<testkit::LimiterCall>>& h,
     const Quota& quota) {
   std::vector<StressCheck> checks;
   const auto bound = [&](std::string name, const std::optional<testkit::RateBoundViolation>& v) {
     checks.push_back({std::move(name), v ? std::optional(v->describe()) : std::nullopt});
   };
   switch (algorithm) {
-    case replay::Algorithm::Gcra: {
+    case Algorithm::Gcra: {
       bound("rate bound (burst + rate x window)", testkit::check_rate_bound(h, quota));
       const auto witness = testkit::check_arrival_time_witness(h, internal::Gcra::kFull,
                                                                internal::Gcra::model(quota));
@@ -115,20 +115,22 @@ inline std::vector<StressCheck> check_history(
                         witness ? std::optional(witness->message) : std::nullopt});
       break;
     }
-    case replay::Algorithm::TokenBucket:
+    case Algorithm::TokenBucket:
       // The token bucket counts in floating point; its header allows 1e-3 permits.
       bound("rate bound (burst + rate x window)", testkit::check_rate_bound(h, quota, 1e-3));
       break;
-    case replay::Algorithm::FixedWindow:
+    case Algorithm::FixedWindow:
       bound("at most the count per aligned window", testkit::check_aligned_window_bound(h, quota));
       break;
-    case replay::Algorithm::SlidingLog:
+    case Algorithm::SlidingLog:
       bound("at most the count in any window",
             testkit::check_sliding_window_bound(h, quota.count(), quota.period()));
       break;
-    case replay::Algorithm::SlidingCounter:
+    case Algorithm::SlidingCounter:
       bound("under twice the count in any window",
             testkit::check_sliding_window_bound(h, 2 * quota.count() - 1, quota.period()));
+      break;
+    case Algorithm::EnvoyFixedWindow:  // No single-key limiter: `stress` refuses it.
       break;
   }
   return checks;
@@ -150,7 +152,7 @@ StressOutcome stress_scalable(Limiter& limiter, const Quota& quota, const Stress
 
 // Hammers `limiter` and checks it as `algorithm`'s contract says.
 template <typename Limiter>
-StressOutcome stress(Limiter& limiter, replay::Algorithm algorithm, const Quota& quota,
+StressOutcome stress(Limiter& limiter, Algorithm algorithm, const Quota& quota,
                      const StressOptions& options) {
   StressOutcome outcome{hammer(limiter, quota, options), {}};
   if (outcome.report.ok()) outcome.checks = check_history(algorithm, outcome.report.history, quota);

@@ -55,17 +55,19 @@ int run_stress(const std::vector<std::string>& args) {
   }
   const std::string algorithm_name = flags.get_or("algorithm", "gcra");
   const bool scalable = algorithm_name == "scalable-gcra";
-  Result<replay::Algorithm> algorithm =
-      replay::parse_algorithm(scalable ? std::string("gcra") : algorithm_name);
+  Result<Algorithm> algorithm = parse_algorithm(scalable ? std::string("gcra") : algorithm_name);
   if (!algorithm) return fail("flag --algorithm: " + algorithm.error().message());
-  const bool window = *algorithm == replay::Algorithm::FixedWindow ||
-                      *algorithm == replay::Algorithm::SlidingLog ||
-                      *algorithm == replay::Algorithm::SlidingCounter;
+  if (*algorithm == Algorithm::EnvoyFixedWindow) {
+    return fail(
+        "flag --algorithm: \"envoy-fixed-window\" is a rule of keyed and Redis limiters, "
+        "with no single-key limiter to stress");
+  }
+  const bool window = !has_burst(*algorithm);
   Result<Quota> quota = Quota::parse(flags.get_or("quota", window ? "1000/s" : "1000/s burst 50"));
   if (!quota) return fail("flag --quota: " + quota.error().message());
   if (window && quota->burst() != quota->count()) {
     return fail("flag --quota: " + quota->to_string() + ": algorithm " +
-                std::string(replay::to_string(*algorithm)) + " needs a burst equal to the count");
+                std::string(to_string(*algorithm)) + " needs a burst equal to the count");
   }
   const unsigned hardware = std::max(2u, std::thread::hardware_concurrency());
   Result<std::uint64_t> threads = flags.get_uint("threads", hardware, 1, 256);
@@ -85,7 +87,7 @@ int run_stress(const std::vector<std::string>& args) {
   const StressOptions options{static_cast<int>(*threads), *ops, *seed, *deadline, kExitViolation};
 
   std::printf("floodgate stress: %s, %s, %d threads x %llu calls, seed %llu\n",
-              scalable ? "scalable-gcra" : std::string(replay::to_string(*algorithm)).c_str(),
+              scalable ? "scalable-gcra" : std::string(to_string(*algorithm)).c_str(),
               quota->to_string().c_str(), options.threads,
               static_cast<unsigned long long>(options.ops),
               static_cast<unsigned long long>(options.seed));
@@ -95,23 +97,24 @@ int run_stress(const std::vector<std::string>& args) {
       return stress_scalable(limiter, *quota, options);
     }
     switch (*algorithm) {
-      case replay::Algorithm::Gcra: {
+      case Algorithm::Gcra: {
         GcraLimiter<ManualClock> limiter(*quota);
         return stress(limiter, *algorithm, *quota, options);
       }
-      case replay::Algorithm::TokenBucket: {
+      case Algorithm::TokenBucket: {
         TokenBucketLimiter<ManualClock> limiter(*quota);
         return stress(limiter, *algorithm, *quota, options);
       }
-      case replay::Algorithm::FixedWindow: {
+      case Algorithm::FixedWindow: {
         FixedWindowLimiter<ManualClock> limiter(*quota);
         return stress(limiter, *algorithm, *quota, options);
       }
-      case replay::Algorithm::SlidingLog: {
+      case Algorithm::SlidingLog: {
         SlidingWindowLogLimiter<ManualClock> limiter(*quota);
         return stress(limiter, *algorithm, *quota, options);
       }
-      case replay::Algorithm::SlidingCounter:
+      case Algorithm::SlidingCounter:
+      case Algorithm::EnvoyFixedWindow:
         break;
     }
     SlidingWindowCounterLimiter<ManualClock> limiter(*quota);

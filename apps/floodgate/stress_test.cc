@@ -16,7 +16,7 @@ const StressOptions kOptions{.threads = 4, .ops = 3000, .seed = 1, .deadline_sec
 TEST(StressTest, PassesFloodgatesLimiters) {
   const Quota quota = Quota::per_second(1000).with_burst(50);
   GcraLimiter<ManualClock> gcra(quota);
-  const StressOutcome outcome = stress(gcra, replay::Algorithm::Gcra, quota, kOptions);
+  const StressOutcome outcome = stress(gcra, Algorithm::Gcra, quota, kOptions);
   EXPECT_TRUE(outcome.ok()) << outcome.describe();
   EXPECT_EQ(outcome.checks.size(), 2u);
   EXPECT_NE(outcome.describe().find("PASS"), std::string::npos);
@@ -42,7 +42,7 @@ TEST(StressTest, PassesWithPeriodsOfDaysToCenturies) {
     GcraLimiter<ManualClock> gcra(quota);
     StressOptions options = kOptions;
     options.threads = 8;
-    const StressOutcome outcome = stress(gcra, replay::Algorithm::Gcra, quota, options);
+    const StressOutcome outcome = stress(gcra, Algorithm::Gcra, quota, options);
     EXPECT_TRUE(outcome.ok()) << text << "\n" << outcome.describe();
     // Every call stayed inside the range limiters decide in.
     for (const auto& op : outcome.report.history) {
@@ -69,7 +69,7 @@ TEST(StressTest, CatchesAStaleTimeRefill) {
     testkit::StaleRefillBucket bucket(quota);
     StressOptions options = kOptions;
     options.seed = seed;
-    return stress(bucket, replay::Algorithm::TokenBucket, quota, options);
+    return stress(bucket, Algorithm::TokenBucket, quota, options);
   });
   ASSERT_TRUE(failed) << "x/time/rate's stale-time refill went unnoticed";
   EXPECT_NE(failed->describe().find("rate bound (burst + rate x window)"), std::string::npos);
@@ -84,7 +84,7 @@ TEST(StressTest, CatchesALostUpdate) {
     broken.preempt = [] { std::this_thread::yield(); };
     StressOptions options = kOptions;
     options.seed = seed;
-    return stress(broken, replay::Algorithm::Gcra, quota, options);
+    return stress(broken, Algorithm::Gcra, quota, options);
   });
   ASSERT_TRUE(failed) << "a load-decide-store GCRA went unnoticed";
   EXPECT_NE(failed->describe().find("linearizable against the GCRA rule"), std::string::npos);

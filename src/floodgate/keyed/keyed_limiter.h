@@ -34,6 +34,7 @@
 #include "floodgate/keyed/internal/spin_lock.h"
 #include "floodgate/limiters/bucket_limiter.h"
 #include "floodgate/limiters/rate_limiter.h"
+#include "floodgate/limiters/rules.h"
 
 namespace floodgate {
 
@@ -108,9 +109,12 @@ struct KeyedLimiterStats {
   std::uint64_t bytes = 0;               // Slot tables and out-of-line keys.
 };
 
-// One limit per key: keys of type `Key`, each with the state of a `BucketLimiter` over `Rule`
-// (`GcraRule`, the default, or `TokenBucketRule`) and decisions equal to that limiter's for the
-// key's quota. `C` is the clock the forms without `_at` read.
+// One limit per key: keys of type `Key`, each with the state of a single-key limiter of `Rule`
+// and decisions equal to that limiter's for the key's quota: `GcraRule` (the default) and
+// `TokenBucketRule` (`BucketLimiter`), `FixedWindowRule`, `SlidingLogRule`, `SlidingCounterRule`,
+// or `EnvoyFixedWindowRule` (envoyproxy/ratelimit's window, which counts denied hits too).
+// `with_rule` (limiters/rules.h) picks the rule of an `Algorithm` at run time. `C` is the clock
+// the forms without `_at` read.
 //
 //   floodgate::KeyedLimiter<> per_user{{.default_quota = floodgate::Quota::per_second(10),
 //                                       .max_keys = 100'000}};
@@ -124,11 +128,14 @@ struct KeyedLimiterStats {
 // `std::array<std::uint8_t, 4>` or `<..., 16>` for IP addresses.
 //
 // Memory is bounded by `max_keys`. When a shard is full and a new key needs state:
-//   1. keys whose bucket is full at `now` are dropped: their state is a fresh key's, so every
-//      later call at an instant no earlier than `now` decides as it would have with the key kept.
+//   1. keys whose state is full at `now` (a full bucket, windows with nothing counted that a later
+//      call can see) are dropped: their state is a fresh key's, so every later call at an instant
+//      no earlier than `now` decides as it would have with the key kept.
 //   2. If none can be dropped, the `OverflowPolicy` decides; only `EvictLeastRecentlyUsed` can
 //      reset a limited key.
-// Nothing runs in the background; `sweep(now)` drops every droppable key at once.
+// Nothing runs in the background; `sweep(now)` drops every droppable key at once. A key of the
+// sliding log also holds its log on the heap (at most 2 x its quota's count admissions, 24 bytes
+// each), counted in `KeyedLimiterStats::bytes`.
 template <class Key = std::string, class Rule = GcraRule, Clock C = SteadyClock,
           Threads T = Threads::Many>
 class KeyedLimiter {
@@ -155,12 +162,18 @@ class KeyedLimiter {
     for (std::size_t i = 0; i < shards; ++i) {
       shards_[i].capacity = options_.max_keys / shards + (i < options_.max_keys % shards ? 1 : 0);
     }
+    if constexpr (!kHasBurst) {
+      FLOODGATE_CHECK(options_.default_quota.burst() == options_.default_quota.count(),
+                      "KeyedLimiter: a window rule's default quota must have its burst equal to "
+                      "its count");
+    }
     tiers_[0] = Impl::params(options_.default_quota);
     tier_quotas_[0] = options_.default_quota;
   }
 
   KeyedLimiter(const KeyedLimiter&) = delete;
   KeyedLimiter& operator=(const KeyedLimiter&) = delete;
+  ~KeyedLimiter() { internal::release_state<Impl>(overflow_state_); }
 
   // Admits `cost` permits for `key` at the clock's current instant if they are available.
   Decision try_acquire(KeyView key, std::uint64_t cost = 1) {
@@ -175,23 +188,43 @@ class KeyedLimiter {
     Shard& shard = shard_of(k.hash);
     {
       const Lock lock(shard.flag);
-      if (Slot* slot = shard.find(k)) return decide(*slot, now, cost);
+      if (Slot* slot = shard.find(k)) return decide(shard, *slot, tiers_[slot->tier], now, cost);
     }
     // A new key: choose its quota outside the lock (the resolver is the caller's code).
     const std::uint8_t tier = tier_for(key);
     const Lock lock(shard.flag);
-    if (Slot* slot = shard.find(k)) return decide(*slot, now, cost);  // Raced in.
-    const auto fresh = Impl::acquire(Impl::kFull, now, cost, tiers_[tier]);
-    const std::int64_t t = internal::clamped_nanos(now);
-    if (Impl::is_full(fresh.state, t, tiers_[tier])) return fresh.decision;  // Nothing to keep.
-    if (!make_room(shard, t)) {
-      internal::bump(shard.overflow_decisions);
-      return overflow(shard, now, cost, fresh.decision);
+    if (Slot* slot = shard.find(k)) {
+      return decide(shard, *slot, tiers_[slot->tier], now, cost);  // Raced in.
     }
-    Slot& slot = shard.insert(k, tier);
-    slot.state = fresh.state;
-    shard.full_from = std::min(shard.full_from, Impl::full_from(fresh.state, tiers_[tier]));
-    return fresh.decision;
+    return create(shard, k, tier, tiers_[tier], now, cost);
+  }
+
+  // Decides as `try_acquire_at` does, under `quota` for this call instead of a tier: for limits
+  // that come with each request (Envoy's per-descriptor `limit`), of which there may be more than
+  // the 255 that tiers hold. Offered for rules whose state says by itself when it is full
+  // (`GcraRule`, `EnvoyFixedWindowRule`). A key is meant to keep one quota: put the quota in the
+  // key, as a different quota reads the state under rules it was not written under.
+  Decision try_acquire_with_quota_at(KeyView key, const Quota& quota, Instant now,
+                                     std::uint64_t cost = 1) requires internal::kSelfTimed<Impl> {
+    const typename Impl::Params params = Impl::params(quota);
+    const internal::KeyLookup k = lookup(key);
+    Shard& shard = shard_of(k.hash);
+    const Lock lock(shard.flag);
+    if (Slot* slot = shard.find(k)) return decide(shard, *slot, params, now, cost);
+    return create(shard, k, 0, params, now, cost);
+  }
+
+  // Reports what `try_acquire_with_quota_at(key, quota, now, cost)` would decide, consuming
+  // nothing and creating nothing.
+  Decision peek_with_quota_at(KeyView key, const Quota& quota, Instant now,
+                              std::uint64_t cost = 1) const requires internal::kSelfTimed<Impl> {
+    const typename Impl::Params params = Impl::params(quota);
+    const internal::KeyLookup k = lookup(key);
+    Shard& shard = shard_of(k.hash);
+    const Lock lock(shard.flag);
+    const Slot* slot = shard.find(k);
+    return internal::peek_state<Impl>(slot != nullptr ? slot->state : Impl::kFull, now, cost,
+                                      params);
   }
 
   // Reports what `try_acquire(key, cost)` would decide at the clock's current instant.
@@ -208,10 +241,10 @@ class KeyedLimiter {
     {
       const Lock lock(shard.flag);
       if (const Slot* slot = shard.find(k)) {
-        return Impl::acquire(slot->state, now, cost, tiers_[slot->tier]).decision;
+        return internal::peek_state<Impl>(slot->state, now, cost, tiers_[slot->tier]);
       }
     }
-    return Impl::acquire(Impl::kFull, now, cost, Impl::params(resolve(key))).decision;
+    return internal::peek_state<Impl>(Impl::kFull, now, cost, Impl::params(resolve(key)));
   }
 
   // Returns the quota `key` is limited by: its own (`set_quota_at`), the one its state was
@@ -228,7 +261,8 @@ class KeyedLimiter {
   }
 
   // Gives `key` its own quota from the clock's current instant; see `set_quota_at`.
-  Result<void> set_quota(KeyView key, Quota quota) {
+  // Offered for `GcraRule` and `TokenBucketRule`, as by their single-key limiters.
+  Result<void> set_quota(KeyView key, Quota quota) requires kChangesQuota {
     return set_quota_at(key, quota, clock_.now());
   }
 
@@ -238,7 +272,7 @@ class KeyedLimiter {
   // evicted. Returns an error naming the key if 255 distinct quotas besides the default are in
   // use, or if the key has no state and its shard has no room for it (the overflow policy
   // `EvictLeastRecentlyUsed` evicts a key to make room; the others do not).
-  Result<void> set_quota_at(KeyView key, Quota quota, Instant now) {
+  Result<void> set_quota_at(KeyView key, Quota quota, Instant now) requires kChangesQuota {
     const std::optional<std::uint8_t> tier = intern(quota);
     if (!tier) {
       return Error("KeyedLimiter::set_quota: key " + internal::KeyBytes<Key>::describe(key) +
@@ -268,12 +302,12 @@ class KeyedLimiter {
   }
 
   // Takes back `key`'s own quota at the clock's current instant; see `clear_quota_at`.
-  void clear_quota(KeyView key) { clear_quota_at(key, clock_.now()); }
+  void clear_quota(KeyView key) requires kChangesQuota { clear_quota_at(key, clock_.now()); }
 
   // Takes back `key`'s own quota at `now`: it gets the resolver's (or the default) quota again,
   // its permits remaining kept, and may be dropped and evicted again. Does nothing for a key
   // without its own quota.
-  void clear_quota_at(KeyView key, Instant now) {
+  void clear_quota_at(KeyView key, Instant now) requires kChangesQuota {
     const internal::KeyLookup k = lookup(key);
     Shard& shard = shard_of(k.hash);
     {
@@ -293,8 +327,8 @@ class KeyedLimiter {
     shard.full_from = std::min(shard.full_from, Impl::full_from(slot->state, tiers_[tier]));
   }
 
-  // Drops the state of every key whose bucket is full at `now` (keys with their own quota
-  // excepted), as a full shard would, and returns how many were dropped.
+  // Drops the state of every key that is full at `now` (keys with their own quota excepted), as a
+  // full shard would, and returns how many were dropped.
   std::size_t sweep(Instant now) {
     std::size_t dropped = 0;
     for (std::size_t i = 0; i < shard_count(); ++i) {
@@ -335,6 +369,13 @@ class KeyedLimiter {
   using Shard = internal::Shard<Impl, Flag>;
   using Slot = typename Shard::SlotT;
   static constexpr std::size_t kMaxTiers = 256;
+  // GCRA and the token bucket have a burst; the window rules read only count and period.
+  static constexpr bool kHasBurst = requires(typename Impl::Params p) { Impl::burst(p); };
+  static constexpr bool kHeapState = requires(typename Impl::State s) { Impl::release(s); };
+  static constexpr bool kChangesQuota =
+      requires(typename Impl::State s, Instant now, typename Impl::Params p) {
+    Impl::change_quota(s, now, p, p, OnQuotaChange::KeepRemaining);
+  };
 
   internal::KeyLookup lookup(KeyView key) const noexcept {
     return internal::lookup_key(internal::KeyBytes<Key>::of(key), seed_);
@@ -342,11 +383,39 @@ class KeyedLimiter {
   std::size_t shard_count() const noexcept { return std::size_t{1} << shard_bits_; }
   Shard& shard_of(std::uint64_t hash) const noexcept { return shards_[hash & (shard_count() - 1)]; }
 
-  Decision decide(Slot& slot, Instant now, std::uint64_t cost) noexcept {
+  Decision decide(Shard& shard, Slot& slot, const typename Impl::Params& params, Instant now,
+                  std::uint64_t cost) {
     slot.flags |= Slot::kReferenced;
-    const auto step = Impl::acquire(slot.state, now, cost, tiers_[slot.tier]);
+    const std::size_t before = internal::state_bytes<Impl>(slot.state);
+    const auto step = Impl::acquire(slot.state, now, cost, params);
     slot.state = step.state;
+    if constexpr (kHeapState) {
+      internal::drop(shard.bytes, before);
+      internal::bump(shard.bytes, internal::state_bytes<Impl>(slot.state));
+    }
     return step.decision;
+  }
+
+  // Decides for a key without state in `shard` (locked) under `params`, keeping its state in a
+  // new slot of `tier` if there is room.
+  Decision create(Shard& shard, const internal::KeyLookup& k, std::uint8_t tier,
+                  const typename Impl::Params& params, Instant now, std::uint64_t cost) {
+    auto fresh = Impl::acquire(Impl::kFull, now, cost, params);
+    const std::int64_t t = internal::clamped_nanos(now);
+    if (Impl::is_full(fresh.state, t, params)) {  // Nothing to keep.
+      internal::release_state<Impl>(fresh.state);
+      return fresh.decision;
+    }
+    if (!make_room(shard, t)) {
+      internal::release_state<Impl>(fresh.state);
+      internal::bump(shard.overflow_decisions);
+      return overflow(shard, now, cost, fresh.decision);
+    }
+    Slot& slot = shard.insert(k, tier);
+    slot.state = fresh.state;
+    internal::bump(shard.bytes, internal::state_bytes<Impl>(slot.state));
+    shard.full_from = std::min(shard.full_from, Impl::full_from(fresh.state, params));
+    return fresh.decision;
   }
 
   // Makes room in `shard` for one key at `t`, as the header describes; reports whether there is.

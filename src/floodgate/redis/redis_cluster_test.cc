@@ -113,7 +113,7 @@ TEST(RedisClusterTest, ConnectLoadsTheScriptOnEveryMaster) {
   for (std::size_t m : masters) cluster().node(m).command({"SCRIPT", "FLUSH"});
   auto redis = make_limiter({.url = cluster().url(),
                              .prefix = "connect:",
-                             .algorithm = RedisAlgorithm::TokenBucket,
+                             .algorithm = Algorithm::TokenBucket,
                              .command_timeout = 2s});
   ASSERT_TRUE(redis);
   const Result<void> connected = redis->connect(20s);

@@ -62,7 +62,7 @@ std::vector<Step> random_trace(std::uint32_t seed, std::int64_t start, std::int6
 }
 
 template <class Rule>
-void expect_same_decisions(RedisAlgorithm algorithm, const Quota& quota, const Quota& vip,
+void expect_same_decisions(Algorithm algorithm, const Quota& quota, const Quota& vip,
                            const std::vector<Step>& trace, const std::string& prefix,
                            int at_least_each = 50, std::size_t deny_cache_keys = 0) {
   const auto resolver = [vip](std::string_view key) -> std::optional<Quota> {
@@ -115,7 +115,7 @@ TEST(RedisDifferentialTest, GcraDecidesAsTheInProcessLimiter) {
   for (const Quota& q : quotas) {
     SCOPED_TRACE(q.to_string());
     expect_same_decisions<GcraRule>(
-        RedisAlgorithm::Gcra, q, *Quota::parse("3/min"),
+        Algorithm::Gcra, q, *Quota::parse("3/min"),
         random_trace(seed, kUnixNow, q.interval().count(), q.burst(), 1500),
         "diff:gcra:" + std::to_string(seed) + ":");
     ++seed;
@@ -127,10 +127,10 @@ TEST(RedisDifferentialTest, GcraDecidesAsTheInProcessLimiter) {
 TEST(RedisDifferentialTest, TheDenyCacheDecidesAsTheInProcessLimiter) {
   const Quota q = *Quota::parse("7/13min burst 3");
   const auto trace = random_trace(77, kUnixNow, q.interval().count(), q.burst(), 1500);
-  expect_same_decisions<GcraRule>(RedisAlgorithm::Gcra, q, *Quota::parse("3/min"), trace,
+  expect_same_decisions<GcraRule>(Algorithm::Gcra, q, *Quota::parse("3/min"), trace,
                                   "diff:cache:gcra:", 50, 1000);
-  expect_same_decisions<TokenBucketRule>(RedisAlgorithm::TokenBucket, q, *Quota::parse("3/min"),
-                                         trace, "diff:cache:tb:", 50, 1000);
+  expect_same_decisions<TokenBucketRule>(Algorithm::TokenBucket, q, *Quota::parse("3/min"), trace,
+                                         "diff:cache:tb:", 50, 1000);
 }
 
 TEST(RedisDifferentialTest, TokenBucketDecidesAsTheInProcessLimiter) {
@@ -140,7 +140,7 @@ TEST(RedisDifferentialTest, TokenBucketDecidesAsTheInProcessLimiter) {
   for (const Quota& q : quotas) {
     SCOPED_TRACE(q.to_string());
     expect_same_decisions<TokenBucketRule>(
-        RedisAlgorithm::TokenBucket, q, *Quota::parse("3/min"),
+        Algorithm::TokenBucket, q, *Quota::parse("3/min"),
         random_trace(seed, kUnixNow, q.interval().count(), q.burst(), 1500),
         "diff:tb:" + std::to_string(seed) + ":");
     ++seed;
@@ -178,8 +178,8 @@ TEST(RedisDifferentialTest, ExtremeInstantsDecideAsTheInProcessLimiter) {
     trace.push_back({rng() % 2 == 0 ? "x" : "y", t, rng() % 5});
   }
   const Quota q = *Quota::parse("3/d burst 3");
-  expect_same_decisions<GcraRule>(RedisAlgorithm::Gcra, q, q, trace, "diff:extreme:gcra:", 20);
-  expect_same_decisions<TokenBucketRule>(RedisAlgorithm::TokenBucket, q, q, trace,
+  expect_same_decisions<GcraRule>(Algorithm::Gcra, q, q, trace, "diff:extreme:gcra:", 20);
+  expect_same_decisions<TokenBucketRule>(Algorithm::TokenBucket, q, q, trace,
                                          "diff:extreme:tb:", 20);
 }
 
@@ -192,7 +192,7 @@ TEST(RedisDifferentialTest, FixedWindowCountsAsEnvoyRatelimit) {
     const Quota q = *Quota::parse(text);
     auto redis = RedisLimiter::create({.url = server().url(),
                                        .prefix = std::string("diff:fw:") + text + ":",
-                                       .algorithm = RedisAlgorithm::FixedWindow,
+                                       .algorithm = Algorithm::EnvoyFixedWindow,
                                        .default_quota = q,
                                        .on_failure = OnRedisFailure::FailClosed,
                                        .connect_timeout = std::chrono::seconds(2),

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <mutex>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -12,6 +13,8 @@
 #include "floodgate/keyed/keyed_limiter.h"
 #include "floodgate/limiters/internal/gcra_rule.h"
 #include "floodgate/limiters/internal/token_bucket_rule.h"
+#include "floodgate/limiters/internal/window_rules.h"
+#include "floodgate/limiters/rules.h"
 #include "floodgate/redis/internal/client.h"
 #include "floodgate/redis/internal/url.h"
 
@@ -136,70 +139,30 @@ Result<WindowPeriod> window_period(const Quota& quota) {
 struct KeyState {
   internal::Gcra::State gcra = internal::Gcra::kFull;
   internal::TokenBucket::State bucket = internal::TokenBucket::kFull;
-  bool has_window = false;
-  std::int64_t window_start = 0;
-  std::uint64_t window_count = 0;
+  internal::EnvoyFixedWindow::State window = internal::EnvoyFixedWindow::kFull;
 };
-
-// Returns the fixed window's decision for `cost` at `t`, given the window the key last counted
-// in: envoyproxy/ratelimit's rule, where the hits counted after the call decide.
-Decision window_decision(const KeyState& s, std::int64_t t, std::uint64_t cost,
-                         const Quota& quota) {
-  const std::int64_t period = quota.period().count();
-  const std::uint64_t limit = quota.count();
-  const std::int64_t start = internal::floor_div(t, period) * period;
-  if (s.has_window && start < s.window_start) {
-    // Stale: the instant's window is older than the stored one, whose count is all there is.
-    const std::int64_t end = internal::saturating_add(s.window_start, period);
-    const Nanos retry = cost > limit                     ? kNever
-                        : s.window_count + cost <= limit ? internal::wait_until(s.window_start, t)
-                                                         : internal::wait_until(end, t);
-    return Decision(cost > limit ? Verdict::ExceedsBurst : Verdict::Denied, limit, 0, 1, retry,
-                    internal::wait_until(end, t));
-  }
-  const std::uint64_t before = s.has_window && start == s.window_start ? s.window_count : 0;
-  const std::uint64_t count = before + std::min(cost, kMaxWindowCount);
-  const std::int64_t end = internal::saturating_add(start, period);
-  const auto headroom = static_cast<std::int64_t>(count >= limit ? 0 : limit - count);
-  const Nanos reset = count == 0 ? Nanos::zero() : internal::wait_until(end, t);
-  if (cost > limit) return Decision(Verdict::ExceedsBurst, limit, headroom, 1, kNever, reset);
-  if (count > limit) {
-    return Decision(Verdict::Denied, limit, headroom, 1, internal::wait_until(end, t), reset);
-  }
-  return Decision(Verdict::Allowed, limit, headroom, 1, Nanos::zero(), reset);
-}
 
 // Returns the decision the algorithm's rule makes for `cost` at `t` on the state `s`: the same
 // code as the in-process limiters.
-Decision rule_decision(RedisAlgorithm algorithm, const KeyState& s, std::int64_t t,
-                       std::uint64_t cost, const Quota& quota) {
+Decision rule_decision(Algorithm algorithm, const KeyState& s, std::int64_t t, std::uint64_t cost,
+                       const Quota& quota) {
   const Instant at{Nanos{t}};
   switch (algorithm) {
-    case RedisAlgorithm::Gcra:
-      return internal::Gcra::acquire(s.gcra, at, cost, internal::Gcra::params(quota)).decision;
-    case RedisAlgorithm::TokenBucket:
+    case Algorithm::TokenBucket:
       return internal::TokenBucket::acquire(s.bucket, at, cost,
                                             internal::TokenBucket::params(quota))
           .decision;
-    case RedisAlgorithm::FixedWindow:
+    case Algorithm::EnvoyFixedWindow:
+      return internal::EnvoyFixedWindow::acquire(s.window, at, cost,
+                                                 internal::EnvoyFixedWindow::params(quota))
+          .decision;
+    default:
       break;
   }
-  return window_decision(s, t, cost, quota);
+  return internal::Gcra::acquire(s.gcra, at, cost, internal::Gcra::params(quota)).decision;
 }
 
 }  // namespace
-
-std::string_view to_string(RedisAlgorithm algorithm) noexcept {
-  switch (algorithm) {
-    case RedisAlgorithm::Gcra:
-      return "gcra";
-    case RedisAlgorithm::TokenBucket:
-      return "token-bucket";
-    case RedisAlgorithm::FixedWindow:
-      return "fixed-window";
-  }
-  return "?";
-}
 
 std::string_view to_string(OnRedisFailure policy) noexcept {
   switch (policy) {
@@ -232,13 +195,13 @@ std::string_view to_string(DecisionSource source) noexcept {
 namespace {
 
 // Returns the script that decides for `algorithm`.
-const internal::Script& script_of(RedisAlgorithm algorithm) {
+const internal::Script& script_of(Algorithm algorithm) {
   switch (algorithm) {
-    case RedisAlgorithm::TokenBucket:
+    case Algorithm::TokenBucket:
       return internal::token_bucket_script();
-    case RedisAlgorithm::FixedWindow:
+    case Algorithm::EnvoyFixedWindow:
       return internal::fixed_window_script();
-    case RedisAlgorithm::Gcra:
+    default:
       break;
   }
   return internal::gcra_script();
@@ -351,8 +314,8 @@ class RedisLimiter::Impl {
   };
   static constexpr std::size_t kDenyShards = 16;
 
-  using GcraFallback = KeyedLimiter<std::string, GcraRule>;
-  using BucketFallback = KeyedLimiter<std::string, TokenBucketRule>;
+  template <class Rule>
+  using Fallback = std::unique_ptr<KeyedLimiter<std::string, Rule>>;
 
   Quota share_of(const Quota& quota) const {
     const auto scale = [&](std::uint64_t n) {
@@ -364,24 +327,33 @@ class RedisLimiter::Impl {
     return shared ? *shared : quota;
   }
 
+  // The fallback: a keyed limiter of the algorithm. GCRA and the window take each call's quota
+  // with the call; the token bucket's come from tiers, through the resolver.
   void make_fallback() {
-    const auto resolver = options_.resolver;
-    auto fallback_options = [&]<class Key>(KeyedLimiterOptions<Key> o) {
+    const auto make = [&]<class Rule>(Rule) {
+      typename KeyedLimiter<std::string, Rule>::Options o;
       o.default_quota = share_of(options_.default_quota);
       o.max_keys = 100'000;
       o.overflow = OverflowPolicy::SharedOverflow;
-      if (resolver) {
+      if (const auto resolver = options_.resolver;
+          resolver && std::is_same_v<Rule, TokenBucketRule>) {
         o.resolver = [this, resolver](std::string_view k) -> std::optional<Quota> {
           if (std::optional<Quota> q = resolver(k)) return share_of(*q);
           return std::nullopt;
         };
       }
-      return o;
+      fallback_ = std::make_unique<KeyedLimiter<std::string, Rule>>(std::move(o));
     };
-    if (options_.algorithm == RedisAlgorithm::TokenBucket) {
-      fallback_ = std::make_unique<BucketFallback>(fallback_options(BucketFallback::Options{}));
-    } else {
-      fallback_ = std::make_unique<GcraFallback>(fallback_options(GcraFallback::Options{}));
+    switch (options_.algorithm) {
+      case Algorithm::TokenBucket:
+        make(TokenBucketRule{});
+        break;
+      case Algorithm::EnvoyFixedWindow:
+        make(EnvoyFixedWindowRule{});
+        break;
+      default:
+        make(GcraRule{});
+        break;
     }
   }
 
@@ -406,7 +378,13 @@ class RedisLimiter::Impl {
     const std::string k(key);
     const Decision d = std::visit(
         [&](auto& limiter) {
-          return write ? limiter->try_acquire_at(k, now, cost) : limiter->peek_at(k, now, cost);
+          if constexpr (requires { limiter->try_acquire_with_quota_at(k, quota, now, cost); }) {
+            const Quota share = share_of(quota);
+            return write ? limiter->try_acquire_with_quota_at(k, share, now, cost)
+                         : limiter->peek_with_quota_at(k, share, now, cost);
+          } else {
+            return write ? limiter->try_acquire_at(k, now, cost) : limiter->peek_at(k, now, cost);
+          }
         },
         fallback_);
     return {d, now, DecisionSource::Fallback};
@@ -439,7 +417,8 @@ class RedisLimiter::Impl {
   const std::string slack_ms_ =
       std::to_string(std::chrono::ceil<std::chrono::milliseconds>(options_.ttl_slack).count());
   std::shared_ptr<internal::RedisClient> client_;  // Possibly shared with other limiters.
-  std::variant<std::unique_ptr<GcraFallback>, std::unique_ptr<BucketFallback>> fallback_;
+  std::variant<Fallback<GcraRule>, Fallback<TokenBucketRule>, Fallback<EnvoyFixedWindowRule>>
+      fallback_;
   std::array<DenyShard, kDenyShards> deny_shards_;
 
   std::atomic<std::uint64_t> decisions_{0};
@@ -502,25 +481,26 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
   }
   KeyState state;
   switch (options_.algorithm) {
-    case RedisAlgorithm::Gcra:
-      if (f[2] != "-" && !parse_number(f[2], state.gcra)) return unexpected();
-      break;
-    case RedisAlgorithm::TokenBucket:
+    case Algorithm::TokenBucket:
       if (f[2] != "-" && !parse_number(f[2], state.bucket)) return unexpected();
       break;
-    case RedisAlgorithm::FixedWindow: {
+    case Algorithm::EnvoyFixedWindow: {
+      std::int64_t start = 0;
       std::uint64_t count = 0;
-      if (f.size != 4 || !parse_number(f[2], state.window_start) || !parse_number(f[3], count)) {
+      if (f.size != 4 || !parse_number(f[2], start) || !parse_number(f[3], count)) {
         return unexpected();
       }
       // The script reports the count after the call's hits, or, for a stale instant, the
       // stored window untouched.
       const std::uint64_t hits = f[0] == "2" ? 0 : std::min(cost, kMaxWindowCount);
       if (count < hits) return unexpected();
-      state.has_window = true;
-      state.window_count = count - hits;
+      state.window = internal::EnvoyFixedWindow::window_at(
+          start, count - hits, internal::EnvoyFixedWindow::params(quota));
       break;
     }
+    default:
+      if (f[2] != "-" && !parse_number(f[2], state.gcra)) return unexpected();
+      break;
   }
   const Decision d = rule_decision(options_.algorithm, state, t, cost, quota);
   // The script decided whether to write; the rule's verdict must agree with it.
@@ -529,8 +509,8 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
     return Error("the script and the in-process rule disagree at " + std::to_string(t) +
                  " on reply " + internal::quoted(reply.text));
   }
-  if (options_.algorithm == RedisAlgorithm::FixedWindow && write && f[0] != "2") {
-    state.window_count += std::min(cost, kMaxWindowCount);  // As stored: the hits are counted.
+  if (options_.algorithm == Algorithm::EnvoyFixedWindow && write && f[0] != "2") {
+    state.window.count += std::min(cost, kMaxWindowCount);  // As stored: the hits are counted.
   }
   return Replied{RedisDecision{d, Instant{Nanos{t}}, DecisionSource::Redis}, state};
 }
@@ -562,7 +542,7 @@ RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Ins
   const std::string_view write_flag = write && decides ? "1" : "0";
   const internal::Script& script = script_of(options_.algorithm);
   switch (options_.algorithm) {
-    case RedisAlgorithm::Gcra: {
+    case Algorithm::Gcra: {
       const auto p = internal::Gcra::params(quota);
       args.add_number(p.window);
       args.add_number(decides ? internal::Gcra::charge(cost, p) : 0);
@@ -570,7 +550,7 @@ RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Ins
       args.add(slack_ms_);
       break;
     }
-    case RedisAlgorithm::TokenBucket: {
+    case Algorithm::TokenBucket: {
       const auto p = internal::TokenBucket::params(quota);
       args.add_number(p.rate_per_ns);
       args.add_number(p.ns_per_token);
@@ -580,7 +560,11 @@ RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Ins
       args.add(slack_ms_);
       break;
     }
-    case RedisAlgorithm::FixedWindow: {
+    case Algorithm::FixedWindow:
+    case Algorithm::SlidingLog:
+    case Algorithm::SlidingCounter:
+      break;  // Refused by `create`.
+    case Algorithm::EnvoyFixedWindow: {
       const Result<WindowPeriod> period = window_period(quota);
       if (!period) {
         fail(period.error().message());
@@ -641,7 +625,11 @@ Result<void> check_limiter_options(const RedisLimiterOptions& options) {
     return Error("ttl_slack must be from 0 to 10 years (got " +
                  std::to_string(options.ttl_slack.count()) + " ns)");
   }
-  if (options.algorithm == RedisAlgorithm::FixedWindow) {
+  if (!runs_on_redis(options.algorithm)) {
+    return Error("algorithm " + internal::quoted(to_string(options.algorithm)) +
+                 ": not decided on Redis (gcra, token-bucket and envoy-fixed-window are)");
+  }
+  if (options.algorithm == Algorithm::EnvoyFixedWindow) {
     if (Result<WindowPeriod> p = window_period(options.default_quota); !p) return p.error();
   }
   return {};

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 
+#include "floodgate/core/algorithm.h"
 #include "floodgate/core/decision.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/result.h"
@@ -30,21 +31,14 @@
 
 namespace floodgate {
 
-// The rule a `RedisLimiter` applies to each key.
-enum class RedisAlgorithm : std::uint8_t {
-  // `GcraLimiter`'s rule: exact, one integer per key. The default.
-  Gcra,
-  // `TokenBucketLimiter`'s rule (x/time/rate's real-valued token bucket).
-  TokenBucket,
-  // envoyproxy/ratelimit's fixed window: at most `quota.count()` hits per aligned window of
-  // `quota.period()`, where every hit in the window is counted, denied ones included (so a client
-  // that keeps retrying stays denied until the window ends). The period must be whole seconds or
-  // divide a second.
-  FixedWindow,
-};
-
-// Returns "gcra", "token-bucket" or "fixed-window".
-std::string_view to_string(RedisAlgorithm algorithm) noexcept;
+// The algorithms a `RedisLimiter` runs on the server: `Algorithm::Gcra` (the default) and
+// `Algorithm::TokenBucket`, with the decisions of `GcraLimiter` and `TokenBucketLimiter`, and
+// `Algorithm::EnvoyFixedWindow`, envoyproxy/ratelimit's window, whose period must be whole
+// seconds or divide a second. `RedisLimiter::create` refuses the others.
+constexpr bool runs_on_redis(Algorithm algorithm) noexcept {
+  return algorithm == Algorithm::Gcra || algorithm == Algorithm::TokenBucket ||
+         algorithm == Algorithm::EnvoyFixedWindow;
+}
 
 // What a `RedisLimiter` answers when Redis does not (down, hung, too slow, or an error reply).
 enum class OnRedisFailure : std::uint8_t {
@@ -52,7 +46,8 @@ enum class OnRedisFailure : std::uint8_t {
   FailOpen,
   // Deny, with `retry_after()` the time until the limiter will next try Redis.
   FailClosed,
-  // Decide in an in-process limiter of the same algorithm with `fallback_share` of each key's
+  // Decide in an in-process `KeyedLimiter` of the same algorithm with `fallback_share` of each
+  // key's
   // quota, so that a fleet of n processes admits about n x share x quota while Redis is away.
   // The default.
   Fallback,
@@ -81,7 +76,8 @@ struct RedisLimiterOptions {
   // Every key is stored as `prefix + key`. Limiters with different quotas or algorithms must use
   // different prefixes: a key's state is only meaningful under the rule that wrote it.
   std::string prefix = "floodgate:";
-  RedisAlgorithm algorithm = RedisAlgorithm::Gcra;
+  // One of the algorithms that `runs_on_redis`.
+  Algorithm algorithm = Algorithm::Gcra;
   // The quota of every key the resolver does not place.
   Quota default_quota = Quota::per_second(10);
   // Tiers: called on every call, outside any lock, to choose the key's quota (nothing: the

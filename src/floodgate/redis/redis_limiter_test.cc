@@ -70,8 +70,8 @@ TEST(RedisLimiterTest, ServerTimeDecidesAtTheServersInstant) {
 }
 
 TEST(RedisLimiterTest, OfManyConcurrentCallsExactlyTheBurstPasses) {
-  for (RedisAlgorithm algorithm :
-       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+  for (Algorithm algorithm :
+       {Algorithm::Gcra, Algorithm::TokenBucket, Algorithm::EnvoyFixedWindow}) {
     SCOPED_TRACE(std::string(to_string(algorithm)));
     auto limiter = make_limiter({.url = server().url(),
                                  .prefix = "burst:" + std::string(to_string(algorithm)) + ":",
@@ -154,8 +154,8 @@ TEST(RedisLimiterTest, EvalshaNamesAreTheServersOwn) {
 }
 
 TEST(RedisLimiterTest, ConnectOpensEveryConnectionAndLoadsTheScriptSoTheFirstCallIsOneRoundTrip) {
-  for (RedisAlgorithm algorithm :
-       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+  for (Algorithm algorithm :
+       {Algorithm::Gcra, Algorithm::TokenBucket, Algorithm::EnvoyFixedWindow}) {
     server().command({"SCRIPT", "FLUSH"});
     auto limiter = make_limiter({.url = server().url(),
                                  .prefix = "connect:" + std::string(to_string(algorithm)) + ":",
@@ -188,7 +188,7 @@ TEST(RedisLimiterTest, LimitersOnAnothersConnectionsShareItsPoolAndKeepTheirOwnR
   ASSERT_TRUE(a);
   RedisLimiterOptions second = a->options();  // The same connection options.
   second.prefix = "share:b:";
-  second.algorithm = RedisAlgorithm::TokenBucket;
+  second.algorithm = Algorithm::TokenBucket;
   second.default_quota = *Quota::parse("3/h");
   second.on_failure = OnRedisFailure::FailClosed;
   Result<std::unique_ptr<RedisLimiter>> b = RedisLimiter::create(second, *a);
@@ -253,8 +253,8 @@ TEST(RedisLimiterTest, KeysExpireWhenTheirBucketIsFullAgain) {
   EXPECT_GT(pttl.integer, 25'000);
 
   // `ttl_slack` lengthens every algorithm's TTL by itself, for instants slower than real time.
-  for (RedisAlgorithm algorithm :
-       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+  for (Algorithm algorithm :
+       {Algorithm::Gcra, Algorithm::TokenBucket, Algorithm::EnvoyFixedWindow}) {
     const std::string prefix = "slack:" + std::string(to_string(algorithm)) + ":";
     auto slack = make_limiter({.url = server().url(),
                                .prefix = prefix,
@@ -271,8 +271,8 @@ TEST(RedisLimiterTest, KeysExpireWhenTheirBucketIsFullAgain) {
   }
 
   // Every algorithm leaves nothing behind once its buckets are full: DBSIZE reaches 0.
-  for (RedisAlgorithm algorithm :
-       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+  for (Algorithm algorithm :
+       {Algorithm::Gcra, Algorithm::TokenBucket, Algorithm::EnvoyFixedWindow}) {
     auto fast = make_limiter({.url = server().url(),
                               .prefix = "ttl:" + std::string(to_string(algorithm)) + ":",
                               .algorithm = algorithm,
@@ -298,8 +298,8 @@ TEST(RedisLimiterTest, KeysExpireWhenTheirBucketIsFullAgain) {
 
 TEST(RedisLimiterTest, ReportsBytesPerKey) {
   // An 11-byte key: the prefix "fg:" and 8 bytes.
-  for (RedisAlgorithm algorithm :
-       {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket, RedisAlgorithm::FixedWindow}) {
+  for (Algorithm algorithm :
+       {Algorithm::Gcra, Algorithm::TokenBucket, Algorithm::EnvoyFixedWindow}) {
     server().command({"DEL", "fg:12345678"});
     auto limiter = make_limiter({.url = server().url(),
                                  .prefix = "fg:",
@@ -314,7 +314,7 @@ TEST(RedisLimiterTest, ReportsBytesPerKey) {
               << " bytes\n";
     ::testing::Test::RecordProperty(std::string(to_string(algorithm)) + "_bytes_per_key",
                                     static_cast<int>(bytes.integer));
-    if (algorithm == RedisAlgorithm::Gcra) {
+    if (algorithm == Algorithm::Gcra) {
       EXPECT_LE(bytes.integer, 100);
     }
   }
@@ -363,7 +363,7 @@ TEST(RedisLimiterTest, TheDenyCacheAnswersRepeatedDenialsWithoutARoundTrip) {
 // A deny-heavy trace (one key far over its quota) decides the same with and without the deny
 // cache, and the cache saves most round trips.
 TEST(RedisLimiterTest, TheDenyCacheNeverDeniesWhatRedisWouldAdmit) {
-  for (RedisAlgorithm algorithm : {RedisAlgorithm::Gcra, RedisAlgorithm::TokenBucket}) {
+  for (Algorithm algorithm : {Algorithm::Gcra, Algorithm::TokenBucket}) {
     SCOPED_TRACE(std::string(to_string(algorithm)));
     const std::string name(to_string(algorithm));
     auto cached = make_limiter({.url = server().url(),
@@ -408,7 +408,7 @@ TEST(RedisLimiterTest, BadOptionsAreRejectedWithTheValue) {
       {{.url = "redis://h:99999"}, "port must be 1 to 65535 (got \"99999\")"},
       {{.fallback_share = 0.0}, "fallback_share must be in (0, 1] (got 0.000000)"},
       {{.fallback_share = 1.5}, "fallback_share must be in (0, 1]"},
-      {{.algorithm = RedisAlgorithm::FixedWindow, .default_quota = *Quota::parse("10/1500ms")},
+      {{.algorithm = Algorithm::EnvoyFixedWindow, .default_quota = *Quota::parse("10/1500ms")},
        "whole seconds or one that divides a second (got 1500000000 ns)"},
       {{.command_timeout = Nanos::zero()}, "must be positive"},
       {{.ttl_slack = -1ms}, "ttl_slack must be from 0 to 10 years (got -1000000 ns)"},

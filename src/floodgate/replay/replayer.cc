@@ -1,14 +1,12 @@
 #include "floodgate/replay/replayer.h"
 
-#include <string>
-#include <unordered_map>
+#include <algorithm>
 #include <utility>
 
 #include "floodgate/core/clock.h"
 #include "floodgate/core/internal/time_math.h"
 #include "floodgate/keyed/keyed_limiter.h"
-#include "floodgate/limiters/fixed_window.h"
-#include "floodgate/limiters/sliding_window.h"
+#include "floodgate/limiters/rules.h"
 
 namespace floodgate::replay {
 
@@ -69,115 +67,11 @@ class KeyedEngine final : public Replayer::Engine {
   Instant latest_{Nanos{-internal::kTimeLimit}};
 };
 
-struct StringHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
-
-template <class Limiter>
-class WindowEngine final : public Replayer::Engine {
- public:
-  explicit WindowEngine(Policy policy) : Engine(std::move(policy)) {}
-
-  Decision decide(const Request& request) override {
-    const std::int64_t t = internal::clamped_nanos(request.time);
-    latest_ = std::max(latest_, t);
-    auto it = limiters_.find(request.key);
-    if (it == limiters_.end()) {
-      const Quota quota = quota_of(request.key);
-      it = limiters_.try_emplace(std::string(request.key), quota).first;
-    }
-    Entry& entry = it->second;
-    entry.last = std::max(entry.last, t);
-    const Decision decision = entry.limiter.try_acquire_at(request.time, request.cost);
-    if (limiters_.size() >= next_sweep_) {
-      // Amortized: the map at most doubles between sweeps of its idle keys.
-      sweep();
-      next_sweep_ = std::max<std::size_t>(kMinSweep, 2 * limiters_.size());
-    }
-    return decision;
-  }
-
-  ReplayStats stats() const override { return {limiters_.size(), 0}; }
-
-  // Drops keys whose last request is two periods old: every window they counted in is over.
-  void sweep() override {
-    if (latest_ == INT64_MIN) return;  // Nothing decided yet.
-    std::erase_if(limiters_, [&](const auto& item) {
-      const Entry& e = item.second;
-      return e.last <= latest_ - 2 * e.limiter.quota().period().count();
-    });
-  }
-
- private:
-  static constexpr std::size_t kMinSweep = 1024;
-
-  struct Entry {
-    explicit Entry(const Quota& quota) : limiter(quota) {}
-    Limiter limiter;
-    std::int64_t last = INT64_MIN;
-  };
-
-  std::unordered_map<std::string, Entry, StringHash, std::equal_to<>> limiters_;
-  std::int64_t latest_ = INT64_MIN;
-  std::size_t next_sweep_ = kMinSweep;
-};
-
-std::unique_ptr<Replayer::Engine> make_engine(Policy policy) {
-  switch (policy.algorithm) {
-    case Algorithm::Gcra:
-      return std::make_unique<KeyedEngine<GcraRule>>(std::move(policy));
-    case Algorithm::TokenBucket:
-      return std::make_unique<KeyedEngine<TokenBucketRule>>(std::move(policy));
-    case Algorithm::FixedWindow:
-      return std::make_unique<WindowEngine<FixedWindowLimiter<TraceClock>>>(std::move(policy));
-    case Algorithm::SlidingLog:
-      return std::make_unique<WindowEngine<SlidingWindowLogLimiter<TraceClock>>>(std::move(policy));
-    case Algorithm::SlidingCounter:
-      return std::make_unique<WindowEngine<SlidingWindowCounterLimiter<TraceClock>>>(
-          std::move(policy));
-  }
-  return nullptr;
-}
-
-bool is_window(Algorithm algorithm) {
-  return algorithm == Algorithm::FixedWindow || algorithm == Algorithm::SlidingLog ||
-         algorithm == Algorithm::SlidingCounter;
-}
-
 }  // namespace
-
-Result<Algorithm> parse_algorithm(std::string_view name) {
-  for (const Algorithm a : {Algorithm::Gcra, Algorithm::TokenBucket, Algorithm::FixedWindow,
-                            Algorithm::SlidingLog, Algorithm::SlidingCounter}) {
-    if (name == to_string(a)) return a;
-  }
-  return Error("algorithm \"" + std::string(name) +
-               "\": must be one of gcra, token-bucket, fixed-window, sliding-log, "
-               "sliding-counter");
-}
-
-std::string_view to_string(Algorithm algorithm) noexcept {
-  switch (algorithm) {
-    case Algorithm::Gcra:
-      return "gcra";
-    case Algorithm::TokenBucket:
-      return "token-bucket";
-    case Algorithm::FixedWindow:
-      return "fixed-window";
-    case Algorithm::SlidingLog:
-      return "sliding-log";
-    case Algorithm::SlidingCounter:
-      return "sliding-counter";
-  }
-  return "?";
-}
 
 Result<Replayer> Replayer::create(Policy policy) {
   if (policy.max_keys == 0) return Error("max keys: must be at least 1 (got 0)");
-  if (is_window(policy.algorithm)) {
+  if (!has_burst(policy.algorithm)) {
     const auto check = [&](const Quota& quota, const std::string& what) -> std::optional<Error> {
       if (quota.burst() == quota.count()) return std::nullopt;
       return Error(what + " " + quota.to_string() + ": algorithm " +
@@ -191,7 +85,10 @@ Result<Replayer> Replayer::create(Policy policy) {
       if (auto error = check(rule.quota, "pattern \"" + rule.pattern + "\": quota")) return *error;
     }
   }
-  return Replayer(make_engine(std::move(policy)));
+  const Algorithm algorithm = policy.algorithm;
+  return Replayer(with_rule(algorithm, [&]<class Rule>(Rule) -> std::unique_ptr<Engine> {
+    return std::make_unique<KeyedEngine<Rule>>(std::move(policy));
+  }));
 }
 
 Replayer::Replayer(std::unique_ptr<Engine> engine) : engine_(std::move(engine)) {}

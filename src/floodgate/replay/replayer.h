@@ -2,12 +2,12 @@
 // policy (the algorithm, the default quota, per-key quotas). Decisions are a pure function of the
 // requests and the policy: the same trace gives the same decisions, byte for byte.
 //
-// GCRA and the token bucket keep their keys in a `KeyedLimiter` (bounded by `max_keys`, full
-// buckets dropped losslessly, a fixed hash seed so that even a full limiter decides the same way
-// every run). The window algorithms keep one limiter per key in a map and drop a key two periods
-// after its last request, when its windows are empty again. Either way, a trace in time order
-// is decided exactly as by limiters that were never dropped; a request older than one already
-// decided (logs are not always in order) is decided as the limiter's stale-time rule says.
+// Every algorithm keeps its keys in a `KeyedLimiter` of its rule: bounded by `max_keys`, a key
+// dropped without loss once its state is full (a full bucket, windows that a later request
+// cannot see), a fixed hash seed so that even a full limiter decides the same way every run. A
+// trace in time order is decided exactly as by limiters that were never dropped; a request
+// older than one already decided (logs are not always in order) is decided as the limiter's
+// stale-time rule says.
 //
 // Not thread-safe.
 #pragma once
@@ -16,6 +16,7 @@
 #include <memory>
 #include <string_view>
 
+#include "floodgate/core/algorithm.h"
 #include "floodgate/core/decision.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/result.h"
@@ -24,22 +25,12 @@
 
 namespace floodgate::replay {
 
-// The algorithm a replay uses for every key.
-enum class Algorithm : std::uint8_t { Gcra, TokenBucket, FixedWindow, SlidingLog, SlidingCounter };
-
-// Returns the algorithm named `name` ("gcra", "token-bucket", "fixed-window", "sliding-log",
-// "sliding-counter"), or an error naming it and the choices.
-Result<Algorithm> parse_algorithm(std::string_view name);
-
-// Returns the algorithm's name as `parse_algorithm` reads it.
-std::string_view to_string(Algorithm algorithm) noexcept;
-
 // What a replay decides with.
 struct Policy {
   Algorithm algorithm = Algorithm::Gcra;
   Quota quota = Quota::per_second(10);
   KeyQuotas key_quotas{};
-  std::size_t max_keys = 1'000'000;  // Keys with state at once (GCRA and token bucket).
+  std::size_t max_keys = 1'000'000;  // Keys with state at once.
 };
 
 // Counters of a replay's keys.
@@ -67,8 +58,8 @@ class Replayer {
   ReplayStats stats() const;
 
   // Drops the state of every key that no longer needs it at the latest instant decided so far
-  // (GCRA, token bucket: its bucket is full; windows: idle for two periods), losing nothing for
-  // requests in time order, and returns how many keys keep state.
+  // (its state is full), losing nothing for requests in time order, and returns how many keys
+  // keep state.
   std::uint64_t sweep();
 
   const Policy& policy() const noexcept;

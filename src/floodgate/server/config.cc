@@ -118,13 +118,9 @@ struct Reader {
   Result<Algorithm> parse_algorithm(std::uint32_t node) const {
     Result<std::string> text = scalar(node, "algorithm");
     if (!text) return text.error();
-    for (const Algorithm a : {Algorithm::FixedWindow, Algorithm::Gcra, Algorithm::TokenBucket,
-                              Algorithm::SlidingWindow}) {
-      if (*text == to_string(a)) return a;
-    }
-    return error_at(node,
-                    "algorithm must be fixed-window, gcra, token-bucket or sliding-window (got " +
-                        internal::quoted(*text) + ")");
+    Result<Algorithm> algorithm = floodgate::parse_algorithm(*text);
+    if (!algorithm) return error_at(node, algorithm.error().message());
+    return *algorithm;
   }
 
   Result<RateLimit> parse_rate_limit(std::uint32_t node) const {
@@ -185,7 +181,7 @@ struct Reader {
       r.algorithm = *algorithm;
     }
     if (const std::uint32_t b = doc.find(node, "burst"); b != kNone) {
-      if (r.algorithm != Algorithm::Gcra && r.algorithm != Algorithm::TokenBucket) {
+      if (!has_burst(r.algorithm)) {
         return error_at(b,
                         "burst is for gcra and token-bucket only (this rate_limit's algorithm is " +
                             std::string(to_string(r.algorithm)) + ")");
@@ -338,20 +334,6 @@ Nanos length_of(Unit unit) noexcept {
   return Nanos{kSecond};
 }
 
-std::string_view to_string(Algorithm algorithm) noexcept {
-  switch (algorithm) {
-    case Algorithm::FixedWindow:
-      return "fixed-window";
-    case Algorithm::Gcra:
-      return "gcra";
-    case Algorithm::TokenBucket:
-      return "token-bucket";
-    case Algorithm::SlidingWindow:
-      return "sliding-window";
-  }
-  return "?";
-}
-
 std::optional<Quota> RateLimit::quota() const {
   if (unlimited || requests_per_unit == 0) return std::nullopt;
   Result<Quota> q =
@@ -362,8 +344,7 @@ std::optional<Quota> RateLimit::quota() const {
 
 Result<void> validate(const RateLimit& limit) {
   if (limit.unlimited || limit.requests_per_unit == 0) return {};
-  if (limit.burst && limit.algorithm != Algorithm::Gcra &&
-      limit.algorithm != Algorithm::TokenBucket) {
+  if (limit.burst && !has_burst(limit.algorithm)) {
     return Error("burst is for gcra and token-bucket only (the algorithm is " +
                  std::string(to_string(limit.algorithm)) + ")");
   }

@@ -28,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "floodgate/core/algorithm.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/result.h"
 
@@ -42,16 +43,9 @@ std::string_view to_string(Unit unit) noexcept;
 // Returns the unit's length: a month is 30 days and a year 365, as envoyproxy/ratelimit counts.
 Nanos length_of(Unit unit) noexcept;
 
-// How a limit decides. `FixedWindow` (the default) is envoyproxy/ratelimit's: every hit in the
-// window counts, denied ones included.
-enum class Algorithm : std::uint8_t { FixedWindow, Gcra, TokenBucket, SlidingWindow };
-
 // The most descriptors (rules and the levels above them) one configuration may hold, over all of
 // its files.
 inline constexpr std::size_t kMaxRules = 1'000'000;
-
-// Returns "fixed-window", "gcra", "token-bucket" or "sliding-window".
-std::string_view to_string(Algorithm algorithm) noexcept;
 
 // One `rate_limit` block.
 struct RateLimit {
@@ -59,7 +53,8 @@ struct RateLimit {
   Unit unit = Unit::Second;             // Not meaningful when `unlimited`.
   std::uint32_t requests_per_unit = 0;  // 0: every request is over the limit.
   bool unlimited = false;               // Always OK, without consulting any state.
-  Algorithm algorithm = Algorithm::FixedWindow;
+  // floodgate: how the limit decides; envoyproxy/ratelimit's fixed window by default.
+  Algorithm algorithm = Algorithm::EnvoyFixedWindow;
   std::optional<std::uint64_t> burst;  // floodgate: GCRA and token bucket only; default the count.
   std::vector<std::string> replaces;   // Names of rules not evaluated when this one matches.
 

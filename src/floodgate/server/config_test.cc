@@ -75,7 +75,7 @@ TEST(ConfigTest, ReadsEnvoyRatelimitsFormat) {
   ASSERT_TRUE(d->rate_limit);
   EXPECT_EQ(d->rate_limit->unit, Unit::Second);
   EXPECT_EQ(d->rate_limit->requests_per_unit, 10u);
-  EXPECT_EQ(d->rate_limit->algorithm, Algorithm::FixedWindow);
+  EXPECT_EQ(d->rate_limit->algorithm, Algorithm::EnvoyFixedWindow);
   EXPECT_EQ(d->rate_limit->quota(), Quota::per_second(10));
 
   const Entry nested[] = {{"to_cluster", "mongo_cluster"}, {"from_cluster", "service_a"}};
@@ -181,11 +181,16 @@ TEST(ConfigTest, RejectsMistakesWithTheFileTheLineAndTheValue) {
   EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
                      "requests_per_unit: 3, burst: 9}\n"),
             "bad.yaml:4: burst is for gcra and token-bucket only (this rate_limit's algorithm is "
-            "fixed-window)");
+            "envoy-fixed-window)");
   EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
                      "requests_per_unit: 3, algorithm: leaky}\n"),
-            "bad.yaml:4: algorithm must be fixed-window, gcra, token-bucket or sliding-window "
-            "(got \"leaky\")");
+            "bad.yaml:4: algorithm \"leaky\": must be one of gcra, token-bucket, fixed-window, "
+            "sliding-log, sliding-counter, envoy-fixed-window");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
+                     "requests_per_unit: 3, algorithm: sliding-window}\n"),
+            "bad.yaml:4: algorithm \"sliding-window\": must be one of gcra, token-bucket, "
+            "fixed-window, sliding-log, sliding-counter, envoy-fixed-window (sliding-window is now "
+            "called sliding-counter)");
   EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    shadow_mode: maybe\n"),
             "bad.yaml:4: shadow_mode must be true or false (got \"maybe\")");
   EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - value: v\n"),

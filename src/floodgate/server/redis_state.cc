@@ -71,7 +71,7 @@ Result<std::shared_ptr<OverrideState>> RedisStates::override_state() {
   Result<std::unique_ptr<RedisLimiter>> made =
       RedisLimiter::create({.url = options_.url,
                             .prefix = options_.prefix + "limit:",
-                            .algorithm = RedisAlgorithm::FixedWindow,
+                            .algorithm = Algorithm::EnvoyFixedWindow,
                             // Every key carries its quota; this one is never used.
                             .default_quota = Quota::per_second(1),
                             .resolver = &RedisOverrideState::quota_of,
@@ -106,21 +106,7 @@ Result<std::unique_ptr<RedisStates>> RedisStates::create(RedisStateOptions optio
 StateFactory RedisStates::factory() {
   return [this](const Descriptor& rule) -> Result<std::shared_ptr<RuleState>> {
     const RateLimit& r = *rule.rate_limit;
-    RedisAlgorithm algorithm = RedisAlgorithm::FixedWindow;
-    switch (r.algorithm) {
-      case Algorithm::FixedWindow:
-        break;
-      case Algorithm::Gcra:
-        algorithm = RedisAlgorithm::Gcra;
-        break;
-      case Algorithm::TokenBucket:
-        algorithm = RedisAlgorithm::TokenBucket;
-        break;
-      case Algorithm::SlidingWindow:
-        return Error(rule.file + ":" + std::to_string(rule.line) + ": rule " + rule.id +
-                     ": sliding-window is decided in process only; with --redis use "
-                     "fixed-window, gcra or token-bucket");
-    }
+    const Algorithm algorithm = r.algorithm;
     Result<std::unique_ptr<RedisLimiter>> made =
         RedisLimiter::create({.url = options_.url,
                               .prefix = options_.prefix + definition_of(rule) + ":",
@@ -141,7 +127,7 @@ StateFactory RedisStates::factory() {
       limiters_.push_back(limiter);
     }
     return std::shared_ptr<RuleState>(std::make_shared<RedisRuleState>(
-        std::move(limiter), algorithm == RedisAlgorithm::FixedWindow, metrics_));
+        std::move(limiter), algorithm == Algorithm::EnvoyFixedWindow, metrics_));
   };
 }
 

@@ -6,24 +6,18 @@
 #include <charconv>
 #include <limits>
 #include <memory>
+#include <type_traits>
 #include <unordered_set>
 #include <utility>
 
 #include "floodgate/core/internal/time_math.h"
 #include "floodgate/keyed/keyed_limiter.h"
-#include "floodgate/limiters/sliding_window.h"
+#include "floodgate/limiters/rules.h"
 
 namespace floodgate::server {
 namespace {
 
 constexpr std::uint32_t kUnlimitedRemaining = std::numeric_limits<std::uint32_t>::max();
-
-struct KeyHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
 
 // A `T` made on first use, so that a configuration of many rules costs memory only for the rules
 // requests reach. Thread-safe: concurrent first uses race to publish one, with one CAS.
@@ -54,12 +48,12 @@ class MadeOnUse {
   std::atomic<T*> made_{nullptr};
 };
 
-// GCRA or the token bucket: a keyed limiter of the rule's quota, made on first use. Past
-// `max_keys`, new keys are decided as fresh ones without state.
+// A keyed limiter of the rule's algorithm and quota, made on first use. Past `max_keys`, new keys
+// are decided as fresh ones without state.
 template <class Rule>
-class BucketState final : public RuleState {
+class KeyedState final : public RuleState {
  public:
-  BucketState(const Quota& quota, std::size_t max_keys) : quota_(quota), max_keys_(max_keys) {}
+  KeyedState(const Quota& quota, std::size_t max_keys) : quota_(quota), max_keys_(max_keys) {}
 
   Decision decide(std::string_view key, std::uint64_t hits, Instant now,
                   std::chrono::steady_clock::time_point) override {
@@ -69,7 +63,9 @@ class BucketState final : public RuleState {
                                     .max_keys = max_keys_,
                                     .overflow = OverflowPolicy::AdmitUntracked});
     });
-    if (hits == 0) return limiter.peek_at(key, now, 1);  // A check: would one hit pass?
+    // A check (0 hits) asks whether Envoy's window is past its limit, or whether one hit would
+    // pass any other rule.
+    if (hits == 0) return limiter.peek_at(key, now, kEnvoy ? 0 : 1);
     return limiter.try_acquire_at(key, now, hits);
   }
 
@@ -80,185 +76,33 @@ class BucketState final : public RuleState {
 
  private:
   using Limiter = KeyedLimiter<std::string, Rule, SteadyClock>;
+  static constexpr bool kEnvoy = std::is_same_v<Rule, EnvoyFixedWindowRule>;
   const Quota quota_;
   const std::size_t max_keys_;
   MadeOnUse<Limiter> limiter_;
 };
 
-// Per-key state in shards, each a map under a mutex, at most `max_keys` in all. `Slot` is the
-// per-key state; `idle(slot, t)` says whether it can be dropped at `t` without changing a
-// decision.
-template <class Slot>
-class ShardedKeys {
- public:
-  static constexpr std::size_t kShards = 16;
-
-  // The shards are made on first use.
-  explicit ShardedKeys(std::size_t max_keys) : max_keys_(max_keys) {}
-
-  // Runs `f(slot, stored)` with the key's shard locked: `slot` is the key's state, or a fresh one
-  // when there is none, and `stored` says whether changes to it are kept (false when the shard
-  // is full of keys that are not idle).
-  template <class Fresh, class Idle, class F>
-  auto with(std::string_view key, Fresh fresh, Idle idle, F f) {
-    Shard& shard = shards_.get([&] {
-      auto made = std::make_unique<std::array<Shard, kShards>>();
-      for (std::size_t i = 0; i < kShards; ++i) {
-        (*made)[i].capacity = max_keys_ / kShards + (i < max_keys_ % kShards ? 1 : 0);
-      }
-      return made;
-    })[KeyHash{}(key) % kShards];
-    const std::lock_guard lock(shard.mu);
-    if (auto found = shard.entries.find(key); found != shard.entries.end()) {
-      return f(found->second, true);
-    }
-    if (shard.entries.size() >= shard.capacity) {
-      // A scan costs the whole shard: after one that left it full, the next `capacity / 8` new
-      // keys go untracked without one, so a flood of new keys costs O(1) each, amortized.
-      if (shard.skip_scans == 0) {
-        std::erase_if(shard.entries, [&](const auto& kv) { return idle(kv.second); });
-        if (shard.entries.size() >= shard.capacity) shard.skip_scans = shard.capacity / 8;
-      } else {
-        --shard.skip_scans;
-      }
-    }
-    if (shard.entries.size() >= shard.capacity) {
-      untracked_.fetch_add(1, std::memory_order_relaxed);
-      Slot untracked = fresh();
-      return f(untracked, false);
-    }
-    auto [it, inserted] = shard.entries.emplace(std::string(key), fresh());
-    return f(it->second, true);
-  }
-
-  std::size_t size() const {
-    std::size_t n = 0;
-    const std::array<Shard, kShards>* shards = shards_.peek();
-    if (shards == nullptr) return 0;
-    for (const Shard& shard : *shards) {
-      const std::lock_guard lock(shard.mu);
-      n += shard.entries.size();
-    }
-    return n;
-  }
-
-  // Returns how many calls found no room for their key.
-  std::uint64_t untracked() const { return untracked_.load(std::memory_order_relaxed); }
-
- private:
-  struct Shard {
-    mutable std::mutex mu;
-    std::unordered_map<std::string, Slot, KeyHash, std::equal_to<>> entries;  // Guarded by mu.
-    std::size_t capacity = 0;
-    std::size_t skip_scans = 0;  // New keys to leave untracked before the next scan. Guarded by mu.
-  };
-  const std::size_t max_keys_;
-  MadeOnUse<std::array<Shard, kShards>> shards_;
-  std::atomic<std::uint64_t> untracked_{0};
-};
-
-// One envoyproxy/ratelimit window: aligned to its period, every hit counts (denied ones
-// included), over the limit when the count after the hits passes it.
-struct Window {
-  std::int64_t start = std::numeric_limits<std::int64_t>::min();
-  std::uint64_t count = 0;
-};
-
-// Decides `hits` against `limit` in `w` at `t` (nanoseconds), for windows of `period`.
-Decision decide_window(Window& w, std::int64_t t, std::int64_t period, std::uint64_t limit,
-                       std::uint64_t hits) {
-  const std::int64_t start = internal::floor_div(t, period) * period;
-  const Nanos until_end{internal::saturating_add(start, period) - t};
-  std::uint64_t count = w.start == start ? w.count : 0;
-  count = count > std::numeric_limits<std::uint64_t>::max() - hits
-              ? std::numeric_limits<std::uint64_t>::max()
-              : count + hits;
-  if (hits > 0 && w.start <= start) w = Window{start, count};
-  const bool over = count > limit;
-  const auto left = static_cast<std::int64_t>(over ? 0 : limit - count);
-  return Decision(over ? Verdict::Denied : Verdict::Allowed, limit, left, 1,
-                  over ? until_end : Nanos::zero(), count == 0 ? Nanos::zero() : until_end);
-}
-
-// envoyproxy/ratelimit's fixed window per key.
-class FixedWindowState final : public RuleState {
- public:
-  FixedWindowState(const Quota& quota, std::size_t max_keys)
-      : period_(quota.period().count()), limit_(quota.count()), keys_(max_keys) {}
-
-  Decision decide(std::string_view key, std::uint64_t hits, Instant now,
-                  std::chrono::steady_clock::time_point) override {
-    const std::int64_t t = internal::clamped_nanos(now);
-    const std::int64_t start = internal::floor_div(t, period_) * period_;
-    return keys_.with(
-        key, [] { return Window{}; }, [&](const Window& w) { return w.start < start; },
-        [&](Window& w, bool) { return decide_window(w, t, period_, limit_, hits); });
-  }
-
-  std::size_t tracked() const override { return keys_.size(); }
-
- private:
-  const std::int64_t period_;
-  const std::uint64_t limit_;
-  ShardedKeys<Window> keys_;
-};
-
-// Descriptors' own limits in this process: one window per key, unit and count.
+// Descriptors' own limits in this process: envoyproxy/ratelimit's window per key, the limit
+// given with each call (it is part of the key).
 class LocalOverrideState final : public OverrideState {
  public:
-  explicit LocalOverrideState(std::size_t max_keys) : keys_(max_keys) {}
+  explicit LocalOverrideState(std::size_t max_keys)
+      : keys_({.default_quota = Quota::per_second(1),
+               .max_keys = max_keys,
+               .overflow = OverflowPolicy::AdmitUntracked}) {}
 
   Decision decide(std::string_view key, const LimitOverride& limit, std::uint64_t hits, Instant now,
                   std::chrono::steady_clock::time_point) override {
-    const std::int64_t period = length_of(limit.unit).count();
-    const std::int64_t t = internal::clamped_nanos(now);
-    return keys_.with(
-        key,
-        [&] {
-          return Slot{Window{}, period};
-        },
-        // Idle once its window has ended: dropping it then changes no decision.
-        [&](const Slot& e) { return internal::saturating_add(e.window.start, e.period) <= t; },
-        [&](Slot& e, bool) {
-          return decide_window(e.window, t, period, limit.requests_per_unit, hits);
-        });
+    const Quota quota = *rate_limit_of(limit)->quota();
+    if (hits == 0) return keys_.peek_with_quota_at(key, quota, now, 0);
+    return keys_.try_acquire_with_quota_at(key, quota, now, hits);
   }
 
-  std::size_t tracked() const override { return keys_.size(); }
-  std::uint64_t untracked() const override { return keys_.untracked(); }
+  std::size_t tracked() const override { return keys_.stats().keys; }
+  std::uint64_t untracked() const override { return keys_.stats().overflow_decisions; }
 
  private:
-  struct Slot {
-    Window window;
-    std::int64_t period;  // The unit's length: keys of every unit share the container.
-  };
-  ShardedKeys<Slot> keys_;
-};
-
-// The sliding-window counter (floodgate's `SlidingWindowCounterLimiter`) per key: only admitted
-// hits count.
-class SlidingWindowState final : public RuleState {
- public:
-  SlidingWindowState(const Quota& quota, std::size_t max_keys) : quota_(quota), keys_(max_keys) {}
-
-  Decision decide(std::string_view key, std::uint64_t hits, Instant now,
-                  std::chrono::steady_clock::time_point) override {
-    using Limiter = SlidingWindowCounterLimiter<SteadyClock>;
-    return keys_.with(
-        key, [&] { return std::make_unique<Limiter>(quota_); },
-        [&](const std::unique_ptr<Limiter>& l) {
-          return l->peek_at(now, 0).reset_after() == Nanos::zero();
-        },
-        [&](std::unique_ptr<Limiter>& l, bool) {
-          return hits == 0 ? l->peek_at(now, 1) : l->try_acquire_at(now, hits);
-        });
-  }
-
-  std::size_t tracked() const override { return keys_.size(); }
-
- private:
-  const Quota quota_;
-  ShardedKeys<std::unique_ptr<SlidingWindowCounterLimiter<SteadyClock>>> keys_;
+  KeyedLimiter<std::string, EnvoyFixedWindowRule, SteadyClock> keys_;
 };
 
 // Calls `f(rule)` for every rule of `level` and below.
@@ -326,7 +170,8 @@ std::string definition_of(const Descriptor& rule) {
 
 namespace {
 
-// Returns `limit` as the fixed-window rate limit it stands for, unvalidated.
+// Returns `limit` as the rate limit (envoyproxy/ratelimit's fixed window) it stands for,
+// unvalidated.
 RateLimit fixed_window_of(const LimitOverride& limit) {
   RateLimit r;
   r.unit = limit.unit;
@@ -344,17 +189,9 @@ Result<RateLimit> rate_limit_of(const LimitOverride& limit) {
 
 std::shared_ptr<RuleState> make_local_state(const Descriptor& rule, std::size_t max_keys) {
   const Quota quota = *rule.rate_limit->quota();
-  switch (rule.rate_limit->algorithm) {
-    case Algorithm::Gcra:
-      return std::make_shared<BucketState<GcraRule>>(quota, max_keys);
-    case Algorithm::TokenBucket:
-      return std::make_shared<BucketState<TokenBucketRule>>(quota, max_keys);
-    case Algorithm::SlidingWindow:
-      return std::make_shared<SlidingWindowState>(quota, max_keys);
-    case Algorithm::FixedWindow:
-      break;
-  }
-  return std::make_shared<FixedWindowState>(quota, max_keys);
+  return with_rule(rule.rate_limit->algorithm, [&]<class Rule>(Rule) -> std::shared_ptr<RuleState> {
+    return std::make_shared<KeyedState<Rule>>(quota, max_keys);
+  });
 }
 
 std::shared_ptr<OverrideState> make_local_override_state(std::size_t max_keys) {

@@ -32,7 +32,7 @@ descriptors:
   - key: api
     rate_limit: {unit: second, requests_per_unit: 10, algorithm: gcra, burst: 4}
   - key: slide
-    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: sliding-window}
+    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: sliding-counter}
 )";
 
 // 2025-12-02 00:00:00 UTC, the start of a minute.
@@ -216,7 +216,7 @@ TEST(ServiceTest, AReloadKeepsTheStateOfRulesThatDidNotChange) {
   EXPECT_EQ(service.should_rate_limit(one("ip", "a"), kT0).overall, Code::OverLimit);
   // "ip" unchanged (it moved down a line: its definition is the same), "slide" changed.
   std::string changed(kConfig);
-  changed.replace(changed.find("requests_per_unit: 2, algorithm: sliding-window"),
+  changed.replace(changed.find("requests_per_unit: 2, algorithm: sliding-counter"),
                   std::string_view("requests_per_unit: 2").size(), "requests_per_unit: 3");
   changed = "\n" + changed;
   ASSERT_TRUE(service.set_config(config(changed)));
@@ -392,7 +392,7 @@ descriptors:
   - key: tb
     rate_limit: {unit: minute, requests_per_unit: 5, algorithm: token-bucket}
   - key: sw
-    rate_limit: {unit: minute, requests_per_unit: 5, algorithm: sliding-window}
+    rate_limit: {unit: minute, requests_per_unit: 5, algorithm: sliding-counter}
 )"),
                             {.max_keys_per_rule = 64});
   ASSERT_TRUE(service_owner);

@@ -22,14 +22,49 @@
 #define FLOODGATE_KEYED_HAS_MMAP 0
 #endif
 
+#include "floodgate/core/decision.h"
 #include "floodgate/core/internal/concurrency.h"
+#include "floodgate/core/time.h"
 #include "floodgate/keyed/internal/key_hash.h"
 
 namespace floodgate::internal {
 
-// One key's state: 32 bytes, aligned so that a slot never straddles two cache lines.
+// What a table needs of a rule beyond deciding: a state on the heap (the sliding log's) is
+// released and counted in bytes; any other state is a plain value.
+template <class Rule>
+void release_state(typename Rule::State& state) noexcept {
+  if constexpr (requires { Rule::release(state); }) Rule::release(state);
+}
+template <class Rule>
+std::size_t state_bytes(const typename Rule::State& state) noexcept {
+  if constexpr (requires { Rule::bytes(state); }) {
+    return Rule::bytes(state);
+  } else {
+    return 0;
+  }
+}
+
+template <class Rule>
+Decision peek_state(const typename Rule::State& state, Instant now, std::uint64_t cost,
+                    const typename Rule::Params& p) {
+  if constexpr (requires { Rule::peek(state, now, cost, p); }) {
+    return Rule::peek(state, now, cost, p);
+  } else {
+    return Rule::acquire(state, now, cost, p).decision;
+  }
+}
+
+// Reports whether a rule's `is_full` and `full_from` ignore its parameters, so that a key may be
+// decided under parameters given per call.
+template <class Rule>
+inline constexpr bool kSelfTimed = requires {
+  requires Rule::kSelfTimed;
+};
+
+// One key's state: 32 bytes for a state of up to 8 bytes, else 64, aligned so that a slot never
+// straddles two cache lines.
 template <class State>
-struct alignas(32) Slot {
+struct alignas(sizeof(State) <= 8 ? 32 : 64) Slot {
   static constexpr std::uint8_t kOccupied = 1;
   static constexpr std::uint8_t kReferenced = 2;  // The CLOCK bit: set on use, cleared by the hand.
   static constexpr std::uint8_t kPinned = 4;      // Has its own quota: never dropped or evicted.
@@ -121,12 +156,13 @@ inline void drop(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept 
 }
 
 // One shard: its lock, its table and its counters. Every member but the counters is guarded by
-// `flag`; the rule `Rule` (internal::Gcra, internal::TokenBucket) decides when a bucket is full.
+// `flag`; the rule `Rule` (internal::Gcra, internal::SlidingLog, ...) decides when a key's state
+// is full, that is, can be dropped.
 template <class Rule, class Flag>
 struct alignas(kCacheLineSize) Shard {
   using SlotT = Slot<typename Rule::State>;
   using Tiers = std::array<typename Rule::Params, 256>;
-  static_assert(sizeof(SlotT) == 32);
+  static_assert(sizeof(SlotT) == (sizeof(typename Rule::State) <= 8 ? 32 : 64));
   static_assert(std::is_trivially_copyable_v<SlotT> && std::is_trivially_destructible_v<SlotT>);
 
   Flag flag;
@@ -148,7 +184,9 @@ struct alignas(kCacheLineSize) Shard {
   Shard& operator=(const Shard&) = delete;
   ~Shard() {
     for (SlotT& s : slots) {
-      if (s.occupied() && s.inline_size == SlotT::kOutOfLine) delete[] s.heap.data;
+      if (!s.occupied()) continue;
+      if (s.inline_size == SlotT::kOutOfLine) delete[] s.heap.data;
+      release_state<Rule>(s.state);
     }
   }
 
@@ -240,6 +278,8 @@ struct alignas(kCacheLineSize) Shard {
       drop(bytes, slots[i].heap.size);
       delete[] slots[i].heap.data;
     }
+    drop(bytes, state_bytes<Rule>(slots[i].state));
+    release_state<Rule>(slots[i].state);
     std::size_t hole = i;
     for (std::size_t j = next(i); slots[j].occupied(); j = next(j)) {
       const std::size_t h = home(slots[j].tag, slots.size());

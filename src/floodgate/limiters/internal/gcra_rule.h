@@ -60,6 +60,9 @@ struct Gcra {
   // The state of a limiter that has admitted nothing: full at every instant.
   static constexpr State kFull = -kTimeLimit;
 
+  // `is_full` and `full_from` do not read the parameters.
+  static constexpr bool kSelfTimed = true;
+
   // The furthest ahead of `now` a reservation may push the state (2^62 ns, about 146 years), so
   // that every state stays at most INT64_MAX.
   static constexpr std::uint64_t kMaxBacklog = std::uint64_t{1} << 62;
