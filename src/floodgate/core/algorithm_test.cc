@@ -18,9 +18,9 @@ TEST(AlgorithmTest, EveryNameIsDistinctAndReadsBack) {
     ASSERT_TRUE(read) << to_string(a);
     EXPECT_EQ(*read, a);
   }
-  EXPECT_EQ(names, (std::set<std::string_view>{"gcra", "token-bucket", "fixed-window",
-                                               "sliding-log", "sliding-counter",
-                                               "envoy-fixed-window"}));
+  EXPECT_EQ(names,
+            (std::set<std::string_view>{"gcra", "token-bucket", "fixed-window", "sliding-log",
+                                        "sliding-counter", "envoy-fixed-window"}));
 }
 
 TEST(AlgorithmTest, OnlyTheBucketsHaveABurstOfTheirOwn) {

@@ -185,6 +185,33 @@ TEST(RedisFaultsTest, NothingListeningFallsBackToAShareOfTheQuota) {
   EXPECT_EQ(limiter->stats().policy_decisions, 10u);
 }
 
+TEST(RedisFaultsTest, TheFallbackOfEnvoysWindowIsEnvoysWindow) {
+  const int port = testing::free_port();
+  auto limiter = make_limiter({.url = "redis://127.0.0.1:" + std::to_string(port),
+                               .prefix = "none:",
+                               .algorithm = Algorithm::EnvoyFixedWindow,
+                               .default_quota = *Quota::parse("10/h"),
+                               .on_failure = OnRedisFailure::Fallback,
+                               .fallback_share = 0.5,
+                               .command_timeout = kTimeout});
+  ASSERT_TRUE(limiter);
+  // 30 minutes into an hour: the window ends in 30 minutes, whatever is admitted or denied.
+  const Instant t0{std::chrono::hours(500'000) + std::chrono::minutes(30)};
+  int admitted = 0;
+  for (int i = 0; i < 10; ++i) {
+    const RedisDecision d = limiter->try_acquire_at("k", t0 + std::chrono::seconds(i));
+    EXPECT_EQ(d.source, DecisionSource::Fallback);
+    EXPECT_EQ(d.decision.reset_after(), std::chrono::minutes(30) - std::chrono::seconds(i))
+        << "call " << i << ": the window's end, not a bucket's refill";
+    admitted += d.allowed() ? 1 : 0;
+  }
+  EXPECT_EQ(admitted, 5);  // Half of the 10 per window, in this process.
+  // Denied hits count, as in Envoy's window: a check sees 10 hits against 5.
+  EXPECT_FALSE(limiter->peek_at("k", t0 + std::chrono::minutes(1), 0).allowed());
+  EXPECT_TRUE(limiter->try_acquire_at("k", t0 + std::chrono::minutes(30)).allowed())
+      << "the next window starts afresh";
+}
+
 TEST(RedisFaultsTest, ARedisThatIsDownAtStartIsNotAnErrorOfCreate) {
   RedisServer redis;
   redis.kill();
