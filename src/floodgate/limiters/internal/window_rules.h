@@ -39,6 +39,16 @@ inline Decision denied_as_of(const Decision& later, Nanos behind) noexcept {
       saturating_add(later.reset_after(), behind));
 }
 
+// The parameters of the rules below but the fixed window: the period and the most permits in it.
+struct WindowParams {
+  std::int64_t period;
+  std::uint64_t limit;
+};
+
+inline WindowParams window_params(const Quota& quota) noexcept {
+  return {quota.period().count(), quota.count()};
+}
+
 // At most `limit` admitted permits in each window [k x period, (k + 1) x period); a denial counts
 // nothing. The state packs the window (counted from the earliest one an instant can fall in) and
 // its count in one word, the count in the low `count_bits`.
@@ -139,10 +149,7 @@ struct EnvoyFixedWindow {
     std::int64_t end;  // The counted window's end; INT64_MIN: none.
     std::uint64_t count;
   };
-  struct Params {
-    std::int64_t period;
-    std::uint64_t limit;
-  };
+  using Params = WindowParams;
   struct Step {
     Decision decision;
     State state;
@@ -154,9 +161,7 @@ struct EnvoyFixedWindow {
   // `is_full` and `full_from` do not read the parameters.
   static constexpr bool kSelfTimed = true;
 
-  static Params params(const Quota& quota) noexcept {
-    return {quota.period().count(), quota.count()};
-  }
+  static Params params(const Quota& quota) noexcept { return window_params(quota); }
 
   // Returns the state of the window that starts at `start` with `count` hits in it.
   static State window_at(std::int64_t start, std::uint64_t count, const Params& p) noexcept {
@@ -208,10 +213,7 @@ struct SlidingCounter {
     std::uint64_t current = 0;
     std::uint64_t previous = 0;  // The count of the window before it.
   };
-  struct Params {
-    std::int64_t period;
-    std::uint64_t limit;
-  };
+  using Params = WindowParams;
   struct Step {
     Decision decision;
     State state;
@@ -222,9 +224,7 @@ struct SlidingCounter {
   using Value = State;
   static constexpr std::string_view kLimiter = "SlidingWindowCounterLimiter";
 
-  static Params params(const Quota& quota) noexcept {
-    return {quota.period().count(), quota.count()};
-  }
+  static Params params(const Quota& quota) noexcept { return window_params(quota); }
 
   static Step acquire(State state, Instant now, std::uint64_t cost, const Params& p) noexcept {
     const Decision d = decide(state, clamped_nanos(now), cost, p, /*commit=*/true);
@@ -312,10 +312,7 @@ struct SlidingCounter {
 struct SlidingLog {
   class Log;
   using State = Log*;  // Null: nothing logged. Owned by whoever holds it; see `release`.
-  struct Params {
-    std::int64_t period;
-    std::uint64_t limit;
-  };
+  using Params = WindowParams;
   struct Step {
     Decision decision;
     State state;
@@ -323,9 +320,7 @@ struct SlidingLog {
 
   static constexpr State kFull = nullptr;
 
-  static Params params(const Quota& quota) noexcept {
-    return {quota.period().count(), quota.count()};
-  }
+  static Params params(const Quota& quota) noexcept { return window_params(quota); }
 
   // The admissions of one key, sorted by instant.
   class Log {
