@@ -92,8 +92,8 @@ TEST(ReplayerTest, EveryAlgorithmKeepsItsKeysWithinMaxKeys) {
     // 300,000 distinct keys, a microsecond apart: every key still limited when the next arrives.
     std::uint64_t too_many = 0;
     for (int i = 0; i < 300'000; ++i) {
-      const Request request{Instant{Nanos{1'000'000'000'000 + i * 1000}}, "k" + std::to_string(i),
-                            3};
+      const std::string key = "k" + std::to_string(i);  // Outlives the request's view of it.
+      const Request request{Instant{Nanos{1'000'000'000'000 + i * 1000}}, key, 3};
       const Decision d = replayer->decide(request);
       too_many += d.verdict() == Verdict::TooManyKeys ? 1u : 0u;
       ASSERT_LE(replayer->stats().keys_now, 1000u) << "request " << i;
