@@ -384,15 +384,13 @@ class KeyedLimiter {
   Shard& shard_of(std::uint64_t hash) const noexcept { return shards_[hash & (shard_count() - 1)]; }
 
   Decision decide(Shard& shard, Slot& slot, const typename Impl::Params& params, Instant now,
-                  std::uint64_t cost) {
+                  std::uint64_t cost) noexcept(!kHeapState) {
     slot.flags |= Slot::kReferenced;
-    const std::size_t before = internal::state_bytes<Impl>(slot.state);
+    // A log may grow or shrink as it decides: the shard's bytes follow it.
+    if constexpr (kHeapState) internal::drop(shard.bytes, internal::state_bytes<Impl>(slot.state));
     const auto step = Impl::acquire(slot.state, now, cost, params);
     slot.state = step.state;
-    if constexpr (kHeapState) {
-      internal::drop(shard.bytes, before);
-      internal::bump(shard.bytes, internal::state_bytes<Impl>(slot.state));
-    }
+    if constexpr (kHeapState) internal::bump(shard.bytes, internal::state_bytes<Impl>(slot.state));
     return step.decision;
   }
 

@@ -3,7 +3,6 @@
 #include <array>
 #include <charconv>
 #include <mutex>
-#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <variant>
@@ -335,12 +334,13 @@ class RedisLimiter::Impl {
       o.default_quota = share_of(options_.default_quota);
       o.max_keys = 100'000;
       o.overflow = OverflowPolicy::SharedOverflow;
-      if (const auto resolver = options_.resolver;
-          resolver && std::is_same_v<Rule, TokenBucketRule>) {
-        o.resolver = [this, resolver](std::string_view k) -> std::optional<Quota> {
-          if (std::optional<Quota> q = resolver(k)) return share_of(*q);
-          return std::nullopt;
-        };
+      if constexpr (!internal::kSelfTimed<typename Rule::Impl>) {
+        if (const auto resolver = options_.resolver) {
+          o.resolver = [this, resolver](std::string_view k) -> std::optional<Quota> {
+            if (std::optional<Quota> q = resolver(k)) return share_of(*q);
+            return std::nullopt;
+          };
+        }
       }
       fallback_ = std::make_unique<KeyedLimiter<std::string, Rule>>(std::move(o));
     };

@@ -22,19 +22,18 @@ Decision decide_in_redis(RedisLimiter& limiter, std::string_view key, std::uint6
 
 class RedisRuleState final : public RuleState {
  public:
-  RedisRuleState(std::shared_ptr<RedisLimiter> limiter, bool window, ServiceMetrics* metrics)
-      : limiter_(std::move(limiter)), window_(window), metrics_(metrics) {}
+  RedisRuleState(std::shared_ptr<RedisLimiter> limiter, std::uint64_t check_cost,
+                 ServiceMetrics* metrics)
+      : limiter_(std::move(limiter)), check_cost_(check_cost), metrics_(metrics) {}
 
   Decision decide(std::string_view key, std::uint64_t hits, Instant,
                   std::chrono::steady_clock::time_point deadline) override {
-    // A check (0 hits) asks whether the window is past its limit, or whether one hit would
-    // pass a bucket.
-    return decide_in_redis(*limiter_, key, hits, window_ ? 0 : 1, deadline, *metrics_);
+    return decide_in_redis(*limiter_, key, hits, check_cost_, deadline, *metrics_);
   }
 
  private:
   std::shared_ptr<RedisLimiter> limiter_;
-  const bool window_;
+  const std::uint64_t check_cost_;
   ServiceMetrics* const metrics_;
 };
 
@@ -45,9 +44,10 @@ class RedisOverrideState final : public OverrideState {
   RedisOverrideState(std::shared_ptr<RedisLimiter> limiter, ServiceMetrics* metrics)
       : limiter_(std::move(limiter)), metrics_(metrics) {}
 
-  Decision decide(std::string_view key, const LimitOverride&, std::uint64_t hits, Instant,
+  Decision decide(std::string_view key, const Quota&, std::uint64_t hits, Instant,
                   std::chrono::steady_clock::time_point deadline) override {
-    return decide_in_redis(*limiter_, key, hits, 0, deadline, *metrics_);
+    return decide_in_redis(*limiter_, key, hits, check_cost(Algorithm::EnvoyFixedWindow), deadline,
+                           *metrics_);
   }
 
   // Returns the quota an `override_key` carries.
@@ -126,8 +126,8 @@ StateFactory RedisStates::factory() {
       std::erase_if(limiters_, [](const auto& w) { return w.expired(); });
       limiters_.push_back(limiter);
     }
-    return std::shared_ptr<RuleState>(std::make_shared<RedisRuleState>(
-        std::move(limiter), algorithm == Algorithm::EnvoyFixedWindow, metrics_));
+    return std::shared_ptr<RuleState>(
+        std::make_shared<RedisRuleState>(std::move(limiter), check_cost(algorithm), metrics_));
   };
 }
 

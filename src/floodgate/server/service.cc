@@ -6,7 +6,6 @@
 #include <charconv>
 #include <limits>
 #include <memory>
-#include <type_traits>
 #include <unordered_set>
 #include <utility>
 
@@ -53,7 +52,8 @@ class MadeOnUse {
 template <class Rule>
 class KeyedState final : public RuleState {
  public:
-  KeyedState(const Quota& quota, std::size_t max_keys) : quota_(quota), max_keys_(max_keys) {}
+  KeyedState(const Quota& quota, std::uint64_t check_cost, std::size_t max_keys)
+      : quota_(quota), check_cost_(check_cost), max_keys_(max_keys) {}
 
   Decision decide(std::string_view key, std::uint64_t hits, Instant now,
                   std::chrono::steady_clock::time_point) override {
@@ -63,9 +63,7 @@ class KeyedState final : public RuleState {
                                     .max_keys = max_keys_,
                                     .overflow = OverflowPolicy::AdmitUntracked});
     });
-    // A check (0 hits) asks whether Envoy's window is past its limit, or whether one hit would
-    // pass any other rule.
-    if (hits == 0) return limiter.peek_at(key, now, kEnvoy ? 0 : 1);
+    if (hits == 0) return limiter.peek_at(key, now, check_cost_);
     return limiter.try_acquire_at(key, now, hits);
   }
 
@@ -76,8 +74,8 @@ class KeyedState final : public RuleState {
 
  private:
   using Limiter = KeyedLimiter<std::string, Rule, SteadyClock>;
-  static constexpr bool kEnvoy = std::is_same_v<Rule, EnvoyFixedWindowRule>;
   const Quota quota_;
+  const std::uint64_t check_cost_;
   const std::size_t max_keys_;
   MadeOnUse<Limiter> limiter_;
 };
@@ -91,9 +89,8 @@ class LocalOverrideState final : public OverrideState {
                .max_keys = max_keys,
                .overflow = OverflowPolicy::AdmitUntracked}) {}
 
-  Decision decide(std::string_view key, const LimitOverride& limit, std::uint64_t hits, Instant now,
+  Decision decide(std::string_view key, const Quota& quota, std::uint64_t hits, Instant now,
                   std::chrono::steady_clock::time_point) override {
-    const Quota quota = *rate_limit_of(limit)->quota();
     if (hits == 0) return keys_.peek_with_quota_at(key, quota, now, 0);
     return keys_.try_acquire_with_quota_at(key, quota, now, hits);
   }
@@ -190,7 +187,8 @@ Result<RateLimit> rate_limit_of(const LimitOverride& limit) {
 std::shared_ptr<RuleState> make_local_state(const Descriptor& rule, std::size_t max_keys) {
   const Quota quota = *rule.rate_limit->quota();
   return with_rule(rule.rate_limit->algorithm, [&]<class Rule>(Rule) -> std::shared_ptr<RuleState> {
-    return std::make_shared<KeyedState<Rule>>(quota, max_keys);
+    return std::make_shared<KeyedState<Rule>>(quota, check_cost(rule.rate_limit->algorithm),
+                                              max_keys);
   });
 }
 
@@ -315,11 +313,12 @@ bool Service::decide_override(const Snapshot& s, const Request& request, const R
   bool over = true;
   // A limit of 0, or one that cannot be enforced (the endpoints refuse such a request before it
   // gets here): over, and nothing kept.
-  if (limit.requests_per_unit == 0 || !validate(rate)) {
+  const std::optional<Quota> quota = validate(rate) ? rate.quota() : std::nullopt;
+  if (!quota) {
     status.duration_until_reset = until_window_end(limit.unit, now);
   } else {
     const Decision decision = overrides_->decide(override_key(request.domain, limit, d.entries),
-                                                 limit, hits, now, request.deadline);
+                                                 *quota, hits, now, request.deadline);
     over = !decision.allowed();
     status.limit_remaining = static_cast<std::uint32_t>(
         std::min<std::uint64_t>(decision.remaining(), kUnlimitedRemaining));

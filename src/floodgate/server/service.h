@@ -85,6 +85,13 @@ class RuleState {
   virtual std::size_t tracked() const { return 0; }
 };
 
+// Returns the cost a check (a descriptor with 0 hits) is decided with: 0 for Envoy's window,
+// which asks whether the window is past its limit, and 1 for any other algorithm, which asks
+// whether one hit would pass.
+constexpr std::uint64_t check_cost(Algorithm algorithm) noexcept {
+  return algorithm == Algorithm::EnvoyFixedWindow ? 0 : 1;
+}
+
 // Makes the state of a rule with a quota, or returns an error naming the rule and why it cannot
 // be kept where this factory keeps state.
 using StateFactory = std::function<Result<std::shared_ptr<RuleState>>(const Descriptor& rule)>;
@@ -95,11 +102,11 @@ using StateFactory = std::function<Result<std::shared_ptr<RuleState>>(const Desc
 class OverrideState {
  public:
   virtual ~OverrideState() = default;
-  // Decides `hits` under `limit` (which passed `validate`, with a count above 0) for `key`, its
-  // `override_key`, at `now`, waiting for a backend no later than `deadline`. `hits` 0 is a
-  // check that counts nothing.
-  virtual Decision decide(std::string_view key, const LimitOverride& limit, std::uint64_t hits,
-                          Instant now, std::chrono::steady_clock::time_point deadline) = 0;
+  // Decides `hits` under `quota` (the descriptor's limit, which passed `validate`, with a count
+  // above 0) for `key`, its `override_key`, at `now`, waiting for a backend no later than
+  // `deadline`. `hits` 0 is a check that counts nothing.
+  virtual Decision decide(std::string_view key, const Quota& quota, std::uint64_t hits, Instant now,
+                          std::chrono::steady_clock::time_point deadline) = 0;
   // Returns how many windows have state in this process (0 when it is kept elsewhere).
   virtual std::size_t tracked() const { return 0; }
   // Returns how many decisions were made without keeping state (the container was full).
