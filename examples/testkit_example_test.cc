@@ -1,4 +1,4 @@
-// Testing code that uses floodgate, with floodgate::testkit: the README's example.
+// Testing code that uses floodgate, with floodgate::testkit: docs/testing.md's example.
 #include <gtest/gtest.h>
 
 #include <chrono>
