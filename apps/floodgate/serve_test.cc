@@ -26,7 +26,7 @@
 
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
 #ifdef FLOODGATE_SERVE_TEST_HAS_REDIS
-#include "floodgate/redis/redis_server_test_util.h"
+#include "floodgate/testing/redis_server.h"
 #endif
 
 namespace floodgate {

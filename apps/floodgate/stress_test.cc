@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "floodgate/floodgate.h"
-#include "floodgate/testkit/broken_limiters_test_util.h"
+#include "floodgate/testing/broken_limiters.h"
 
 namespace floodgate::app {
 namespace {

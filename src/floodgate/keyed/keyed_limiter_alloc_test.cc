@@ -1,5 +1,5 @@
 // KeyedLimiter: a call on a key that has state allocates nothing, whatever the key's length or
-// type (allocations counted by floodgate/testkit/allocations_test_util.h).
+// type (allocations counted by floodgate/testing/allocations.h).
 #include <gtest/gtest.h>
 
 #include <array>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "floodgate/keyed/keyed_limiter.h"
-#include "floodgate/testkit/allocations_test_util.h"
+#include "floodgate/testing/allocations.h"
 
 namespace floodgate {
 namespace {

@@ -14,9 +14,9 @@
 
 #include "floodgate/limiters/fixed_window.h"
 #include "floodgate/limiters/gcra.h"
-#include "floodgate/limiters/reference_models_test_util.h"
 #include "floodgate/limiters/sliding_window.h"
 #include "floodgate/limiters/token_bucket.h"
+#include "floodgate/testing/reference_models.h"
 #include "floodgate/testkit/gtest.h"
 #include "floodgate/testkit/limiter_checks.h"
 #include "floodgate/testkit/linearizability.h"

@@ -5,7 +5,7 @@
 #include <limits>
 #include <random>
 
-#include "floodgate/limiters/reference_models_test_util.h"
+#include "floodgate/testing/reference_models.h"
 
 namespace floodgate {
 namespace {

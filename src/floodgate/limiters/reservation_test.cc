@@ -18,7 +18,7 @@
 
 #include "floodgate/limiters/gcra.h"
 #include "floodgate/limiters/token_bucket.h"
-#include "floodgate/limiters/waiting_test_util.h"
+#include "floodgate/testing/waiting.h"
 #include "floodgate/testkit/gtest.h"
 #include "floodgate/testkit/linearizability.h"
 #include "floodgate/testkit/runner.h"

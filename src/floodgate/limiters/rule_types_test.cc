@@ -8,7 +8,7 @@
 
 #include "floodgate/limiters/internal/gcra_rule.h"
 #include "floodgate/limiters/internal/token_bucket_rule.h"
-#include "floodgate/limiters/waiting_test_util.h"
+#include "floodgate/testing/waiting.h"
 
 namespace floodgate {
 namespace {

@@ -1,6 +1,6 @@
 // GcraLimiter and TokenBucketLimiter: changing the quota a million times leaves a limiter's
 // memory as it was: a limiter has no memory but its own object, and the changes allocate nothing
-// (counted by floodgate/testkit/allocations_test_util.h).
+// (counted by floodgate/testing/allocations.h).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -8,7 +8,7 @@
 
 #include "floodgate/limiters/gcra.h"
 #include "floodgate/limiters/token_bucket.h"
-#include "floodgate/testkit/allocations_test_util.h"
+#include "floodgate/testing/allocations.h"
 
 namespace floodgate {
 namespace {

@@ -19,7 +19,7 @@
 #include "floodgate/core/internal/time_math.h"
 #include "floodgate/limiters/gcra.h"
 #include "floodgate/limiters/token_bucket.h"
-#include "floodgate/limiters/waiting_test_util.h"
+#include "floodgate/testing/waiting.h"
 #include "floodgate/testkit/gtest.h"
 #include "floodgate/testkit/limiter_checks.h"
 #include "floodgate/testkit/linearizability.h"

@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "floodgate/limiters/reference_models_test_util.h"
+#include "floodgate/testing/reference_models.h"
 #include "floodgate/testkit/limiter_checks.h"
 
 namespace floodgate {

@@ -13,7 +13,7 @@
 #include "floodgate/core/clock.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/limiters/token_bucket.h"
-#include "floodgate/limiters/x_time_rate_reference_test_util.h"
+#include "floodgate/testing/x_time_rate_reference.h"
 
 namespace floodgate {
 namespace {

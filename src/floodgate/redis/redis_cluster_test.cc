@@ -19,7 +19,7 @@
 #include "floodgate/redis/internal/cluster_slots.h"
 #include "floodgate/redis/internal/scripts.h"
 #include "floodgate/redis/redis_limiter.h"
-#include "floodgate/redis/redis_server_test_util.h"
+#include "floodgate/testing/redis_server.h"
 
 namespace floodgate {
 namespace {

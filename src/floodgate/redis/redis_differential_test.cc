@@ -13,7 +13,7 @@
 #include "floodgate/core/internal/time_math.h"
 #include "floodgate/keyed/keyed_limiter.h"
 #include "floodgate/redis/redis_limiter.h"
-#include "floodgate/redis/redis_server_test_util.h"
+#include "floodgate/testing/redis_server.h"
 
 namespace floodgate {
 namespace {

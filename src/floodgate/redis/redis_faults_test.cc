@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "floodgate/redis/redis_limiter.h"
-#include "floodgate/redis/redis_server_test_util.h"
+#include "floodgate/testing/redis_server.h"
 
 namespace floodgate {
 namespace {

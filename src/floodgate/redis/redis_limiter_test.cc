@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "floodgate/redis/redis_server_test_util.h"
+#include "floodgate/testing/redis_server.h"
 
 namespace floodgate {
 namespace {

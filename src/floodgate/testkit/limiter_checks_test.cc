@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "floodgate/limiters/gcra.h"
-#include "floodgate/testkit/broken_limiters_test_util.h"
+#include "floodgate/testing/broken_limiters.h"
 #include "floodgate/testkit/gtest.h"
 
 namespace floodgate::testkit {

@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "floodgate/limiters/gcra.h"
-#include "floodgate/testkit/broken_limiters_test_util.h"
+#include "floodgate/testing/broken_limiters.h"
 #include "floodgate/testkit/gtest.h"
 
 namespace floodgate::testkit {

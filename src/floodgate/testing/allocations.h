@@ -1,5 +1,5 @@
 // Counting the calls to the global allocation function, for tests that promise "allocates
-// nothing". A test binary that includes this header links allocations_test_util.cc, which
+// nothing". A test binary that includes this header links testing/allocations.cc, which
 // replaces the global `operator new` and `operator delete`. Not installed.
 #pragma once
 

@@ -1,4 +1,4 @@
-#include "floodgate/redis/redis_server_test_util.h"
+#include "floodgate/testing/redis_server.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
-// The replaced global allocation functions behind floodgate/testkit/allocations_test_util.h.
-#include "floodgate/testkit/allocations_test_util.h"
+// The replaced global allocation functions behind floodgate/testing/allocations.h.
+#include "floodgate/testing/allocations.h"
 
 #include <atomic>
 #include <cstdlib>
