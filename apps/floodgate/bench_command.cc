@@ -11,7 +11,7 @@
 #include "commands.h"
 #include "flags.h"
 #ifdef FLOODGATE_CLI_HAS_REDIS
-#include "redis_bench.h"
+#include "bench/redis_bench.h"
 #endif
 
 namespace floodgate::app {
@@ -76,7 +76,7 @@ int bench_redis(const Flags& flags) {
 #ifdef FLOODGATE_CLI_HAS_REDIS
   if (flags.get("threads"))
     return usage_error("bench", "flag --threads: use --callers with --redis");
-  RedisBenchOptions options;
+  bench::RedisBenchOptions options;
   options.url = *flags.get("redis");
   Result<double> seconds = flags.get_seconds("seconds", 1.0, 0.01);
   if (!seconds) return usage_error("bench", seconds.error().message());
@@ -106,7 +106,10 @@ int bench_redis(const Flags& flags) {
     }
   }
   options.json = flags.has("json");
-  return run_redis_bench(options);
+  if (Result<void> ran = bench::run_redis_bench(options); !ran) {
+    return usage_error("bench", ran.error().message());
+  }
+  return kExitOk;
 #else
   return usage_error("bench", "--redis " + *flags.get("redis") +
                                   ": this floodgate was built without the Redis backend "

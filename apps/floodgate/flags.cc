@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 
 #include "commands.h"
 
@@ -94,6 +95,22 @@ Result<std::uint64_t> Flags::get_uint(std::string_view name, std::uint64_t fallb
                  std::to_string(min) + " to " + std::to_string(max));
   }
   return value;
+}
+
+Result<std::string> Flags::get_secret(std::string_view name, const char* env) const {
+  const std::optional<std::string> file = get(name);
+  if (!file) {
+    const char* value = std::getenv(env);
+    return std::string(value != nullptr ? value : "");
+  }
+  const std::string flag = "flag --" + std::string(name) + ": \"" + *file + "\": ";
+  std::ifstream in(*file, std::ios::binary);
+  if (!in) return Error(flag + "cannot open");
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line.empty()) return Error(flag + "its first line is empty");
+  return line;
 }
 
 Result<double> Flags::get_seconds(std::string_view name, double fallback, double min) const {

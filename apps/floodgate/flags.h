@@ -40,6 +40,11 @@ class Flags {
                                  std::uint64_t max) const;
   // Returns `--name` as a number of seconds > 0, `fallback` if absent, or an error naming it.
   Result<double> get_seconds(std::string_view name, double fallback, double min = 0.001) const;
+  // Returns a secret kept out of the command line (which every local user can read in /proc):
+  // the first line of the file that flag `name` names, else the environment variable `env` if
+  // set, else "". An error names the flag and the file when it cannot be read or its first
+  // line is empty.
+  Result<std::string> get_secret(std::string_view name, const char* env) const;
 
   const std::vector<std::string>& positional() const noexcept { return positional_; }
 

@@ -4,8 +4,6 @@
 
 #include <chrono>
 
-#include "floodgate/core/internal/format.h"
-#include "floodgate/redis/internal/url.h"
 #include "floodgate/redis/redis_limiter.h"
 
 namespace floodgate::app {
@@ -20,15 +18,15 @@ class RedisReplay::Impl {
                                 ? limiter_->try_acquire(request.key, request.cost)
                                 : limiter_->try_acquire_at(request.key, request.time, request.cost);
     if (d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache) {
-      return Error("redis " + internal::quoted_url(options_.url) + ": " + limiter_->last_error());
+      return Error("redis " + quoted_redis_url(options_.url) + ": " + limiter_->last_error());
     }
     return Decided{d.decision, d.at};
   }
 
   std::string summary() const {
     const RedisLimiterStats s = limiter_->stats();
-    return "redis " + internal::quoted_url(options_.url) + ", keys " +
-           internal::quoted(limiter_->options().prefix) + "*: " + std::to_string(s.round_trips) +
+    return "redis " + quoted_redis_url(options_.url) + ", keys " + "\"" +
+           limiter_->options().prefix + "\"" + "*: " + std::to_string(s.round_trips) +
            " round trips, " + std::to_string(s.deny_cache_hits) +
            " denials answered by the deny cache";
   }
@@ -75,7 +73,7 @@ Result<std::unique_ptr<RedisReplay>> RedisReplay::create(const RedisReplayOption
   Result<std::unique_ptr<RedisLimiter>> limiter = RedisLimiter::create(std::move(o));
   if (!limiter) return Error("flag --redis: " + limiter.error().message());
   if (Result<void> connected = (*limiter)->connect(std::chrono::seconds(2)); !connected) {
-    return Error("flag --redis: " + internal::quoted_url(options.url) + ": " +
+    return Error("flag --redis: " + quoted_redis_url(options.url) + ": " +
                  connected.error().message());
   }
   RedisReplayOptions kept = options;

@@ -25,9 +25,7 @@
 #include <thread>
 
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
-#ifdef FLOODGATE_SERVE_TEST_HAS_REDIS
 #include "floodgate/testing/redis_server.h"
-#endif
 
 namespace floodgate {
 namespace {
@@ -454,7 +452,6 @@ TEST(ServeTest, AnswersJsonOverHttpWith200Or429AndServesHealthAndMetrics) {
   EXPECT_NE(m.find("floodgate_config_loads_total{outcome=\"success\"} 1\n"), std::string::npos);
 }
 
-#ifdef FLOODGATE_SERVE_TEST_HAS_REDIS
 // The longest a request may take while Redis is down or hung: far above the timeouts the tests
 // set, far below the multi-second stall they rule out. A sanitizer's server is many times slower
 // (under ThreadSanitizer on a loaded machine one such request took 1.3 s), so there the bound is
@@ -568,7 +565,7 @@ TEST(ServeRedisTest, APasswordFromAFileTheEnvironmentOrAnEncodedUrlAuthenticates
                /*must_start=*/false);
   EXPECT_EQ(twice.stop(), 1);
   EXPECT_NE(
-      twice.stderr_text().find("flag --redis: redis URL \"redis://limiter:***@" + at +
+      twice.stderr_text().find("floodgate serve: redis URL \"redis://limiter:***@" + at +
                                "\" has a password, and so does the password option: give it once"),
       std::string::npos)
       << twice.stderr_text();
@@ -887,19 +884,16 @@ TEST(ServeRedisTest, ASlidingWindowRuleIsRefusedWithRedis) {
             std::string::npos)
       << server.stderr_text();
 }
-#endif
 
 // Bad flags: status 1 before anything listens, and a message naming the flag and the value.
 TEST(ServeTest, RefusesBadFlagsNamingTheFlagAndTheValue) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--request-timeout", "0.1"}, "flag --request-timeout: needs --redis URL"},
       {{"--redis-threads", "8"}, "flag --redis-threads: needs --redis URL"},
-#ifdef FLOODGATE_SERVE_TEST_HAS_REDIS
       {{"--redis", "redis://127.0.0.1:1", "--redis-threads", "0"},
        "flag --redis-threads: \"0\" is not a whole number from 1 to 4096"},
       {{"--redis", "redis://127.0.0.1:1", "--request-timeout", "0"},
        "flag --request-timeout: \"0\" is not a decimal number of seconds from 0.0001 to 3600"},
-#endif
       {{"--max-keys-per-rule", "0"},
        "flag --max-keys-per-rule: \"0\" is not a whole number from 1 to 1073741824"},
   };

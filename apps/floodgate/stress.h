@@ -9,9 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "floodgate/core/internal/time_math.h"
 #include "floodgate/core/quota.h"
-#include "floodgate/limiters/internal/gcra_rule.h"
+#include "floodgate/limiters/gcra.h"
 #include "floodgate/replay/replayer.h"
 #include "floodgate/testkit/limiter_checks.h"
 #include "floodgate/testkit/runner.h"
@@ -72,8 +71,10 @@ testkit::RunReport<testkit::LimiterCall> hammer(Limiter& limiter, const Quota& q
   // (each at most 1.5 steps after the last) all fit.
   __extension__ using Wide = __int128;
   const Wide wanted = static_cast<Wide>(quota.interval().count()) * options.threads / 2;
-  const Wide room = (internal::kTimeLimit - t0.time_since_epoch().count()) /
-                    (static_cast<Wide>(options.ops) * 3 / 2 + 2);
+  // Limiters clamp instants to about +-2^62 ns (core/time.h).
+  constexpr Wide kLatest = (Wide{1} << 62) - 1;
+  const Wide room =
+      (kLatest - t0.time_since_epoch().count()) / (static_cast<Wide>(options.ops) * 3 / 2 + 2);
   const auto step = static_cast<std::int64_t>(std::max<Wide>(1, std::min(wanted, room)));
   const auto limit =
       std::chrono::milliseconds(static_cast<std::int64_t>(options.deadline_seconds * 1000));
@@ -109,8 +110,8 @@ inline std::vector<StressCheck> check_history(
   switch (algorithm) {
     case Algorithm::Gcra: {
       bound("rate bound (burst + rate x window)", testkit::check_rate_bound(h, quota));
-      const auto witness = testkit::check_arrival_time_witness(h, internal::Gcra::kFull,
-                                                               internal::Gcra::model(quota));
+      const auto witness =
+          testkit::check_arrival_time_witness(h, kGcraInitialState, gcra_model(quota));
       checks.push_back({"linearizable against the GCRA rule",
                         witness ? std::optional(witness->message) : std::nullopt});
       break;

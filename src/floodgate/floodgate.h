@@ -6,7 +6,8 @@
 // `Error`; `Nanos`, `Instant` and `kNever`; the `Clock` and `SleepingClock` concepts and
 // `SteadyClock`, `CoarseClock` and `ManualClock`; `Algorithm` (with `kAlgorithms`,
 // `parse_algorithm`, `to_string` and `has_burst`). The limiters: `GcraLimiter` (the default) and
-// `TokenBucketLimiter`, both `BucketLimiter`s over a rule (`GcraRule`, `TokenBucketRule`), with
+// `TokenBucketLimiter`, both `BucketLimiter`s over a rule (`GcraRule`, `TokenBucketRule`;
+// `gcra_model` and `kGcraInitialState` for testkit's checks), with
 // `Reservation`, `WaitResult` and `WaitStatus`; `ScalableGcraLimiter` with
 // `ScalableGcraOptions`; `FixedWindowLimiter`, `SlidingWindowLogLimiter` and
 // `SlidingWindowCounterLimiter`; all of them `RateLimiter`s, with `Threads` to choose between a

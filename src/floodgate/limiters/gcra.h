@@ -35,4 +35,11 @@ GcraLimiter(Quota, C) -> GcraLimiter<C>;
 static_assert(RateLimiter<GcraLimiter<>>);
 static_assert(RateLimiter<GcraLimiter<SteadyClock, Threads::One>>);
 
+// GCRA as `testkit::check_arrival_time_witness` takes it, to check a history of calls to a
+// `GcraLimiter` (or code built on one) against the rule in the order the limiter serialized them:
+// the state of a limiter that has admitted nothing, and the rule for `quota` as a function
+// (state, now, cost) -> (decision, next state).
+inline constexpr std::int64_t kGcraInitialState = internal::Gcra::kFull;
+inline auto gcra_model(const Quota& quota) { return internal::Gcra::model(quota); }
+
 }  // namespace floodgate

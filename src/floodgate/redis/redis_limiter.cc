@@ -163,6 +163,8 @@ Decision rule_decision(Algorithm algorithm, const KeyState& s, std::int64_t t, s
 
 }  // namespace
 
+std::string quoted_redis_url(std::string_view url) { return internal::quoted_url(url); }
+
 std::string_view to_string(OnRedisFailure policy) noexcept {
   switch (policy) {
     case OnRedisFailure::FailOpen:
@@ -173,6 +175,14 @@ std::string_view to_string(OnRedisFailure policy) noexcept {
       return "fallback";
   }
   return "?";
+}
+
+Result<OnRedisFailure> parse_on_redis_failure(std::string_view name) {
+  for (const OnRedisFailure p :
+       {OnRedisFailure::Fallback, OnRedisFailure::FailOpen, OnRedisFailure::FailClosed}) {
+    if (name == to_string(p)) return p;
+  }
+  return Error(internal::quoted(name) + " must be fallback, fail-open or fail-closed");
 }
 
 std::string_view to_string(DecisionSource source) noexcept {

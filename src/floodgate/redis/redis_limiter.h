@@ -53,8 +53,15 @@ enum class OnRedisFailure : std::uint8_t {
   Fallback,
 };
 
+// Returns `url` (a `RedisLimiterOptions::url`) in double quotes, whole, with its password
+// written *** (`redis://user:***@host`): the form floodgate's messages and logs show.
+std::string quoted_redis_url(std::string_view url);
+
 // Returns "fail-open", "fail-closed" or "fallback".
 std::string_view to_string(OnRedisFailure policy) noexcept;
+
+// Returns the policy `to_string` names `name`, or an error naming it and the choices.
+Result<OnRedisFailure> parse_on_redis_failure(std::string_view name);
 
 // Who made a decision.
 enum class DecisionSource : std::uint8_t {

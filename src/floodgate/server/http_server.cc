@@ -23,6 +23,20 @@
 #include "floodgate/server/workers.h"
 
 namespace floodgate::server {
+
+Result<std::pair<std::string, int>> parse_host_port(const std::string& text) {
+  const auto colon = text.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos) {
+    const char* digits = text.data() + colon + 1;
+    const auto [end, ec] = std::from_chars(digits, text.data() + text.size(), port);
+    if (ec != std::errc() || end != text.data() + text.size()) port = -1;
+  }
+  if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535) {
+    return Error("\"" + text + "\" is not host:port (port 0 to 65535)");
+  }
+  return std::pair{text.substr(0, colon), port};
+}
 namespace {
 
 using Clock = std::chrono::steady_clock;

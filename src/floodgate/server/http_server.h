@@ -64,6 +64,9 @@ struct HttpServerStats {
   std::uint64_t refused_requests = 0;     // 400, 405, 408, 411, 413, 431 before any handler.
 };
 
+// Returns `text` ("host:port", the port from 0 to 65535) as host and port, or an error quoting it.
+Result<std::pair<std::string, int>> parse_host_port(const std::string& text);
+
 class HttpServer {
  public:
   explicit HttpServer(HttpServerOptions options = {});

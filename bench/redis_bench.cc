@@ -1,4 +1,4 @@
-#include "redis_bench.h"
+#include "bench/redis_bench.h"
 
 #include <hiredis.h>
 #include <signal.h>
@@ -19,15 +19,13 @@
 #include <sstream>
 #include <thread>
 
-#include "commands.h"
-#include "flags.h"
 #include "floodgate/limiters/internal/gcra_rule.h"
 #include "floodgate/redis/internal/client.h"
 #include "floodgate/redis/internal/scripts.h"
 #include "floodgate/redis/internal/url.h"
 #include "floodgate/redis/redis_limiter.h"
 
-namespace floodgate::app {
+namespace floodgate::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -273,13 +271,13 @@ struct Row {
 
 }  // namespace
 
-int run_redis_bench(const RedisBenchOptions& options) {
+Result<void> run_redis_bench(const RedisBenchOptions& options) {
   Result<internal::RedisUrl> url = internal::parse_redis_url(options.url);
-  if (!url) return usage_error("bench", url.error().message());
+  if (!url) return url.error();
   if (url->cluster) {
-    return usage_error("bench", "--redis " + internal::quoted_url(options.url) +
-                                    ": the throughput table needs one standalone server (a "
-                                    "cluster's is the sum of its masters')");
+    return Error("redis URL " + internal::quoted_url(options.url) +
+                 ": the throughput table needs one standalone server (a cluster's is the sum of "
+                 "its masters')");
   }
   const int most_callers = *std::max_element(options.callers.begin(), options.callers.end());
   auto limiter = RedisLimiter::create({.url = options.url,
@@ -288,19 +286,15 @@ int run_redis_bench(const RedisBenchOptions& options) {
                                        .on_failure = OnRedisFailure::FailClosed,
                                        .connect_timeout = std::chrono::seconds(1),
                                        .command_timeout = std::chrono::seconds(1)});
-  if (!limiter) return usage_error("bench", limiter.error().message());
+  if (!limiter) return limiter.error();
   if (Result<void> connected = (*limiter)->connect(std::chrono::seconds(1)); !connected) {
-    std::fprintf(stderr, "floodgate bench: --redis %s: %s\n",
-                 internal::quoted_url(options.url).c_str(), connected.error().message().c_str());
-    return kExitUsage;
+    return Error("redis URL " + internal::quoted_url(options.url) + ": " +
+                 connected.error().message());
   }
   std::vector<Hiredis> naive;
   for (int i = 0; i < most_callers; ++i) {
     Result<Hiredis> c = connect(*url);
-    if (!c) {
-      std::fprintf(stderr, "floodgate bench: %s\n", c.error().message().c_str());
-      return kExitUsage;
-    }
+    if (!c) return c.error();
     naive.push_back(std::move(*c));
   }
   {
@@ -404,7 +398,7 @@ int run_redis_bench(const RedisBenchOptions& options) {
                   static_cast<unsigned long long>(failed));
     }
   }
-  return kExitOk;
+  return {};
 }
 
-}  // namespace floodgate::app
+}  // namespace floodgate::bench

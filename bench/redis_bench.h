@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace floodgate::app {
+#include "floodgate/core/result.h"
+
+namespace floodgate::bench {
 
 struct RedisBenchOptions {
   std::string url;
@@ -18,7 +20,8 @@ struct RedisBenchOptions {
   bool json = false;
 };
 
-// Runs the table and prints it; returns the process's exit status.
-int run_redis_bench(const RedisBenchOptions& options);
+// Runs the table and prints it on standard output, or returns an error naming the URL and what
+// failed (a bad URL, a cluster, a server that does not answer).
+Result<void> run_redis_bench(const RedisBenchOptions& options);
 
-}  // namespace floodgate::app
+}  // namespace floodgate::bench

@@ -1,0 +1,73 @@
+#include "floodgate/server/http_endpoint.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <chrono>
+#include <tuple>
+#include <utility>
+
+namespace floodgate::server {
+
+void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metrics,
+                       AnswerOptions options, std::function<std::string()> health) {
+  http.route(
+      "POST", "/json", HttpLane::Slow, [&service, &metrics, options](const HttpRequest& req) {
+        const auto start = std::chrono::steady_clock::now();
+        envoy::service::ratelimit::v3::RateLimitRequest request;
+        envoy::service::ratelimit::v3::RateLimitResponse response;
+        // Any content type: envoyproxy/ratelimit reads the body as JSON whatever the client says.
+        const auto read = google::protobuf::util::JsonStringToMessage(req.body, &request);
+        Result<void> answered =
+            read.ok() ? answer(service, request, response, start + options.request_timeout,
+                               options.headers)
+                      : Result<void>(Error("the body is not a JSON RateLimitRequest: " +
+                                           std::string(read.message())));
+        metrics.observe("http", std::chrono::steady_clock::now() - start, !answered);
+        if (!answered) return HttpResponse{400, "text/plain", answered.error().message() + "\n"};
+        std::string json;
+        (void)google::protobuf::util::MessageToJsonString(response, &json);
+        return HttpResponse{
+            response.overall_code() == envoy::service::ratelimit::v3::RateLimitResponse::OVER_LIMIT
+                ? 429
+                : 200,
+            "application/json", std::move(json)};
+      });
+  http.route("GET", "/healthcheck", HttpLane::Fast,
+             [health = std::move(health)](const HttpRequest&) {
+               if (health) {
+                 if (const std::string why = health(); !why.empty()) {
+                   return HttpResponse{503, "text/plain", "degraded: " + why + "\n"};
+                 }
+               }
+               return HttpResponse{200, "text/plain", "OK\n"};
+             });
+  http.route("GET", "/metrics", HttpLane::Fast, [&http, &service, &metrics](const HttpRequest&) {
+    std::string out;
+    service.write_metrics(out);
+    metrics.write(out);
+    const HttpServerStats h = http.stats();
+    for (const auto& [name, help, value] :
+         {std::tuple{"floodgate_http_connections_refused_total",
+                     "HTTP connections closed at once: every place was taken by a request being "
+                     "answered.",
+                     h.connections_refused},
+          std::tuple{"floodgate_http_connections_evicted_total",
+                     "HTTP connections closed to make room for a new one (the one that had waited "
+                     "longest for a whole request).",
+                     h.connections_evicted},
+          std::tuple{"floodgate_http_timeouts_total",
+                     "HTTP requests whose head or body did not arrive in time, and idle "
+                     "connections closed.",
+                     h.timeouts},
+          std::tuple{"floodgate_http_refused_requests_total",
+                     "HTTP requests refused before any handler (malformed, too large, too slow).",
+                     h.refused_requests}}) {
+      out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ");
+      out.append(name).append(" counter\n").append(name).append(" ");
+      out.append(std::to_string(value)).append("\n");
+    }
+    return HttpResponse{200, "text/plain; version=0.0.4", std::move(out)};
+  });
+}
+
+}  // namespace floodgate::server

@@ -1,0 +1,23 @@
+// The HTTP endpoint of `floodgate serve`, beside the gRPC one (rls.h): envoyproxy/ratelimit's
+// `POST /json` (a proto3-JSON `RateLimitRequest`, answered 200 when OK and 429 when over the
+// limit, 400 naming what is malformed), `GET /healthcheck` (200, or 503 saying why the backend
+// is degraded) and `GET /metrics` (Prometheus text: the rules', the service's and the HTTP
+// server's counters). Thread-safe, as the `HttpServer` that serves it.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "floodgate/server/http_server.h"
+#include "floodgate/server/metrics.h"
+#include "floodgate/server/rls.h"
+#include "floodgate/server/service.h"
+
+namespace floodgate::server {
+
+// Adds the three routes to `http`, answered by `service` and counted in `metrics`, which must
+// outlive it. `health`, when set, returns why the backend is degraded, or nothing when it is not.
+void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metrics,
+                       AnswerOptions options, std::function<std::string()> health = nullptr);
+
+}  // namespace floodgate::server

@@ -1,0 +1,145 @@
+#include "floodgate/server/serve.h"
+
+#include <grpcpp/grpcpp.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <thread>
+#include <utility>
+
+#include "floodgate/redis/redis_limiter.h"
+#include "floodgate/server/config_watcher.h"
+#include "floodgate/server/http_endpoint.h"
+#include "floodgate/server/http_server.h"
+
+namespace floodgate::server {
+
+Runner::Runner(ServeOptions options) : options_(std::move(options)) {}
+
+Runner::~Runner() { stop(); }
+
+Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
+  std::unique_ptr<Runner> r(new Runner(std::move(options)));
+  const ServeOptions& o = r->options_;
+  const auto say = [](const auto& sink, const std::string& line) {
+    if (sink) sink(line);
+  };
+  ServiceOptions service_options{.max_keys_per_rule = o.max_keys_per_rule,
+                                 .shadow_mode = o.shadow_mode};
+  if (o.redis) {
+    Result<std::unique_ptr<RedisStates>> made = RedisStates::create(*o.redis, &r->metrics_);
+    if (!made) return made.error();
+    r->redis_ = std::move(*made);
+    r->workers_ = std::make_unique<Workers>(o.redis_threads);
+    service_options.make_state = r->redis_->factory();
+    Result<std::shared_ptr<OverrideState>> overrides = r->redis_->override_state();
+    if (!overrides) return overrides.error();
+    service_options.override_state = std::move(*overrides);
+    r->metrics_.set_backend_errors([redis = r->redis_.get()] { return redis->errors(); });
+  }
+  Result<Config> config = Config::load(o.config_path);
+  if (!config) return config.error();
+  for (const std::string& warning : config->warnings()) say(o.err, warning);
+  r->metrics_.config_load(true);
+  const std::string signature = files_signature(o.config_path);
+  Result<std::unique_ptr<Service>> service = Service::create(
+      std::make_shared<const Config>(std::move(*config)), std::move(service_options));
+  if (!service) return service.error();
+  r->service_ = std::move(*service);
+  if (r->redis_) {
+    // Connect and load the scripts now, not in the first requests' Redis timeout.
+    const std::string url = quoted_redis_url(o.redis->url);
+    if (Result<void> up = r->redis_->connect(std::chrono::seconds(1)); up) {
+      say(o.out, "Redis at " + url + ": connected");
+    } else {
+      say(o.err, "Redis at " + url + " does not answer (" + up.error().message() +
+                     "); requests are answered by the Redis failure policy until it does");
+    }
+  }
+
+  r->rls_ = std::make_unique<AsyncRls>(*r->service_, &r->metrics_, o.answer, r->workers_.get(),
+                                       std::max(2u, std::thread::hardware_concurrency()));
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.grpc_address, grpc::InsecureServerCredentials(), &r->grpc_port_);
+  r->rls_->add_to(builder);
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  r->grpc_ = builder.BuildAndStart();
+  if (!r->grpc_ || r->grpc_port_ == 0) {
+    r->grpc_.reset();
+    return Error("gRPC address \"" + o.grpc_address + "\": cannot listen on it");
+  }
+  r->rls_->start();
+  say(o.out, "gRPC on " + o.grpc_address.substr(0, o.grpc_address.rfind(':')) + ":" +
+                 std::to_string(r->grpc_port_));
+
+  if (o.http) {
+    r->http_ = std::make_unique<HttpServer>();
+    std::function<std::string()> health;
+    if (r->redis_) health = [redis = r->redis_.get()] { return redis->health(); };
+    add_http_endpoint(*r->http_, *r->service_, r->metrics_, o.answer, std::move(health));
+    Result<int> bound = r->http_->listen(o.http_host, o.http_port);
+    if (!bound) return Error("HTTP address: " + bound.error().message());
+    r->http_port_ = *bound;
+    say(o.out, "HTTP on " + o.http_host + ":" + std::to_string(r->http_port_));
+  }
+  r->watcher_ = std::make_unique<ConfigWatcher>(
+      *r->service_, r->metrics_,
+      ConfigWatcherOptions{.path = o.config_path, .every = o.reload_every, .log = o.err},
+      signature);
+  return r;
+}
+
+void Runner::reload_now(std::string why) {
+  if (watcher_) watcher_->reload_now(std::move(why));
+}
+
+void Runner::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (watcher_) watcher_->stop();
+  if (http_) http_->stop();  // Returns once its handlers have answered.
+  if (rls_ == nullptr) return;
+  // In order: requests not yet decided are decided without waiting for Redis; the server stops
+  // taking calls and waits for those in progress (each bounded by its own deadline); the
+  // workers finish theirs; the queues are drained; only then is the server destroyed, when no
+  // thread can answer a call on it any more.
+  rls_->hurry();
+  if (grpc_) {
+    grpc_->Shutdown(std::chrono::system_clock::now() + options_.answer.request_timeout +
+                    std::chrono::seconds(1));
+  }
+  if (workers_) workers_->stop();
+  rls_->stop();
+  grpc_.reset();
+}
+
+Result<void> run(ServeOptions options) {
+  // A peer that goes away must not end the service: every socket write says MSG_NOSIGNAL, and a
+  // SIGPIPE sent from outside is ignored as well.
+  ::signal(SIGPIPE, SIG_IGN);
+  // Signals are taken by this thread only: blocked before any other thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (const int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const auto err = options.err;
+  Result<std::unique_ptr<Runner>> runner = Runner::start(std::move(options));
+  if (!runner) return runner.error();
+  int signal_number = 0;
+  for (;;) {
+    sigwait(&signals, &signal_number);
+    if (signal_number == SIGINT || signal_number == SIGTERM) break;
+    if (signal_number == SIGHUP) {
+      (*runner)->reload_now("SIGHUP");
+    } else if (err) {
+      err(signal_number == SIGUSR1 ? "SIGUSR1 ignored" : "SIGUSR2 ignored");
+    }
+  }
+  if (err) err(signal_number == SIGINT ? "SIGINT, stopping" : "SIGTERM, stopping");
+  (*runner)->stop();
+  return {};
+}
+
+}  // namespace floodgate::server

@@ -1,0 +1,96 @@
+// `floodgate serve` as a library: `Runner` puts together what the service runs on (the
+// configuration and its watcher, the rules' state in this process or in Redis, the gRPC and
+// HTTP endpoints, the threads that wait for Redis) and stops it in order; `run` is the whole
+// program, taking the process's signals. `apps/floodgate/serve_command.cc` only turns flags
+// into `ServeOptions`.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "floodgate/core/result.h"
+#include "floodgate/core/time.h"
+#include "floodgate/server/metrics.h"
+#include "floodgate/server/redis_state.h"
+#include "floodgate/server/rls.h"
+#include "floodgate/server/service.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+
+namespace floodgate::server {
+
+class ConfigWatcher;
+class HttpServer;
+
+struct ServeOptions {
+  std::string config_path = {};  // A YAML file, or a folder of them (`Config::load`).
+  std::string grpc_address = "127.0.0.1:8081";  // host:port; port 0 picks a free one.
+  bool http = true;                             // Serve HTTP (`http_endpoint.h`) as well.
+  std::string http_host = "127.0.0.1";
+  int http_port = 8080;  // 0 picks a free one.
+  std::size_t max_keys_per_rule = 100'000;
+  bool shadow_mode = false;
+  Nanos reload_every = std::chrono::seconds(1);
+  AnswerOptions answer = {};
+  // Keep the rules' state in Redis rather than in this process.
+  std::optional<RedisStateOptions> redis = {};
+  std::size_t redis_threads = 32;  // Threads that wait for Redis, so that gRPC's never do.
+  // Lines for standard output (where it listens, Redis connected) and standard error
+  // (warnings, reloads, signals); null: nowhere.
+  std::function<void(const std::string&)> out = nullptr;
+  std::function<void(const std::string&)> err = nullptr;
+};
+
+// The service, running. Thread-safe.
+class Runner {
+ public:
+  // Reads the configuration, connects to Redis (a Redis that does not answer yet is not an
+  // error: its failure policy answers until it does), and listens. Returns an error naming the
+  // configuration's mistake, the Redis URL, or the address that cannot be listened on.
+  static Result<std::unique_ptr<Runner>> start(ServeOptions options);
+
+  // Stops it (see `stop`).
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  int grpc_port() const noexcept { return grpc_port_; }
+  int http_port() const noexcept { return http_port_; }  // 0 without HTTP.
+
+  // Reads the configuration again now; the line that says so ends with `(why)`.
+  void reload_now(std::string why);
+
+  // Stops taking requests; those in progress finish within their deadlines, and those still
+  // waiting for Redis are answered by its failure policy at once. Idempotent.
+  void stop();
+
+ private:
+  explicit Runner(ServeOptions options);
+
+  const ServeOptions options_;
+  ServiceMetrics metrics_;
+  std::unique_ptr<RedisStates> redis_;
+  std::unique_ptr<Workers> workers_;  // Requests wait for Redis on these.
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<AsyncRls> rls_;
+  std::unique_ptr<grpc::Server> grpc_;
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<ConfigWatcher> watcher_;
+  int grpc_port_ = 0;
+  int http_port_ = 0;
+  bool stopped_ = false;
+};
+
+// Runs the service until SIGINT or SIGTERM, then stops it in order and returns. SIGHUP reloads
+// the configuration; SIGUSR1, SIGUSR2 and SIGPIPE are ignored. Call it from the main thread
+// before any other thread starts: it blocks those signals for every thread it starts, and takes
+// them itself. Returns the error of `Runner::start`.
+Result<void> run(ServeOptions options);
+
+}  // namespace floodgate::server

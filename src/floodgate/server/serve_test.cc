@@ -1,0 +1,168 @@
+// The service as a library (serve.h), in this process: a Runner answers its HTTP endpoint under
+// the configuration it read, reloads when asked, stops in order and more than once; its start
+// errors name the input and the value; host:port is read strictly.
+#include "floodgate/server/serve.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "floodgate/server/http_server.h"
+#include "floodgate/testing/http_client.h"
+
+namespace floodgate::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A configuration file in a folder of the test's own, removed at the end.
+class ConfigFile {
+ public:
+  explicit ConfigFile(const std::string& text)
+      : folder_(std::filesystem::temp_directory_path() /
+                ("floodgate-serve-lib-" + std::to_string(::getpid()) + "-" +
+                 std::to_string(counter_++))) {
+    std::filesystem::create_directories(folder_);
+    write(text);
+  }
+  ~ConfigFile() {
+    std::error_code ignored;
+    std::filesystem::remove_all(folder_, ignored);
+  }
+  void write(const std::string& text) const { std::ofstream(path()) << text; }
+  std::string path() const { return (folder_ / "config.yaml").string(); }
+
+ private:
+  static inline int counter_ = 0;
+  std::filesystem::path folder_;
+};
+
+// Lines a Runner said, kept for the test's thread.
+struct Said {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  std::function<void(const std::string&)> sink() {
+    return [this](const std::string& line) {
+      const std::lock_guard lock(mu);
+      lines.push_back(line);
+    };
+  }
+  bool has(std::string_view text) {
+    const std::lock_guard lock(mu);
+    for (const std::string& l : lines) {
+      if (l.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+};
+
+ServeOptions options_for(const ConfigFile& config, Said& said) {
+  ServeOptions o;
+  o.config_path = config.path();
+  o.grpc_address = "127.0.0.1:0";
+  o.http_port = 0;
+  o.reload_every = std::chrono::hours(1);  // Only when asked.
+  o.out = said.sink();
+  o.err = said.sink();
+  return o;
+}
+
+std::string status_of(int port, const std::string& request) {
+  testing::Client c(port);
+  const std::string got = c.read_responses(c.send(request) ? 1 : 0);
+  return got.substr(0, got.find("\r\n"));
+}
+
+const std::string kJson = R"({"domain":"d","descriptors":[{"entries":[{"key":"k","value":"v"}]}]})";
+
+TEST(ServeRunnerTest, AnswersOverHttpReloadsWhenAskedAndStopsTwice) {
+  ConfigFile config(
+      "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 1}\n");
+  Said said;
+  Result<std::unique_ptr<Runner>> runner = Runner::start(options_for(config, said));
+  ASSERT_TRUE(runner) << runner.error().message();
+  Runner& r = **runner;
+  ASSERT_GT(r.grpc_port(), 0);
+  ASSERT_GT(r.http_port(), 0);
+  EXPECT_TRUE(said.has("gRPC on 127.0.0.1:" + std::to_string(r.grpc_port())));
+  EXPECT_TRUE(said.has("HTTP on 127.0.0.1:" + std::to_string(r.http_port())));
+  EXPECT_EQ(status_of(r.http_port(), testing::post("/json", kJson)), "HTTP/1.1 200 OK");
+  EXPECT_EQ(status_of(r.http_port(), testing::post("/json", kJson)),
+            "HTTP/1.1 429 Too Many Requests");
+  EXPECT_EQ(status_of(r.http_port(), testing::get("/healthcheck")), "HTTP/1.1 200 OK");
+  testing::Client metrics(r.http_port());
+  ASSERT_TRUE(metrics.send(testing::get("/metrics")));
+  EXPECT_NE(metrics.read_until("floodgate_http_timeouts_total")
+                .find("floodgate_rule_over_limit{domain=\"d\",rule=\"d.k\"} 1"),
+            std::string::npos)
+      << metrics.received();
+
+  // A new rule, read when asked: the value is limited by it, with state of its own.
+  config.write(
+      "domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: hour, requests_per_unit: 3}\n");
+  r.reload_now("test");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!said.has("configuration reloaded from " + config.path() + " (test)") &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_TRUE(said.has("(test)"));
+  EXPECT_EQ(status_of(r.http_port(), testing::post("/json", kJson)), "HTTP/1.1 200 OK");
+
+  r.stop();
+  r.stop();
+  EXPECT_FALSE(testing::Client(r.http_port()).connected()) << "nothing listens once stopped";
+}
+
+TEST(ServeRunnerTest, StartErrorsNameTheInputAndTheValue) {
+  Said said;
+  {
+    ConfigFile config("domain: d\ndescriptors:\n  - key: k\n    rate_limit: {unit: fortnight}\n");
+    const Result<std::unique_ptr<Runner>> r = Runner::start(options_for(config, said));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message().find(config.path() + ":4: unit must be"), std::string::npos)
+        << r.error().message();
+  }
+  ConfigFile config("domain: d\ndescriptors:\n  - key: k\n");
+  ServeOptions o = options_for(config, said);
+  o.grpc_address = "no-such-host.invalid:1";
+  Result<std::unique_ptr<Runner>> r = Runner::start(o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "gRPC address \"no-such-host.invalid:1\": cannot listen on it");
+  o = options_for(config, said);
+  o.http_host = "no-such-host.invalid";
+  r = Runner::start(o);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("HTTP address: cannot listen on"), std::string::npos)
+      << r.error().message();
+  o = options_for(config, said);
+  o.redis = RedisStateOptions{.url = "redis://:secret@127.0.0.1:1?db=2"};
+  r = Runner::start(o);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("redis URL \"redis://:***@127.0.0.1:1?db=2\""),
+            std::string::npos)
+      << r.error().message();
+  EXPECT_EQ(r.error().message().find("secret"), std::string::npos) << r.error().message();
+}
+
+TEST(ParseHostPortTest, ReadsHostAndPortAndNamesWhatIsWrong) {
+  const auto ok = parse_host_port("0.0.0.0:8080");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->first, "0.0.0.0");
+  EXPECT_EQ(ok->second, 8080);
+  EXPECT_EQ(parse_host_port("[::1]:0")->first, "[::1]");
+  for (const char* bad : {"8080", ":80", "h:", "h:65536", "h:-1", "h:8o", "h:1 "}) {
+    const auto r = parse_host_port(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().message(),
+              "\"" + std::string(bad) + "\" is not host:port (port 0 to 65535)");
+  }
+}
+
+}  // namespace
+}  // namespace floodgate::server
