@@ -31,17 +31,9 @@
 #include "floodgate/core/algorithm.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/result.h"
+#include "floodgate/server/unit.h"
 
 namespace floodgate::server {
-
-// The units of envoyproxy/ratelimit (and of Envoy's RateLimitResponse.RateLimit.Unit).
-enum class Unit : std::uint8_t { Second, Minute, Hour, Day, Week, Month, Year };
-
-// Returns "second", ..., "year".
-std::string_view to_string(Unit unit) noexcept;
-
-// Returns the unit's length: a month is 30 days and a year 365, as envoyproxy/ratelimit counts.
-Nanos length_of(Unit unit) noexcept;
 
 // The most descriptors (rules and the levels above them) one configuration may hold, over all of
 // its files.
