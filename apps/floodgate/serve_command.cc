@@ -123,7 +123,7 @@ int run_serve(const std::vector<std::string>& args) {
     }
   }
   if (const std::optional<std::string> url = flags.get("redis")) {
-    server::RedisStateOptions& r = o.redis.emplace(server::RedisStateOptions{.url = *url});
+    server::RedisBackendOptions& r = o.redis.emplace(server::RedisBackendOptions{.url = *url});
     Result<std::string> password =
         flags.get_secret("redis-password-file", "FLOODGATE_REDIS_PASSWORD");
     if (!password) return usage_error("serve", password.error().message());

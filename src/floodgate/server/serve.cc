@@ -29,14 +29,11 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
   ServiceOptions service_options{.max_keys_per_rule = o.max_keys_per_rule,
                                  .shadow_mode = o.shadow_mode};
   if (o.redis) {
-    Result<std::unique_ptr<RedisStates>> made = RedisStates::create(*o.redis, &r->metrics_);
+    Result<std::shared_ptr<RedisBackend>> made = RedisBackend::create(*o.redis, &r->metrics_);
     if (!made) return made.error();
     r->redis_ = std::move(*made);
     r->workers_ = std::make_unique<Workers>(o.redis_threads);
-    service_options.make_state = r->redis_->factory();
-    Result<std::shared_ptr<OverrideState>> overrides = r->redis_->override_state();
-    if (!overrides) return overrides.error();
-    service_options.override_state = std::move(*overrides);
+    service_options.backend = r->redis_;
     r->metrics_.set_backend_errors([redis = r->redis_.get()] { return redis->errors(); });
   }
   Result<Config> config = Config::load(o.config_path);

@@ -15,7 +15,7 @@
 #include "floodgate/core/result.h"
 #include "floodgate/core/time.h"
 #include "floodgate/server/metrics.h"
-#include "floodgate/server/redis_state.h"
+#include "floodgate/server/redis_backend.h"
 #include "floodgate/server/rls.h"
 #include "floodgate/server/service.h"
 
@@ -39,7 +39,7 @@ struct ServeOptions {
   Nanos reload_every = std::chrono::seconds(1);
   AnswerOptions answer = {};
   // Keep the rules' state in Redis rather than in this process.
-  std::optional<RedisStateOptions> redis = {};
+  std::optional<RedisBackendOptions> redis = {};
   std::size_t redis_threads = 32;  // Threads that wait for Redis, so that gRPC's never do.
   // Lines for standard output (where it listens, Redis connected) and standard error
   // (warnings, reloads, signals); null: nowhere.
@@ -75,7 +75,7 @@ class Runner {
 
   const ServeOptions options_;
   ServiceMetrics metrics_;
-  std::unique_ptr<RedisStates> redis_;
+  std::shared_ptr<RedisBackend> redis_;
   std::unique_ptr<Workers> workers_;  // Requests wait for Redis on these.
   std::unique_ptr<Service> service_;
   std::unique_ptr<AsyncRls> rls_;

@@ -141,7 +141,7 @@ TEST(ServeRunnerTest, StartErrorsNameTheInputAndTheValue) {
   EXPECT_NE(r.error().message().find("HTTP address: cannot listen on"), std::string::npos)
       << r.error().message();
   o = options_for(config, said);
-  o.redis = RedisStateOptions{.url = "redis://:secret@127.0.0.1:1?db=2"};
+  o.redis = RedisBackendOptions{.url = "redis://:secret@127.0.0.1:1?db=2"};
   r = Runner::start(o);
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("redis URL \"redis://:***@127.0.0.1:1?db=2\""),

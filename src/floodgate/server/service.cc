@@ -10,97 +10,11 @@
 #include <utility>
 
 #include "floodgate/core/internal/time_math.h"
-#include "floodgate/keyed/keyed_limiter.h"
-#include "floodgate/limiters/rules.h"
 
 namespace floodgate::server {
 namespace {
 
 constexpr std::uint32_t kUnlimitedRemaining = std::numeric_limits<std::uint32_t>::max();
-
-// A `T` made on first use, so that a configuration of many rules costs memory only for the rules
-// requests reach. Thread-safe: concurrent first uses race to publish one, with one CAS.
-template <class T>
-class MadeOnUse {
- public:
-  MadeOnUse() = default;
-  ~MadeOnUse() { delete made_.load(std::memory_order_acquire); }
-  MadeOnUse(const MadeOnUse&) = delete;
-  MadeOnUse& operator=(const MadeOnUse&) = delete;
-
-  // Returns the `T`, made by `make()` if none is yet.
-  template <class Make>
-  T& get(Make make) {
-    T* t = made_.load(std::memory_order_acquire);
-    if (t != nullptr) return *t;
-    auto fresh = make();
-    if (made_.compare_exchange_strong(t, fresh.get(), std::memory_order_acq_rel)) {
-      return *fresh.release();
-    }
-    return *t;  // Another thread's, published first.
-  }
-
-  // Returns the `T`, or null if none was made.
-  const T* peek() const { return made_.load(std::memory_order_acquire); }
-
- private:
-  std::atomic<T*> made_{nullptr};
-};
-
-// A keyed limiter of the rule's algorithm and quota, made on first use. Past `max_keys`, new keys
-// are decided as fresh ones without state.
-template <class Rule>
-class KeyedState final : public RuleState {
- public:
-  KeyedState(const Quota& quota, std::uint64_t check_cost, std::size_t max_keys)
-      : quota_(quota), check_cost_(check_cost), max_keys_(max_keys) {}
-
-  Decision decide(std::string_view key, std::uint64_t hits, Instant now,
-                  std::chrono::steady_clock::time_point) override {
-    Limiter& limiter = limiter_.get([&] {
-      return std::make_unique<Limiter>(
-          typename Limiter::Options{.default_quota = quota_,
-                                    .max_keys = max_keys_,
-                                    .overflow = OverflowPolicy::AdmitUntracked});
-    });
-    if (hits == 0) return limiter.peek_at(key, now, check_cost_);
-    return limiter.try_acquire_at(key, now, hits);
-  }
-
-  std::size_t tracked() const override {
-    const Limiter* limiter = limiter_.peek();
-    return limiter == nullptr ? 0 : limiter->stats().keys;
-  }
-
- private:
-  using Limiter = KeyedLimiter<std::string, Rule, SteadyClock>;
-  const Quota quota_;
-  const std::uint64_t check_cost_;
-  const std::size_t max_keys_;
-  MadeOnUse<Limiter> limiter_;
-};
-
-// Descriptors' own limits in this process: envoyproxy/ratelimit's window per key, the limit
-// given with each call (it is part of the key).
-class LocalOverrideState final : public OverrideState {
- public:
-  explicit LocalOverrideState(std::size_t max_keys)
-      : keys_({.default_quota = Quota::per_second(1),
-               .max_keys = max_keys,
-               .overflow = OverflowPolicy::AdmitUntracked}) {}
-
-  Decision decide(std::string_view key, const Quota& quota, std::uint64_t hits, Instant now,
-                  std::chrono::steady_clock::time_point) override {
-    if (hits == 0) return keys_.peek_with_quota_at(key, quota, now, 0);
-    return keys_.try_acquire_with_quota_at(key, quota, now, hits);
-  }
-
-  std::size_t tracked() const override { return keys_.stats().keys; }
-  std::uint64_t untracked() const override { return keys_.stats().overflow_decisions; }
-
- private:
-  KeyedLimiter<std::string, EnvoyFixedWindowRule, SteadyClock> keys_;
-};
 
 // Calls `f(rule)` for every rule of `level` and below.
 template <class F>
@@ -184,30 +98,12 @@ Result<RateLimit> rate_limit_of(const LimitOverride& limit) {
   return r;
 }
 
-std::shared_ptr<RuleState> make_local_state(const Descriptor& rule, std::size_t max_keys) {
-  const Quota quota = *rule.rate_limit->quota();
-  return with_rule(rule.rate_limit->algorithm, [&]<class Rule>(Rule) -> std::shared_ptr<RuleState> {
-    return std::make_shared<KeyedState<Rule>>(quota, check_cost(rule.rate_limit->algorithm),
-                                              max_keys);
-  });
-}
-
-std::shared_ptr<OverrideState> make_local_override_state(std::size_t max_keys) {
-  return std::make_shared<LocalOverrideState>(max_keys);
-}
-
 Service::Service(ServiceOptions options)
     : options_(std::move(options)),
-      overrides_(options_.override_state != nullptr
-                     ? options_.override_state
-                     : make_local_override_state(options_.max_keys_per_rule)) {
+      backend_(options_.backend != nullptr ? options_.backend
+                                           : make_local_backend(options_.max_keys_per_rule)) {
   other_overrides_.label = "(limit)";
   other_overrides_.rule = std::make_shared<RuleCounters>();
-}
-
-Result<std::shared_ptr<RuleState>> Service::state_for(const Descriptor& rule) const {
-  if (!options_.make_state) return make_local_state(rule, options_.max_keys_per_rule);
-  return options_.make_state(rule);
 }
 
 Result<std::unique_ptr<Service>> Service::create(std::shared_ptr<const Config> config,
@@ -266,7 +162,7 @@ Result<std::shared_ptr<const Service::Snapshot>> Service::build(
       next->states.emplace(&rule, same->second);
       return;
     }
-    Result<std::shared_ptr<RuleState>> made = state_for(rule);
+    Result<std::shared_ptr<RuleState>> made = backend_->make_state(rule);
     if (!made) {
       failed = made.error();
       return;
@@ -302,41 +198,15 @@ std::shared_ptr<const Service::Snapshot> Service::snapshot() const {
 
 std::shared_ptr<const Config> Service::config() const { return snapshot()->config; }
 
-bool Service::decide_override(const Snapshot& s, const Request& request, const RequestDescriptor& d,
-                              std::uint64_t hits, Instant now, DescriptorStatus& status) {
-  const LimitOverride& limit = *d.limit;
-  status.own_limit = limit;
-  const auto counters = s.override_counters.find(std::string(request.domain));
-  const Counted& counted =
-      counters != s.override_counters.end() ? counters->second : other_overrides_;
-  const RateLimit rate = fixed_window_of(limit);
-  bool over = true;
-  // A limit of 0, or one that cannot be enforced (the endpoints refuse such a request before it
-  // gets here): over, and nothing kept.
-  const std::optional<Quota> quota = validate(rate) ? rate.quota() : std::nullopt;
-  if (!quota) {
-    status.duration_until_reset = until_window_end(limit.unit, now);
-  } else {
-    const Decision decision = overrides_->decide(override_key(request.domain, limit, d.entries),
-                                                 *quota, hits, now, request.deadline);
-    over = !decision.allowed();
-    status.limit_remaining = static_cast<std::uint32_t>(
-        std::min<std::uint64_t>(decision.remaining(), kUnlimitedRemaining));
-    status.duration_until_reset = decision.reset_after();
-  }
-  status.shadowed = over && options_.shadow_mode;
-  count(counted, d, status, rate, over, hits);
-  return over;
-}
-
 Response Service::should_rate_limit(const Request& request, Instant now) {
   const std::shared_ptr<const Snapshot> s = snapshot();
+  const std::size_t n = request.descriptors.size();
   Response response;
   response.config = s->config;
-  response.statuses.resize(request.descriptors.size());
-  std::vector<const Descriptor*> rules(request.descriptors.size(), nullptr);
+  response.statuses.resize(n);
+  std::vector<const Descriptor*> rules(n, nullptr);
   std::vector<std::string_view> replaced;
-  for (std::size_t i = 0; i < rules.size(); ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     const RequestDescriptor& d = request.descriptors[i];
     // Its own limit: the configuration is not consulted (as envoyproxy/ratelimit).
     if (d.limit) continue;
@@ -345,16 +215,34 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
       for (const std::string& name : rules[i]->rate_limit->replaces) replaced.push_back(name);
     }
   }
-  for (std::size_t i = 0; i < rules.size(); ++i) {
-    const Descriptor* rule = rules[i];
-    DescriptorStatus& status = response.statuses[i];
+  // What each descriptor is counted under, and its call to the backend if it needs state.
+  struct Applied {
+    const Counted* counted = nullptr;  // Null: no limit applies.
+    RateLimit limit;
+    std::uint64_t hits = 0;
+    std::size_t call = SIZE_MAX;  // Its index in `calls`, if the backend decides it.
+  };
+  std::vector<Applied> applied(n);
+  std::vector<std::string> keys(n);  // The calls' keys; never resized, so views stay valid.
+  std::vector<BackendCall> calls;
+  calls.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
     const RequestDescriptor& d = request.descriptors[i];
-    const std::uint64_t hits =
-        d.hits_addend ? *d.hits_addend : (request.hits_addend == 0 ? 1 : request.hits_addend);
-    bool over = false;
+    DescriptorStatus& status = response.statuses[i];
+    Applied& a = applied[i];
+    a.hits = d.hits_addend ? *d.hits_addend : (request.hits_addend == 0 ? 1 : request.hits_addend);
+    std::optional<Quota> quota;
     if (d.limit) {
-      over = decide_override(*s, request, d, hits, now, status);
+      status.own_limit = *d.limit;
+      const auto counters = s->override_counters.find(std::string(request.domain));
+      a.counted = counters != s->override_counters.end() ? &counters->second : &other_overrides_;
+      a.limit = fixed_window_of(*d.limit);
+      // A limit of 0, or one that cannot be enforced (the endpoints refuse such a request before
+      // it gets here): over, and nothing kept.
+      if (validate(a.limit)) quota = a.limit.quota();
+      if (quota) keys[i] = override_key(request.domain, *d.limit, d.entries);
     } else {
+      const Descriptor* rule = rules[i];
       if (rule == nullptr) continue;
       const RateLimit& limit = *rule->rate_limit;
       if (!limit.name.empty() &&
@@ -362,26 +250,42 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
         continue;  // Replaced by another matched rule: not applied.
       }
       status.rule = rule;
-      const Counted& counted = s->counters.at(rule);
-      if (limit.unlimited) {
-        status.limit_remaining = kUnlimitedRemaining;
-        count(counted, d, status, limit, false, hits);
-        continue;
+      a.counted = &s->counters.at(rule);
+      a.limit = limit;
+      if (limit.unlimited) continue;
+      if (limit.requests_per_unit != 0) {
+        quota = limit.quota();
+        keys[i] = state_key(d.entries);
       }
-      if (limit.requests_per_unit == 0) {
-        over = true;
-        status.duration_until_reset = until_window_end(limit.unit, now);
-      } else {
-        const Decision decision =
-            s->states.at(rule)->decide(state_key(d.entries), hits, now, request.deadline);
-        over = !decision.allowed();
-        status.limit_remaining = static_cast<std::uint32_t>(
-            std::min<std::uint64_t>(decision.remaining(), kUnlimitedRemaining));
-        status.duration_until_reset = decision.reset_after();
-      }
-      if (over && (rule->shadow_mode || options_.shadow_mode)) status.shadowed = true;
-      count(counted, d, status, limit, over, hits);
     }
+    if (!quota) continue;
+    a.call = calls.size();
+    calls.push_back({.state = d.limit ? nullptr : s->states.at(rules[i]).get(),
+                     .own_limit = d.limit ? quota : std::nullopt,
+                     .key = keys[i],
+                     .hits = a.hits});
+  }
+  if (!calls.empty()) backend_->decide(calls, now, request.deadline);
+  for (std::size_t i = 0; i < n; ++i) {
+    const Applied& a = applied[i];
+    if (a.counted == nullptr) continue;
+    DescriptorStatus& status = response.statuses[i];
+    bool over = false;
+    if (a.limit.unlimited) {
+      status.limit_remaining = kUnlimitedRemaining;
+    } else if (a.call == SIZE_MAX) {
+      over = true;
+      status.duration_until_reset = until_window_end(a.limit.unit, now);
+    } else {
+      const Decision& decision = *calls[a.call].decision;
+      over = !decision.allowed();
+      status.limit_remaining = static_cast<std::uint32_t>(
+          std::min<std::uint64_t>(decision.remaining(), kUnlimitedRemaining));
+      status.duration_until_reset = decision.reset_after();
+    }
+    status.shadowed =
+        over && (options_.shadow_mode || (status.rule != nullptr && status.rule->shadow_mode));
+    count(*a.counted, request.descriptors[i], status, a.limit, over, a.hits);
     if (status.shadowed) over = false;
     status.code = over ? Code::OverLimit : Code::Ok;
     if (over) response.overall = Code::OverLimit;
@@ -452,7 +356,7 @@ void Service::write_metrics(std::string& out) const {
          own.rule.get()});
   }
   rows.push_back({"domain=\"\",rule=\"(limit)\"", other_overrides_.rule.get()});
-  add_tracked("domain=\"\",rule=\"(limit)\"", overrides_->tracked());
+  add_tracked("domain=\"\",rule=\"(limit)\"", backend_->own_limits_tracked());
   const struct {
     const char* name;
     const char* help;
@@ -484,7 +388,7 @@ void Service::write_metrics(std::string& out) const {
       "decided without state (the override windows were full: at most --max-keys-per-rule).\n"
       "# TYPE floodgate_limit_overrides_untracked_total counter\n"
       "floodgate_limit_overrides_untracked_total ");
-  out.append(std::to_string(overrides_->untracked())).append("\n");
+  out.append(std::to_string(backend_->own_limits_untracked())).append("\n");
 }
 
 }  // namespace floodgate::server

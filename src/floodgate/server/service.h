@@ -1,5 +1,5 @@
 // `Service`: decides Envoy rate limit requests (a domain and a list of descriptors) under a
-// `Config`, keeping each limit's state in this process. The gRPC and HTTP endpoints of `floodgate
+// `Config`, each limit's state kept by a `Backend` (in this process by default, or in Redis). The gRPC and HTTP endpoints of `floodgate
 // serve` are thin layers over it. Thread-safe: any number of threads may call `should_rate_limit`
 // while another installs a new configuration.
 //
@@ -28,6 +28,7 @@
 #include "floodgate/core/decision.h"
 #include "floodgate/core/result.h"
 #include "floodgate/core/time.h"
+#include "floodgate/server/backend.h"
 #include "floodgate/server/config.h"
 #include "floodgate/server/metrics.h"
 
@@ -73,64 +74,18 @@ struct Response {
   std::shared_ptr<const Config> config;
 };
 
-// The state of one rule's limit: one bucket or window per distinct request descriptor.
-class RuleState {
- public:
-  virtual ~RuleState() = default;
-  // Decides `hits` for the descriptor whose values are `key`, at `now`, waiting for a backend no
-  // later than `deadline`. `hits` 0 is a check that counts nothing.
-  virtual Decision decide(std::string_view key, std::uint64_t hits, Instant now,
-                          std::chrono::steady_clock::time_point deadline) = 0;
-  // Returns how many descriptor values have state in this process (0 when it is kept elsewhere).
-  virtual std::size_t tracked() const { return 0; }
-};
-
-// Returns the cost a check (a descriptor with 0 hits) is decided with: 0 for Envoy's window,
-// which asks whether the window is past its limit, and 1 for any other algorithm, which asks
-// whether one hit would pass.
-constexpr std::uint64_t check_cost(Algorithm algorithm) noexcept {
-  return algorithm == Algorithm::EnvoyFixedWindow ? 0 : 1;
-}
-
-// Makes the state of a rule with a quota, or returns an error naming the rule and why it cannot
-// be kept where this factory keeps state.
-using StateFactory = std::function<Result<std::shared_ptr<RuleState>>(const Descriptor& rule)>;
-
-// The state of the limits requests carry (Envoy's per-descriptor `limit`): one fixed window per
-// (domain, descriptor, unit, count), all of them in one container, so that how many distinct
-// limits clients send changes nothing but the number of keys.
-class OverrideState {
- public:
-  virtual ~OverrideState() = default;
-  // Decides `hits` under `quota` (the descriptor's limit, which passed `validate`, with a count
-  // above 0) for `key`, its `override_key`, at `now`, waiting for a backend no later than
-  // `deadline`. `hits` 0 is a check that counts nothing.
-  virtual Decision decide(std::string_view key, const Quota& quota, std::uint64_t hits, Instant now,
-                          std::chrono::steady_clock::time_point deadline) = 0;
-  // Returns how many windows have state in this process (0 when it is kept elsewhere).
-  virtual std::size_t tracked() const { return 0; }
-  // Returns how many decisions were made without keeping state (the container was full).
-  virtual std::uint64_t untracked() const { return 0; }
-};
-
 // Returns the fixed-window rate limit of `limit`, or an error naming the value if it cannot be
 // enforced (see `validate`).
 Result<RateLimit> rate_limit_of(const LimitOverride& limit);
-
-// Returns a new in-process override state that keeps at most `max_keys` windows: past it, idle
-// windows (ended) are dropped, and if none is, a new one is decided as fresh without state.
-std::shared_ptr<OverrideState> make_local_override_state(std::size_t max_keys);
 
 struct ServiceOptions {
   // Most descriptors with state per rule; past it, new ones are decided without keeping state
   // (as if seen for the first time) until old ones are idle and dropped.
   std::size_t max_keys_per_rule = 100'000;
   bool shadow_mode = false;  // Every OVER_LIMIT answered OK (and counted).
-  // Where rules keep their state; null: in this process.
-  StateFactory make_state = nullptr;
-  // Where descriptors' own limits keep their state; null: in this process, at most
-  // `max_keys_per_rule` windows.
-  std::shared_ptr<OverrideState> override_state = nullptr;
+  // Where limits keep their state and who decides them; null: in this process
+  // (`make_local_backend(max_keys_per_rule)`).
+  std::shared_ptr<Backend> backend = nullptr;
 };
 
 class Service {
@@ -177,19 +132,15 @@ class Service {
   explicit Service(ServiceOptions options);
 
   std::shared_ptr<const Snapshot> snapshot() const;
-  // Returns a new state for `rule` (which has a quota) where this service keeps state.
-  Result<std::shared_ptr<RuleState>> state_for(const Descriptor& rule) const;
   // Decides descriptor `d` of `request`, which has its own limit, into `status`; returns
   // whether it is over the limit.
-  bool decide_override(const Snapshot& s, const Request& request, const RequestDescriptor& d,
-                       std::uint64_t hits, Instant now, DescriptorStatus& status);
   Result<std::shared_ptr<const Snapshot>> build(std::shared_ptr<const Config> config,
                                                 const Snapshot* previous) const;
 
   const ServiceOptions options_;
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snapshot_;  // Guarded by mu_.
-  std::shared_ptr<OverrideState> overrides_;
+  const std::shared_ptr<Backend> backend_;
   Counted other_overrides_;  // Own limits in domains the configuration does not have.
 };
 
@@ -210,8 +161,5 @@ std::optional<LimitOverride> limit_of_override_key(std::string_view key);
 // Returns a rule's definition as text: its identity, algorithm, unit, count and burst. Equal texts
 // may share state across configurations, and Redis keys are prefixed with it.
 std::string definition_of(const Descriptor& rule);
-
-// Returns a new in-process state for `rule` (which must have a rate limit with a quota).
-std::shared_ptr<RuleState> make_local_state(const Descriptor& rule, std::size_t max_keys);
 
 }  // namespace floodgate::server

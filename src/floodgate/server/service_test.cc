@@ -463,21 +463,100 @@ TEST(ServiceTest, CountsHitsPerRuleAndPerValueWithinACap) {
             std::string::npos);
 }
 
-TEST(ServiceTest, ARuleWhoseStateCannotBeMadeFailsTheLoadAndAReloadKeepsThePrevious) {
-  const StateFactory no_gcra = [](const Descriptor& rule) -> Result<std::shared_ptr<RuleState>> {
+// The in-process backend, refusing GCRA rules.
+class NoGcraBackend final : public Backend {
+ public:
+  Result<std::shared_ptr<RuleState>> make_state(const Descriptor& rule) override {
     if (rule.rate_limit->algorithm == Algorithm::Gcra) {
       return Error(rule.file + ":" + std::to_string(rule.line) + ": no gcra here");
     }
-    return make_local_state(rule, 100);
+    return local_->make_state(rule);
+  }
+  void decide(std::span<BackendCall> calls, Instant now,
+              std::chrono::steady_clock::time_point deadline) override {
+    local_->decide(calls, now, deadline);
+  }
+
+ private:
+  std::shared_ptr<Backend> local_ = make_local_backend(100);
+};
+
+// The in-process backend, recording every request's calls as it was handed them.
+class RecordingBackend final : public Backend {
+ public:
+  struct Seen {
+    bool own;
+    std::string key;
+    std::uint64_t hits;
+    std::optional<Quota> own_limit;
   };
-  Result<std::unique_ptr<Service>> refused = Service::create(config(), {.make_state = no_gcra});
+  Result<std::shared_ptr<RuleState>> make_state(const Descriptor& rule) override {
+    return local_->make_state(rule);
+  }
+  void decide(std::span<BackendCall> calls, Instant now,
+              std::chrono::steady_clock::time_point deadline) override {
+    std::vector<Seen>& seen = requests.emplace_back();
+    for (const BackendCall& c : calls) {
+      seen.push_back({c.state == nullptr, std::string(c.key), c.hits, c.own_limit});
+    }
+    local_->decide(calls, now, deadline);
+  }
+  std::vector<std::vector<Seen>> requests;
+
+ private:
+  std::shared_ptr<Backend> local_ = make_local_backend(100);
+};
+
+TEST(ServiceTest, ABackendDecidesAWholeRequestAtOnce) {
+  const auto backend = std::make_shared<RecordingBackend>();
+  auto service = make(config(), {.backend = backend});
+  ASSERT_TRUE(service);
+  Request request{"edge",
+                  {RequestDescriptor{{Entry{"ip", "a"}}, std::nullopt, std::nullopt},
+                   RequestDescriptor{{Entry{"vip", "x"}}, std::nullopt, std::nullopt},
+                   RequestDescriptor{{Entry{"nobody", "x"}}, std::nullopt, std::nullopt},
+                   RequestDescriptor{{Entry{"banned", "x"}}, std::nullopt, std::nullopt},
+                   RequestDescriptor{{Entry{"k", "v"}}, 0, LimitOverride{7, Unit::Minute}},
+                   RequestDescriptor{{Entry{"api", "y"}}, 3, std::nullopt}},
+                  2};
+  const Response r = service->should_rate_limit(request, kT0);
+  // One call to the backend, for the three descriptors that need state, in request order: the
+  // unlimited, unmatched and zero limits are answered without it.
+  ASSERT_EQ(backend->requests.size(), 1u);
+  const auto& seen = backend->requests[0];
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_FALSE(seen[0].own);
+  EXPECT_EQ(seen[0].key, state_key({Entry{"ip", "a"}}));
+  EXPECT_EQ(seen[0].hits, 2u) << "the request's hits_addend";
+  EXPECT_TRUE(seen[1].own);
+  EXPECT_EQ(seen[1].key, override_key("edge", LimitOverride{7, Unit::Minute}, {Entry{"k", "v"}}));
+  EXPECT_EQ(seen[1].own_limit, Quota::per_minute(7));
+  EXPECT_EQ(seen[1].hits, 0u) << "the descriptor's own hits_addend: a check";
+  EXPECT_EQ(seen[2].hits, 3u);
+  // The statuses follow the descriptors, whoever decided them.
+  ASSERT_EQ(r.statuses.size(), 6u);
+  EXPECT_EQ(r.statuses[0].limit_remaining, 1u);
+  EXPECT_EQ(r.statuses[1].limit_remaining, std::numeric_limits<std::uint32_t>::max());
+  EXPECT_EQ(r.statuses[2].rule, nullptr);
+  EXPECT_EQ(r.statuses[3].code, Code::OverLimit);
+  EXPECT_EQ(r.statuses[4].limit_remaining, 7u);
+  EXPECT_EQ(r.statuses[5].limit_remaining, 1u);
+  EXPECT_EQ(r.overall, Code::OverLimit);
+  // A request that needs no state makes no call.
+  (void)service->should_rate_limit(one("vip", "x"), kT0);
+  EXPECT_EQ(backend->requests.size(), 1u);
+}
+
+TEST(ServiceTest, ARuleWhoseStateCannotBeMadeFailsTheLoadAndAReloadKeepsThePrevious) {
+  const auto no_gcra = std::make_shared<NoGcraBackend>();
+  Result<std::unique_ptr<Service>> refused = Service::create(config(), {.backend = no_gcra});
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().message(), "edge.yaml:17: no gcra here");
 
   const std::string without_gcra =
       "domain: edge\ndescriptors:\n  - key: ip\n    rate_limit: "
       "{unit: minute, requests_per_unit: 3}\n";
-  auto service = make(config(without_gcra), {.make_state = no_gcra});
+  auto service = make(config(without_gcra), {.backend = no_gcra});
   ASSERT_TRUE(service);
   for (int i = 0; i < 3; ++i) (void)service->should_rate_limit(one("ip", "a"), kT0);
   const Result<void> reload = service->set_config(config());
