@@ -9,7 +9,8 @@
 namespace floodgate::server {
 
 void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metrics,
-                       AnswerOptions options, std::function<std::string()> health) {
+                       const MetricsRegistry& registry, AnswerOptions options,
+                       std::function<std::string()> health) {
   http.route(
       "POST", "/json", HttpLane::Slow, [&service, &metrics, options](const HttpRequest& req) {
         const auto start = std::chrono::steady_clock::now();
@@ -41,10 +42,13 @@ void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metri
                }
                return HttpResponse{200, "text/plain", "OK\n"};
              });
-  http.route("GET", "/metrics", HttpLane::Fast, [&http, &service, &metrics](const HttpRequest&) {
-    std::string out;
-    service.write_metrics(out);
-    metrics.write(out);
+  http.route("GET", "/metrics", HttpLane::Fast, [&registry](const HttpRequest&) {
+    return HttpResponse{200, "text/plain; version=0.0.4", registry.write()};
+  });
+}
+
+MetricsRegistry::Collector http_server_metrics(const HttpServer& http) {
+  return [&http](std::string& out) {
     const HttpServerStats h = http.stats();
     for (const auto& [name, help, value] :
          {std::tuple{"floodgate_http_connections_refused_total",
@@ -62,12 +66,10 @@ void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metri
           std::tuple{"floodgate_http_refused_requests_total",
                      "HTTP requests refused before any handler (malformed, too large, too slow).",
                      h.refused_requests}}) {
-      out.append("# HELP ").append(name).append(" ").append(help).append("\n# TYPE ");
-      out.append(name).append(" counter\n").append(name).append(" ");
-      out.append(std::to_string(value)).append("\n");
+      append_family(out, name, help, "counter");
+      append_sample(out, name, "", value);
     }
-    return HttpResponse{200, "text/plain; version=0.0.4", std::move(out)};
-  });
+  };
 }
 
 }  // namespace floodgate::server

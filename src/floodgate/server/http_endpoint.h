@@ -15,9 +15,15 @@
 
 namespace floodgate::server {
 
-// Adds the three routes to `http`, answered by `service` and counted in `metrics`, which must
-// outlive it. `health`, when set, returns why the backend is degraded, or nothing when it is not.
+// Adds the three routes to `http`: `/json` answered by `service` and counted in `metrics`,
+// `/metrics` written by `registry`; all three must outlive it. `health`, when set, returns why
+// the backend is degraded, or nothing when it is not.
 void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metrics,
-                       AnswerOptions options, std::function<std::string()> health = nullptr);
+                       const MetricsRegistry& registry, AnswerOptions options,
+                       std::function<std::string()> health = nullptr);
+
+// Returns a collector of `http`'s counters (connections refused and evicted, timeouts, refused
+// requests), for a `MetricsRegistry`; `http` must outlive it.
+MetricsRegistry::Collector http_server_metrics(const HttpServer& http);
 
 }  // namespace floodgate::server

@@ -3,20 +3,30 @@
 #include <cstdio>
 
 namespace floodgate::server {
-namespace {
-
-void counter(std::string& out, std::string_view name, std::string_view labels, std::uint64_t n) {
+void append_sample(std::string& out, std::string_view name, std::string_view labels,
+                   std::uint64_t value) {
   out.append(name);
   if (!labels.empty()) out.append("{").append(labels).append("}");
-  out.append(" ").append(std::to_string(n)).append("\n");
+  out.append(" ").append(std::to_string(value)).append("\n");
 }
 
-void header(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
+void append_family(std::string& out, std::string_view name, std::string_view help,
+                   std::string_view type) {
   out.append("# HELP ").append(name).append(" ").append(help).append("\n");
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
 
-}  // namespace
+void MetricsRegistry::add(Collector collector) {
+  const std::lock_guard lock(mu_);
+  collectors_.push_back(std::move(collector));
+}
+
+std::string MetricsRegistry::write() const {
+  const std::lock_guard lock(mu_);
+  std::string out;
+  for (const Collector& c : collectors_) c(out);
+  return out;
+}
 
 std::string label_value(std::string_view value) {
   std::string out;
@@ -64,13 +74,17 @@ void ServiceMetrics::write(std::string& out) const {
   const auto load = [](const std::atomic<std::uint64_t>& a) {
     return a.load(std::memory_order_relaxed);
   };
-  header(out, "floodgate_requests_total", "Rate limit requests answered.", "counter");
-  counter(out, "floodgate_requests_total", "endpoint=\"grpc\"", load(grpc_.requests));
-  counter(out, "floodgate_requests_total", "endpoint=\"http\"", load(http_.requests));
-  header(out, "floodgate_malformed_requests_total", "Requests refused as malformed.", "counter");
-  counter(out, "floodgate_malformed_requests_total", "endpoint=\"grpc\"", load(grpc_.malformed));
-  counter(out, "floodgate_malformed_requests_total", "endpoint=\"http\"", load(http_.malformed));
-  header(out, "floodgate_request_duration_seconds", "Time to answer a request.", "histogram");
+  append_family(out, "floodgate_requests_total", "Rate limit requests answered.", "counter");
+  append_sample(out, "floodgate_requests_total", "endpoint=\"grpc\"", load(grpc_.requests));
+  append_sample(out, "floodgate_requests_total", "endpoint=\"http\"", load(http_.requests));
+  append_family(out, "floodgate_malformed_requests_total", "Requests refused as malformed.",
+                "counter");
+  append_sample(out, "floodgate_malformed_requests_total", "endpoint=\"grpc\"",
+                load(grpc_.malformed));
+  append_sample(out, "floodgate_malformed_requests_total", "endpoint=\"http\"",
+                load(http_.malformed));
+  append_family(out, "floodgate_request_duration_seconds", "Time to answer a request.",
+                "histogram");
   for (const auto& [name, e] : {std::pair{"grpc", &grpc_}, std::pair{"http", &http_}}) {
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i <= kBuckets.size(); ++i) {
@@ -81,8 +95,8 @@ void ServiceMetrics::write(std::string& out) const {
       } else {
         std::snprintf(le, sizeof le, "+Inf");
       }
-      counter(out, "floodgate_request_duration_seconds_bucket",
-              "endpoint=\"" + std::string(name) + "\",le=\"" + le + "\"", cumulative);
+      append_sample(out, "floodgate_request_duration_seconds_bucket",
+                    "endpoint=\"" + std::string(name) + "\",le=\"" + le + "\"", cumulative);
     }
     char sum[48];
     std::snprintf(sum, sizeof sum, "%.9f", static_cast<double>(load(e->nanos)) / 1e9);
@@ -91,18 +105,16 @@ void ServiceMetrics::write(std::string& out) const {
         .append("\"} ")
         .append(sum)
         .append("\n");
-    counter(out, "floodgate_request_duration_seconds_count",
-            "endpoint=\"" + std::string(name) + "\"", cumulative);
+    append_sample(out, "floodgate_request_duration_seconds_count",
+                  "endpoint=\"" + std::string(name) + "\"", cumulative);
   }
-  header(out, "floodgate_config_loads_total", "Configuration loads, by outcome.", "counter");
-  counter(out, "floodgate_config_loads_total", "outcome=\"success\"", load(config_loads_));
-  counter(out, "floodgate_config_loads_total", "outcome=\"error\"", load(config_load_errors_));
-  header(out, "floodgate_backend_errors_total", "Calls to the backend (Redis) that failed.",
-         "counter");
-  counter(out, "floodgate_backend_errors_total", "", backend_errors_ ? backend_errors_() : 0);
-  header(out, "floodgate_policy_decisions_total",
-         "Descriptors decided by the failure policy instead of the backend.", "counter");
-  counter(out, "floodgate_policy_decisions_total", "", load(policy_decisions_));
+  append_family(out, "floodgate_config_loads_total", "Configuration loads, by outcome.", "counter");
+  append_sample(out, "floodgate_config_loads_total", "outcome=\"success\"", load(config_loads_));
+  append_sample(out, "floodgate_config_loads_total", "outcome=\"error\"",
+                load(config_load_errors_));
+  append_family(out, "floodgate_policy_decisions_total",
+                "Descriptors decided by the failure policy instead of the backend.", "counter");
+  append_sample(out, "floodgate_policy_decisions_total", "", load(policy_decisions_));
 }
 
 }  // namespace floodgate::server

@@ -1,6 +1,7 @@
 // Counters for `floodgate serve`'s `/metrics` (Prometheus text format): per rule, the hits and
 // how they were answered, as envoyproxy/ratelimit counts them; per service, requests, their
-// latency and configuration loads. Thread-safe; updating a counter is one relaxed atomic add.
+// latency and configuration loads; and `MetricsRegistry`, where each part of the service adds
+// what it counts. Thread-safe; updating a counter is one relaxed atomic add.
 #pragma once
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace floodgate::server {
 
@@ -57,11 +59,6 @@ class ServiceMetrics {
   void observe(std::string_view endpoint, std::chrono::nanoseconds latency, bool failed);
   void config_load(bool succeeded);
   void policy_decision() { policy_decisions_.fetch_add(1, std::memory_order_relaxed); }
-  // Where the count of backend errors comes from (read when metrics are written); call before
-  // the metrics are shared.
-  void set_backend_errors(std::function<std::uint64_t()> count) {
-    backend_errors_ = std::move(count);
-  }
 
   // Appends the service's metrics in Prometheus text format.
   void write(std::string& out) const;
@@ -77,11 +74,35 @@ class ServiceMetrics {
   Endpoint http_;
   std::atomic<std::uint64_t> config_loads_{0};
   std::atomic<std::uint64_t> config_load_errors_{0};
-  std::function<std::uint64_t()> backend_errors_;
   std::atomic<std::uint64_t> policy_decisions_{0};
 };
 
 // Returns `value` escaped for a Prometheus label value (backslash, double quote, newline).
 std::string label_value(std::string_view value);
+
+// Appends the `# HELP` and `# TYPE` lines of the family `name` (`type`: counter, gauge,
+// histogram).
+void append_family(std::string& out, std::string_view name, std::string_view help,
+                   std::string_view type);
+
+// Appends the sample `name{labels} value` (no braces when `labels` is empty).
+void append_sample(std::string& out, std::string_view name, std::string_view labels,
+                   std::uint64_t value);
+
+// Every metric of a running service: each part adds a collector that appends its families, and
+// `write` runs them in the order they were added. Thread-safe.
+class MetricsRegistry {
+ public:
+  using Collector = std::function<void(std::string& out)>;
+
+  void add(Collector collector);
+
+  // Returns every collector's families in Prometheus text format.
+  std::string write() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<Collector> collectors_;  // Guarded by mu_.
+};
 
 }  // namespace floodgate::server

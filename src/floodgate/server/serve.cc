@@ -34,7 +34,6 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     r->redis_ = std::move(*made);
     r->workers_ = std::make_unique<Workers>(o.redis_threads);
     service_options.backend = r->redis_;
-    r->metrics_.set_backend_errors([redis = r->redis_.get()] { return redis->errors(); });
   }
   Result<Config> config = Config::load(o.config_path);
   if (!config) return config.error();
@@ -45,6 +44,13 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
       std::make_shared<const Config>(std::move(*config)), std::move(service_options));
   if (!service) return service.error();
   r->service_ = std::move(*service);
+  r->registry_.add([&s = *r->service_](std::string& out) { s.write_metrics(out); });
+  r->registry_.add([&m = r->metrics_](std::string& out) { m.write(out); });
+  r->registry_.add([redis = r->redis_.get()](std::string& out) {
+    append_family(out, "floodgate_backend_errors_total",
+                  "Calls to the backend (Redis) that failed.", "counter");
+    append_sample(out, "floodgate_backend_errors_total", "", redis ? redis->errors() : 0);
+  });
   if (r->redis_) {
     // Connect and load the scripts now, not in the first requests' Redis timeout.
     const std::string url = quoted_redis_url(o.redis->url);
@@ -75,7 +81,9 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     r->http_ = std::make_unique<HttpServer>();
     std::function<std::string()> health;
     if (r->redis_) health = [redis = r->redis_.get()] { return redis->health(); };
-    add_http_endpoint(*r->http_, *r->service_, r->metrics_, o.answer, std::move(health));
+    add_http_endpoint(*r->http_, *r->service_, r->metrics_, r->registry_, o.answer,
+                      std::move(health));
+    r->registry_.add(http_server_metrics(*r->http_));
     Result<int> bound = r->http_->listen(o.http_host, o.http_port);
     if (!bound) return Error("HTTP address: " + bound.error().message());
     r->http_port_ = *bound;

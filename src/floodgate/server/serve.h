@@ -75,6 +75,7 @@ class Runner {
 
   const ServeOptions options_;
   ServiceMetrics metrics_;
+  MetricsRegistry registry_;  // What `/metrics` writes.
   std::shared_ptr<RedisBackend> redis_;
   std::unique_ptr<Workers> workers_;  // Requests wait for Redis on these.
   std::unique_ptr<Service> service_;

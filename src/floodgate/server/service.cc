@@ -323,15 +323,12 @@ void Service::write_metrics(std::string& out) const {
     const RuleCounters* c;
   };
   std::vector<Row> rows;
-  std::string tracked =
-      "# HELP floodgate_rule_tracked_values Descriptor values with state in this process "
-      "(at most --max-keys-per-rule).\n# TYPE floodgate_rule_tracked_values gauge\n";
+  std::string tracked;
+  append_family(tracked, "floodgate_rule_tracked_values",
+                "Descriptor values with state in this process (at most --max-keys-per-rule).",
+                "gauge");
   const auto add_tracked = [&](const std::string& labels, std::size_t n) {
-    tracked.append("floodgate_rule_tracked_values{")
-        .append(labels)
-        .append("} ")
-        .append(std::to_string(n))
-        .append("\n");
+    append_sample(tracked, "floodgate_rule_tracked_values", labels, n);
   };
   for (const std::string& domain : s->config->domain_names()) {
     auto collect = [&](const Descriptor& rule) {
@@ -371,24 +368,18 @@ void Service::write_metrics(std::string& out) const {
        &RuleCounters::shadow_mode},
   };
   for (const auto& m : metrics) {
-    out.append("# HELP ").append(m.name).append(" ").append(m.help).append("\n");
-    out.append("# TYPE ").append(m.name).append(" counter\n");
+    append_family(out, m.name, m.help, "counter");
     for (const Row& row : rows) {
-      out.append(m.name)
-          .append("{")
-          .append(row.labels)
-          .append("} ")
-          .append(std::to_string((row.c->*m.field).load(std::memory_order_relaxed)))
-          .append("\n");
+      append_sample(out, m.name, row.labels, (row.c->*m.field).load(std::memory_order_relaxed));
     }
   }
   out.append(tracked);
-  out.append(
-      "# HELP floodgate_limit_overrides_untracked_total Descriptors with a limit of their own "
-      "decided without state (the override windows were full: at most --max-keys-per-rule).\n"
-      "# TYPE floodgate_limit_overrides_untracked_total counter\n"
-      "floodgate_limit_overrides_untracked_total ");
-  out.append(std::to_string(backend_->own_limits_untracked())).append("\n");
+  append_family(out, "floodgate_limit_overrides_untracked_total",
+                "Descriptors with a limit of their own decided without state (the override "
+                "windows were full: at most --max-keys-per-rule).",
+                "counter");
+  append_sample(out, "floodgate_limit_overrides_untracked_total", "",
+                backend_->own_limits_untracked());
 }
 
 }  // namespace floodgate::server

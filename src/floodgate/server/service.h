@@ -1,7 +1,7 @@
 // `Service`: decides Envoy rate limit requests (a domain and a list of descriptors) under a
-// `Config`, each limit's state kept by a `Backend` (in this process by default, or in Redis). The gRPC and HTTP endpoints of `floodgate
-// serve` are thin layers over it. Thread-safe: any number of threads may call `should_rate_limit`
-// while another installs a new configuration.
+// `Config`, each limit's state kept by a `Backend` (in this process by default, or in Redis). The
+// gRPC and HTTP endpoints of `floodgate serve` are thin layers over it. Thread-safe: any number of
+// threads may call `should_rate_limit` while another installs a new configuration.
 //
 // Semantics are envoyproxy/ratelimit's: one status per request descriptor, in order; a descriptor
 // with its own `limit` is limited by it (a fixed window) instead of by the configuration; a

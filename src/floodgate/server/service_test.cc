@@ -612,6 +612,24 @@ TEST(ServiceTest, RulesWhoseIdsCollideNeverShareStateOrCounters) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(MetricsRegistryTest, WritesEveryCollectorInTheOrderAddedWithOneFormat) {
+  MetricsRegistry registry;
+  EXPECT_EQ(registry.write(), "");
+  std::uint64_t n = 1;
+  registry.add([&n](std::string& out) {
+    append_family(out, "a_total", "Things.", "counter");
+    append_sample(out, "a_total", "", n);
+  });
+  registry.add([](std::string& out) {
+    append_family(out, "b", "Other things.", "gauge");
+    append_sample(out, "b", "k=\"" + label_value("x\"y") + "\"", 7);
+  });
+  n = 5;  // Read when written, not when added.
+  EXPECT_EQ(registry.write(),
+            "# HELP a_total Things.\n# TYPE a_total counter\na_total 5\n"
+            "# HELP b Other things.\n# TYPE b gauge\nb{k=\"x\\\"y\"} 7\n");
+}
+
 TEST(ServiceMetricsTest, LabelValuesAreEscaped) {
   EXPECT_EQ(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
 }
