@@ -23,7 +23,7 @@ void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metri
                                options.headers)
                       : Result<void>(Error("the body is not a JSON RateLimitRequest: " +
                                            std::string(read.message())));
-        metrics.observe("http", std::chrono::steady_clock::now() - start, !answered);
+        metrics.observe(Endpoint::Http, std::chrono::steady_clock::now() - start, !answered);
         if (!answered) return HttpResponse{400, "text/plain", answered.error().message() + "\n"};
         std::string json;
         (void)google::protobuf::util::MessageToJsonString(response, &json);

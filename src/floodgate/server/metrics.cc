@@ -54,9 +54,8 @@ RuleCounters& DetailedCounters::of(std::string_view value) {
   return *slot;
 }
 
-void ServiceMetrics::observe(std::string_view endpoint, std::chrono::nanoseconds latency,
-                             bool failed) {
-  Endpoint& e = endpoint == "grpc" ? grpc_ : http_;
+void ServiceMetrics::observe(Endpoint endpoint, std::chrono::nanoseconds latency, bool failed) {
+  EndpointCounters& e = endpoint == Endpoint::Grpc ? grpc_ : http_;
   e.requests.fetch_add(1, std::memory_order_relaxed);
   if (failed) e.malformed.fetch_add(1, std::memory_order_relaxed);
   const double seconds = std::chrono::duration<double>(latency).count();

@@ -47,6 +47,9 @@ class DetailedCounters {
   std::map<std::string, std::unique_ptr<RuleCounters>, std::less<>> values_;  // Guarded by mu_.
 };
 
+// Where a request came in.
+enum class Endpoint : std::uint8_t { Grpc, Http };
+
 // The service's own counters.
 class ServiceMetrics {
  public:
@@ -54,9 +57,9 @@ class ServiceMetrics {
   static constexpr std::array<double, 12> kBuckets = {
       0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1.0};
 
-  // Records one request answered in `latency` by `endpoint` ("grpc" or "http"), `failed` if it
-  // was refused as malformed.
-  void observe(std::string_view endpoint, std::chrono::nanoseconds latency, bool failed);
+  // Records one request answered in `latency` by `endpoint`, `failed` if it was refused as
+  // malformed.
+  void observe(Endpoint endpoint, std::chrono::nanoseconds latency, bool failed);
   void config_load(bool succeeded);
   void policy_decision() { policy_decisions_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -64,14 +67,14 @@ class ServiceMetrics {
   void write(std::string& out) const;
 
  private:
-  struct Endpoint {
+  struct EndpointCounters {
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> malformed{0};
     std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> buckets{};  // The last: +Inf.
     std::atomic<std::uint64_t> nanos{0};
   };
-  Endpoint grpc_;
-  Endpoint http_;
+  EndpointCounters grpc_;
+  EndpointCounters http_;
   std::atomic<std::uint64_t> config_loads_{0};
   std::atomic<std::uint64_t> config_load_errors_{0};
   std::atomic<std::uint64_t> policy_decisions_{0};

@@ -268,7 +268,7 @@ class AsyncRls::Call {
     const Result<void> answered =
         answer(rls_.service_, request_, response_, deadline, rls_.options_.headers);
     if (rls_.metrics_ != nullptr) {
-      rls_.metrics_->observe("grpc", std::chrono::steady_clock::now() - start, !answered);
+      rls_.metrics_->observe(Endpoint::Grpc, std::chrono::steady_clock::now() - start, !answered);
     }
     responded_.store(true, std::memory_order_release);
     responder_.Finish(
