@@ -7,7 +7,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$root/build/hot-path"
 cmake -S "$root" -B "$out/lib" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DFLOODGATE_BUILD_TESTS=OFF -DFLOODGATE_BUILD_BENCHMARKS=OFF -DFLOODGATE_BUILD_APPS=OFF \
-  -DFLOODGATE_BUILD_EXAMPLES=OFF -DFLOODGATE_BUILD_FUZZERS=OFF >/dev/null
+  -DFLOODGATE_BUILD_EXAMPLES=OFF -DFLOODGATE_BUILD_FUZZERS=OFF -DFLOODGATE_BUILD_SERVER=OFF \
+  >/dev/null
 cmake --build "$out/lib" >/dev/null
 cmake --install "$out/lib" --prefix "$out/prefix" >/dev/null
 for type in RelWithDebInfo Release; do
