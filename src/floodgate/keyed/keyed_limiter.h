@@ -140,6 +140,13 @@ template <class Key = std::string, class Rule = GcraRule, Clock C = SteadyClock,
           Threads T = Threads::Many>
 class KeyedLimiter {
   using Impl = typename Rule::Impl;
+  // GCRA and the token bucket have a burst; the window rules read only count and period.
+  static constexpr bool kHasBurst = requires(typename Impl::Params p) { Impl::burst(p); };
+  static constexpr bool kHeapState = requires(typename Impl::State s) { Impl::release(s); };
+  static constexpr bool kChangesQuota =
+      requires(typename Impl::State s, Instant now, typename Impl::Params p) {
+    Impl::change_quota(s, now, p, p, OnQuotaChange::KeepRemaining);
+  };
 
  public:
   using Options = KeyedLimiterOptions<Key>;
@@ -369,13 +376,6 @@ class KeyedLimiter {
   using Shard = internal::Shard<Impl, Flag>;
   using Slot = typename Shard::SlotT;
   static constexpr std::size_t kMaxTiers = 256;
-  // GCRA and the token bucket have a burst; the window rules read only count and period.
-  static constexpr bool kHasBurst = requires(typename Impl::Params p) { Impl::burst(p); };
-  static constexpr bool kHeapState = requires(typename Impl::State s) { Impl::release(s); };
-  static constexpr bool kChangesQuota =
-      requires(typename Impl::State s, Instant now, typename Impl::Params p) {
-    Impl::change_quota(s, now, p, p, OnQuotaChange::KeepRemaining);
-  };
 
   internal::KeyLookup lookup(KeyView key) const noexcept {
     return internal::lookup_key(internal::KeyBytes<Key>::of(key), seed_);
