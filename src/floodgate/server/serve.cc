@@ -101,8 +101,7 @@ void Runner::reload_now(std::string why) {
 }
 
 void Runner::stop() {
-  if (stopped_) return;
-  stopped_ = true;
+  if (stopped_.exchange(true)) return;
   if (watcher_) watcher_->stop();
   if (http_) http_->stop();  // Returns once its handlers have answered.
   if (rls_ == nullptr) return;

@@ -5,6 +5,7 @@
 // into `ServeOptions`.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -85,7 +86,7 @@ class Runner {
   std::unique_ptr<ConfigWatcher> watcher_;
   int grpc_port_ = 0;
   int http_port_ = 0;
-  bool stopped_ = false;
+  std::atomic<bool> stopped_{false};
 };
 
 // Runs the service until SIGINT or SIGTERM, then stops it in order and returns. SIGHUP reloads
