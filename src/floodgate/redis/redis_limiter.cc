@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "floodgate/core/internal/format.h"
+#include "floodgate/core/internal/string_hash.h"
 #include "floodgate/core/internal/time_math.h"
 #include "floodgate/keyed/keyed_limiter.h"
 #include "floodgate/limiters/internal/gcra_rule.h"
@@ -310,12 +311,7 @@ class RedisLimiter::Impl {
     std::int64_t decided_at;  // The decision's instant (the server's for a server-time call).
     std::int64_t sent_at;     // Steady-clock nanoseconds when the request was sent.
   };
-  struct KeyHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
+  using KeyHash = internal::StringHash;
   struct DenyShard {
     std::mutex mu;
     std::unordered_map<std::string, Denial, KeyHash, std::equal_to<>> entries;  // Guarded by mu.

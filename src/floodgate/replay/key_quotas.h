@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "floodgate/core/internal/string_hash.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/result.h"
 
@@ -54,12 +55,7 @@ class KeyQuotas {
   const std::vector<KeyQuotaRule>& rules() const noexcept { return rules_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
+  using Hash = internal::StringHash;
 
   std::vector<KeyQuotaRule> rules_;
   // The patterns without wildcards, unescaped, each with the index of its first rule.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "floodgate/core/decision.h"
+#include "floodgate/core/internal/string_hash.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/time.h"
 
@@ -36,12 +37,7 @@ class TopDenials {
   std::uint64_t error_bound() const noexcept { return error_bound_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
+  using Hash = internal::StringHash;
   std::size_t capacity_;
   std::uint64_t error_bound_ = 0;
   std::unordered_map<std::string, std::uint64_t, Hash, std::equal_to<>> counts_;

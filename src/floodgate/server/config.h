@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "floodgate/core/algorithm.h"
+#include "floodgate/core/internal/string_hash.h"
 #include "floodgate/core/quota.h"
 #include "floodgate/core/result.h"
 #include "floodgate/server/unit.h"
@@ -75,12 +76,7 @@ class Level {
   const Descriptor* find(std::string_view key, std::string_view value) const;
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
-  };
+  using Hash = internal::StringHash;
   // Keys and values are views into the rules.
   struct Rules {
     std::unordered_map<std::string_view, const Descriptor*, Hash> exact;
