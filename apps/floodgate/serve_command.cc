@@ -48,10 +48,26 @@ Flags:
                           less a tenth of the time left to it (1 ms at least), if sooner;
                           descriptors still undecided then are decided by --on-redis-failure
                           without a round trip
-  --response-headers      add RateLimit-Policy, RateLimit (draft-ietf-httpapi-ratelimit-headers)
-                          and, when over the limit, Retry-After to each answer's
-                          response_headers_to_add, from the descriptor closest to its limit
-  --shadow-mode           answer OK to everything, still counting what would be over the limit
+  --response-headers      add envoyproxy/ratelimit's RateLimit-Limit, RateLimit-Remaining and
+                          RateLimit-Reset (whole seconds) to each answer's response_headers_to_add,
+                          from the descriptor over the limit, else the one with the least
+                          remaining (as its LIMIT_RESPONSE_HEADERS_ENABLED)
+  --limit-header NAME, --remaining-header NAME, --reset-header NAME
+                          the names of those three headers
+  --ietf-response-headers instead, RateLimit-Policy and RateLimit
+                          (draft-ietf-httpapi-ratelimit-headers) and, when over the limit,
+                          Retry-After, from the descriptor closest to its limit
+  --response-dynamic-metadata
+                          add the request's domain, descriptors and the configured metadata of
+                          the descriptors within their limit to each answer's dynamic_metadata
+                          (as envoyproxy/ratelimit's RESPONSE_DYNAMIC_METADATA)
+  --shadow-mode           answer OK overall to everything; each descriptor's status still says
+                          OVER_LIMIT when it is, and is counted (envoyproxy/ratelimit's
+                          SHADOW_MODE)
+  --quota-mode            every rule in quota mode: a request is over the limit only when all its
+                          limited descriptors are (envoyproxy/ratelimit's QUOTA_MODE)
+  --near-limit-ratio R    hits admitted past R times the limit count as near it in
+                          floodgate_rule_near_limit (default 0.8, from 0 to 1)
   --max-keys-per-rule N   descriptor values with state per rule (default 100000); past it, new
                           values are decided without state until old ones are idle
   --reload-every S        check the configuration files for changes every S seconds (default 1);
@@ -85,8 +101,10 @@ int run_serve(const std::vector<std::string>& args) {
   Result<Flags> parsed = Flags::parse(
       "serve", args,
       {"config", "grpc", "http", "max-keys-per-rule", "reload-every", "redis", "on-redis-failure",
-       "redis-timeout", "request-timeout", "redis-threads", "redis-password-file"},
-      {"shadow-mode", "response-headers"});
+       "redis-timeout", "request-timeout", "redis-threads", "redis-password-file", "limit-header",
+       "remaining-header", "reset-header", "near-limit-ratio"},
+      {"shadow-mode", "quota-mode", "response-headers", "ietf-response-headers",
+       "response-dynamic-metadata"});
   if (!parsed) return usage_error("serve", parsed.error().message());
   const Flags& flags = *parsed;
   if (!flags.positional().empty()) {
@@ -105,9 +123,35 @@ int run_serve(const std::vector<std::string>& args) {
   if (!max_keys) return usage_error("serve", max_keys.error().message());
   o.max_keys_per_rule = *max_keys;
   o.reload_every = seconds(*reload_every);
-  o.answer = {.headers = flags.has("response-headers"),
-              .request_timeout = seconds(*request_timeout)};
+  if (flags.has("response-headers") && flags.has("ietf-response-headers")) {
+    return usage_error("serve",
+                       "flags --response-headers and --ietf-response-headers: choose one of them");
+  }
+  o.answer.headers = flags.has("response-headers")        ? server::ResponseHeaders::Envoy
+                     : flags.has("ietf-response-headers") ? server::ResponseHeaders::Ietf
+                                                          : server::ResponseHeaders::None;
+  for (const auto& [flag, name] : {std::pair{"limit-header", &o.answer.limit_header},
+                                   std::pair{"remaining-header", &o.answer.remaining_header},
+                                   std::pair{"reset-header", &o.answer.reset_header}}) {
+    if (const std::optional<std::string> v = flags.get(flag)) {
+      if (!flags.has("response-headers")) {
+        return usage_error("serve", "flag --" + std::string(flag) + ": needs --response-headers");
+      }
+      if (Result<void> ok = server::check_header_name(*v); !ok) {
+        return usage_error("serve", "flag --" + std::string(flag) + ": " + ok.error().message());
+      }
+      *name = *v;
+    }
+  }
+  o.answer.dynamic_metadata = flags.has("response-dynamic-metadata");
+  o.answer.request_timeout = seconds(*request_timeout);
   o.shadow_mode = flags.has("shadow-mode");
+  o.quota_mode = flags.has("quota-mode");
+  if (const std::optional<std::string> r = flags.get("near-limit-ratio")) {
+    Result<float> ratio = server::parse_ratio(*r);
+    if (!ratio) return usage_error("serve", "flag --near-limit-ratio: " + ratio.error().message());
+    o.near_limit_ratio = *ratio;
+  }
   o.grpc_address = flags.get_or("grpc", "127.0.0.1:8081");
   const std::string http = flags.get_or("http", "127.0.0.1:8080");
   o.http = http != "off";

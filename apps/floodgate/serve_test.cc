@@ -318,10 +318,20 @@ TEST(ServeTest, RefusesMalformedRequestsWithAMessageAndKeepsServing) {
   grpc::Status no_key = server.call(request("edge", {{"", "v"}}), response);
   EXPECT_EQ(no_key.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(no_key.error_message(), "descriptors[0].entries[0] has an empty key");
+  // No descriptors: an error, as envoyproxy/ratelimit says.
+  rls::RateLimitRequest none;
+  none.set_domain("edge");
+  grpc::Status no_descriptors = server.call(none, response);
+  EXPECT_EQ(no_descriptors.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(no_descriptors.error_message(), "descriptor list must not be empty");
+  // A descriptor without entries: no rule matches it, OK without a limit (as upstream).
   rls::RateLimitRequest no_entries;
   no_entries.set_domain("edge");
   no_entries.add_descriptors();
-  EXPECT_EQ(server.call(no_entries, response).error_message(), "descriptors[0] has no entries");
+  ASSERT_TRUE(server.call(no_entries, response).ok());
+  EXPECT_EQ(response.overall_code(), rls::RateLimitResponse::OK);
+  ASSERT_EQ(response.statuses_size(), 1);
+  EXPECT_FALSE(response.statuses(0).has_current_limit());
   std::vector<std::pair<std::string, std::string>> many(1'001, {"ip", "x"});
   grpc::Status too_many = server.call(request("edge", many), response);
   EXPECT_EQ(too_many.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -896,6 +906,13 @@ TEST(ServeTest, RefusesBadFlagsNamingTheFlagAndTheValue) {
        "flag --request-timeout: \"0\" is not a decimal number of seconds from 0.0001 to 3600"},
       {{"--max-keys-per-rule", "0"},
        "flag --max-keys-per-rule: \"0\" is not a whole number from 1 to 1073741824"},
+      {{"--response-headers", "--ietf-response-headers"},
+       "flags --response-headers and --ietf-response-headers: choose one of them"},
+      {{"--limit-header", "X"}, "flag --limit-header: needs --response-headers"},
+      {{"--response-headers", "--reset-header", "X Reset"},
+       "flag --reset-header: \"X Reset\" is not an HTTP header name"},
+      {{"--near-limit-ratio", "1.5"},
+       "flag --near-limit-ratio: \"1.5\" is not a decimal number from 0 to 1"},
   };
   for (const auto& [flags, message] : cases) {
     Server server(kConfig, flags, /*must_start=*/false);
@@ -906,8 +923,53 @@ TEST(ServeTest, RefusesBadFlagsNamingTheFlagAndTheValue) {
   }
 }
 
-TEST(ServeTest, AddsTheRateLimitHeaderFieldsWhenAsked) {
+// envoyproxy/ratelimit's three headers (LIMIT_RESPONSE_HEADERS_ENABLED): of the descriptor over
+// the limit, else of the one with the least remaining; the reset in whole seconds.
+TEST(ServeTest, AddsEnvoyRatelimitsHeadersWhenAsked) {
+  const auto headers = [](const rls::RateLimitResponse& r) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& h : r.response_headers_to_add()) out.emplace_back(h.key(), h.value());
+    return out;
+  };
   Server server(kConfig, {"--response-headers"});
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitResponse r;
+  // The user's hour (1 of 2 left) has less remaining than the ip's minute (2 of 3 left).
+  ASSERT_TRUE(server.call(request("edge", {{"ip", "e"}, {"user", "e"}}), r).ok());
+  auto h = headers(r);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0], (std::pair<std::string, std::string>{"RateLimit-Limit", "2"}));
+  EXPECT_EQ(h[1], (std::pair<std::string, std::string>{"RateLimit-Remaining", "1"}));
+  EXPECT_EQ(h[2].first, "RateLimit-Reset");
+  const int reset = std::stoi(h[2].second);
+  EXPECT_GE(reset, 1);
+  EXPECT_LE(reset, 3600);
+  // Over the limit: that descriptor's, though the other has less remaining.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(server.call(request("edge", {{"user", "f"}, {"ip", "e"}}), r).ok());
+  }
+  ASSERT_EQ(r.overall_code(), rls::RateLimitResponse::OVER_LIMIT);
+  h = headers(r);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0].second, "3");
+  EXPECT_EQ(h[1].second, "0");
+  // Their names are settings.
+  Server named(kConfig, {"--response-headers", "--limit-header", "X-Limit", "--remaining-header",
+                         "X-Left", "--reset-header", "X-Reset"});
+  ASSERT_TRUE(named.ready());
+  ASSERT_TRUE(named.call(request("edge", {{"ip", "e"}}), r).ok());
+  h = headers(r);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0], (std::pair<std::string, std::string>{"X-Limit", "3"}));
+  EXPECT_EQ(h[1], (std::pair<std::string, std::string>{"X-Left", "2"}));
+  EXPECT_EQ(h[2].first, "X-Reset");
+  // No descriptor with a limit: none.
+  ASSERT_TRUE(named.call(request("edge", {{"nobody", "x"}}), r).ok());
+  EXPECT_EQ(r.response_headers_to_add_size(), 0);
+}
+
+TEST(ServeTest, AddsTheIetfRateLimitHeaderFieldsWhenAsked) {
+  Server server(kConfig, {"--ietf-response-headers"});
   ASSERT_TRUE(server.ready());
   const auto headers = [](const rls::RateLimitResponse& r) {
     std::map<std::string, std::string> out;

@@ -74,6 +74,16 @@ class [[nodiscard]] Decision {
                : static_cast<std::uint64_t>(headroom_) / static_cast<std::uint64_t>(unit_);
   }
 
+  // Returns the whole permits the limiter is past empty after this decision, rounded up: for
+  // Envoy's fixed window (`EnvoyFixedWindowRule`), which counts the hits it denies, how far its
+  // count is past the limit; for a bucket lent ahead, what it owes. Zero when it is not past
+  // empty, which is always for the limiters that count only what they admit.
+  constexpr std::uint64_t debt() const noexcept {
+    if (headroom_ >= 0) return 0;
+    const auto owed = static_cast<std::uint64_t>(-(headroom_ + 1)) + 1;  // -INT64_MIN fits.
+    const auto unit = static_cast<std::uint64_t>(unit_);
+    return owed / unit + (owed % unit != 0 ? 1 : 0);
+  }
   // Returns how long until the same cost would be admitted, if nothing else consumes in between:
   // zero when admitted, positive otherwise, and `kNever` (`Nanos::max()`) only for
   // `ExceedsBurst` and a `TooManyKeys` that no wait alone can end. A wait longer than the int64

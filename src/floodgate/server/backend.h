@@ -34,10 +34,10 @@ class RuleState {
 // One descriptor of a request, for a backend to decide: under its rule's state, or under the
 // limit it carries (Envoy's per-descriptor `limit`, envoyproxy/ratelimit's fixed window).
 struct BackendCall {
-  RuleState* state = nullptr;             // The rule's state; null for `own_limit`.
-  std::optional<Quota> own_limit;         // The descriptor's own limit, when `state` is null.
-  std::string_view key;                   // `state_key`, or `override_key` for an own limit.
-  std::uint64_t hits = 1;                 // 0: a check that counts nothing (see `check_cost`).
+  RuleState* state = nullptr;      // The rule's state; null for `own_limit`.
+  std::optional<Quota> own_limit;  // The descriptor's own limit, when `state` is null.
+  std::string_view key;            // `Config::state_key`, or `override_key` for an own limit.
+  std::uint64_t hits = 1;          // 0: a check that counts nothing (see `check_cost`).
   std::optional<Decision> decision = {};  // Written by `Backend::decide`.
 };
 

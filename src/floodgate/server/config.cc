@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -77,18 +78,13 @@ struct Reader {
 
   // Rejects keys of `node` (a map) outside `known`, naming the first one.
   Result<void> only_keys(std::uint32_t node, std::string_view what,
-                         std::initializer_list<std::string_view> known,
-                         std::initializer_list<std::string_view> unsupported = {}) const {
+                         std::initializer_list<std::string_view> known) const {
     for (std::uint32_t k = doc.first(node); k != kNone; k = doc.next(doc.next(k))) {
       if (doc.kind(k) != Kind::Scalar) {
         return error_at(k, std::string(what) + ": a key must be a single value");
       }
       const std::string_view key = doc.text(k);
       if (std::find(known.begin(), known.end(), key) != known.end()) continue;
-      if (std::find(unsupported.begin(), unsupported.end(), key) != unsupported.end()) {
-        return error_at(k, std::string(what) + ": " + internal::quoted(key) +
-                               " (envoyproxy/ratelimit) is not supported by floodgate");
-      }
       std::string list;
       for (const std::string_view known_key : known) {
         list += (list.empty() ? "" : ", ") + std::string(known_key);
@@ -199,6 +195,53 @@ struct Reader {
     return r;
   }
 
+  // Reads `node` (any YAML) as metadata, as YAML's core schema types its scalars.
+  MetadataValue metadata(std::uint32_t node) const {
+    MetadataValue v;
+    switch (doc.kind(node)) {
+      case Kind::Null:
+        return v;
+      case Kind::Scalar: {
+        const std::string_view text = doc.text(node);
+        v.kind = MetadataValue::Kind::String;
+        v.string = std::string(text);
+        if (!doc.plain(node)) return v;
+        for (const auto& [word, b] :
+             {std::pair{"true", true}, std::pair{"True", true}, std::pair{"TRUE", true},
+              std::pair{"false", false}, std::pair{"False", false}, std::pair{"FALSE", false}}) {
+          if (text == word) {
+            v.kind = MetadataValue::Kind::Bool;
+            v.boolean = b;
+            return v;
+          }
+        }
+        double number = 0;
+        const char* begin = text.data() + (text.starts_with('+') ? 1 : 0);
+        const auto [end, ec] = std::from_chars(begin, text.data() + text.size(), number);
+        if (!text.empty() && ec == std::errc() && end == text.data() + text.size() &&
+            std::isfinite(number)) {
+          v.kind = MetadataValue::Kind::Number;
+          v.number = number;
+        }
+        return v;
+      }
+      case Kind::Seq:
+        v.kind = MetadataValue::Kind::List;
+        for (std::uint32_t item = doc.first(node); item != kNone; item = doc.next(item)) {
+          v.items.push_back(metadata(item));
+        }
+        return v;
+      case Kind::Map:
+        v.kind = MetadataValue::Kind::Map;
+        for (std::uint32_t k = doc.first(node); k != kNone; k = doc.next(doc.next(k))) {
+          v.keys.emplace_back(doc.kind(k) == Kind::Scalar ? doc.text(k) : std::string_view());
+          v.items.push_back(metadata(doc.next(k)));
+        }
+        return v;
+    }
+    return v;
+  }
+
   Result<std::vector<Descriptor>> parse_descriptors(std::uint32_t node, const Parent& parent) const;
   Result<Descriptor> parse_descriptor(std::uint32_t node, const Parent& parent) const;
 };
@@ -224,8 +267,8 @@ Result<Descriptor> Reader::parse_descriptor(std::uint32_t node, const Parent& pa
   }
   if (Result<void> ok =
           only_keys(node, "descriptor",
-                    {"key", "value", "rate_limit", "descriptors", "shadow_mode", "detailed_metric"},
-                    {"quota_mode", "value_to_metric", "share_threshold"});
+                    {"key", "value", "rate_limit", "descriptors", "shadow_mode", "quota_mode",
+                     "detailed_metric", "value_to_metric", "share_threshold", "metadata"});
       !ok) {
     return ok.error();
   }
@@ -255,13 +298,29 @@ Result<Descriptor> Reader::parse_descriptor(std::uint32_t node, const Parent& pa
     if (!rate) return rate.error();
     d.rate_limit = std::move(*rate);
   }
-  for (const auto& [name, field] : {std::pair{"shadow_mode", &d.shadow_mode},
-                                    std::pair{"detailed_metric", &d.detailed_metric}}) {
+  for (const auto& [name, field] :
+       {std::pair{"shadow_mode", &d.shadow_mode}, std::pair{"quota_mode", &d.quota_mode},
+        std::pair{"detailed_metric", &d.detailed_metric},
+        std::pair{"value_to_metric", &d.value_to_metric},
+        std::pair{"share_threshold", &d.share_threshold}}) {
     if (const std::uint32_t n = doc.find(node, name); n != kNone) {
       Result<bool> b = boolean(n, name);
       if (!b) return b.error();
       *field = *b;
     }
+  }
+  if (d.share_threshold && (!d.value || d.value->find('*') == std::string::npos)) {
+    return error_at(doc.find(node, "share_threshold"),
+                    "share_threshold is for a value with a wildcard '*' (descriptor " +
+                        internal::quoted(d.id) + " has " +
+                        (d.value ? "value " + internal::quoted(*d.value) : std::string("none")) +
+                        ")");
+  }
+  if (const std::uint32_t m = doc.find(node, "metadata"); m != kNone) {
+    if (doc.kind(m) != Kind::Map) {
+      return error_at(m, "metadata must be a map (what Envoy receives as dynamic metadata)");
+    }
+    d.metadata = metadata(m);
   }
   Result<std::vector<Descriptor>> children =
       parse_descriptors(doc.find(node, "descriptors"), Parent{d.id, d.identity});
@@ -281,9 +340,15 @@ Result<void> unique(std::pair<const Descriptor*, const Descriptor*> repeated) {
 
 // Builds every level's index below `level`, once the tree no longer changes; returns the first
 // pair of siblings with one key and value.
-Result<void> index_tree(std::vector<Descriptor>& level) {
+Result<void> index_tree(std::vector<Descriptor>& level, const Descriptor* parent = nullptr) {
   for (Descriptor& d : level) {
-    if (Result<void> ok = index_tree(d.descriptors); !ok) return ok;
+    d.parent = parent;
+    d.shares_values = d.share_threshold || (parent != nullptr && parent->shares_values);
+    d.keyed_stats = d.detailed_metric;
+    for (const Descriptor* p = &d; p != nullptr && !d.keyed_stats; p = p->parent) {
+      d.keyed_stats = p->value_to_metric;
+    }
+    if (Result<void> ok = index_tree(d.descriptors, &d); !ok) return ok;
     if (Result<void> ok = unique(d.children.index(d.descriptors)); !ok) return ok;
   }
   return {};
@@ -486,6 +551,83 @@ Result<Config> Config::load(const std::string& path) {
   }
   config.warnings_ = std::move(warnings);
   return config;
+}
+
+namespace {
+
+// Returns the levels from the top of the tree down to `rule`.
+std::vector<const Descriptor*> path_to(const Descriptor& rule) {
+  std::vector<const Descriptor*> path;
+  for (const Descriptor* d = &rule; d != nullptr; d = d->parent) path.push_back(d);
+  std::reverse(path.begin(), path.end());
+  return path;
+}
+
+bool has_wildcard(const Descriptor& d) {
+  return d.value && d.value->find('*') != std::string::npos;
+}
+
+}  // namespace
+
+std::string Config::state_key(const Descriptor& rule, std::span<const Entry> entries) {
+  std::string key;
+  const auto append = [&key](std::string_view value) {
+    key += std::to_string(value.size());
+    key += ':';
+    key += value;
+  };
+  if (!rule.shares_values) {
+    for (const Entry& e : entries) append(e.value);
+    return key;
+  }
+  const std::vector<const Descriptor*> path = path_to(rule);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Descriptor* level = i < path.size() ? path[i] : nullptr;
+    // The wildcard stands for every value it matches (a value the level names exactly is never
+    // matched by it: `match` prefers the exact one).
+    if (level != nullptr && level->share_threshold && has_wildcard(*level)) {
+      key += '*';  // Apart from any value: a value is never written with this prefix.
+      append(*level->value);
+    } else {
+      append(entries[i].value);
+    }
+  }
+  return key;
+}
+
+std::string Config::stats_key(std::string_view domain, const Descriptor& rule,
+                              std::span<const Entry> entries) {
+  const std::vector<const Descriptor*> path = path_to(rule);
+  std::string key(domain);
+  const bool shared = rule.shares_values;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
+    const Descriptor* level = i < path.size() ? path[i] : nullptr;
+    const bool wildcard = level != nullptr && has_wildcard(*level);
+    std::string_view value;
+    if (level != nullptr && level->share_threshold && wildcard) {
+      value = *level->value;
+    } else if (rule.detailed_metric) {
+      value = e.value;
+    } else if (level == nullptr) {
+      value = {};
+    } else if (wildcard) {
+      value = level->value_to_metric ? e.value : std::string_view(*level->value);
+    } else if (level->value) {
+      value = e.value;  // Matched exactly.
+    } else if (level->value_to_metric) {
+      value = e.value;
+    }
+    key += '.';
+    key += e.key;
+    // envoyproxy/ratelimit's detailed name writes "key_" for an empty value unless a level shares
+    // its values.
+    if (!value.empty() || (rule.detailed_metric && !shared)) {
+      key += '_';
+      key += value;
+    }
+  }
+  return key;
 }
 
 const Domain* Config::domain(std::string_view name) const {

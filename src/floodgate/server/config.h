@@ -1,5 +1,7 @@
 // `Config`: the rate limits `floodgate serve` enforces, read from envoyproxy/ratelimit's YAML
-// configuration format unchanged, plus floodgate's extensions (`algorithm`, `burst`). Not
+// configuration format unchanged (every key it reads: `shadow_mode`, `quota_mode`,
+// `detailed_metric`, `value_to_metric`, `share_threshold`, `metadata`, `replaces` included),
+// plus floodgate's extensions (`algorithm`, `burst`). Not
 // thread-safe to build; a built `Config` is immutable and may be shared by any threads.
 //
 //   domain: api
@@ -64,6 +66,19 @@ Result<void> validate(const RateLimit& limit);
 
 struct Descriptor;
 
+// A value of a descriptor's `metadata`, read as YAML's core schema reads it (an unquoted `true`
+// is a boolean, `12` a number): what Envoy receives in the response's dynamic metadata as a
+// `google.protobuf.Value`.
+struct MetadataValue {
+  enum class Kind : std::uint8_t { Null, Bool, Number, String, List, Map };
+  Kind kind = Kind::Null;
+  bool boolean = false;
+  double number = 0;
+  std::string string;
+  std::vector<std::string> keys;     // Map: the keys, in file order, each once.
+  std::vector<MetadataValue> items;  // List: the items. Map: the value of each key.
+};
+
 // The rules of one level of the tree, indexed by key: exact values, values with wildcards (in
 // file order), and the rule without a value.
 class Level {
@@ -91,10 +106,29 @@ struct Descriptor {
   std::string key;
   std::optional<std::string> value;  // Nothing: matches any value of `key` (the default).
   std::optional<RateLimit> rate_limit;
-  bool shadow_mode = false;      // Evaluated and counted, but always answered OK.
-  bool detailed_metric = false;  // Metrics per value, not per rule.
+  bool shadow_mode = false;  // Evaluated and counted, but always answered OK.
+  // Over the limit, it makes the request over the limit only if every quota-mode descriptor of
+  // the request is (envoyproxy/ratelimit's soft limit); its own status still says OVER_LIMIT.
+  bool quota_mode = false;
+  // Statistics per request descriptor: under envoyproxy/ratelimit's name for it, every level's
+  // key and value (`Config::stats_key`).
+  bool detailed_metric = false;
+  // The value a request gives this level is in the statistics' name (for a level without a value,
+  // or with a wildcard).
+  bool value_to_metric = false;
+  // The values this level's wildcard matches share one counter, as if they were one value.
+  bool share_threshold = false;
+  // Given to Envoy in the response's dynamic metadata when the descriptor is within its limit
+  // (`MetadataValue::Kind::Null`: none).
+  MetadataValue metadata;
   std::vector<Descriptor> descriptors;
-  Level children;  // `descriptors`, indexed.
+  Level children;                      // `descriptors`, indexed.
+  const Descriptor* parent = nullptr;  // The level above; null at the top.
+  // Some level from the top to here has `value_to_metric`, or this one `detailed_metric`: its
+  // statistics have names of their own (`Config::stats_key`).
+  bool keyed_stats = false;
+  // Some level from the top to here has `share_threshold` (`Config::state_key`).
+  bool shares_values = false;
   // Where it was read, for messages.
   std::string file;
   int line = 0;
@@ -149,6 +183,20 @@ class Config {
   // Returns the rule that limits the request descriptor `entries` in `domain`, or null if none
   // does (an unknown domain, no matching path, or a path whose last level has no rate limit).
   const Descriptor* match(std::string_view domain, std::span<const Entry> entries) const;
+
+  // Returns the key the state of request descriptor `entries` is kept under when `rule` (what
+  // `match` returned for them) limits it: the values, each length-prefixed; a level with
+  // `share_threshold` gives its wildcard instead of the value, so every value it matches shares
+  // one counter.
+  static std::string state_key(const Descriptor& rule, std::span<const Entry> entries);
+
+  // Returns the name envoyproxy/ratelimit gives the statistics of request descriptor `entries` in
+  // `domain` under `rule` (what `match` returned for them), where `rule.keyed_stats`: with
+  // `detailed_metric`, the domain then "key_value" for every level ("api.user_alice.path_/x"; a
+  // level with `share_threshold` gives its wildcard); otherwise the rule's id, with the request's
+  // value at each level that has `value_to_metric` and no value or a wildcard.
+  static std::string stats_key(std::string_view domain, const Descriptor& rule,
+                               std::span<const Entry> entries);
 
   // Returns the domain `name`, or null.
   const Domain* domain(std::string_view name) const;

@@ -153,10 +153,19 @@ TEST(ConfigTest, WildcardsMatchAnyRunOfBytes) {
 TEST(ConfigTest, RejectsMistakesWithTheFileTheLineAndTheValue) {
   EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    valeu: x\n"),
             "bad.yaml:4: descriptor: unknown key \"valeu\" (known: key, value, rate_limit, "
-            "descriptors, shadow_mode, detailed_metric)");
-  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    quota_mode: true\n"),
-            "bad.yaml:4: descriptor: \"quota_mode\" (envoyproxy/ratelimit) is not supported by "
-            "floodgate");
+            "descriptors, shadow_mode, quota_mode, detailed_metric, value_to_metric, "
+            "share_threshold, metadata)");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    value: v\n"
+                     "    share_threshold: true\n"),
+            "bad.yaml:5: share_threshold is for a value with a wildcard '*' (descriptor \"d.k_v\" "
+            "has value \"v\")");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    share_threshold: true\n"),
+            "bad.yaml:4: share_threshold is for a value with a wildcard '*' (descriptor \"d.k\" "
+            "has none)");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    metadata: [a]\n"),
+            "bad.yaml:4: metadata must be a map (what Envoy receives as dynamic metadata)");
+  EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    quota_mode: maybe\n"),
+            "bad.yaml:4: quota_mode must be true or false (got \"maybe\")");
   EXPECT_EQ(error_of("domain: d\ndescriptors:\n  - key: k\n    value: v\n  - key: k\n"
                      "    value: v\n"),
             "bad.yaml:5: duplicate descriptor composite key \"d.k_v\" (first at line 3)");

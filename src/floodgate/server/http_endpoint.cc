@@ -19,8 +19,7 @@ void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metri
         // Any content type: envoyproxy/ratelimit reads the body as JSON whatever the client says.
         const auto read = google::protobuf::util::JsonStringToMessage(req.body, &request);
         Result<void> answered =
-            read.ok() ? answer(service, request, response, start + options.request_timeout,
-                               options.headers)
+            read.ok() ? answer(service, request, response, start + options.request_timeout, options)
                       : Result<void>(Error("the body is not a JSON RateLimitRequest: " +
                                            std::string(read.message())));
         metrics.observe(Endpoint::Http, std::chrono::steady_clock::now() - start, !answered);

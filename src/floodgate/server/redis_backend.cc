@@ -1,6 +1,7 @@
 #include "floodgate/server/redis_backend.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <utility>
 
@@ -28,12 +29,21 @@ struct RedisRuleState final : RuleState {
   const std::uint64_t check_cost;
 };
 
-// Returns the quota an `override_key` carries.
+// Returns the Redis key of a descriptor's own limit: its count, '/', then its `override_key`
+// (which holds the unit). Envoy's window on Redis keeps one count per limit until it counts in
+// envoyproxy/ratelimit's own keys.
+std::string own_limit_key(const Quota& quota, std::string_view key) {
+  return std::to_string(quota.count()) + "/" + std::string(key);
+}
+
+// Returns the quota an `own_limit_key` carries.
 std::optional<Quota> quota_of_own_limit(std::string_view key) {
-  const std::optional<LimitOverride> limit = limit_of_override_key(key);
-  if (!limit) return std::nullopt;
-  Result<Quota> q =
-      Quota::make(length_of(limit->unit), limit->requests_per_unit, limit->requests_per_unit);
+  std::uint64_t count = 0;
+  const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), count);
+  if (ec != std::errc() || end + 2 >= key.data() + key.size() || *end != '/') return std::nullopt;
+  const int unit = end[1] - '0';
+  if (unit < 0 || unit > static_cast<int>(Unit::Year) || end[2] != '|') return std::nullopt;
+  Result<Quota> q = Quota::make(length_of(static_cast<Unit>(unit)), count, count);
   if (!q) return std::nullopt;
   return *q;
 }
@@ -50,7 +60,7 @@ Result<std::shared_ptr<RedisBackend>> RedisBackend::create(RedisBackendOptions o
        .deny_cache_keys = 0,
        .password = options.password});
   if (!health) return health.error();
-  // Descriptors' own limits: each key carries its limit (`override_key`), which the resolver
+  // Descriptors' own limits: each key carries its limit (`own_limit_key`), which the resolver
   // reads back.
   Result<std::unique_ptr<RedisLimiter>> own = RedisLimiter::create(
       {.url = options.url,
@@ -103,8 +113,9 @@ void RedisBackend::decide(std::span<BackendCall> calls, Instant,
       call.decision = decide_in_redis(*state.limiter, call.key, call.hits, state.check_cost,
                                       deadline, *metrics_);
     } else {
-      call.decision = decide_in_redis(*own_limits_, call.key, call.hits,
-                                      check_cost(Algorithm::EnvoyFixedWindow), deadline, *metrics_);
+      call.decision =
+          decide_in_redis(*own_limits_, own_limit_key(*call.own_limit, call.key), call.hits,
+                          check_cost(Algorithm::EnvoyFixedWindow), deadline, *metrics_);
     }
   }
 }

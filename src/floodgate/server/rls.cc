@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <optional>
 #include <string>
 
+#include "floodgate/core/internal/format.h"
 #include "floodgate/http/rate_limit_headers.h"
 
 namespace floodgate::server {
@@ -83,6 +85,7 @@ std::chrono::steady_clock::time_point request_deadline(
 
 Result<Request> from_proto(const rls::RateLimitRequest& proto) {
   if (proto.domain().empty()) return Error("domain must not be empty");
+  if (proto.descriptors_size() == 0) return Error("descriptor list must not be empty");
   if (static_cast<std::size_t>(proto.descriptors_size()) > kMaxDescriptors) {
     return Error("at most " + std::to_string(kMaxDescriptors) + " descriptors per request (got " +
                  std::to_string(proto.descriptors_size()) + ")");
@@ -93,9 +96,6 @@ Result<Request> from_proto(const rls::RateLimitRequest& proto) {
   request.descriptors.reserve(static_cast<std::size_t>(proto.descriptors_size()));
   for (int i = 0; i < proto.descriptors_size(); ++i) {
     const auto& d = proto.descriptors(i);
-    if (d.entries_size() == 0) {
-      return Error("descriptors[" + std::to_string(i) + "] has no entries");
-    }
     if (static_cast<std::size_t>(d.entries_size()) > kMaxEntries) {
       return Error("descriptors[" + std::to_string(i) + "] has " +
                    std::to_string(d.entries_size()) + " entries (at most " +
@@ -164,33 +164,118 @@ bool applied(const DescriptorStatus& s, Applied& out) {
 
 }  // namespace
 
-void to_proto(const Response& response, rls::RateLimitResponse& proto, bool headers) {
-  proto.set_overall_code(response.overall == Code::OverLimit ? rls::RateLimitResponse::OVER_LIMIT
-                                                             : rls::RateLimitResponse::OK);
-  Applied a;
-  for (const DescriptorStatus& s : response.statuses) {
-    rls::RateLimitResponse::DescriptorStatus* status = proto.add_statuses();
-    status->set_code(s.code == Code::OverLimit ? rls::RateLimitResponse::OVER_LIMIT
-                                               : rls::RateLimitResponse::OK);
-    if (!applied(s, a)) continue;
-    const RateLimit& limit = *a.limit;
-    rls::RateLimitResponse::RateLimit* current = status->mutable_current_limit();
-    current->set_name(std::string(a.rule_name));
-    if (!limit.unlimited) {
-      current->set_requests_per_unit(limit.requests_per_unit);
-      current->set_unit(to_proto(limit.unit));
+namespace {
+
+void set_value(google::protobuf::Value& out, const MetadataValue& v) {
+  switch (v.kind) {
+    case MetadataValue::Kind::Null:
+      out.set_null_value(google::protobuf::NULL_VALUE);
+      return;
+    case MetadataValue::Kind::Bool:
+      out.set_bool_value(v.boolean);
+      return;
+    case MetadataValue::Kind::Number:
+      out.set_number_value(v.number);
+      return;
+    case MetadataValue::Kind::String:
+      out.set_string_value(v.string);
+      return;
+    case MetadataValue::Kind::List: {
+      auto* list = out.mutable_list_value();
+      for (const MetadataValue& item : v.items) set_value(*list->add_values(), item);
+      return;
     }
-    status->set_limit_remaining(s.limit_remaining);
-    if (!limit.unlimited) {
-      const std::int64_t ns = s.duration_until_reset.count();
-      auto* reset = status->mutable_duration_until_reset();
-      reset->set_seconds(ns / 1'000'000'000);
-      reset->set_nanos(static_cast<std::int32_t>(ns % 1'000'000'000));
+    case MetadataValue::Kind::Map: {
+      auto& fields = *out.mutable_struct_value()->mutable_fields();
+      for (std::size_t i = 0; i < v.keys.size(); ++i) set_value(fields[v.keys[i]], v.items[i]);
+      return;
     }
   }
-  if (!headers) return;
-  // The descriptor closest to its limit: the smallest share of it remaining.
+}
+
+// Merges `from` (a map) into `into`: a key already there keeps its value, unless both are maps,
+// which are merged in turn.
+void merge(google::protobuf::Struct& into, const MetadataValue& from) {
+  auto& fields = *into.mutable_fields();
+  for (std::size_t i = 0; i < from.keys.size(); ++i) {
+    const MetadataValue& v = from.items[i];
+    const auto there = fields.find(from.keys[i]);
+    if (there == fields.end()) {
+      set_value(fields[from.keys[i]], v);
+    } else if (there->second.has_struct_value() && v.kind == MetadataValue::Kind::Map) {
+      merge(*there->second.mutable_struct_value(), v);
+    }
+  }
+}
+
+const char* unit_name(Unit unit) {
+  return rls::RateLimitResponse::RateLimit::Unit_Name(to_proto(unit)).c_str();
+}
+
+void add_dynamic_metadata(const Request& request, const Response& response,
+                          rls::RateLimitResponse& proto) {
+  auto& fields = *proto.mutable_dynamic_metadata()->mutable_fields();
+  fields["domain"].set_string_value(std::string(request.domain));
+  auto* descriptors = fields["descriptors"].mutable_list_value();
+  for (const RequestDescriptor& d : request.descriptors) {
+    auto& one = *descriptors->add_values()->mutable_struct_value()->mutable_fields();
+    auto* entries = one["entries"].mutable_list_value();
+    for (const Entry& e : d.entries) {
+      entries->add_values()->set_string_value(std::string(e.key) + "=" + std::string(e.value));
+    }
+    if (d.limit) {
+      one["limit"].set_string_value(
+          "requests_per_unit:" + std::to_string(d.limit->requests_per_unit) +
+          " unit:" + unit_name(d.limit->unit));
+    }
+    if (d.hits_addend) one["hitsAddend"].set_number_value(static_cast<double>(*d.hits_addend));
+  }
+  if (request.hits_addend != 0) {
+    fields["hitsAddend"].set_number_value(static_cast<double>(request.hits_addend));
+  }
+  google::protobuf::Struct passed;
+  for (const DescriptorStatus& s : response.statuses) {
+    if (s.code == Code::Ok && s.rule != nullptr && !s.rule->rate_limit->unlimited &&
+        s.rule->metadata.kind == MetadataValue::Kind::Map) {
+      merge(passed, s.rule->metadata);
+    }
+  }
+  if (passed.fields_size() > 0) *fields["metadata"].mutable_struct_value() = std::move(passed);
+}
+
+// Returns `d` in whole seconds, rounded up.
+std::int64_t whole_seconds(Nanos d) {
+  const std::int64_t ns = d.count();
+  return ns / 1'000'000'000 + (ns % 1'000'000'000 > 0 ? 1 : 0);
+}
+
+// envoyproxy/ratelimit's three headers, of the descriptor `ResponseHeaders::Envoy` says.
+void add_envoy_headers(const Response& response, rls::RateLimitResponse& proto,
+                       const AnswerOptions& options) {
+  const DescriptorStatus* chosen = nullptr;
+  std::uint32_t count = 0;
+  std::uint64_t least = UINT64_MAX;
+  Applied a;
+  for (const DescriptorStatus& s : response.statuses) {
+    if (!applied(s, a) || a.limit->unlimited) continue;
+    // Over the limit (not in quota mode) wins, the last such one; else the least remaining.
+    if ((s.code == Code::OverLimit && !s.quota_mode) || s.limit_remaining < least) {
+      least = s.code == Code::OverLimit && !s.quota_mode ? 0 : s.limit_remaining;
+      chosen = &s;
+      count = a.limit->requests_per_unit;
+    }
+  }
+  if (chosen == nullptr) return;
+  add_header(proto, options.limit_header, std::to_string(count));
+  add_header(proto, options.remaining_header, std::to_string(chosen->limit_remaining));
+  add_header(proto, options.reset_header,
+             std::to_string(whole_seconds(chosen->duration_until_reset)));
+}
+
+// The IETF pair, of the descriptor closest to its limit.
+void add_ietf_headers(const Response& response, rls::RateLimitResponse& proto) {
   const DescriptorStatus* closest = nullptr;
+  Applied a;
   Applied closest_applied;
   double least = 2.0;
   for (const DescriptorStatus& s : response.statuses) {
@@ -218,13 +303,65 @@ void to_proto(const Response& response, rls::RateLimitResponse& proto, bool head
   }
 }
 
+}  // namespace
+
+Result<void> check_header_name(std::string_view name) {
+  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  const bool token =
+      !name.empty() && name.size() <= 256 && std::all_of(name.begin(), name.end(), [&](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+               kSymbols.find(c) != std::string_view::npos;
+      });
+  if (!token) {
+    return Error(internal::quoted(name) +
+                 " is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)");
+  }
+  return {};
+}
+
+void to_proto(const Request& request, const Response& response, rls::RateLimitResponse& proto,
+              const AnswerOptions& options) {
+  proto.set_overall_code(response.overall == Code::OverLimit ? rls::RateLimitResponse::OVER_LIMIT
+                                                             : rls::RateLimitResponse::OK);
+  Applied a;
+  for (const DescriptorStatus& s : response.statuses) {
+    rls::RateLimitResponse::DescriptorStatus* status = proto.add_statuses();
+    status->set_code(s.code == Code::OverLimit ? rls::RateLimitResponse::OVER_LIMIT
+                                               : rls::RateLimitResponse::OK);
+    if (!applied(s, a)) continue;
+    const RateLimit& limit = *a.limit;
+    status->set_limit_remaining(s.limit_remaining);
+    // An unlimited descriptor has no current limit (envoyproxy/ratelimit leaves it unset).
+    if (limit.unlimited) continue;
+    rls::RateLimitResponse::RateLimit* current = status->mutable_current_limit();
+    current->set_name(std::string(a.rule_name));
+    current->set_requests_per_unit(limit.requests_per_unit);
+    current->set_unit(to_proto(limit.unit));
+    const std::int64_t ns = s.duration_until_reset.count();
+    auto* reset = status->mutable_duration_until_reset();
+    reset->set_seconds(ns / 1'000'000'000);
+    reset->set_nanos(static_cast<std::int32_t>(ns % 1'000'000'000));
+  }
+  switch (options.headers) {
+    case ResponseHeaders::None:
+      break;
+    case ResponseHeaders::Envoy:
+      add_envoy_headers(response, proto, options);
+      break;
+    case ResponseHeaders::Ietf:
+      add_ietf_headers(response, proto);
+      break;
+  }
+  if (options.dynamic_metadata) add_dynamic_metadata(request, response, proto);
+}
+
 Result<void> answer(Service& service, const rls::RateLimitRequest& request,
                     rls::RateLimitResponse& response,
-                    std::chrono::steady_clock::time_point deadline, bool headers) {
+                    std::chrono::steady_clock::time_point deadline, const AnswerOptions& options) {
   Result<Request> parsed = from_proto(request);
   if (!parsed) return parsed.error();
   parsed->deadline = deadline;
-  to_proto(service.should_rate_limit(*parsed, unix_now()), response, headers);
+  to_proto(*parsed, service.should_rate_limit(*parsed, unix_now()), response, options);
   return {};
 }
 
@@ -266,7 +403,7 @@ class AsyncRls::Call {
       deadline = std::min(deadline, std::chrono::steady_clock::now());
     }
     const Result<void> answered =
-        answer(rls_.service_, request_, response_, deadline, rls_.options_.headers);
+        answer(rls_.service_, request_, response_, deadline, rls_.options_);
     if (rls_.metrics_ != nullptr) {
       rls_.metrics_->observe(Endpoint::Grpc, std::chrono::steady_clock::now() - start, !answered);
     }

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -23,21 +25,50 @@ inline constexpr std::size_t kMaxDescriptors = 1'000;
 inline constexpr std::size_t kMaxEntries = 64;
 
 // Returns `proto` as a `Request` whose views point into it, or an error naming what is wrong
-// (an empty domain, an entry without a key, too many descriptors or entries).
+// (an empty domain, no descriptors, an entry without a key, too many descriptors or entries). A
+// descriptor without entries is no error: no rule matches it, as in envoyproxy/ratelimit.
 Result<Request> from_proto(const envoy::service::ratelimit::v3::RateLimitRequest& proto);
 
-// Writes `response` into `proto`: the overall code (never UNKNOWN) and one status per descriptor;
-// with `headers`, also `response_headers_to_add`: `RateLimit-Policy` and `RateLimit` of the
-// descriptor closest to its limit, and `Retry-After` when over the limit.
-void to_proto(const Response& response, envoy::service::ratelimit::v3::RateLimitResponse& proto,
-              bool headers = false);
+// Which headers an answer asks Envoy to add to the client's response.
+enum class ResponseHeaders : std::uint8_t {
+  None,
+  // envoyproxy/ratelimit's (LIMIT_RESPONSE_HEADERS_ENABLED): `RateLimit-Limit`,
+  // `RateLimit-Remaining` and `RateLimit-Reset` (whole seconds) of one descriptor: the last over
+  // the limit that is not in quota mode, else the one with the least remaining (the first of
+  // equals); none when no descriptor has a limit.
+  Envoy,
+  // draft-ietf-httpapi-ratelimit-headers: `RateLimit-Policy` and `RateLimit` of the descriptor
+  // closest to its limit (the smallest share of it remaining), and `Retry-After` when over.
+  Ietf,
+};
 
 struct AnswerOptions {
-  bool headers = false;  // Add `response_headers_to_add` (see `to_proto`).
+  ResponseHeaders headers = ResponseHeaders::None;
+  // The names of the `ResponseHeaders::Envoy` headers (envoyproxy/ratelimit's LIMIT_LIMIT_HEADER,
+  // LIMIT_REMAINING_HEADER and LIMIT_RESET_HEADER).
+  std::string limit_header = "RateLimit-Limit";
+  std::string remaining_header = "RateLimit-Remaining";
+  std::string reset_header = "RateLimit-Reset";
+  // Add `dynamic_metadata` as envoyproxy/ratelimit's RESPONSE_DYNAMIC_METADATA does: the domain,
+  // each descriptor (its entries as "key=value", its own limit and hits), the request's hits, and
+  // under "metadata" the configured `metadata` of every descriptor within its limit, merged (the
+  // first descriptor's value of a key wins; maps are merged key by key).
+  bool dynamic_metadata = false;
   // The longest one request may wait for a backend over all its descriptors (Envoy's filter
   // gives up after 20 ms by default); a sooner deadline of the caller's (gRPC) is kept instead.
   std::chrono::nanoseconds request_timeout = std::chrono::milliseconds(20);
 };
+
+// Returns an error unless `name` can be an HTTP header's name (1 to 256 of RFC 9110's token
+// characters).
+Result<void> check_header_name(std::string_view name);
+
+// Writes `response` to `request` into `proto`: the overall code (never UNKNOWN) and one status per
+// descriptor (an `unlimited` one without `current_limit`, as envoyproxy/ratelimit), with the
+// headers and dynamic metadata `options` asks for.
+void to_proto(const Request& request, const Response& response,
+              envoy::service::ratelimit::v3::RateLimitResponse& proto,
+              const AnswerOptions& options = {});
 
 // Answers `request` with `service` at the current time (nanoseconds since the Unix epoch),
 // waiting for a backend until `deadline` at the latest, or returns an error naming what is
@@ -45,7 +76,8 @@ struct AnswerOptions {
 Result<void> answer(Service& service,
                     const envoy::service::ratelimit::v3::RateLimitRequest& request,
                     envoy::service::ratelimit::v3::RateLimitResponse& response,
-                    std::chrono::steady_clock::time_point deadline, bool headers = false);
+                    std::chrono::steady_clock::time_point deadline,
+                    const AnswerOptions& options = {});
 
 // Envoy's RLS (`ShouldRateLimit`) on gRPC's asynchronous API, answered by a `Service`. Each of
 // `threads` threads polls a completion queue of its own and answers on it: reading a request,

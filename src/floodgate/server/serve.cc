@@ -5,10 +5,12 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <thread>
 #include <utility>
 
+#include "floodgate/core/internal/format.h"
 #include "floodgate/redis/redis_limiter.h"
 #include "floodgate/server/config_watcher.h"
 #include "floodgate/server/http_endpoint.h"
@@ -27,7 +29,9 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     if (sink) sink(line);
   };
   ServiceOptions service_options{.max_keys_per_rule = o.max_keys_per_rule,
-                                 .shadow_mode = o.shadow_mode};
+                                 .shadow_mode = o.shadow_mode,
+                                 .quota_mode = o.quota_mode,
+                                 .near_limit_ratio = o.near_limit_ratio};
   if (o.redis) {
     Result<std::shared_ptr<RedisBackend>> made = RedisBackend::create(*o.redis, &r->metrics_);
     if (!made) return made.error();
@@ -117,6 +121,18 @@ void Runner::stop() {
   if (workers_) workers_->stop();
   rls_->stop();
   grpc_.reset();
+}
+
+Result<float> parse_ratio(std::string_view text) {
+  const bool decimal =
+      !text.empty() && text.find_first_not_of("0123456789.") == std::string_view::npos;
+  float value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (!decimal || ec != std::errc() || end != text.data() + text.size() || !(value >= 0) ||
+      value > 1) {
+    return Error(internal::quoted(text) + " is not a decimal number from 0 to 1");
+  }
+  return value;
 }
 
 Result<void> run(ServeOptions options) {

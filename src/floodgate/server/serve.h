@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "floodgate/core/result.h"
 #include "floodgate/core/time.h"
@@ -36,7 +37,9 @@ struct ServeOptions {
   std::string http_host = "127.0.0.1";
   int http_port = 8080;  // 0 picks a free one.
   std::size_t max_keys_per_rule = 100'000;
-  bool shadow_mode = false;
+  bool shadow_mode = false;  // `ServiceOptions::shadow_mode`.
+  bool quota_mode = false;   // `ServiceOptions::quota_mode`.
+  float near_limit_ratio = 0.8f;
   Nanos reload_every = std::chrono::seconds(1);
   AnswerOptions answer = {};
   // Keep the rules' state in Redis rather than in this process.
@@ -88,6 +91,9 @@ class Runner {
   int http_port_ = 0;
   std::atomic<bool> stopped_{false};
 };
+
+// Returns `text` as a ratio from 0 to 1 (a decimal number: "0.8", "1"), or an error naming it.
+Result<float> parse_ratio(std::string_view text);
 
 // Runs the service until SIGINT or SIGTERM, then stops it in order and returns. SIGHUP reloads
 // the configuration; SIGUSR1, SIGUSR2 and SIGPIPE are ignored. Call it from the main thread

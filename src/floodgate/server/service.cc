@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <charconv>
+#include <cmath>
 #include <limits>
 #include <memory>
 #include <unordered_set>
@@ -32,22 +33,18 @@ Nanos until_window_end(Unit unit, Instant now) {
   return Nanos{internal::floor_div(t, period) * period + period - t};
 }
 
-}  // namespace
-
-std::string state_key(const std::vector<Entry>& entries) {
-  std::string key;
-  for (const Entry& e : entries) {
-    key += std::to_string(e.value.size());
-    key += ':';
-    key += e.value;
-  }
-  return key;
+// Returns envoyproxy/ratelimit's `duration_until_reset`: whole seconds from `now`'s second to the
+// end of its window of `unit`, from 1 to the unit's length in seconds.
+Nanos envoy_reset(Unit unit, Instant now) {
+  const std::int64_t period = length_of(unit).count() / 1'000'000'000;
+  const std::int64_t second = internal::floor_div(internal::clamped_nanos(now), 1'000'000'000);
+  return std::chrono::seconds(period - (second - internal::floor_div(second, period) * period));
 }
 
-std::string override_key(std::string_view domain, const LimitOverride& limit,
-                         const std::vector<Entry>& entries) {
-  std::string key(1, static_cast<char>('0' + static_cast<int>(limit.unit)));
-  key += std::to_string(limit.requests_per_unit);
+}  // namespace
+
+std::string override_key(std::string_view domain, Unit unit, std::span<const Entry> entries) {
+  std::string key(1, static_cast<char>('0' + static_cast<int>(unit)));
   key += '|';
   key += std::to_string(domain.size());
   key += ':';
@@ -60,16 +57,6 @@ std::string override_key(std::string_view domain, const LimitOverride& limit,
     }
   }
   return key;
-}
-
-std::optional<LimitOverride> limit_of_override_key(std::string_view key) {
-  if (key.size() < 3 || key[0] < '0' || key[0] > '6') return std::nullopt;
-  LimitOverride limit;
-  limit.unit = static_cast<Unit>(key[0] - '0');
-  const auto [end, ec] =
-      std::from_chars(key.data() + 1, key.data() + key.size(), limit.requests_per_unit);
-  if (ec != std::errc() || end == key.data() + key.size() || *end != '|') return std::nullopt;
-  return limit;
 }
 
 std::string definition_of(const Descriptor& rule) {
@@ -101,10 +88,7 @@ Result<RateLimit> rate_limit_of(const LimitOverride& limit) {
 Service::Service(ServiceOptions options)
     : options_(std::move(options)),
       backend_(options_.backend != nullptr ? options_.backend
-                                           : make_local_backend(options_.max_keys_per_rule)) {
-  other_overrides_.label = "(limit)";
-  other_overrides_.rule = std::make_shared<RuleCounters>();
-}
+                                           : make_local_backend(options_.max_keys_per_rule)) {}
 
 Result<std::unique_ptr<Service>> Service::create(std::shared_ptr<const Config> config,
                                                  ServiceOptions options) {
@@ -154,8 +138,8 @@ Result<std::shared_ptr<const Service::Snapshot>> Service::build(
     }
     c.label = shared_id.contains(&rule) ? rule.identity : rule.id;
     if (!c.rule) c.rule = std::make_shared<RuleCounters>();
-    if (rule.detailed_metric && !c.values) c.values = std::make_shared<DetailedCounters>();
-    if (!rule.detailed_metric) c.values = nullptr;
+    if (rule.keyed_stats && !c.values) c.values = std::make_shared<DetailedCounters>();
+    if (!rule.keyed_stats) c.values = nullptr;
     next->counters.emplace(&rule, std::move(c));
     if (!rule.rate_limit->quota() || failed) return;
     if (const auto same = kept.find(definition_of(rule)); same != kept.end()) {
@@ -204,6 +188,8 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
   Response response;
   response.config = s->config;
   response.statuses.resize(n);
+  // A domain the configuration does not have limits nothing, a descriptor's own limit included.
+  const bool known_domain = s->config->domain(request.domain) != nullptr;
   std::vector<const Descriptor*> rules(n, nullptr);
   std::vector<std::string_view> replaced;
   for (std::size_t i = 0; i < n; ++i) {
@@ -233,29 +219,31 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
     a.hits = d.hits_addend ? *d.hits_addend : (request.hits_addend == 0 ? 1 : request.hits_addend);
     std::optional<Quota> quota;
     if (d.limit) {
+      if (!known_domain) continue;
       status.own_limit = *d.limit;
-      const auto counters = s->override_counters.find(std::string(request.domain));
-      a.counted = counters != s->override_counters.end() ? &counters->second : &other_overrides_;
+      a.counted = &s->override_counters.at(std::string(request.domain));
       a.limit = fixed_window_of(*d.limit);
       // A limit of 0, or one that cannot be enforced (the endpoints refuse such a request before
       // it gets here): over, and nothing kept.
       if (validate(a.limit)) quota = a.limit.quota();
-      if (quota) keys[i] = override_key(request.domain, *d.limit, d.entries);
+      if (quota) keys[i] = override_key(request.domain, d.limit->unit, d.entries);
     } else {
       const Descriptor* rule = rules[i];
       if (rule == nullptr) continue;
       const RateLimit& limit = *rule->rate_limit;
-      if (!limit.name.empty() &&
+      // Unlimited wins over being replaced, as in envoyproxy/ratelimit.
+      if (!limit.unlimited && !limit.name.empty() &&
           std::find(replaced.begin(), replaced.end(), limit.name) != replaced.end()) {
         continue;  // Replaced by another matched rule: not applied.
       }
       status.rule = rule;
+      status.quota_mode = options_.quota_mode || rule->quota_mode;
       a.counted = &s->counters.at(rule);
       a.limit = limit;
       if (limit.unlimited) continue;
       if (limit.requests_per_unit != 0) {
         quota = limit.quota();
-        keys[i] = state_key(d.entries);
+        keys[i] = Config::state_key(*rule, d.entries);
       }
     }
     if (!quota) continue;
@@ -266,54 +254,97 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
                      .hits = a.hits});
   }
   if (!calls.empty()) backend_->decide(calls, now, request.deadline);
+  std::size_t over_limit = 0;  // Over and not in quota mode.
+  std::size_t quota_descriptors = 0;
+  std::size_t quota_over = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const Applied& a = applied[i];
     if (a.counted == nullptr) continue;
     DescriptorStatus& status = response.statuses[i];
+    const RequestDescriptor& d = request.descriptors[i];
+    // Envoy's window answers in whole seconds to the end of the window, from 1 to the unit's
+    // length, as envoyproxy/ratelimit does; the exact algorithms say their exact wait.
+    const bool envoy_window = d.limit || a.limit.algorithm == Algorithm::EnvoyFixedWindow;
+    Usage usage{.hits = a.hits};
     bool over = false;
     if (a.limit.unlimited) {
       status.limit_remaining = kUnlimitedRemaining;
     } else if (a.call == SIZE_MAX) {
-      over = true;
-      status.duration_until_reset = until_window_end(a.limit.unit, now);
+      over = true;  // A limit of 0: every hit is over.
+      status.duration_until_reset =
+          envoy_window ? envoy_reset(a.limit.unit, now) : until_window_end(a.limit.unit, now);
     } else {
       const Decision& decision = *calls[a.call].decision;
       over = !decision.allowed();
       status.limit_remaining = static_cast<std::uint32_t>(
           std::min<std::uint64_t>(decision.remaining(), kUnlimitedRemaining));
-      status.duration_until_reset = decision.reset_after();
+      status.duration_until_reset =
+          envoy_window ? envoy_reset(a.limit.unit, now) : decision.reset_after();
+      usage.capacity = decision.limit();
+      if (envoy_window) {
+        // The window counts every hit: its count before and after this call.
+        usage.after =
+            over ? decision.limit() + decision.debt() : decision.limit() - decision.remaining();
+      } else {
+        // Only what is admitted is taken; a denied call's hits are all over.
+        usage.after = over ? decision.limit() : decision.limit() - decision.remaining();
+      }
+      usage.before =
+          !envoy_window && over ? decision.limit() : usage.after - std::min(usage.after, a.hits);
     }
-    status.shadowed =
-        over && (options_.shadow_mode || (status.rule != nullptr && status.rule->shadow_mode));
-    count(*a.counted, request.descriptors[i], status, a.limit, over, a.hits);
-    if (status.shadowed) over = false;
+    const bool shadow_rule = status.rule != nullptr && status.rule->shadow_mode;
+    status.shadowed = over && (options_.shadow_mode || shadow_rule);
+    const std::string stats_key = status.rule != nullptr && status.rule->keyed_stats
+                                      ? Config::stats_key(request.domain, *status.rule, d.entries)
+                                      : std::string();
+    count(*a.counted, stats_key, usage, over, status.shadowed, options_.near_limit_ratio);
+    // A rule in shadow mode answers OK; the whole service in shadow mode answers each descriptor
+    // as it is and only the overall code OK (as envoyproxy/ratelimit).
+    if (shadow_rule) over = false;
     status.code = over ? Code::OverLimit : Code::Ok;
-    if (over) response.overall = Code::OverLimit;
+    if (status.quota_mode) {
+      ++quota_descriptors;
+      if (over) ++quota_over;
+    } else if (over) {
+      ++over_limit;
+    }
+  }
+  // Over the limit if any descriptor is, quota-mode ones only when all of them are.
+  if (over_limit > 0 || (quota_descriptors > 0 && quota_over == quota_descriptors)) {
+    response.overall = options_.shadow_mode ? Code::Ok : Code::OverLimit;
   }
   return response;
 }
 
-void Service::count(const Counted& counted, const RequestDescriptor& request,
-                    const DescriptorStatus& status, const RateLimit& limit, bool over,
-                    std::uint64_t hits) {
+void Service::count(const Counted& counted, const std::string& stats_key, const Usage& usage,
+                    bool over, bool shadowed, float near_limit_ratio) {
+  // envoyproxy/ratelimit's split of a call's hits: past the limit, over; between the near
+  // threshold (floor of the limit times the ratio, in single precision as it computes it) and the
+  // limit, near; a call that crosses a threshold splits at it.
+  const std::uint64_t limit = usage.capacity;
+  const auto near =
+      static_cast<std::uint64_t>(std::floor(static_cast<float>(limit) * near_limit_ratio));
+  const std::uint64_t hits = usage.hits;
   const auto add = [&](RuleCounters& c) {
     c.total_hits.fetch_add(hits, std::memory_order_relaxed);
     if (over) {
-      c.over_limit.fetch_add(hits, std::memory_order_relaxed);
-      if (status.shadowed) c.shadow_mode.fetch_add(hits, std::memory_order_relaxed);
+      const std::uint64_t over_hits =
+          usage.before >= limit ? hits : usage.after - std::min(usage.after, limit);
+      c.over_limit.fetch_add(over_hits, std::memory_order_relaxed);
+      if (usage.before < limit) {
+        c.near_limit.fetch_add(limit - std::max(near, usage.before), std::memory_order_relaxed);
+      }
+      if (shadowed) c.shadow_mode.fetch_add(over_hits, std::memory_order_relaxed);
       return;
     }
     c.within_limit.fetch_add(hits, std::memory_order_relaxed);
-    // Near: 80% or more of the limit used (as envoyproxy/ratelimit's NEAR_LIMIT_RATIO).
-    if (!limit.unlimited &&
-        static_cast<std::uint64_t>(status.limit_remaining) * 5 <= limit.requests_per_unit) {
-      c.near_limit.fetch_add(hits, std::memory_order_relaxed);
+    if (limit != 0 && usage.after > near) {
+      c.near_limit.fetch_add(usage.before >= near ? hits : usage.after - near,
+                             std::memory_order_relaxed);
     }
   };
   add(*counted.rule);
-  if (counted.values && !request.entries.empty()) {
-    add(counted.values->of(request.entries.back().value));
-  }
+  if (counted.values && !stats_key.empty()) add(counted.values->of(stats_key));
 }
 
 void Service::write_metrics(std::string& out) const {
@@ -342,7 +373,7 @@ void Service::write_metrics(std::string& out) const {
       }
       if (found->second.values) {
         found->second.values->for_each([&](const std::string& value, const RuleCounters& c) {
-          rows.push_back({base + ",value=\"" + label_value(value) + "\"", &c});
+          rows.push_back({base + ",key=\"" + label_value(value) + "\"", &c});
         });
       }
     };
@@ -352,7 +383,6 @@ void Service::write_metrics(std::string& out) const {
         {"domain=\"" + label_value(domain) + "\",rule=\"" + label_value(own.label) + "\"",
          own.rule.get()});
   }
-  rows.push_back({"domain=\"\",rule=\"(limit)\"", other_overrides_.rule.get()});
   add_tracked("domain=\"\",rule=\"(limit)\"", backend_->own_limits_tracked());
   const struct {
     const char* name;
@@ -361,7 +391,9 @@ void Service::write_metrics(std::string& out) const {
   } metrics[] = {
       {"floodgate_rule_total_hits", "Hits counted against the rule.", &RuleCounters::total_hits},
       {"floodgate_rule_over_limit", "Hits over the limit.", &RuleCounters::over_limit},
-      {"floodgate_rule_near_limit", "Hits admitted with 80% or more of the limit used.",
+      {"floodgate_rule_near_limit",
+       "Hits past the near-limit threshold (the limit times --near-limit-ratio, 0.8 by default) "
+       "and within the limit.",
        &RuleCounters::near_limit},
       {"floodgate_rule_within_limit", "Hits admitted.", &RuleCounters::within_limit},
       {"floodgate_rule_shadow_mode", "Hits over the limit answered OK by shadow mode.",

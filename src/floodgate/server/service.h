@@ -8,8 +8,10 @@
 // descriptor that no rule matches is OK without a limit; `hits_addend` of the descriptor (when
 // present, 0 included: a check that counts nothing), else of the request, 0 meaning 1; a rule named
 // in a matched rule's `replaces` is not applied; `unlimited` is always OK; a limit of 0 is always
-// over; shadow mode (per rule, or for the whole service) answers OK but counts what it would have
-// denied; the overall code is OVER_LIMIT if any status is.
+// over; shadow mode of a rule answers its descriptor OK and counts what it would have denied, that
+// of the whole service only the overall code; the overall code is OVER_LIMIT if any status is,
+// quota-mode statuses only if all of them are; an own limit in a domain the configuration does not
+// have limits nothing.
 #pragma once
 
 #include <atomic>
@@ -20,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -63,8 +66,13 @@ struct DescriptorStatus {
   const Descriptor* rule = nullptr;  // The rule applied; null when none was, or `own_limit` was.
   std::optional<LimitOverride> own_limit;  // The descriptor's own limit, when it was applied.
   std::uint32_t limit_remaining = 0;
+  // Until the limit is whole again: for Envoy's window (the default algorithm, and every own
+  // limit) whole seconds to the window's end, from 1 to the unit, as envoyproxy/ratelimit says.
   Nanos duration_until_reset{0};
-  bool shadowed = false;  // Over the limit, answered OK by shadow mode.
+  // Over the limit, and shadow mode is on (the rule's: `code` is OK; the service's: `code` says
+  // OVER_LIMIT and only the overall code is OK).
+  bool shadowed = false;
+  bool quota_mode = false;  // The rule's `quota_mode`, or the service's.
 };
 
 struct Response {
@@ -82,7 +90,14 @@ struct ServiceOptions {
   // Most descriptors with state per rule; past it, new ones are decided without keeping state
   // (as if seen for the first time) until old ones are idle and dropped.
   std::size_t max_keys_per_rule = 100'000;
-  bool shadow_mode = false;  // Every OVER_LIMIT answered OK (and counted).
+  // The overall code is always OK; each descriptor's status still says whether it is over (and
+  // is counted as shadowed), as envoyproxy/ratelimit's SHADOW_MODE.
+  bool shadow_mode = false;
+  // Every rule in quota mode (envoyproxy/ratelimit's QUOTA_MODE): a request is over the limit only
+  // if all its limited descriptors are.
+  bool quota_mode = false;
+  // Hits admitted past this share of the limit are counted as near it (NEAR_LIMIT_RATIO).
+  float near_limit_ratio = 0.8f;
   // Where limits keep their state and who decides them; null: in this process
   // (`make_local_backend(max_keys_per_rule)`).
   std::shared_ptr<Backend> backend = nullptr;
@@ -105,7 +120,8 @@ class Service {
   std::shared_ptr<const Config> config() const;
 
   // Appends every rule's counters in Prometheus text format (floodgate_rule_*): per rule, and per
-  // value for rules with `detailed_metric`. A rule's counters survive reloads while its id does.
+  // request descriptor for rules with `keyed_stats` (label `key`: envoyproxy/ratelimit's name for
+  // its statistics, `Config::stats_key`). A rule's counters survive reloads while its id does.
   // Also each rule's values with state in this process (floodgate_rule_tracked_values).
   void write_metrics(std::string& out) const;
 
@@ -113,21 +129,29 @@ class Service {
   struct Counted {
     std::string label;  // The `rule` label: the rule's id, or its identity if another shares it.
     std::shared_ptr<RuleCounters> rule;
-    std::shared_ptr<DetailedCounters> values;  // `detailed_metric` rules only.
+    std::shared_ptr<DetailedCounters> values;  // Rules with `keyed_stats` only.
   };
   struct Snapshot {
     std::shared_ptr<const Config> config;
     std::unordered_map<const Descriptor*, std::shared_ptr<RuleState>> states;
     std::unordered_map<const Descriptor*, Counted> counters;
-    // Descriptors' own limits, counted per domain of the configuration (requests to other
-    // domains share `Service::other_overrides_`).
+    // Descriptors' own limits, counted per domain of the configuration (in other domains they
+    // limit nothing).
     std::unordered_map<std::string, Counted> override_counters;
   };
 
-  // Counts `hits` answered as `status` under `limit`.
-  static void count(const Counted& counted, const RequestDescriptor& request,
-                    const DescriptorStatus& status, const RateLimit& limit, bool over,
-                    std::uint64_t hits);
+  // What one call took of its limit, in whole hits: envoyproxy/ratelimit's "limit before and after
+  // increase", with which it splits a call's hits into within, near and over.
+  struct Usage {
+    std::uint64_t hits = 0;
+    std::uint64_t capacity = 0;  // The most hits the limit holds (the burst, for GCRA).
+    std::uint64_t before = 0;    // Used before this call.
+    std::uint64_t after = 0;     // Used after it (Envoy's window counts denied hits too).
+  };
+
+  // Counts `usage` for the rule, and for `stats_key` if not empty.
+  static void count(const Counted& counted, const std::string& stats_key, const Usage& usage,
+                    bool over, bool shadowed, float near_limit_ratio);
 
   explicit Service(ServiceOptions options);
 
@@ -141,22 +165,13 @@ class Service {
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snapshot_;  // Guarded by mu_.
   const std::shared_ptr<Backend> backend_;
-  Counted other_overrides_;  // Own limits in domains the configuration does not have.
 };
 
-// Returns the state key of a request descriptor: its values, each length-prefixed, so that no two
-// lists of values share a key.
-std::string state_key(const std::vector<Entry>& entries);
-
-// Returns the state key of a request descriptor with its own `limit`: the limit's unit (a digit,
-// 0 for second to 6 for year) and count, '|', then the domain, keys and values, each
-// length-prefixed. One container holds the windows of every domain and limit; a descriptor
-// whose limit changes starts afresh, as one whose rule changes does.
-std::string override_key(std::string_view domain, const LimitOverride& limit,
-                         const std::vector<Entry>& entries);
-
-// Returns the limit an `override_key` starts with, or nothing if `key` is not one.
-std::optional<LimitOverride> limit_of_override_key(std::string_view key);
+// Returns the state key of a request descriptor with its own `limit` of `unit`: the unit (a digit,
+// 0 for second to 6 for year), '|', then the domain, keys and values, each length-prefixed. One
+// container holds the windows of every domain and limit; as in envoyproxy/ratelimit, own limits
+// of one unit and different counts share one count.
+std::string override_key(std::string_view domain, Unit unit, std::span<const Entry> entries);
 
 // Returns a rule's definition as text: its identity, algorithm, unit, count and burst. Equal texts
 // may share state across configurations, and Redis keys are prefixed with it.

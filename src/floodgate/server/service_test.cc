@@ -298,10 +298,18 @@ TEST(ServiceTest, ADescriptorWithItsOwnLimitIsLimitedByItAlone) {
   // Another key with the same values and limit is another counter.
   EXPECT_EQ(service.should_rate_limit(with_limit("user", "a", 2, Unit::Hour), kT0).overall,
             Code::Ok);
-  // Another domain with the same descriptor and limit is another counter too.
-  Request elsewhere = with_limit("ip", "a", 2, Unit::Hour);
+  // A domain the configuration does not have limits nothing, not even by a descriptor's own
+  // limit (as envoyproxy/ratelimit).
+  Request elsewhere = with_limit("ip", "a", 0, Unit::Hour);
   elsewhere.domain = "other";
-  EXPECT_EQ(service.should_rate_limit(elsewhere, kT0).overall, Code::Ok);
+  const Response unknown = service.should_rate_limit(elsewhere, kT0);
+  EXPECT_EQ(unknown.overall, Code::Ok);
+  EXPECT_FALSE(unknown.statuses[0].own_limit);
+  // Own limits of one unit share one count, whatever their counts (upstream's key is the domain,
+  // the entries and the window): 2 hits of "a" so far this hour.
+  const Response shared = service.should_rate_limit(with_limit("ip", "a", 5, Unit::Hour), kT0);
+  EXPECT_EQ(shared.overall, Code::Ok);
+  EXPECT_EQ(shared.statuses[0].limit_remaining, 1u) << "4 of 5 (the over-limit hit counts too)";
   // A key no rule knows is limited too; a limit of 0 is always over, with its limit said.
   const Response zero = service.should_rate_limit(with_limit("nobody", "x", 0, Unit::Second), kT0);
   EXPECT_EQ(zero.overall, Code::OverLimit);
@@ -313,11 +321,11 @@ TEST(ServiceTest, ADescriptorWithItsOwnLimitIsLimitedByItAlone) {
   const auto has = [&](const std::string& line) {
     return out.find(line + "\n") != std::string::npos;
   };
-  // Counted per domain of the configuration; domains it does not have share one row.
-  EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.(limit)\"} 5")) << out;
+  // Counted per domain of the configuration.
+  EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.(limit)\"} 6")) << out;
   EXPECT_TRUE(has("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.(limit)\"} 2")) << out;
-  EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"\",rule=\"(limit)\"} 1")) << out;
-  EXPECT_TRUE(has("floodgate_rule_tracked_values{domain=\"\",rule=\"(limit)\"} 3")) << out;
+  EXPECT_EQ(out.find("rule=\"(limit)\"} 1"), std::string::npos) << "no other domain counted";
+  EXPECT_TRUE(has("floodgate_rule_tracked_values{domain=\"\",rule=\"(limit)\"} 2")) << out;
   EXPECT_TRUE(has("floodgate_limit_overrides_untracked_total 0")) << out;
   EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.ip\"} 1")) << out;
 }
@@ -447,13 +455,16 @@ TEST(ServiceTest, CountsHitsPerRuleAndPerValueWithinACap) {
   EXPECT_TRUE(has("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.ip\"} 2"));
   // 2 of 3 used leaves 1 (33%): not near; 3 of 3 leaves 0: near.
   EXPECT_TRUE(has("floodgate_rule_near_limit{domain=\"edge\",rule=\"edge.ip\"} 1"));
-  EXPECT_TRUE(has("floodgate_rule_shadow_mode{domain=\"edge\",rule=\"edge.trial\"} 3"));
-  EXPECT_TRUE(
-      has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.tenant\",value=\"t7\"} 1"));
+  // 3 hits against 1 a minute: 1 within it (near: past 0.8 of it), 2 past it, shadowed.
+  EXPECT_TRUE(has("floodgate_rule_shadow_mode{domain=\"edge\",rule=\"edge.trial\"} 2")) << out;
+  EXPECT_TRUE(has("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.trial\"} 2"));
+  EXPECT_TRUE(has("floodgate_rule_near_limit{domain=\"edge\",rule=\"edge.trial\"} 1"));
+  EXPECT_TRUE(has(
+      "floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.tenant\",key=\"edge.tenant_t7\"} 1"));
   // At most 1,000 values per rule; the rest share one line.
   EXPECT_TRUE(
-      has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.tenant\",value=\"_other_\"} 5"));
-  EXPECT_EQ(out.find("value=\"t1004\""), std::string::npos);
+      has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.tenant\",key=\"_other_\"} 5"));
+  EXPECT_EQ(out.find("key=\"edge.tenant_t1004\""), std::string::npos);
   EXPECT_NE(out.find("# TYPE floodgate_rule_total_hits counter\n"), std::string::npos);
   // A reload keeps the counters of rules whose id stays.
   ASSERT_TRUE(service.set_config(config(text)));
@@ -526,10 +537,11 @@ TEST(ServiceTest, ABackendDecidesAWholeRequestAtOnce) {
   const auto& seen = backend->requests[0];
   ASSERT_EQ(seen.size(), 3u);
   EXPECT_FALSE(seen[0].own);
-  EXPECT_EQ(seen[0].key, state_key({Entry{"ip", "a"}}));
+  EXPECT_EQ(seen[0].key, "1:a");
   EXPECT_EQ(seen[0].hits, 2u) << "the request's hits_addend";
   EXPECT_TRUE(seen[1].own);
-  EXPECT_EQ(seen[1].key, override_key("edge", LimitOverride{7, Unit::Minute}, {Entry{"k", "v"}}));
+  const std::vector<Entry> kv = {Entry{"k", "v"}};
+  EXPECT_EQ(seen[1].key, override_key("edge", Unit::Minute, kv));
   EXPECT_EQ(seen[1].own_limit, Quota::per_minute(7));
   EXPECT_EQ(seen[1].hits, 0u) << "the descriptor's own hits_addend: a check";
   EXPECT_EQ(seen[2].hits, 3u);

@@ -185,7 +185,12 @@ struct EnvoyFixedWindow {
     const std::uint64_t before = end == state.end ? state.count : 0;
     const std::uint64_t hits = std::min(cost, kMaxHits);
     const std::uint64_t count = before > UINT64_MAX - hits ? UINT64_MAX : before + hits;
-    const auto headroom = static_cast<std::int64_t>(count >= limit ? 0 : limit - count);
+    // Negative past the limit: `Decision::debt()` is how far (envoyproxy/ratelimit's statistics
+    // split a call's hits at the limit with it).
+    const std::int64_t headroom =
+        count >= limit
+            ? -static_cast<std::int64_t>(std::min<std::uint64_t>(count - limit, INT64_MAX))
+            : static_cast<std::int64_t>(limit - count);
     const Nanos reset = count == 0 ? Nanos::zero() : wait_until(end, t);
     const State next = hits == 0 ? state : State{end, count};
     if (cost > limit) {

@@ -170,6 +170,7 @@ class YamlBuilder {
         add_node(null ? YamlDocument::Kind::Null : YamlDocument::Kind::Scalar, line);
     if (!n) return n.error();
     if (!null) {
+      doc_.nodes_[*n].plain = e.data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
       doc_.nodes_[*n].text_at = static_cast<std::uint32_t>(doc_.texts_.size());
       doc_.nodes_[*n].text_size = static_cast<std::uint32_t>(e.data.scalar.length);
       doc_.texts_.append(reinterpret_cast<const char*>(e.data.scalar.value), e.data.scalar.length);

@@ -42,6 +42,9 @@ class YamlDocument {
   std::uint32_t line(std::uint32_t n) const noexcept { return nodes_[n].line; }
   // The text of a scalar.
   std::string_view text(std::uint32_t n) const noexcept;
+  // Reports whether a scalar was written without quotes (a plain `true` or `12` is a boolean or a
+  // number to YAML's core schema; a quoted one is a string).
+  bool plain(std::uint32_t n) const noexcept { return nodes_[resolve(n)].plain; }
 
   // The first child of a map or sequence, then the next one: for a map, keys and values
   // alternate. `kNone` at the end. An alias iterates the node it names.
@@ -55,6 +58,7 @@ class YamlDocument {
   struct Node {
     Kind kind = Kind::Null;
     bool alias = false;  // `first` is the node named.
+    bool plain = false;  // A scalar written without quotes.
     std::uint32_t line = 0;
     std::uint32_t first = kNone;
     std::uint32_t next = kNone;
