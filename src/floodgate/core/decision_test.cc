@@ -20,6 +20,16 @@ TEST(DecisionTest, NegativeHeadroomMeansNothingRemains) {
   EXPECT_EQ(d.remaining(), 0u);
 }
 
+TEST(DecisionTest, DebtIsTheWholePermitsPastEmptyRoundedUp) {
+  EXPECT_EQ(Decision(Verdict::Denied, 10, -5, 100, Nanos{5}, Nanos{1005}).debt(), 1u);
+  EXPECT_EQ(Decision(Verdict::Denied, 10, -200, 100, Nanos{5}, Nanos{1005}).debt(), 2u);
+  EXPECT_EQ(Decision(Verdict::Denied, 3, -2, 1, Nanos{5}, Nanos{5}).debt(), 2u);
+  EXPECT_EQ(Decision(Verdict::Denied, 3, INT64_MIN, 1, Nanos{5}, Nanos{5}).debt(),
+            std::uint64_t{1} << 63);
+  EXPECT_EQ(Decision(Verdict::Allowed, 3, 0, 1, Nanos{0}, Nanos{5}).debt(), 0u);
+  EXPECT_EQ(Decision(Verdict::Allowed, 3, 2, 1, Nanos{0}, Nanos{5}).debt(), 0u);
+}
+
 TEST(DecisionTest, PrintsAsOneLine) {
   using std::chrono::milliseconds;
   EXPECT_EQ(to_string(Decision(Verdict::Denied, 10, 0, 100, milliseconds(50), milliseconds(1000))),

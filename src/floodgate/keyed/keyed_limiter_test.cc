@@ -561,7 +561,15 @@ TEST(KeyedEnvoyWindowTest, LimitsGivenWithEachCallAreEachEnforced) {
   EXPECT_TRUE(keyed.try_acquire_with_quota_at("two", two, w, 2).allowed());
   EXPECT_FALSE(keyed.try_acquire_with_quota_at("two", two, w + milliseconds(1)).allowed());
   EXPECT_EQ(keyed.peek_with_quota_at("two", two, w + milliseconds(2), 0).remaining(), 0u);
+  // How far past the limit the count is: 3 of 2, then 6 of 2.
+  EXPECT_EQ(keyed.peek_with_quota_at("two", two, w + milliseconds(2), 0).debt(), 1u);
+  EXPECT_EQ(keyed.try_acquire_with_quota_at("two", two, w + milliseconds(3), 3).debt(), 4u);
   EXPECT_TRUE(keyed.try_acquire_with_quota_at("two", two, w + seconds(1)).allowed());
+  // The limiters that count only what they admit are never past empty.
+  KeyedLimiter<std::string, FixedWindowRule, ManualClock> fixed{
+      {.default_quota = Quota::per_second(1), .max_keys = 8}};
+  EXPECT_TRUE(fixed.try_acquire_at("k", w).allowed());
+  EXPECT_EQ(fixed.try_acquire_at("k", w, 1).debt(), 0u);
 }
 
 }  // namespace
