@@ -32,7 +32,8 @@ Flags:
                           GET /metrics (Prometheus text format)
   --redis URL             keep the limits in Redis (redis://host:port[/db], unix:///path,
                           redis+cluster://host:port[,...]), decided at Redis's clock; /healthcheck
-                          answers 503 while Redis does not answer
+                          answers 500 while Redis does not answer (as
+                          envoyproxy/ratelimit), and gRPC's health service NOT_SERVING
   --redis-password-file F the Redis password, the first line of file F, kept out of the command
                           line (which every local user can read); else the environment variable
                           FLOODGATE_REDIS_PASSWORD, if set. The URL's user and password, if

@@ -26,6 +26,7 @@
 
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
 #include "floodgate/testing/redis_server.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 
 namespace floodgate {
 namespace {
@@ -155,6 +156,22 @@ class Server {
   std::string stderr_text() const {
     std::ifstream in(folder_ / "stderr");
     return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  // Asks gRPC's health service about `service`; returns its status (UNKNOWN with `status` set
+  // when the call fails).
+  grpc::health::v1::HealthCheckResponse::ServingStatus health(const std::string& service = "",
+                                                              grpc::Status* status = nullptr) {
+    auto stub = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    const grpc::Status s = stub->Check(&context, request, &response);
+    if (status != nullptr) *status = s;
+    return s.ok() ? response.status() : grpc::health::v1::HealthCheckResponse::UNKNOWN;
   }
 
   // Sends `request`; fails the test if no answer comes within 5 s.
@@ -632,8 +649,11 @@ TEST(ServeRedisTest, ARedisThatIsDownIsAnsweredByThePolicyAndMarksTheServiceDegr
   EXPECT_LT(slowest, kNoStall) << "every request answered within its deadline";
   const httplib::Result degraded = server.http().Get("/healthcheck");
   ASSERT_TRUE(degraded);
-  EXPECT_EQ(degraded->status, 503);
+  EXPECT_EQ(degraded->status, 500) << "as envoyproxy/ratelimit answers while unhealthy";
   EXPECT_TRUE(degraded->body.starts_with("degraded: ")) << degraded->body;
+  EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(server.health("envoy.service.ratelimit.v3.RateLimitService"),
+            grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   const httplib::Result metrics = server.http().Get("/metrics");
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("floodgate_policy_decisions_total 20\n"), std::string::npos)
@@ -641,6 +661,20 @@ TEST(ServeRedisTest, ARedisThatIsDownIsAnsweredByThePolicyAndMarksTheServiceDegr
 
   redis.restart();
   EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
+  EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// gRPC's standard health service answers on the gRPC port, for the server and for the RLS.
+TEST(ServeTest, AnswersGrpcHealthChecks) {
+  Server server(kConfig);
+  ASSERT_TRUE(server.ready());
+  EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(server.health("envoy.service.ratelimit.v3.RateLimitService"),
+            grpc::health::v1::HealthCheckResponse::SERVING);
+  grpc::Status unknown;
+  server.health("nope", &unknown);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(unknown.error_message().find("unknown service \"nope\""), std::string::npos);
 }
 
 TEST(ServeRedisTest, AHungRedisIsAnsweredByThePolicyWithinTheTimeout) {
@@ -674,7 +708,7 @@ TEST(ServeRedisTest, AHungRedisIsAnsweredByThePolicyWithinTheTimeout) {
             << std::chrono::duration<double, std::milli>(slowest).count() << " ms\n";
   const httplib::Result degraded = server.http().Get("/healthcheck");
   ASSERT_TRUE(degraded);
-  EXPECT_EQ(degraded->status, 503);
+  EXPECT_EQ(degraded->status, 500);
 
   redis.resume_process();
   EXPECT_EQ(server.healthcheck_until_ok(10s), 200);

@@ -36,7 +36,8 @@ void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metri
              [health = std::move(health)](const HttpRequest&) {
                if (health) {
                  if (const std::string why = health(); !why.empty()) {
-                   return HttpResponse{503, "text/plain", "degraded: " + why + "\n"};
+                   // 500, as envoyproxy/ratelimit answers while unhealthy.
+                   return HttpResponse{500, "text/plain", "degraded: " + why + "\n"};
                  }
                }
                return HttpResponse{200, "text/plain", "OK\n"};

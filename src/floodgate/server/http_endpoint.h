@@ -1,8 +1,8 @@
 // The HTTP endpoint of `floodgate serve`, beside the gRPC one (rls.h): envoyproxy/ratelimit's
 // `POST /json` (a proto3-JSON `RateLimitRequest`, answered 200 when OK and 429 when over the
-// limit, 400 naming what is malformed), `GET /healthcheck` (200, or 503 saying why the backend
-// is degraded) and `GET /metrics` (Prometheus text: the rules', the service's and the HTTP
-// server's counters). Thread-safe, as the `HttpServer` that serves it.
+// limit, 400 naming what is malformed), `GET /healthcheck` (200, or 500 saying why the backend
+// is degraded, as envoyproxy/ratelimit) and `GET /metrics` (Prometheus text: the rules', the
+// service's and the HTTP server's counters). Thread-safe, as the `HttpServer` that serves it.
 #pragma once
 
 #include <functional>

@@ -13,6 +13,7 @@
 #include "floodgate/core/internal/format.h"
 #include "floodgate/redis/redis_limiter.h"
 #include "floodgate/server/config_watcher.h"
+#include "floodgate/server/grpc_health.h"
 #include "floodgate/server/http_endpoint.h"
 #include "floodgate/server/http_server.h"
 
@@ -68,9 +69,13 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
 
   r->rls_ = std::make_unique<AsyncRls>(*r->service_, &r->metrics_, o.answer, r->workers_.get(),
                                        std::max(2u, std::thread::hardware_concurrency()));
+  std::function<std::string()> health;
+  if (r->redis_) health = [redis = r->redis_.get()] { return redis->health(); };
+  r->health_ = std::make_unique<GrpcHealth>(health);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.grpc_address, grpc::InsecureServerCredentials(), &r->grpc_port_);
   r->rls_->add_to(builder);
+  builder.RegisterService(r->health_.get());
   builder.SetMaxReceiveMessageSize(4 << 20);
   r->grpc_ = builder.BuildAndStart();
   if (!r->grpc_ || r->grpc_port_ == 0) {
@@ -83,8 +88,6 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
 
   if (o.http) {
     r->http_ = std::make_unique<HttpServer>();
-    std::function<std::string()> health;
-    if (r->redis_) health = [redis = r->redis_.get()] { return redis->health(); };
     add_http_endpoint(*r->http_, *r->service_, r->metrics_, r->registry_, o.answer,
                       std::move(health));
     r->registry_.add(http_server_metrics(*r->http_));
@@ -106,6 +109,7 @@ void Runner::reload_now(std::string why) {
 
 void Runner::stop() {
   if (stopped_.exchange(true)) return;
+  if (health_) health_->stop();  // Health checks say NOT_SERVING from now on.
   if (watcher_) watcher_->stop();
   if (http_) http_->stop();  // Returns once its handlers have answered.
   if (rls_ == nullptr) return;

@@ -28,6 +28,7 @@ class Server;
 namespace floodgate::server {
 
 class ConfigWatcher;
+class GrpcHealth;
 class HttpServer;
 
 struct ServeOptions {
@@ -84,6 +85,7 @@ class Runner {
   std::unique_ptr<Workers> workers_;  // Requests wait for Redis on these.
   std::unique_ptr<Service> service_;
   std::unique_ptr<AsyncRls> rls_;
+  std::unique_ptr<GrpcHealth> health_;  // grpc.health.v1.Health, on the gRPC port.
   std::unique_ptr<grpc::Server> grpc_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<ConfigWatcher> watcher_;
