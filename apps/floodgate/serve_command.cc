@@ -39,7 +39,9 @@ Flags:
                           FLOODGATE_REDIS_PASSWORD, if set. The URL's user and password, if
                           written there, are percent-decoded (a '%' itself is %25)
   --on-redis-failure P    when Redis does not answer in time: fallback (default: an in-process
-                          limit per instance), fail-open or fail-closed
+                          limit per instance), fail-open, fail-closed, or error (the call fails
+                          with UNAVAILABLE, HTTP 500, and Envoy's failure_mode_deny decides, as
+                          with envoyproxy/ratelimit)
   --redis-timeout S       the longest one descriptor's decision waits for Redis (default 0.005)
   --redis-threads N       threads that wait for Redis (default 32), so that gRPC's own threads
                           never do; more requests than this wait for one in turn, and their
@@ -71,6 +73,10 @@ Flags:
                           floodgate_rule_near_limit (default 0.8, from 0 to 1)
   --max-keys-per-rule N   descriptor values with state per rule (default 100000); past it, new
                           values are decided without state until old ones are idle
+  --start-without-config  start even if the configuration does not load: answer UNAVAILABLE
+                          (HTTP 500) and report unhealthy until a check loads it, as
+                          envoyproxy/ratelimit does; by default such a start fails, naming the
+                          file and line
   --reload-every S        check the configuration files for changes every S seconds (default 1);
                           a changed file is read again without dropping requests, rules whose
                           definition did not change keep their state, and a bad or unreadable
@@ -105,7 +111,7 @@ int run_serve(const std::vector<std::string>& args) {
        "redis-timeout", "request-timeout", "redis-threads", "redis-password-file", "limit-header",
        "remaining-header", "reset-header", "near-limit-ratio"},
       {"shadow-mode", "quota-mode", "response-headers", "ietf-response-headers",
-       "response-dynamic-metadata"});
+       "response-dynamic-metadata", "start-without-config"});
   if (!parsed) return usage_error("serve", parsed.error().message());
   const Flags& flags = *parsed;
   if (!flags.positional().empty()) {
@@ -148,6 +154,7 @@ int run_serve(const std::vector<std::string>& args) {
   o.answer.request_timeout = seconds(*request_timeout);
   o.shadow_mode = flags.has("shadow-mode");
   o.quota_mode = flags.has("quota-mode");
+  o.start_without_config = flags.has("start-without-config");
   if (const std::optional<std::string> r = flags.get("near-limit-ratio")) {
     Result<float> ratio = server::parse_ratio(*r);
     if (!ratio) return usage_error("serve", "flag --near-limit-ratio: " + ratio.error().message());
@@ -173,10 +180,15 @@ int run_serve(const std::vector<std::string>& args) {
         flags.get_secret("redis-password-file", "FLOODGATE_REDIS_PASSWORD");
     if (!password) return usage_error("serve", password.error().message());
     r.password = *password;
+    const std::string policy_name = flags.get_or("on-redis-failure", "fallback");
+    // "error": the call fails, and Envoy's failure_mode_deny decides (envoyproxy/ratelimit's way).
+    o.answer.fail_on_backend_failure = policy_name == "error";
     Result<OnRedisFailure> policy =
-        parse_on_redis_failure(flags.get_or("on-redis-failure", "fallback"));
-    if (!policy)
-      return usage_error("serve", "flag --on-redis-failure: " + policy.error().message());
+        parse_on_redis_failure(o.answer.fail_on_backend_failure ? "fail-closed" : policy_name);
+    if (!policy) {
+      return usage_error("serve",
+                         "flag --on-redis-failure: " + policy.error().message() + ", or error");
+    }
     r.on_failure = *policy;
     Result<double> timeout = flags.get_seconds("redis-timeout", 0.005, 0.0001);
     if (!timeout) return usage_error("serve", timeout.error().message());

@@ -664,6 +664,60 @@ TEST(ServeRedisTest, ARedisThatIsDownIsAnsweredByThePolicyAndMarksTheServiceDegr
   EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 
+// --on-redis-failure error: a request Redis cannot decide fails with UNAVAILABLE (HTTP 500), so
+// that Envoy's failure_mode_deny decides it, as with envoyproxy/ratelimit.
+TEST(ServeRedisTest, WithTheErrorPolicyARequestRedisCannotDecideFails) {
+  testing::RedisServer redis;
+  Server server(kShared, {"--redis", redis.url(), "--on-redis-failure", "error", "--redis-timeout",
+                          "0.5", "--request-timeout", "0.5"});
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitResponse r;
+  ASSERT_TRUE(server.call(request("fleet", {{"window", "e"}}), r).ok());
+  EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OK);
+  redis.kill();
+  const grpc::Status failed = server.call(request("fleet", {{"window", "e"}, {"nobody", "x"}}), r);
+  EXPECT_EQ(failed.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(failed.error_message(),
+            "1 of 2 descriptors could not be decided: the backend (Redis) did not answer");
+  const httplib::Result json = server.http().Post(
+      "/json", R"({"domain":"fleet","descriptors":[{"entries":[{"key":"window","value":"e"}]}]})",
+      "application/json");
+  ASSERT_TRUE(json);
+  EXPECT_EQ(json->status, 500);
+  // A request that needs no state is answered.
+  EXPECT_TRUE(server.call(request("fleet", {{"nobody", "x"}}), r).ok());
+  redis.restart();
+  EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
+  EXPECT_TRUE(
+      server.call_until(request("fleet", {{"window", "e"}}), rls::RateLimitResponse::OK, 10s, r)
+          .ok());
+}
+
+// --start-without-config: a configuration that does not load at start is answered UNAVAILABLE,
+// and reported unhealthy, until it loads (envoyproxy/ratelimit's way); without it, the start
+// fails (ServeRunnerTest.StartErrorsNameTheInputAndTheValue).
+TEST(ServeTest, StartsWithoutAConfigurationWhenAskedAndServesOnceItLoads) {
+  Server server("domain: edge\ndescriptors:\n  - key: ip\n    rate_limit: {unit: fortnight}\n",
+                {"--start-without-config", "--reload-every", "0.05"});
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitResponse r;
+  const grpc::Status none = server.call(request("edge", {{"ip", "1"}}), r);
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(none.error_message().starts_with("no rate limit configuration loaded: "))
+      << none.error_message();
+  EXPECT_NE(none.error_message().find("fortnight"), std::string::npos) << none.error_message();
+  EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  const httplib::Result health = server.http().Get("/healthcheck");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 500);
+  EXPECT_NE(server.stderr_text().find("the configuration did not load"), std::string::npos);
+  server.write(kConfig);
+  EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
+  ASSERT_TRUE(server.call(request("edge", {{"ip", "1"}}), r).ok());
+  EXPECT_EQ(r.statuses(0).limit_remaining(), 2u);
+  EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
 // gRPC's standard health service answers on the gRPC port, for the server and for the RLS.
 TEST(ServeTest, AnswersGrpcHealthChecks) {
   Server server(kConfig);

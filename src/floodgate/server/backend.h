@@ -39,6 +39,7 @@ struct BackendCall {
   std::string_view key;            // `Config::state_key`, or `override_key` for an own limit.
   std::uint64_t hits = 1;          // 0: a check that counts nothing (see `check_cost`).
   std::optional<Decision> decision = {};  // Written by `Backend::decide`.
+  bool failed = false;  // Written by `Backend::decide`: its failure policy decided, not the store.
 };
 
 // Returns the cost a check (a descriptor with 0 hits) is decided with: 0 for Envoy's window,

@@ -18,12 +18,18 @@ void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metri
         envoy::service::ratelimit::v3::RateLimitResponse response;
         // Any content type: envoyproxy/ratelimit reads the body as JSON whatever the client says.
         const auto read = google::protobuf::util::JsonStringToMessage(req.body, &request);
-        Result<void> answered =
+        const grpc::Status answered =
             read.ok() ? answer(service, request, response, start + options.request_timeout, options)
-                      : Result<void>(Error("the body is not a JSON RateLimitRequest: " +
-                                           std::string(read.message())));
-        metrics.observe(Endpoint::Http, std::chrono::steady_clock::now() - start, !answered);
-        if (!answered) return HttpResponse{400, "text/plain", answered.error().message() + "\n"};
+                      : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "the body is not a JSON RateLimitRequest: " +
+                                         std::string(read.message()));
+        metrics.observe(Endpoint::Http, std::chrono::steady_clock::now() - start, !answered.ok());
+        if (!answered.ok()) {
+          // 400 for a malformed request; 500 when it cannot be decided, as envoyproxy/ratelimit.
+          return HttpResponse{
+              answered.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 400 : 500, "text/plain",
+              answered.error_message() + "\n"};
+        }
         std::string json;
         (void)google::protobuf::util::MessageToJsonString(response, &json);
         return HttpResponse{

@@ -8,17 +8,16 @@
 namespace floodgate::server {
 namespace {
 
-// Decides `hits` for `key` in Redis by `deadline` (`hits` 0: a check of `check_cost`), counting
-// a decision the failure policy made.
-Decision decide_in_redis(RedisLimiter& limiter, std::string_view key, std::uint64_t hits,
-                         std::uint64_t check_cost, std::chrono::steady_clock::time_point deadline,
-                         ServiceMetrics& metrics) {
-  const RedisDecision d = hits == 0 ? limiter.peek_before(key, deadline, check_cost)
-                                    : limiter.try_acquire_before(key, deadline, hits);
-  if (d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache) {
-    metrics.policy_decision();
-  }
-  return d.decision;
+// Decides `call` (its `hits` for `key`, 0: a check of `check_cost`) in Redis by `deadline`,
+// counting a decision the failure policy made.
+void decide_in_redis(RedisLimiter& limiter, std::string_view key, BackendCall& call,
+                     std::uint64_t check_cost, std::chrono::steady_clock::time_point deadline,
+                     ServiceMetrics& metrics) {
+  const RedisDecision d = call.hits == 0 ? limiter.peek_before(key, deadline, check_cost)
+                                         : limiter.try_acquire_before(key, deadline, call.hits);
+  call.failed = d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache;
+  if (call.failed) metrics.policy_decision();
+  call.decision = d.decision;
 }
 
 // A rule's limiter, and what a check of it costs.
@@ -110,12 +109,10 @@ void RedisBackend::decide(std::span<BackendCall> calls, Instant,
   for (BackendCall& call : calls) {
     if (call.state != nullptr) {
       const auto& state = static_cast<const RedisRuleState&>(*call.state);
-      call.decision = decide_in_redis(*state.limiter, call.key, call.hits, state.check_cost,
-                                      deadline, *metrics_);
+      decide_in_redis(*state.limiter, call.key, call, state.check_cost, deadline, *metrics_);
     } else {
-      call.decision =
-          decide_in_redis(*own_limits_, own_limit_key(*call.own_limit, call.key), call.hits,
-                          check_cost(Algorithm::EnvoyFixedWindow), deadline, *metrics_);
+      decide_in_redis(*own_limits_, own_limit_key(*call.own_limit, call.key), call,
+                      check_cost(Algorithm::EnvoyFixedWindow), deadline, *metrics_);
     }
   }
 }

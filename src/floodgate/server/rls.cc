@@ -355,14 +355,26 @@ void to_proto(const Request& request, const Response& response, rls::RateLimitRe
   if (options.dynamic_metadata) add_dynamic_metadata(request, response, proto);
 }
 
-Result<void> answer(Service& service, const rls::RateLimitRequest& request,
+grpc::Status answer(Service& service, const rls::RateLimitRequest& request,
                     rls::RateLimitResponse& response,
                     std::chrono::steady_clock::time_point deadline, const AnswerOptions& options) {
+  if (!service.configured()) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "no rate limit configuration loaded: " + service.configuration_error());
+  }
   Result<Request> parsed = from_proto(request);
-  if (!parsed) return parsed.error();
+  if (!parsed) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, parsed.error().message());
   parsed->deadline = deadline;
-  to_proto(*parsed, service.should_rate_limit(*parsed, unix_now()), response, options);
-  return {};
+  const Response decided = service.should_rate_limit(*parsed, unix_now());
+  if (options.fail_on_backend_failure && decided.backend_failures > 0) {
+    return grpc::Status(
+        grpc::StatusCode::UNAVAILABLE,
+        std::to_string(decided.backend_failures) + " of " +
+            std::to_string(decided.statuses.size()) +
+            " descriptors could not be decided: the backend (Redis) did not answer");
+  }
+  to_proto(*parsed, decided, response, options);
+  return grpc::Status::OK;
 }
 
 // One call: asked for on a queue, then answered; each step ends with a completion on that queue.
@@ -402,17 +414,14 @@ class AsyncRls::Call {
     if (rls_.hurry_.load(std::memory_order_acquire)) {
       deadline = std::min(deadline, std::chrono::steady_clock::now());
     }
-    const Result<void> answered =
+    const grpc::Status answered =
         answer(rls_.service_, request_, response_, deadline, rls_.options_);
     if (rls_.metrics_ != nullptr) {
-      rls_.metrics_->observe(Endpoint::Grpc, std::chrono::steady_clock::now() - start, !answered);
+      rls_.metrics_->observe(Endpoint::Grpc, std::chrono::steady_clock::now() - start,
+                             !answered.ok());
     }
     responded_.store(true, std::memory_order_release);
-    responder_.Finish(
-        response_,
-        answered ? grpc::Status::OK
-                 : grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, answered.error().message()),
-        this);
+    responder_.Finish(response_, answered, this);
   }
 
   AsyncRls& rls_;

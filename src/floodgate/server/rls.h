@@ -54,6 +54,10 @@ struct AnswerOptions {
   // under "metadata" the configured `metadata` of every descriptor within its limit, merged (the
   // first descriptor's value of a key wins; maps are merged key by key).
   bool dynamic_metadata = false;
+  // A request of which the backend could not decide a descriptor (Redis did not answer) is
+  // answered UNAVAILABLE, so that Envoy's `failure_mode_deny` decides it, as with
+  // envoyproxy/ratelimit (`--on-redis-failure error`).
+  bool fail_on_backend_failure = false;
   // The longest one request may wait for a backend over all its descriptors (Envoy's filter
   // gives up after 20 ms by default); a sooner deadline of the caller's (gRPC) is kept instead.
   std::chrono::nanoseconds request_timeout = std::chrono::milliseconds(20);
@@ -71,9 +75,11 @@ void to_proto(const Request& request, const Response& response,
               const AnswerOptions& options = {});
 
 // Answers `request` with `service` at the current time (nanoseconds since the Unix epoch),
-// waiting for a backend until `deadline` at the latest, or returns an error naming what is
-// malformed in it.
-Result<void> answer(Service& service,
+// waiting for a backend until `deadline` at the latest. Returns OK, INVALID_ARGUMENT naming what
+// is malformed in it, or UNAVAILABLE when no configuration is loaded yet
+// (`Service::configured`) or, with `fail_on_backend_failure`, when the backend's failure policy
+// decided a descriptor.
+grpc::Status answer(Service& service,
                     const envoy::service::ratelimit::v3::RateLimitRequest& request,
                     envoy::service::ratelimit::v3::RateLimitResponse& response,
                     std::chrono::steady_clock::time_point deadline,

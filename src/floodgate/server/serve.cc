@@ -41,14 +41,25 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     service_options.backend = r->redis_;
   }
   Result<Config> config = Config::load(o.config_path);
-  if (!config) return config.error();
-  for (const std::string& warning : config->warnings()) say(o.err, warning);
-  r->metrics_.config_load(true);
-  const std::string signature = files_signature(o.config_path);
-  Result<std::unique_ptr<Service>> service = Service::create(
-      std::make_shared<const Config>(std::move(*config)), std::move(service_options));
-  if (!service) return service.error();
-  r->service_ = std::move(*service);
+  std::string signature;  // Of the files loaded; none loaded: the watcher tries at once.
+  if (!config && o.start_without_config) {
+    say(o.err,
+        "the configuration did not load; answering UNAVAILABLE until it does (tried "
+        "again at every check): " +
+            config.error().message());
+    r->metrics_.config_load(false);
+    r->service_ =
+        Service::create_unconfigured(std::move(service_options), config.error().message());
+  } else {
+    if (!config) return config.error();
+    for (const std::string& warning : config->warnings()) say(o.err, warning);
+    r->metrics_.config_load(true);
+    signature = files_signature(o.config_path);
+    Result<std::unique_ptr<Service>> service = Service::create(
+        std::make_shared<const Config>(std::move(*config)), std::move(service_options));
+    if (!service) return service.error();
+    r->service_ = std::move(*service);
+  }
   r->registry_.add([&s = *r->service_](std::string& out) { s.write_metrics(out); });
   r->registry_.add([&m = r->metrics_](std::string& out) { m.write(out); });
   r->registry_.add([redis = r->redis_.get()](std::string& out) {
@@ -69,8 +80,11 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
 
   r->rls_ = std::make_unique<AsyncRls>(*r->service_, &r->metrics_, o.answer, r->workers_.get(),
                                        std::max(2u, std::thread::hardware_concurrency()));
-  std::function<std::string()> health;
-  if (r->redis_) health = [redis = r->redis_.get()] { return redis->health(); };
+  // Why the service cannot serve: no configuration yet, or Redis does not answer.
+  std::function<std::string()> health = [service = r->service_.get(), redis = r->redis_.get()] {
+    if (!service->configured()) return std::string("no rate limit configuration loaded");
+    return redis != nullptr ? redis->health() : std::string();
+  };
   r->health_ = std::make_unique<GrpcHealth>(health);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(o.grpc_address, grpc::InsecureServerCredentials(), &r->grpc_port_);

@@ -42,6 +42,9 @@ struct ServeOptions {
   bool quota_mode = false;   // `ServiceOptions::quota_mode`.
   float near_limit_ratio = 0.8f;
   Nanos reload_every = std::chrono::seconds(1);
+  // A configuration that does not load at start is not an error: the service starts, answers
+  // UNAVAILABLE and reports NOT_SERVING until a check loads it (envoyproxy/ratelimit's way).
+  bool start_without_config = false;
   AnswerOptions answer = {};
   // Keep the rules' state in Redis rather than in this process.
   std::optional<RedisBackendOptions> redis = {};

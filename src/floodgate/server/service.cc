@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "floodgate/core/internal/check.h"
 #include "floodgate/core/internal/time_math.h"
 
 namespace floodgate::server {
@@ -166,12 +167,33 @@ Result<std::shared_ptr<const Service::Snapshot>> Service::build(
   return std::shared_ptr<const Snapshot>(std::move(next));
 }
 
+std::unique_ptr<Service> Service::create_unconfigured(ServiceOptions options, std::string error) {
+  Result<std::unique_ptr<Service>> service =
+      create(std::make_shared<const Config>(), std::move(options));
+  FLOODGATE_CHECK(service, "an empty configuration has no state to make");
+  (*service)->configuration_error_ = std::move(error);
+  (*service)->configured_.store(false, std::memory_order_release);
+  return std::move(*service);
+}
+
+std::string Service::configuration_error() const {
+  const std::lock_guard lock(mu_);
+  return configuration_error_;
+}
+
 Result<void> Service::set_config(std::shared_ptr<const Config> config) {
   const std::shared_ptr<const Snapshot> previous = snapshot();
   Result<std::shared_ptr<const Snapshot>> next = build(std::move(config), previous.get());
-  if (!next) return next.error();
+  if (!next) {
+    if (!configured()) {
+      const std::lock_guard lock(mu_);
+      configuration_error_ = next.error().message();
+    }
+    return next.error();
+  }
   const std::lock_guard lock(mu_);
   snapshot_ = std::move(*next);
+  configured_.store(true, std::memory_order_release);
   return {};
 }
 
@@ -254,6 +276,7 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
                      .hits = a.hits});
   }
   if (!calls.empty()) backend_->decide(calls, now, request.deadline);
+  for (const BackendCall& call : calls) response.backend_failures += call.failed ? 1 : 0;
   std::size_t over_limit = 0;  // Over and not in quota mode.
   std::size_t quota_descriptors = 0;
   std::size_t quota_over = 0;

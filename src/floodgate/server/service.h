@@ -78,6 +78,8 @@ struct DescriptorStatus {
 struct Response {
   Code overall = Code::Ok;
   std::vector<DescriptorStatus> statuses;
+  // Descriptors the backend's failure policy decided (Redis did not answer in time).
+  std::size_t backend_failures = 0;
   // The configuration the statuses' rules point into; keeps them alive.
   std::shared_ptr<const Config> config;
 };
@@ -108,6 +110,15 @@ class Service {
   // Returns a service for `config`, or the error of a rule whose state cannot be made.
   static Result<std::unique_ptr<Service>> create(std::shared_ptr<const Config> config,
                                                  ServiceOptions options);
+
+  // Returns a service without a configuration yet (`configured()` false; every domain unknown
+  // until `set_config`), for a server that starts while its configuration does not load;
+  // `error` says why.
+  static std::unique_ptr<Service> create_unconfigured(ServiceOptions options, std::string error);
+
+  // Reports whether a configuration is installed; if not, `configuration_error` says why.
+  bool configured() const { return configured_.load(std::memory_order_acquire); }
+  std::string configuration_error() const;
 
   // Decides `request` at `now` (nanoseconds since the Unix epoch).
   Response should_rate_limit(const Request& request, Instant now);
@@ -165,6 +176,8 @@ class Service {
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snapshot_;  // Guarded by mu_.
   const std::shared_ptr<Backend> backend_;
+  std::atomic<bool> configured_{true};
+  std::string configuration_error_;  // Guarded by mu_.
 };
 
 // Returns the state key of a request descriptor with its own `limit` of `unit`: the unit (a digit,
