@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "flags.h"
 #include "floodgate/server/http_server.h"
 #include "floodgate/server/serve.h"
+#include "serve_environment.h"
 
 namespace floodgate::app {
 namespace {
@@ -22,7 +24,12 @@ envoyproxy/ratelimit's configuration: PATH is a YAML file, or a directory whose 
 files are read in name order, one domain each. Limits are kept in this process, or with --redis
 in Redis, shared by every instance that uses it.
 
-Flags:
+Flags (each also read from envoyproxy/ratelimit's environment setting, when set and the flag
+is not given: RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/RUNTIME_APPDIRECTORY, GRPC_HOST/GRPC_PORT,
+HOST/PORT, REDIS_URL with REDIS_SOCKET_TYPE, REDIS_TYPE and REDIS_AUTH, CACHE_KEY_PREFIX,
+SHADOW_MODE, QUOTA_MODE, LIMIT_RESPONSE_HEADERS_ENABLED and the three header names,
+NEAR_LIMIT_RATIO, RESPONSE_DYNAMIC_METADATA, FORCE_START_WITHOUT_INITIAL_CONFIG,
+MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
   --config PATH           the configuration (required)
   --grpc ADDR             where to listen for gRPC, host:port (default 127.0.0.1:8081; port 0
                           picks a free one); the address is printed on standard output
@@ -77,6 +84,9 @@ Flags:
                           (HTTP 500) and report unhealthy until a check loads it, as
                           envoyproxy/ratelimit does; by default such a start fails, naming the
                           file and line
+  --merge-domains         a domain may be defined in several files, their descriptors merged
+                          (MERGE_DOMAIN_CONFIG); by default a domain lives in one file
+  --redis-prefix P        the prefix of every key written to Redis (default floodgate-serve:)
   --reload-every S        check the configuration files for changes every S seconds (default 1);
                           a changed file is read again without dropping requests, rules whose
                           definition did not change keep their state, and a bad or unreadable
@@ -105,14 +115,49 @@ void say_err(const std::string& line) {
 
 int run_serve(const std::vector<std::string>& args) {
   if (print_help_if_asked(args, kHelp)) return kExitOk;
-  Result<Flags> parsed = Flags::parse(
-      "serve", args,
-      {"config", "grpc", "http", "max-keys-per-rule", "reload-every", "redis", "on-redis-failure",
-       "redis-timeout", "request-timeout", "redis-threads", "redis-password-file", "limit-header",
-       "remaining-header", "reset-header", "near-limit-ratio"},
-      {"shadow-mode", "quota-mode", "response-headers", "ietf-response-headers",
-       "response-dynamic-metadata", "start-without-config"});
+  const std::set<std::string, std::less<>> valued = {"config",
+                                                     "grpc",
+                                                     "http",
+                                                     "max-keys-per-rule",
+                                                     "reload-every",
+                                                     "redis",
+                                                     "on-redis-failure",
+                                                     "redis-timeout",
+                                                     "request-timeout",
+                                                     "redis-threads",
+                                                     "redis-password-file",
+                                                     "limit-header",
+                                                     "remaining-header",
+                                                     "reset-header",
+                                                     "near-limit-ratio",
+                                                     "redis-prefix"};
+  const std::set<std::string, std::less<>> booleans = {"shadow-mode",
+                                                       "quota-mode",
+                                                       "response-headers",
+                                                       "ietf-response-headers",
+                                                       "response-dynamic-metadata",
+                                                       "start-without-config",
+                                                       "merge-domains"};
+  Result<Flags> given = Flags::parse("serve", args, valued, booleans);
+  if (!given) return usage_error("serve", given.error().message());
+  // envoyproxy/ratelimit's environment settings, for the flags not given.
+  std::set<std::string, std::less<>> present;
+  for (const std::string& f : valued) {
+    if (given->get(f)) present.insert(f);
+  }
+  for (const std::string& f : booleans) {
+    if (given->has(f)) present.insert(f);
+  }
+  Result<EnvoyEnvironment> env = read_envoy_environment(present);
+  if (!env) return usage_error("serve", env.error().message());
+  std::vector<std::string> all = args;
+  for (const auto& [flag, value] : env->flags) {
+    all.push_back("--" + flag);
+    if (valued.contains(flag)) all.push_back(value);
+  }
+  Result<Flags> parsed = Flags::parse("serve", all, valued, booleans);
   if (!parsed) return usage_error("serve", parsed.error().message());
+  for (const std::string& note : env->notes) say_err(note);
   const Flags& flags = *parsed;
   if (!flags.positional().empty()) {
     return usage_error("serve", "unexpected argument \"" + flags.positional()[0] + "\"");
@@ -155,6 +200,7 @@ int run_serve(const std::vector<std::string>& args) {
   o.shadow_mode = flags.has("shadow-mode");
   o.quota_mode = flags.has("quota-mode");
   o.start_without_config = flags.has("start-without-config");
+  o.merge_domains = flags.has("merge-domains");
   if (const std::optional<std::string> r = flags.get("near-limit-ratio")) {
     Result<float> ratio = server::parse_ratio(*r);
     if (!ratio) return usage_error("serve", "flag --near-limit-ratio: " + ratio.error().message());
@@ -169,7 +215,7 @@ int run_serve(const std::vector<std::string>& args) {
     std::tie(o.http_host, o.http_port) = *at;
   }
   for (const char* only : {"on-redis-failure", "redis-timeout", "request-timeout", "redis-threads",
-                           "redis-password-file"}) {
+                           "redis-password-file", "redis-prefix"}) {
     if (flags.get(only) && !flags.get("redis")) {
       return usage_error("serve", "flag --" + std::string(only) + ": needs --redis URL");
     }
@@ -180,6 +226,11 @@ int run_serve(const std::vector<std::string>& args) {
         flags.get_secret("redis-password-file", "FLOODGATE_REDIS_PASSWORD");
     if (!password) return usage_error("serve", password.error().message());
     r.password = *password;
+    // envoyproxy/ratelimit's REDIS_AUTH, for the Redis its REDIS_URL named.
+    if (r.password.empty() && env->redis_password && !present.contains("redis")) {
+      r.password = *env->redis_password;
+    }
+    if (const std::optional<std::string> prefix = flags.get("redis-prefix")) r.prefix = *prefix;
     const std::string policy_name = flags.get_or("on-redis-failure", "fallback");
     // "error": the call fails, and Envoy's failure_mode_deny decides (envoyproxy/ratelimit's way).
     o.answer.fail_on_backend_failure = policy_name == "error";

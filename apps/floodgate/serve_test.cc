@@ -63,12 +63,27 @@ class Server {
       ::dup2(out[1], 1);
       const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(err, 2);
-      std::vector<std::string> args = {FLOODGATE_BIN, "serve",       "--config", folder_.string(),
-                                       "--grpc",      "127.0.0.1:0", "--http",   "127.0.0.1:0"};
-      if (std::find(extra.begin(), extra.end(), "--reload-every") == extra.end()) {
+      // "env:NAME=VALUE" sets NAME in the server's environment; a RUNTIME_ one names the
+      // configuration instead of --config.
+      bool runtime = false;
+      std::vector<std::string> flags;
+      for (const std::string& e : extra) {
+        if (!e.starts_with("env:")) {
+          flags.push_back(e);
+          continue;
+        }
+        const std::string setting = e.substr(4);
+        const std::size_t eq = setting.find('=');
+        ::setenv(setting.substr(0, eq).c_str(), setting.substr(eq + 1).c_str(), 1);
+        runtime = runtime || setting.starts_with("RUNTIME_");
+      }
+      std::vector<std::string> args = {FLOODGATE_BIN, "serve",  "--grpc",
+                                       "127.0.0.1:0", "--http", "127.0.0.1:0"};
+      if (!runtime) args.insert(args.end(), {"--config", folder_.string()});
+      if (std::find(flags.begin(), flags.end(), "--reload-every") == flags.end()) {
         args.insert(args.end(), {"--reload-every", "0.05"});
       }
-      args.insert(args.end(), extra.begin(), extra.end());
+      args.insert(args.end(), flags.begin(), flags.end());
       std::vector<char*> argv;
       for (std::string& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -196,6 +211,9 @@ class Server {
       std::this_thread::sleep_for(20ms);
     }
   }
+
+  // How many servers this process has made: the next one's folder ends in count() + 1.
+  static int count() { return count_; }
 
   // Sends `signal`.
   void signal(int signal) const { ::kill(pid_, signal); }
@@ -716,6 +734,41 @@ TEST(ServeTest, StartsWithoutAConfigurationWhenAskedAndServesOnceItLoads) {
   ASSERT_TRUE(server.call(request("edge", {{"ip", "1"}}), r).ok());
   EXPECT_EQ(r.statuses(0).limit_remaining(), 2u);
   EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// An envoyproxy/ratelimit deployment's environment runs unchanged: the configuration from
+// RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/RUNTIME_APPDIRECTORY, its answers shaped by SHADOW_MODE and
+// LIMIT_RESPONSE_HEADERS_ENABLED; flags win over it; what is not supported is named.
+TEST(ServeTest, RunsWithEnvoyRatelimitsEnvironmentSettings) {
+  const std::string folder =
+      (std::filesystem::temp_directory_path() / ("floodgate-serve-" + std::to_string(::getpid()) +
+                                                 "-" + std::to_string(1 + Server::count())))
+          .string();
+  const std::size_t slash = folder.rfind('/');
+  Server server(
+      kConfig,
+      {"env:RUNTIME_ROOT=" + folder.substr(0, slash),
+       "env:RUNTIME_SUBDIRECTORY=" + folder.substr(slash + 1), "env:RUNTIME_APPDIRECTORY=.",
+       "env:SHADOW_MODE=true", "env:LIMIT_RESPONSE_HEADERS_ENABLED=true",
+       "env:LIMIT_REMAINING_HEADER=X-Left", "env:GRPC_PORT=1", "env:USE_STATSD=true"});
+  ASSERT_TRUE(server.ready()) << "the --grpc flag wins over GRPC_PORT=1";
+  rls::RateLimitResponse r;
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(server.call(request("edge", {{"ip", "env"}}), r).ok());
+  EXPECT_EQ(r.overall_code(), rls::RateLimitResponse::OK) << "SHADOW_MODE";
+  EXPECT_EQ(r.statuses(0).code(), rls::RateLimitResponse::OVER_LIMIT);
+  ASSERT_EQ(r.response_headers_to_add_size(), 3);
+  EXPECT_EQ(r.response_headers_to_add(1).key(), "X-Left");
+  EXPECT_NE(server.stderr_text().find("environment USE_STATSD=\"true\": not applied"),
+            std::string::npos)
+      << server.stderr_text();
+  // What cannot be honoured stops the start, naming the setting.
+  Server tls(kConfig, {"env:REDIS_URL=127.0.0.1:1", "env:REDIS_TLS=true"}, /*must_start=*/false);
+  EXPECT_FALSE(tls.ready());
+  EXPECT_EQ(tls.stop(), 1);
+  EXPECT_NE(tls.stderr_text().find("environment REDIS_TLS=\"true\": TLS to Redis is not "
+                                   "supported yet"),
+            std::string::npos)
+      << tls.stderr_text();
 }
 
 // gRPC's standard health service answers on the gRPC port, for the server and for the RLS.

@@ -333,8 +333,10 @@ Result<Descriptor> Reader::parse_descriptor(std::uint32_t node, const Parent& pa
 Result<void> unique(std::pair<const Descriptor*, const Descriptor*> repeated) {
   if (repeated.first == nullptr) return {};
   const Descriptor& d = *repeated.first;
+  const Descriptor& first = *repeated.second;
   return Error(d.file + ":" + std::to_string(d.line) + ": duplicate descriptor composite key " +
-               internal::quoted(d.id) + " (first at line " + std::to_string(repeated.second->line) +
+               internal::quoted(d.id) + " (first at " +
+               (first.file == d.file ? "line " : first.file + ":") + std::to_string(first.line) +
                ")");
 }
 
@@ -480,18 +482,27 @@ Result<Config> Config::parse(std::string_view text, const std::string& file, std
   return config;
 }
 
-Result<void> Config::add(Config&& other) {
+Result<void> Config::add(Config&& other, bool merge_domains) {
   for (auto& [name, domain] : other.domains_) {
-    if (const auto existing = domains_.find(name); existing != domains_.end()) {
-      return Error(domain->file + ": domain " + internal::quoted(name) + " is already defined in " +
-                   existing->second->file);
+    const auto existing = domains_.find(name);
+    if (existing == domains_.end()) {
+      domains_.emplace(name, std::move(domain));
+      continue;
     }
-    domains_.emplace(name, std::move(domain));
+    if (!merge_domains) {
+      return Error(domain->file + ": domain " + internal::quoted(name) + " is already defined in " +
+                   existing->second->file + " (--merge-domains merges them)");
+    }
+    Domain& into = *existing->second;
+    for (Descriptor& d : domain->descriptors) into.descriptors.push_back(std::move(d));
+    // The descriptors moved: every index and parent is built again.
+    if (Result<void> ok = unique(into.top.index(into.descriptors)); !ok) return ok;
+    if (Result<void> ok = index_tree(into.descriptors); !ok) return ok;
   }
   return {};
 }
 
-Result<Config> Config::load(const std::string& path) {
+Result<Config> Config::load(const std::string& path, bool merge_domains) {
   namespace fs = std::filesystem;
   std::error_code ec;
   std::vector<std::string> files;
@@ -547,7 +558,7 @@ Result<Config> Config::load(const std::string& path) {
     text << in.rdbuf();
     Result<Config> one = parse(text.str(), file, rules);
     if (!one) return one.error();
-    if (Result<void> ok = config.add(std::move(*one)); !ok) return ok.error();
+    if (Result<void> ok = config.add(std::move(*one), merge_domains); !ok) return ok.error();
   }
   config.warnings_ = std::move(warnings);
   return config;

@@ -175,7 +175,9 @@ class Config {
   // an error naming the file and line. An entry of the directory named so that is not a file
   // (a dangling symbolic link, a directory, a FIFO or device) is skipped and named in
   // `warnings()`.
-  static Result<Config> load(const std::string& path);
+  // With `merge_domains` (envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG), a domain may be defined in
+  // several files: their descriptors are merged, and two with one key and value are an error.
+  static Result<Config> load(const std::string& path, bool merge_domains = false);
 
   // Returns what `load` skipped, one message each.
   const std::vector<std::string>& warnings() const { return warnings_; }
@@ -208,7 +210,7 @@ class Config {
   static Result<Config> parse(std::string_view text, const std::string& file, std::size_t& rules);
 
  private:
-  Result<void> add(Config&& other);
+  Result<void> add(Config&& other, bool merge_domains);
 
   // Domains are kept behind pointers so that the indexes into them survive moves.
   std::map<std::string, std::unique_ptr<Domain>, std::less<>> domains_;

@@ -318,9 +318,32 @@ TEST(ConfigTest, ADirectoryIsEveryYamlFileInItAndADomainLivesInOneFile) {
   write("c.yaml", "domain: one\n");
   Result<Config> twice = Config::load(dir.string());
   ASSERT_FALSE(twice);
-  EXPECT_EQ(twice.error().message(), (dir / "c.yaml").string() +
-                                         ": domain \"one\" is already defined in " +
-                                         (dir / "a.yaml").string());
+  EXPECT_EQ(twice.error().message(),
+            (dir / "c.yaml").string() + ": domain \"one\" is already defined in " +
+                (dir / "a.yaml").string() + " (--merge-domains merges them)");
+  // Merged (MERGE_DOMAIN_CONFIG): the domain has every file's descriptors, nested ones indexed.
+  write("c.yaml",
+        "domain: one\ndescriptors:\n  - key: m\n    descriptors:\n      - key: n\n"
+        "        rate_limit: {unit: minute, requests_per_unit: 4}\n");
+  Result<Config> merged = Config::load(dir.string(), /*merge_domains=*/true);
+  ASSERT_TRUE(merged) << merged.error().message();
+  EXPECT_EQ(merged->domain_names(), (std::vector<std::string>{"one", "two"}));
+  EXPECT_NE(merged->match("one", std::vector<Entry>{{"k", "v"}}), nullptr);
+  const Descriptor* nested = merged->match("one", std::vector<Entry>{{"m", "x"}, {"n", "y"}});
+  ASSERT_NE(nested, nullptr);
+  EXPECT_EQ(nested->rate_limit->requests_per_unit, 4u);
+  ASSERT_NE(nested->parent, nullptr);
+  EXPECT_EQ(nested->parent->key, "m");
+  // A descriptor both files define is an error, as upstream says it.
+  write("c.yaml",
+        "domain: one\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
+        "requests_per_unit: 9}\n");
+  Result<Config> clash = Config::load(dir.string(), /*merge_domains=*/true);
+  ASSERT_FALSE(clash);
+  EXPECT_EQ(clash.error().message(), (dir / "c.yaml").string() +
+                                         ":3: duplicate descriptor composite key \"one.k\" (first "
+                                         "at " +
+                                         (dir / "a.yaml").string() + ":3)");
   std::filesystem::remove_all(dir);
 
   // Entries named like configuration files that are not files are skipped and named.

@@ -83,7 +83,7 @@ void ConfigWatcher::run() {
     const std::string now = files_signature(options_.path);
     if (!asked && now == signature_ && failed.empty()) continue;
     lock.unlock();
-    Result<Config> next = Config::load(options_.path);
+    Result<Config> next = Config::load(options_.path, options_.merge_domains);
     if (next) {
       for (const std::string& warning : next->warnings()) say(warning);
     }

@@ -25,6 +25,7 @@ std::string files_signature(const std::string& path);
 
 struct ConfigWatcherOptions {
   std::string path;  // What `Config::load` reads: a file, or a folder of *.yaml and *.yml.
+  bool merge_domains = false;  // `Config::load`'s.
   Nanos every = std::chrono::seconds(1);
   // Receives one line per event: a reload, a failed one, a warning of the configuration read.
   std::function<void(const std::string&)> log = nullptr;

@@ -40,7 +40,7 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     r->workers_ = std::make_unique<Workers>(o.redis_threads);
     service_options.backend = r->redis_;
   }
-  Result<Config> config = Config::load(o.config_path);
+  Result<Config> config = Config::load(o.config_path, o.merge_domains);
   std::string signature;  // Of the files loaded; none loaded: the watcher tries at once.
   if (!config && o.start_without_config) {
     say(o.err,
@@ -110,10 +110,13 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     r->http_port_ = *bound;
     say(o.out, "HTTP on " + o.http_host + ":" + std::to_string(r->http_port_));
   }
-  r->watcher_ = std::make_unique<ConfigWatcher>(
-      *r->service_, r->metrics_,
-      ConfigWatcherOptions{.path = o.config_path, .every = o.reload_every, .log = o.err},
-      signature);
+  r->watcher_ =
+      std::make_unique<ConfigWatcher>(*r->service_, r->metrics_,
+                                      ConfigWatcherOptions{.path = o.config_path,
+                                                           .merge_domains = o.merge_domains,
+                                                           .every = o.reload_every,
+                                                           .log = o.err},
+                                      signature);
   return r;
 }
 

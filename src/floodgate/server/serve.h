@@ -33,6 +33,7 @@ class HttpServer;
 
 struct ServeOptions {
   std::string config_path = {};  // A YAML file, or a folder of them (`Config::load`).
+  bool merge_domains = false;    // `Config::load`'s: a domain may span several files.
   std::string grpc_address = "127.0.0.1:8081";  // host:port; port 0 picks a free one.
   bool http = true;                             // Serve HTTP (`http_endpoint.h`) as well.
   std::string http_host = "127.0.0.1";
