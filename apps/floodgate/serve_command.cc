@@ -86,7 +86,11 @@ MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
                           file and line
   --merge-domains         a domain may be defined in several files, their descriptors merged
                           (MERGE_DOMAIN_CONFIG); by default a domain lives in one file
-  --redis-prefix P        the prefix of every key written to Redis (default floodgate-serve:)
+  --cache-key-prefix P    written before every key in Redis (default none; envoyproxy/ratelimit's
+                          CACHE_KEY_PREFIX): Envoy's window counts in envoyproxy/ratelimit's own
+                          keys, P + domain_key_value_..._windowstart, so that its instances and
+                          these share counts on one Redis; the other algorithms' keys are
+                          P + floodgate-serve: + the rule
   --reload-every S        check the configuration files for changes every S seconds (default 1);
                           a changed file is read again without dropping requests, rules whose
                           definition did not change keep their state, and a bad or unreadable
@@ -130,7 +134,7 @@ int run_serve(const std::vector<std::string>& args) {
                                                      "remaining-header",
                                                      "reset-header",
                                                      "near-limit-ratio",
-                                                     "redis-prefix"};
+                                                     "cache-key-prefix"};
   const std::set<std::string, std::less<>> booleans = {"shadow-mode",
                                                        "quota-mode",
                                                        "response-headers",
@@ -215,7 +219,7 @@ int run_serve(const std::vector<std::string>& args) {
     std::tie(o.http_host, o.http_port) = *at;
   }
   for (const char* only : {"on-redis-failure", "redis-timeout", "request-timeout", "redis-threads",
-                           "redis-password-file", "redis-prefix"}) {
+                           "redis-password-file", "cache-key-prefix"}) {
     if (flags.get(only) && !flags.get("redis")) {
       return usage_error("serve", "flag --" + std::string(only) + ": needs --redis URL");
     }
@@ -230,7 +234,7 @@ int run_serve(const std::vector<std::string>& args) {
     if (r.password.empty() && env->redis_password && !present.contains("redis")) {
       r.password = *env->redis_password;
     }
-    if (const std::optional<std::string> prefix = flags.get("redis-prefix")) r.prefix = *prefix;
+    r.cache_key_prefix = flags.get_or("cache-key-prefix", "");
     const std::string policy_name = flags.get_or("on-redis-failure", "fallback");
     // "error": the call fails, and Envoy's failure_mode_deny decides (envoyproxy/ratelimit's way).
     o.answer.fail_on_backend_failure = policy_name == "error";

@@ -203,7 +203,7 @@ Result<EnvoyEnvironment> read_envoy_environment(
     }
   }
   if (const std::optional<std::string> prefix = get("CACHE_KEY_PREFIX")) {
-    set("redis-prefix", *prefix);
+    set("cache-key-prefix", *prefix);
   }
 
   // Answers.

@@ -52,7 +52,7 @@ TEST(EnvoyEnvironmentTest, AnUpstreamDeploymentsSettingsBecomeFlags) {
   EXPECT_EQ(f.count("response-headers"), 1u);
   EXPECT_EQ(f.at("reset-header"), "X-Reset");
   EXPECT_EQ(f.at("near-limit-ratio"), "0.9");
-  EXPECT_EQ(f.at("redis-prefix"), "rl_");
+  EXPECT_EQ(f.at("cache-key-prefix"), "rl_");
   EXPECT_EQ(f.count("merge-domains"), 1u);
   EXPECT_TRUE(e->notes.empty()) << e->notes.front();
 }

@@ -537,7 +537,7 @@ TEST(ServeRedisTest, TwoInstancesShareOneLimitThroughRedis) {
     EXPECT_EQ(ok, limit) << key << ": the two instances together admit one limit";
   }
   // A descriptor's own limit is kept in Redis too: one window for both instances, with the
-  // limit in the answer; another limit for the same descriptor is another window.
+  // limit in the answer; another count of the same unit shares it (8 hits counted: 0 of 2).
   for (const std::uint32_t count : {4u, 2u}) {
     rls::RateLimitRequest own = request("fleet", {{"window", "own"}});
     own.mutable_descriptors(0)->mutable_limit()->set_requests_per_unit(count);
@@ -550,7 +550,23 @@ TEST(ServeRedisTest, TwoInstancesShareOneLimitThroughRedis) {
       EXPECT_EQ(r.statuses(0).current_limit().unit(), rls::RateLimitResponse::RateLimit::HOUR);
       ok += r.overall_code() == rls::RateLimitResponse::OK ? 1 : 0;
     }
-    EXPECT_EQ(ok, static_cast<int>(count)) << count << " an hour, own limit";
+    EXPECT_EQ(ok, count == 4 ? 4 : 0) << count << " an hour, own limit";
+  }
+  // Envoy's window counts in envoyproxy/ratelimit's keys (domain_key_value_windowstart),
+  // expiring with the window. Denied hits are counted too, until each instance's deny cache knows
+  // the window is over its limit: 5 admitted, then one denial by each instance.
+  const std::int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+  const std::string hour = std::to_string(now_s / 3600 * 3600);
+  if (now_s % 3600 > 5) {  // Not if the hour turned during the test.
+    EXPECT_EQ(redis.command({"GET", "fleet_window_shared_" + hour}).text, "7");
+    const internal::Reply ttl = redis.command({"TTL", "fleet_window_shared_" + hour});
+    EXPECT_GT(ttl.integer, 0);
+    EXPECT_LE(ttl.integer, 3600);
+    // Own limits of one unit count in one key: 4 admitted and 2 denials under the limit of 4,
+    // 2 denials under the limit of 2.
+    EXPECT_EQ(redis.command({"GET", "fleet_window_own_" + hour}).text, "8");
   }
   const httplib::Result health = a.http().Get("/healthcheck");
   ASSERT_TRUE(health);
@@ -680,6 +696,101 @@ TEST(ServeRedisTest, ARedisThatIsDownIsAnsweredByThePolicyAndMarksTheServiceDegr
   redis.restart();
   EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
   EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// Runs `command` with a shell (defined below).
+std::string run_command(const std::string& command, int& status);
+
+// A fleet moving from envoyproxy/ratelimit to floodgate runs both on one Redis for a while: they
+// count in the same keys, so together they admit one limit, and each says what the other
+// counted. Runs the built envoyproxy/ratelimit (../shared/peers/envoy-ratelimit/).
+TEST(ServeRedisTest, SharesCountsWithEnvoyRatelimitOnOneRedis) {
+  const std::filesystem::path gz = FLOODGATE_ENVOY_RATELIMIT_GZ;
+  if (!std::filesystem::exists(gz)) {
+    GTEST_SKIP() << "envoyproxy/ratelimit is not at " << gz << " (FLOODGATE_ENVOY_RATELIMIT_GZ)";
+  }
+  testing::RedisServer redis;
+  const std::filesystem::path root = std::filesystem::path(redis.folder()) / "runtime";
+  std::filesystem::create_directories(root / "rl" / "config");
+  constexpr std::string_view kMigrating = R"(domain: fleet
+descriptors:
+  - key: user
+    rate_limit: {unit: hour, requests_per_unit: 10}
+  - key: tenant
+    value: acme
+    descriptors:
+      - key: path
+        rate_limit: {unit: minute, requests_per_unit: 4}
+)";
+  std::ofstream(root / "rl" / "config" / "fleet.yaml") << kMigrating;
+  const std::string binary = (root / "ratelimit").string();
+  int status = 0;
+  run_command("gzip -dc '" + gz.string() + "' > '" + binary + "' && chmod +x '" + binary + "'",
+              status);
+  ASSERT_EQ(status, 0) << "cannot unpack " << gz;
+  const int grpc_port = testing::free_port();
+  testing::Program upstream(
+      {"/usr/bin/env", "USE_STATSD=false", "LOG_LEVEL=warn", "RUNTIME_ROOT=" + root.string(),
+       "RUNTIME_SUBDIRECTORY=rl", "RUNTIME_WATCH_ROOT=false", "REDIS_SOCKET_TYPE=tcp",
+       "REDIS_URL=127.0.0.1:" + std::to_string(redis.port()), "HOST=127.0.0.1",
+       "PORT=" + std::to_string(testing::free_port()), "GRPC_HOST=127.0.0.1",
+       "GRPC_PORT=" + std::to_string(grpc_port), "DEBUG_HOST=127.0.0.1",
+       "DEBUG_PORT=" + std::to_string(testing::free_port()), binary});
+  auto peer = rls::RateLimitService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(grpc_port), grpc::InsecureChannelCredentials()));
+  const auto ask_peer = [&](const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    return peer->ShouldRateLimit(&context, r, &out);
+  };
+  // Up once it answers (a descriptor no rule limits, so nothing is counted).
+  rls::RateLimitResponse r;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (!ask_peer(request("fleet", {{"nobody", "x"}}), r).ok()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "envoyproxy/ratelimit did not answer: " << upstream.output();
+    std::this_thread::sleep_for(50ms);
+  }
+  Server floodgate(kMigrating,
+                   {"--redis", redis.url(), "--redis-timeout", "1", "--request-timeout", "1"});
+  ASSERT_TRUE(floodgate.ready());
+
+  // 20 hits of one user, alternating: 10 admitted, whoever answers; each answer's remaining is
+  // what both have counted.
+  int admitted = 0;
+  for (int i = 0; i < 20; ++i) {
+    const bool ours = i % 2 == 0;
+    const rls::RateLimitRequest one = request("fleet", {{"user", "alice"}});
+    ASSERT_TRUE((ours ? floodgate.call(one, r) : ask_peer(one, r)).ok()) << i;
+    if (r.overall_code() == rls::RateLimitResponse::OK) {
+      ++admitted;
+      EXPECT_EQ(r.statuses(0).limit_remaining(), static_cast<std::uint32_t>(9 - i))
+          << "hit " << i << " answered by " << (ours ? "floodgate" : "envoyproxy/ratelimit");
+    }
+    EXPECT_GE(r.statuses(0).duration_until_reset().seconds(), 1);
+    EXPECT_EQ(r.statuses(0).duration_until_reset().nanos(), 0) << "whole seconds, from both";
+  }
+  EXPECT_EQ(admitted, 10);
+  // Nested descriptors, and a request's hits_addend, count alike in both (within one minute).
+  const auto minute = [] {
+    return std::chrono::duration_cast<std::chrono::minutes>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const auto first_minute = minute();
+  admitted = 0;
+  for (int i = 0; i < 6; ++i) {
+    // One descriptor of two entries.
+    rls::RateLimitRequest two = request("fleet", {{"tenant", "acme"}});
+    auto* path = two.mutable_descriptors(0)->add_entries();
+    path->set_key("path");
+    path->set_value("/x");
+    two.set_hits_addend(2);
+    ASSERT_TRUE((i % 2 == 0 ? ask_peer(two, r) : floodgate.call(two, r)).ok()) << i;
+    admitted += r.overall_code() == rls::RateLimitResponse::OK ? 1 : 0;
+  }
+  if (minute() != first_minute) GTEST_SKIP() << "the minute turned during the calls";
+  EXPECT_EQ(admitted, 2) << "2 requests of 2 hits fill 4 a minute";
 }
 
 // --on-redis-failure error: a request Redis cannot decide fails with UNAVAILABLE (HTTP 500), so

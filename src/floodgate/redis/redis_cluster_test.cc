@@ -103,6 +103,36 @@ TEST(RedisClusterTest, RoutesEveryKeyToItsMasterAndDecidesAsInProcess) {
   EXPECT_GE(redis->stats().noscript_retries, 3u);
 }
 
+// Envoy's window in envoyproxy/ratelimit's keys: plain commands, routed to each key's master.
+TEST(RedisClusterTest, EnvoyKeysAreCountedOnTheirSlotsMaster) {
+  auto redis = make_limiter({.url = cluster().url(),
+                             .prefix = "env:",
+                             .algorithm = Algorithm::EnvoyFixedWindow,
+                             .default_quota = Quota::per_minute(2),
+                             .on_failure = OnRedisFailure::FailClosed,
+                             .command_timeout = 2s,
+                             .deny_cache_keys = 0,
+                             .envoy_keys = true});
+  ASSERT_TRUE(redis);
+  const Instant t{std::chrono::seconds(1'764'633'610)};
+  std::map<std::size_t, int> per_master;
+  for (int k = 0; k < 30; ++k) {
+    const std::string key = "d_user_" + std::to_string(k) + "_";
+    for (int i = 0; i < 3; ++i) {
+      const RedisDecision d = redis->try_acquire_at(key, t);
+      ASSERT_EQ(d.source, DecisionSource::Redis) << redis->last_error();
+      EXPECT_EQ(d.allowed(), i < 2) << key << " hit " << i;
+    }
+    const std::string stored = "env:" + key + "1764633600";
+    const std::size_t m = cluster().master_of(key_slot(stored));
+    ASSERT_LT(m, cluster().size());
+    EXPECT_EQ(cluster().node(m).command({"GET", stored}).text, "3") << stored;
+    ++per_master[m];
+  }
+  EXPECT_EQ(per_master.size(), 3u) << "keys on every master";
+  EXPECT_EQ(redis->stats().redirects, 0u);
+}
+
 TEST(RedisClusterTest, ConnectLoadsTheScriptOnEveryMaster) {
   std::vector<std::size_t> masters;
   for (std::size_t i = 0; i < cluster().size(); ++i) {

@@ -249,9 +249,11 @@ class RedisLimiter::Impl {
 
   const std::shared_ptr<internal::RedisClient>& client() const noexcept { return client_; }
 
-  // Decides with Redis, waiting for it until `deadline` at the latest.
+  // Decides with Redis, waiting for it until `deadline` at the latest, under `quota` if given,
+  // else the key's.
   RedisDecision decide(std::string_view key, std::optional<Instant> at, std::uint64_t cost,
-                       bool write, SteadyTime deadline = SteadyTime::max());
+                       bool write, SteadyTime deadline = SteadyTime::max(),
+                       const Quota* quota = nullptr);
 
   Quota quota_of(std::string_view key) const {
     if (options_.resolver) {
@@ -418,6 +420,16 @@ class RedisLimiter::Impl {
   };
   Result<Replied> from_reply(const internal::Reply& reply, std::uint64_t cost, const Quota& quota,
                              bool write);
+  // `decide` in envoyproxy/ratelimit's keys (`RedisLimiterOptions::envoy_keys`), at `t`.
+  RedisDecision decide_in_envoy_keys(std::string_view key, std::int64_t t, std::uint64_t cost,
+                                     bool write, const Quota& quota, SteadyTime deadline,
+                                     SteadyTime sent, std::int64_t steady_now);
+  // Counts a failed call and returns the policy's decision.
+  RedisDecision failed(const std::string& why, std::string_view key, std::optional<Instant> at,
+                       std::uint64_t cost, bool write, const Quota& quota) {
+    fail(why);
+    return by_policy(key, at, cost, write, quota);
+  }
 
   const RedisLimiterOptions options_;
   const std::string slack_ms_ =
@@ -521,10 +533,80 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
   return Replied{RedisDecision{d, Instant{Nanos{t}}, DecisionSource::Redis}, state};
 }
 
+RedisDecision RedisLimiter::Impl::decide_in_envoy_keys(std::string_view key, std::int64_t t,
+                                                       std::uint64_t cost, bool write,
+                                                       const Quota& quota, SteadyTime deadline,
+                                                       SteadyTime sent, std::int64_t steady_now) {
+  const Instant at{Nanos{t}};
+  const std::int64_t period = quota.period().count();
+  if (period % kSecond != 0 || quota.count() > kMaxWindowCount) {
+    return failed("quota " + internal::quoted(quota.to_string()) +
+                      ": envoyproxy/ratelimit's keys need a period of whole seconds and a count "
+                      "of at most 2^53",
+                  key, at, cost, write, quota);
+  }
+  const std::int64_t seconds = period / kSecond;
+  const std::int64_t now_s = internal::floor_div(t, kSecond);
+  const std::int64_t start_s = internal::floor_div(now_s, seconds) * seconds;
+  std::string stored = options_.prefix;
+  stored += key;
+  stored += std::to_string(start_s);
+  const std::uint64_t hits = write ? std::min(cost, kMaxWindowCount) : 0;
+  std::array<std::string, 2> commands;
+  std::size_t n = 1;
+  if (write) {
+    // Created with its expiry, then counted: every hit, as upstream counts (its EXPIRE after
+    // INCRBY, on the same key, keeps it alive as long).
+    const std::string ttl = std::to_string(
+        seconds + std::chrono::ceil<std::chrono::seconds>(options_.ttl_slack).count());
+    internal::append_command(commands[0], {"SET", stored, "0", "EX", ttl, "NX"});
+    internal::append_command(commands[1], {"INCRBY", stored, std::to_string(hits)});
+    n = 2;
+  } else {
+    internal::append_command(commands[0], {"GET", stored});
+  }
+  const internal::ScriptOutcome outcome = client_->run_commands(
+      stored, std::span(commands.data(), n), std::min(deadline, sent + options_.command_timeout));
+  if (outcome.refused) {
+    breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
+    return by_policy(key, at, cost, write, quota, true);
+  }
+  if (!outcome.reply) return failed(outcome.reply.error().message(), key, at, cost, write, quota);
+  const internal::Reply& reply = *outcome.reply;
+  if (reply.is_error()) return failed("redis: " + reply.text, key, at, cost, write, quota);
+  // INCRBY's count, or GET's: a number as text, or nil for a window nothing has counted in.
+  std::uint64_t after = 0;
+  bool number = reply.type == internal::Reply::Type::Nil;
+  if (reply.type == internal::Reply::Type::Integer && reply.integer >= 0) {
+    after = static_cast<std::uint64_t>(reply.integer);
+    number = true;
+  } else if (reply.type == internal::Reply::Type::String) {
+    number = parse_number(reply.text, after);
+  }
+  if (!number || after < hits) {
+    return failed("unexpected reply to INCRBY or GET of " + internal::quoted(stored) + ": " +
+                      internal::describe(reply),
+                  key, at, cost, write, quota);
+  }
+  const auto params = internal::EnvoyFixedWindow::params(quota);
+  KeyState state;
+  state.window = internal::EnvoyFixedWindow::window_at(start_s * kSecond, after - hits, params);
+  const Decision d = rule_decision(Algorithm::EnvoyFixedWindow, state, t, cost, quota);
+  redis_decisions_.fetch_add(1, std::memory_order_relaxed);
+  if (write && options_.deny_cache_keys != 0 && d.verdict() == Verdict::Denied) {
+    state.window.count = after;
+    remember_denial(key, Denial{state, quota, false, t, steady_now});
+  }
+  return RedisDecision{d, at, DecisionSource::Redis};
+}
+
 RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Instant> at,
-                                         std::uint64_t cost, bool write, SteadyTime deadline) {
+                                         std::uint64_t cost, bool write, SteadyTime deadline,
+                                         const Quota* given) {
   decisions_.fetch_add(1, std::memory_order_relaxed);
-  const Quota quota = quota_of(key);
+  const Quota quota = given != nullptr ? *given : quota_of(key);
+  // envoyproxy/ratelimit's keys name the window on this host's clock.
+  if (options_.envoy_keys && !at) at = unix_now();
   const SteadyTime sent = std::chrono::steady_clock::now();
   const std::int64_t steady_now = sent.time_since_epoch().count();
   if (write && options_.deny_cache_keys != 0) {
@@ -536,6 +618,10 @@ RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Ins
   if (deadline <= sent) {
     deadline_refusals_.fetch_add(1, std::memory_order_relaxed);
     return by_policy(key, at, cost, write, quota);
+  }
+  if (options_.envoy_keys) {
+    return decide_in_envoy_keys(key, internal::clamped_nanos(*at), cost, write, quota, deadline,
+                                sent, steady_now);
   }
   // The script's arguments: the instant, then the rule's parameters.
   ScriptArgs args;
@@ -638,6 +724,16 @@ Result<void> check_limiter_options(const RedisLimiterOptions& options) {
   if (options.algorithm == Algorithm::EnvoyFixedWindow) {
     if (Result<WindowPeriod> p = window_period(options.default_quota); !p) return p.error();
   }
+  if (options.envoy_keys) {
+    if (options.algorithm != Algorithm::EnvoyFixedWindow) {
+      return Error("envoy_keys is for algorithm envoy-fixed-window (got " +
+                   internal::quoted(to_string(options.algorithm)) + ")");
+    }
+    if (options.default_quota.period().count() % kSecond != 0) {
+      return Error("quota " + internal::quoted(options.default_quota.to_string()) +
+                   ": envoyproxy/ratelimit's keys need a period of whole seconds");
+    }
+  }
   return {};
 }
 
@@ -739,6 +835,16 @@ RedisDecision RedisLimiter::try_acquire_before(std::string_view key, SteadyTime 
 RedisDecision RedisLimiter::peek_before(std::string_view key, SteadyTime deadline,
                                         std::uint64_t cost) {
   return impl_->decide(key, std::nullopt, cost, false, deadline);
+}
+
+RedisDecision RedisLimiter::try_acquire_with_quota_before(std::string_view key, const Quota& quota,
+                                                          SteadyTime deadline, std::uint64_t cost) {
+  return impl_->decide(key, std::nullopt, cost, true, deadline, &quota);
+}
+
+RedisDecision RedisLimiter::peek_with_quota_before(std::string_view key, const Quota& quota,
+                                                   SteadyTime deadline, std::uint64_t cost) {
+  return impl_->decide(key, std::nullopt, cost, false, deadline, &quota);
 }
 
 Result<void> RedisLimiter::connect(Nanos timeout) { return impl_->connect(timeout); }

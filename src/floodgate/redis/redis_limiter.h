@@ -116,6 +116,12 @@ struct RedisLimiterOptions {
   // The deny cache: keys recently denied, answered locally until their `retry_after` has passed
   // for costs at least the denied one. At most this many keys; 0 turns it off.
   std::size_t deny_cache_keys = 65'536;
+  // `Algorithm::EnvoyFixedWindow` only: count as envoyproxy/ratelimit counts, in its own keys, so
+  // that its instances and these limiters share counts on one Redis: INCRBY on
+  // `prefix + key + S`, S the window's start in Unix seconds on this host's clock (`key` is
+  // upstream's descriptor key, "domain_k1_v1_k2_v2_"), which is created to expire a period later;
+  // a peek reads it with GET. The period must be whole seconds.
+  bool envoy_keys = false;
   // The AUTH password, when the URL has none: read from a file or the environment by the caller,
   // it stays out of the command line and of every message. A URL with a password as well is an
   // error.
@@ -212,6 +218,17 @@ class RedisLimiter {
                                    std::uint64_t cost = 1);
   RedisDecision peek_before(std::string_view key, std::chrono::steady_clock::time_point deadline,
                             std::uint64_t cost = 1);
+
+  // As `try_acquire_before` and `peek_before`, under `quota` instead of the key's (limits that
+  // each call carries, as Envoy's per-descriptor limits; for the fixed window, calls with different
+  // quotas on one key share its count). An algorithm other than the fixed window reads a state
+  // written under another quota as its own: give one key one quota.
+  RedisDecision try_acquire_with_quota_before(std::string_view key, const Quota& quota,
+                                              std::chrono::steady_clock::time_point deadline,
+                                              std::uint64_t cost = 1);
+  RedisDecision peek_with_quota_before(std::string_view key, const Quota& quota,
+                                       std::chrono::steady_clock::time_point deadline,
+                                       std::uint64_t cost = 1);
 
   // Connects to every server the limiter calls (each master of a cluster, after reading its slot
   // map) and loads the limiter's script there, trying again after failures until `timeout` has

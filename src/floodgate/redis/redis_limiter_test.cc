@@ -103,6 +103,58 @@ TEST(RedisLimiterTest, OfManyConcurrentCallsExactlyTheBurstPasses) {
   }
 }
 
+// envoy_keys: Envoy's window counted as envoyproxy/ratelimit counts it, in its keys
+// (prefix + key + window start in Unix seconds), every hit included, expiring with the window.
+TEST(RedisLimiterTest, EnvoyKeysCountAsEnvoyRatelimitDoesInItsKeys) {
+  auto limiter = make_limiter({.url = server().url(),
+                               .prefix = "up:",
+                               .algorithm = Algorithm::EnvoyFixedWindow,
+                               .default_quota = Quota::per_minute(3),
+                               .on_failure = OnRedisFailure::FailClosed,
+                               .command_timeout = 2s,
+                               .deny_cache_keys = 0,
+                               .envoy_keys = true});
+  ASSERT_TRUE(limiter);
+  // 2025-12-02 00:00:10 UTC: the window of that minute starts at 1764633600.
+  const Instant t{std::chrono::seconds(1'764'633'610)};
+  for (int i = 0; i < 4; ++i) {
+    const RedisDecision d = limiter->try_acquire_at("d_user_alice_", t);
+    ASSERT_EQ(d.source, DecisionSource::Redis) << limiter->last_error();
+    EXPECT_EQ(d.allowed(), i < 3) << i;
+    EXPECT_EQ(d.decision.remaining(), static_cast<std::uint64_t>(i < 3 ? 2 - i : 0));
+  }
+  const std::string key = "up:d_user_alice_1764633600";
+  EXPECT_EQ(server().command({"GET", key}).text, "4") << "denied hits are counted";
+  const std::int64_t ttl = server().command({"TTL", key}).integer;
+  EXPECT_GT(ttl, 0);
+  EXPECT_LE(ttl, 60);
+  // A peek reads the count (GET) and writes nothing.
+  const RedisDecision peek = limiter->peek_at("d_user_alice_", t, 0);
+  EXPECT_FALSE(peek.allowed()) << "4 of 3";
+  EXPECT_EQ(peek.decision.debt(), 1u);
+  EXPECT_EQ(server().command({"GET", key}).text, "4");
+  // A key no hit has made: a peek finds nothing and creates nothing.
+  EXPECT_TRUE(limiter->peek_at("d_user_bob_", t, 0).allowed());
+  EXPECT_EQ(server().command({"EXISTS", "up:d_user_bob_1764633600"}).integer, 0);
+  // A count upstream wrote is read as ours: one process's INCRBY is the other's count.
+  ASSERT_EQ(server().command({"INCRBY", "up:d_user_carol_1764633600", "3"}).integer, 3);
+  EXPECT_FALSE(limiter->try_acquire_at("d_user_carol_", t).allowed());
+  // The next minute is another key.
+  EXPECT_TRUE(limiter->try_acquire_at("d_user_alice_", t + std::chrono::minutes(1)).allowed());
+  // Each call may carry its quota; one key's count is shared whatever the quota.
+  const RedisDecision ten = limiter->try_acquire_with_quota_before(
+      "d_user_alice_", Quota::per_minute(10), std::chrono::steady_clock::now() + 2s);
+  ASSERT_EQ(ten.source, DecisionSource::Redis) << limiter->last_error();
+  EXPECT_TRUE(ten.allowed());
+  // Refused where envoyproxy/ratelimit's keys cannot say the window.
+  EXPECT_FALSE(RedisLimiter::create(
+      {.url = server().url(), .algorithm = Algorithm::Gcra, .envoy_keys = true}));
+  EXPECT_FALSE(RedisLimiter::create({.url = server().url(),
+                                     .algorithm = Algorithm::EnvoyFixedWindow,
+                                     .default_quota = *Quota::parse("5/500ms"),
+                                     .envoy_keys = true}));
+}
+
 TEST(RedisLimiterTest, ConcurrentCallsShareRoundTrips) {
   auto limiter = make_limiter({.url = server().url(),
                                .prefix = "pipelined:",

@@ -37,7 +37,12 @@ struct BackendCall {
   RuleState* state = nullptr;      // The rule's state; null for `own_limit`.
   std::optional<Quota> own_limit;  // The descriptor's own limit, when `state` is null.
   std::string_view key;            // `Config::state_key`, or `override_key` for an own limit.
-  std::uint64_t hits = 1;          // 0: a check that counts nothing (see `check_cost`).
+  // What the key was made from, for a backend that keys state its own way (Redis, in
+  // envoyproxy/ratelimit's keys): the rule (null for an own limit), the domain and the entries.
+  const Descriptor* rule = nullptr;
+  std::string_view domain;
+  std::span<const Entry> entries;
+  std::uint64_t hits = 1;                 // 0: a check that counts nothing (see `check_cost`).
   std::optional<Decision> decision = {};  // Written by `Backend::decide`.
   bool failed = false;  // Written by `Backend::decide`: its failure policy decided, not the store.
 };

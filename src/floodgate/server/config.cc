@@ -606,6 +606,24 @@ std::string Config::state_key(const Descriptor& rule, std::span<const Entry> ent
   return key;
 }
 
+std::string Config::envoy_key(std::string_view domain, const Descriptor* rule,
+                              std::span<const Entry> entries) {
+  std::vector<const Descriptor*> path;
+  if (rule != nullptr && rule->shares_values) path = path_to(*rule);
+  std::string key(domain);
+  key += '_';
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const Descriptor* level = i < path.size() ? path[i] : nullptr;
+    key += entries[i].key;
+    key += '_';
+    key += level != nullptr && level->share_threshold && has_wildcard(*level)
+               ? std::string_view(*level->value)
+               : entries[i].value;
+    key += '_';
+  }
+  return key;
+}
+
 std::string Config::stats_key(std::string_view domain, const Descriptor& rule,
                               std::span<const Entry> entries) {
   const std::vector<const Descriptor*> path = path_to(rule);

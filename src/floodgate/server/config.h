@@ -192,6 +192,13 @@ class Config {
   // one counter.
   static std::string state_key(const Descriptor& rule, std::span<const Entry> entries);
 
+  // Returns the key envoyproxy/ratelimit counts request descriptor `entries` of `domain` in, less
+  // the window's start: the domain, '_', then per entry its key, '_', its value, '_' (a level of
+  // `rule` with `share_threshold` gives its wildcard instead of the value). `rule` is what `match`
+  // returned for them, or null for a descriptor's own limit.
+  static std::string envoy_key(std::string_view domain, const Descriptor* rule,
+                               std::span<const Entry> entries);
+
   // Returns the name envoyproxy/ratelimit gives the statistics of request descriptor `entries` in
   // `domain` under `rule` (what `match` returned for them), where `rule.keyed_stats`: with
   // `detailed_metric`, the domain then "key_value" for every level ("api.user_alice.path_/x"; a

@@ -1,7 +1,6 @@
 #include "floodgate/server/redis_backend.h"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <utility>
 
@@ -9,43 +8,31 @@ namespace floodgate::server {
 namespace {
 
 // Decides `call` (its `hits` for `key`, 0: a check of `check_cost`) in Redis by `deadline`,
-// counting a decision the failure policy made.
+// under `quota` if given, counting a decision the failure policy made.
 void decide_in_redis(RedisLimiter& limiter, std::string_view key, BackendCall& call,
                      std::uint64_t check_cost, std::chrono::steady_clock::time_point deadline,
-                     ServiceMetrics& metrics) {
-  const RedisDecision d = call.hits == 0 ? limiter.peek_before(key, deadline, check_cost)
-                                         : limiter.try_acquire_before(key, deadline, call.hits);
+                     const Quota* quota, ServiceMetrics& metrics) {
+  RedisDecision d =
+      quota == nullptr
+          ? (call.hits == 0 ? limiter.peek_before(key, deadline, check_cost)
+                            : limiter.try_acquire_before(key, deadline, call.hits))
+          : (call.hits == 0
+                 ? limiter.peek_with_quota_before(key, *quota, deadline, check_cost)
+                 : limiter.try_acquire_with_quota_before(key, *quota, deadline, call.hits));
   call.failed = d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache;
   if (call.failed) metrics.policy_decision();
   call.decision = d.decision;
 }
 
-// A rule's limiter, and what a check of it costs.
+// A rule's limiter, what a check of it costs, and whether it counts in envoyproxy/ratelimit's
+// keys.
 struct RedisRuleState final : RuleState {
-  RedisRuleState(std::shared_ptr<RedisLimiter> l, std::uint64_t cost)
-      : limiter(std::move(l)), check_cost(cost) {}
+  RedisRuleState(std::shared_ptr<RedisLimiter> l, std::uint64_t cost, bool envoy)
+      : limiter(std::move(l)), check_cost(cost), envoy_keys(envoy) {}
   const std::shared_ptr<RedisLimiter> limiter;
   const std::uint64_t check_cost;
+  const bool envoy_keys;
 };
-
-// Returns the Redis key of a descriptor's own limit: its count, '/', then its `override_key`
-// (which holds the unit). Envoy's window on Redis keeps one count per limit until it counts in
-// envoyproxy/ratelimit's own keys.
-std::string own_limit_key(const Quota& quota, std::string_view key) {
-  return std::to_string(quota.count()) + "/" + std::string(key);
-}
-
-// Returns the quota an `own_limit_key` carries.
-std::optional<Quota> quota_of_own_limit(std::string_view key) {
-  std::uint64_t count = 0;
-  const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), count);
-  if (ec != std::errc() || end + 2 >= key.data() + key.size() || *end != '/') return std::nullopt;
-  const int unit = end[1] - '0';
-  if (unit < 0 || unit > static_cast<int>(Unit::Year) || end[2] != '|') return std::nullopt;
-  Result<Quota> q = Quota::make(length_of(static_cast<Unit>(unit)), count, count);
-  if (!q) return std::nullopt;
-  return *q;
-}
 
 }  // namespace
 
@@ -53,24 +40,24 @@ Result<std::shared_ptr<RedisBackend>> RedisBackend::create(RedisBackendOptions o
                                                            ServiceMetrics* metrics) {
   Result<std::unique_ptr<RedisLimiter>> health = RedisLimiter::create(
       {.url = options.url,
-       .prefix = options.prefix + "health:",
+       .prefix = options.cache_key_prefix + "floodgate-serve:health:",
        .on_failure = OnRedisFailure::FailClosed,
        .command_timeout = std::max(options.command_timeout, Nanos{std::chrono::milliseconds(100)}),
        .deny_cache_keys = 0,
        .password = options.password});
   if (!health) return health.error();
-  // Descriptors' own limits: each key carries its limit (`own_limit_key`), which the resolver
-  // reads back.
-  Result<std::unique_ptr<RedisLimiter>> own = RedisLimiter::create(
-      {.url = options.url,
-       .prefix = options.prefix + "limit:",
-       .algorithm = Algorithm::EnvoyFixedWindow,
-       .default_quota = Quota::per_second(1),  // Every key carries its quota; never used.
-       .resolver = &quota_of_own_limit,
-       .on_failure = options.on_failure,
-       .command_timeout = options.command_timeout,
-       .password = options.password},
-      **health);
+  // Descriptors' own limits: Envoy's window in envoyproxy/ratelimit's keys, each call with its
+  // limit.
+  Result<std::unique_ptr<RedisLimiter>> own =
+      RedisLimiter::create({.url = options.url,
+                            .prefix = options.cache_key_prefix,
+                            .algorithm = Algorithm::EnvoyFixedWindow,
+                            .default_quota = Quota::per_second(1),  // Every call gives its own.
+                            .on_failure = options.on_failure,
+                            .command_timeout = options.command_timeout,
+                            .envoy_keys = true,
+                            .password = options.password},
+                           **health);
   if (!own) return Error("descriptors' own limits: " + own.error().message());
   std::shared_ptr<RedisLimiter> own_limits(std::move(*own));
   std::shared_ptr<RedisBackend> backend(
@@ -81,15 +68,19 @@ Result<std::shared_ptr<RedisBackend>> RedisBackend::create(RedisBackendOptions o
 
 Result<std::shared_ptr<RuleState>> RedisBackend::make_state(const Descriptor& rule) {
   const RateLimit& r = *rule.rate_limit;
-  Result<std::unique_ptr<RedisLimiter>> made =
-      RedisLimiter::create({.url = options_.url,
-                            .prefix = options_.prefix + definition_of(rule) + ":",
-                            .algorithm = r.algorithm,
-                            .default_quota = *r.quota(),
-                            .on_failure = options_.on_failure,
-                            .command_timeout = options_.command_timeout,
-                            .password = options_.password},
-                           *health_);  // One pool and one breaker per server for every rule.
+  // Envoy's window in envoyproxy/ratelimit's keys (needs whole seconds: every unit is).
+  const bool envoy = r.algorithm == Algorithm::EnvoyFixedWindow;
+  Result<std::unique_ptr<RedisLimiter>> made = RedisLimiter::create(
+      {.url = options_.url,
+       .prefix = envoy ? options_.cache_key_prefix
+                       : options_.cache_key_prefix + "floodgate-serve:" + definition_of(rule) + ":",
+       .algorithm = r.algorithm,
+       .default_quota = *r.quota(),
+       .on_failure = options_.on_failure,
+       .command_timeout = options_.command_timeout,
+       .envoy_keys = envoy,
+       .password = options_.password},
+      *health_);  // One pool and one breaker per server for every rule.
   if (!made) {
     return Error(rule.file + ":" + std::to_string(rule.line) + ": rule " + rule.id + ": " +
                  made.error().message());
@@ -101,7 +92,7 @@ Result<std::shared_ptr<RuleState>> RedisBackend::make_state(const Descriptor& ru
     limiters_.push_back(limiter);
   }
   return std::shared_ptr<RuleState>(
-      std::make_shared<RedisRuleState>(std::move(limiter), check_cost(r.algorithm)));
+      std::make_shared<RedisRuleState>(std::move(limiter), check_cost(r.algorithm), envoy));
 }
 
 void RedisBackend::decide(std::span<BackendCall> calls, Instant,
@@ -109,10 +100,17 @@ void RedisBackend::decide(std::span<BackendCall> calls, Instant,
   for (BackendCall& call : calls) {
     if (call.state != nullptr) {
       const auto& state = static_cast<const RedisRuleState&>(*call.state);
-      decide_in_redis(*state.limiter, call.key, call, state.check_cost, deadline, *metrics_);
+      if (state.envoy_keys) {
+        decide_in_redis(*state.limiter, Config::envoy_key(call.domain, call.rule, call.entries),
+                        call, state.check_cost, deadline, nullptr, *metrics_);
+      } else {
+        decide_in_redis(*state.limiter, call.key, call, state.check_cost, deadline, nullptr,
+                        *metrics_);
+      }
     } else {
-      decide_in_redis(*own_limits_, own_limit_key(*call.own_limit, call.key), call,
-                      check_cost(Algorithm::EnvoyFixedWindow), deadline, *metrics_);
+      decide_in_redis(*own_limits_, Config::envoy_key(call.domain, nullptr, call.entries), call,
+                      check_cost(Algorithm::EnvoyFixedWindow), deadline, &*call.own_limit,
+                      *metrics_);
     }
   }
 }

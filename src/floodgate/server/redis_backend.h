@@ -1,7 +1,9 @@
-// `RedisBackend`: limits in Redis, for `floodgate serve --redis`: one `RedisLimiter` per rule, its
-// keys under a prefix naming the rule's definition, and one of Envoy's window for descriptors'
-// own limits, whose keys carry the limit; decided at Redis's clock so that every instance of the
-// service shares one limit per descriptor. Every limiter runs on the health check's connections:
+// `RedisBackend`: limits in Redis, for `floodgate serve --redis`: one `RedisLimiter` per rule, and
+// one for descriptors' own limits. Envoy's window counts in envoyproxy/ratelimit's own keys and
+// way (INCRBY on domain_key_value_..._windowstart, on this host's clock), so a fleet can move
+// from it to floodgate with both on one Redis; the other algorithms run their scripts on keys
+// under a prefix naming the rule's definition, at Redis's clock. Every instance of the service
+// shares one limit per descriptor. Every limiter runs on the health check's connections:
 // one pool and one circuit breaker per server, however many rules. Thread-safe.
 #pragma once
 
@@ -24,7 +26,12 @@ struct RedisBackendOptions {
   std::string password = {};  // AUTH, when not in the URL (see `RedisLimiterOptions::password`).
   OnRedisFailure on_failure = OnRedisFailure::Fallback;
   Nanos command_timeout = std::chrono::milliseconds(5);
-  std::string prefix = "floodgate-serve:";
+  // Written before every key (envoyproxy/ratelimit's CACHE_KEY_PREFIX). Envoy's window (the
+  // default algorithm, and every descriptor's own limit) counts in envoyproxy/ratelimit's keys,
+  // `cache_key_prefix + Config::envoy_key + window start`, so that its instances and these share
+  // counts on one Redis; the other algorithms' keys are
+  // `cache_key_prefix + "floodgate-serve:" + definition_of(rule) + ":" + Config::state_key`.
+  std::string cache_key_prefix = {};
 };
 
 class RedisBackend final : public Backend {

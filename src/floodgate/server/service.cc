@@ -273,6 +273,9 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
     calls.push_back({.state = d.limit ? nullptr : s->states.at(rules[i]).get(),
                      .own_limit = d.limit ? quota : std::nullopt,
                      .key = keys[i],
+                     .rule = d.limit ? nullptr : rules[i],
+                     .domain = request.domain,
+                     .entries = d.entries,
                      .hits = a.hits});
   }
   if (!calls.empty()) backend_->decide(calls, now, request.deadline);

@@ -1,5 +1,5 @@
-// `RedisClient`: runs floodgate's scripts on a Redis deployment: one standalone server, or a
-// Redis Cluster whose slots it routes. Not part of the public API. Thread-safe.
+// `RedisClient`: runs floodgate's scripts and commands on a Redis deployment: one standalone
+// server, or a Redis Cluster whose slots it routes. Not part of the public API. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -55,6 +55,12 @@ class RedisClient {
   // FLUSH), which also loads it there. No reply by `deadline` is an error.
   virtual ScriptOutcome run_script(const Script& script, std::string_view key,
                                    std::span<const std::string_view> args, Deadline deadline) = 0;
+
+  // Sends `commands` (each one RESP command, as `append_command` writes it, all on `key`'s slot)
+  // to the server that holds `key`, in one write, and returns the last one's reply. No reply by
+  // `deadline` is an error.
+  virtual ScriptOutcome run_commands(std::string_view key, std::span<const std::string> commands,
+                                     Deadline deadline) = 0;
 
   // Connects every connection to every server that runs scripts (each master of a cluster,
   // after reading its slot map) and loads `scripts` there, trying again after a failure until

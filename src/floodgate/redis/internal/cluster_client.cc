@@ -37,6 +37,13 @@ class ClusterClient final : public RedisClient {
   ScriptOutcome run_script(const Script& script, std::string_view key,
                            std::span<const std::string_view> args, Deadline deadline) override;
 
+  ScriptOutcome run_commands(std::string_view key, std::span<const std::string> commands,
+                             Deadline deadline) override {
+    return route(key, deadline, [&](Node& node, bool asking) {
+      return node.run_commands(commands, deadline, asking);
+    });
+  }
+
   Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline) override;
 
   ClientStats stats() const override {
@@ -51,6 +58,11 @@ class ClusterClient final : public RedisClient {
   }
 
  private:
+  // Runs `call(node, asking)` on the node that owns `key`'s slot, following redirections and
+  // retrying TRYAGAIN and CLUSTERDOWN while `deadline` allows.
+  template <class Call>
+  ScriptOutcome route(std::string_view key, Deadline deadline, Call call);
+
   // Returns the node at `endpoint`, made on first use. Nodes live as long as the client, so the
   // pointers in `slots_` stay valid; there is one per address ever seen.
   Node* node_for(const Endpoint& endpoint) {
@@ -199,6 +211,13 @@ Result<void> ClusterClient::prepare(std::span<const Script* const> scripts, Dead
 
 ScriptOutcome ClusterClient::run_script(const Script& script, std::string_view key,
                                         std::span<const std::string_view> args, Deadline deadline) {
+  return route(key, deadline, [&](Node& node, bool asking) {
+    return node.run_script(script, key, args, deadline, asking);
+  });
+}
+
+template <class Call>
+ScriptOutcome ClusterClient::route(std::string_view key, Deadline deadline, Call call) {
   const std::uint16_t slot = key_slot(key);
   Node* node = owner(slot, deadline);
   if (node == nullptr) return {no_owner(slot), false};
@@ -208,7 +227,7 @@ ScriptOutcome ClusterClient::run_script(const Script& script, std::string_view k
   // reason the call failed.
   std::string retrying;
   for (int redirects = 0;;) {
-    ScriptOutcome out = node->run_script(script, key, args, deadline, asking);
+    ScriptOutcome out = call(*node, asking);
     asking = false;
     if (!out.reply) {
       // A master that fails may be being replaced: the next map can name its successor.

@@ -83,6 +83,27 @@ ScriptOutcome Node::run_script(const Script& script, std::string_view key,
   return {std::move(reply), false};
 }
 
+ScriptOutcome Node::run_commands(std::span<const std::string> commands, Deadline deadline,
+                                 bool asking) {
+  const CircuitBreaker::Admit admit = breaker_.admit(std::chrono::steady_clock::now());
+  if (admit == CircuitBreaker::Admit::Refuse) {
+    return {Error("redis " + endpoint_.to_string() +
+                  ": not called, its circuit breaker is open after repeated failures"),
+            true};
+  }
+  thread_local std::string text;
+  text.clear();
+  for (const std::string& command : commands) {
+    if (asking) append_command(text, {"ASKING"});
+    text += command;
+  }
+  Result<Reply> reply = next().call(text, deadline, commands.size() * (asking ? 2 : 1));
+  const bool healthy =
+      reply && (!reply->is_error() || is_key_error(*reply) || is_cluster_error(*reply));
+  breaker_.record(healthy, admit, std::chrono::steady_clock::now());
+  return {std::move(reply), false};
+}
+
 Result<void> Node::prepare(std::span<const Script* const> scripts, Deadline deadline) {
   const std::string where = "redis " + endpoint_.to_string() + ": ";
   std::string ping;
@@ -124,7 +145,8 @@ void Node::add_stats(ClientStats& stats) const {
 
 bool is_key_error(const Reply& reply) noexcept {
   return reply.is_error() && (reply.text.starts_with("WRONGTYPE") ||
-                              reply.text.find("floodgate:") != std::string::npos);
+                              reply.text.find("floodgate:") != std::string::npos ||
+                              reply.text.find("not an integer") != std::string::npos);
 }
 
 bool is_cluster_error(const Reply& reply) noexcept {

@@ -35,6 +35,10 @@ class Node {
   ScriptOutcome run_script(const Script& script, std::string_view key,
                            std::span<const std::string_view> args, Deadline deadline, bool asking);
 
+  // Sends `commands` (see `RedisClient::run_commands`), each preceded by ASKING when `asking`,
+  // with the breaker as `run_script`.
+  ScriptOutcome run_commands(std::span<const std::string> commands, Deadline deadline, bool asking);
+
   // Connects each of this node's connections and loads `scripts` with SCRIPT LOAD, past the
   // breaker, trying again after a failure until `deadline`.
   Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline);

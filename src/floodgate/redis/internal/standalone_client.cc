@@ -15,6 +15,11 @@ class StandaloneClient final : public RedisClient {
     return node_.run_script(script, key, args, deadline, false);
   }
 
+  ScriptOutcome run_commands(std::string_view /*key*/, std::span<const std::string> commands,
+                             Deadline deadline) override {
+    return node_.run_commands(commands, deadline, false);
+  }
+
   Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline) override {
     return node_.prepare(scripts, deadline);
   }
