@@ -701,6 +701,269 @@ TEST(ServeRedisTest, ARedisThatIsDownIsAnsweredByThePolicyAndMarksTheServiceDegr
 // Runs `command` with a shell (defined below).
 std::string run_command(const std::string& command, int& status);
 
+// The built envoyproxy/ratelimit (../shared/peers/envoy-ratelimit/), running on `redis` with
+// `config` as its one configuration file and `settings` added to its environment; `ready()` is
+// false (and the test skipped) where the binary is absent.
+class EnvoyRatelimit {
+ public:
+  EnvoyRatelimit(const testing::RedisServer& redis, std::string_view config,
+                 const std::vector<std::string>& settings) {
+    const std::filesystem::path gz = FLOODGATE_ENVOY_RATELIMIT_GZ;
+    if (!std::filesystem::exists(gz)) {
+      why_not_ =
+          "envoyproxy/ratelimit is not at " + gz.string() + " (FLOODGATE_ENVOY_RATELIMIT_GZ)";
+      return;
+    }
+    root_ = std::filesystem::path(redis.folder()) / ("runtime-" + std::to_string(++count_));
+    std::filesystem::create_directories(root_ / "rl" / "config");
+    std::ofstream(root_ / "rl" / "config" / "config.yaml") << config;
+    const std::string binary = (root_ / "ratelimit").string();
+    int status = 0;
+    run_command("gzip -dc '" + gz.string() + "' > '" + binary + "' && chmod +x '" + binary + "'",
+                status);
+    if (status != 0) {
+      why_not_ = "cannot unpack " + gz.string();
+      return;
+    }
+    const int grpc_port = testing::free_port();
+    std::vector<std::string> args = {"/usr/bin/env",
+                                     "USE_STATSD=false",
+                                     "LOG_LEVEL=warn",
+                                     "RUNTIME_ROOT=" + root_.string(),
+                                     "RUNTIME_SUBDIRECTORY=rl",
+                                     "RUNTIME_WATCH_ROOT=false",
+                                     "REDIS_SOCKET_TYPE=tcp",
+                                     "REDIS_URL=127.0.0.1:" + std::to_string(redis.port()),
+                                     "HOST=127.0.0.1",
+                                     "PORT=" + std::to_string(testing::free_port()),
+                                     "GRPC_HOST=127.0.0.1",
+                                     "GRPC_PORT=" + std::to_string(grpc_port),
+                                     "DEBUG_HOST=127.0.0.1",
+                                     "DEBUG_PORT=" + std::to_string(testing::free_port())};
+    args.insert(args.end(), settings.begin(), settings.end());
+    args.push_back(binary);
+    program_ = std::make_unique<testing::Program>(args);
+    stub_ = rls::RateLimitService::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(grpc_port), grpc::InsecureChannelCredentials()));
+    // Up once it answers (a descriptor no rule limits, so nothing is counted).
+    rls::RateLimitResponse r;
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (!call(request("none", {{"nobody", "x"}}), r).ok()) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        why_not_ = "envoyproxy/ratelimit did not answer: " + program_->output();
+        stub_.reset();
+        return;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  bool ready() const { return stub_ != nullptr; }
+  bool absent() const { return absent_; }
+  const std::string& why_not() const { return why_not_; }
+
+  grpc::Status call(const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    return stub_->ShouldRateLimit(&context, r, &out);
+  }
+
+ private:
+  static inline int count_ = 0;
+  std::filesystem::path root_;
+  std::unique_ptr<testing::Program> program_;
+  std::unique_ptr<rls::RateLimitService::Stub> stub_;
+  std::string why_not_;
+  bool absent_ = false;
+};
+
+// A response as text, field by field, the time-dependent fields (duration_until_reset, the reset
+// header) left out: compared apart, within a second. Left out on purpose: an error's code
+// (floodgate says INVALID_ARGUMENT, the built envoyproxy/ratelimit UNKNOWN; Envoy's filter treats
+// both as a failed call) and `current_limit.name` (the built envoyproxy/ratelimit predates it;
+// newer ones set the rule's name, as floodgate does).
+std::string comparable(const grpc::Status& status, const rls::RateLimitResponse& r) {
+  if (!status.ok()) return "error";
+  std::string out = "overall " + rls::RateLimitResponse::Code_Name(r.overall_code());
+  for (const auto& s : r.statuses()) {
+    out += " | " + rls::RateLimitResponse::Code_Name(s.code());
+    if (s.has_current_limit()) {
+      out += " limit " + std::to_string(s.current_limit().requests_per_unit()) + "/" +
+             rls::RateLimitResponse::RateLimit::Unit_Name(s.current_limit().unit());
+    }
+    out += " remaining " + std::to_string(s.limit_remaining());
+    out += s.has_duration_until_reset() ? " reset" : " no-reset";
+  }
+  for (const auto& h : r.response_headers_to_add()) {
+    out += " | " + h.key() + (h.key() == "RateLimit-Reset" ? "" : ": " + h.value());
+  }
+  return out;
+}
+
+// The time-dependent fields of `r`, in seconds.
+std::vector<std::int64_t> resets(const rls::RateLimitResponse& r) {
+  std::vector<std::int64_t> out;
+  for (const auto& s : r.statuses()) out.push_back(s.duration_until_reset().seconds());
+  for (const auto& h : r.response_headers_to_add()) {
+    if (h.key() == "RateLimit-Reset") out.push_back(std::stoll(h.value()));
+  }
+  return out;
+}
+
+// One step of a scenario: a request, named for the report.
+struct Step {
+  std::string what;
+  rls::RateLimitRequest request;
+};
+
+// A request of one descriptor per list of entries (each list one descriptor).
+rls::RateLimitRequest descriptors(
+    std::string_view domain, std::vector<std::vector<std::pair<std::string, std::string>>> list,
+    std::uint32_t hits = 0) {
+  rls::RateLimitRequest r;
+  r.set_domain(std::string(domain));
+  r.set_hits_addend(hits);
+  for (const auto& entries : list) {
+    auto* d = r.add_descriptors();
+    for (const auto& [k, v] : entries) {
+      auto* e = d->add_entries();
+      e->set_key(k);
+      e->set_value(v);
+    }
+  }
+  return r;
+}
+
+// envoyproxy/ratelimit's configuration for the differential test, in our words: what its basic
+// fixture and its service and limiter tests exercise (values and defaults at two levels, a value
+// without a limit, names, replaces, unlimited, shadow mode, a limit of 0, the units it knows).
+constexpr std::string_view kParity = R"(domain: parity
+descriptors:
+  - key: key1
+    value: value1
+    descriptors:
+      - key: subkey1
+        rate_limit: {unit: hour, requests_per_unit: 5}
+      - key: subkey1
+        value: subvalue1
+        rate_limit: {unit: hour, requests_per_unit: 7}
+  - key: key2
+    rate_limit: {unit: day, requests_per_unit: 3, name: key2-default}
+  - key: key2
+    value: value2
+    rate_limit: {unit: day, requests_per_unit: 4}
+  - key: key2
+    value: value3
+  - key: key3
+    rate_limit: {unit: hour, requests_per_unit: 2, name: three, replaces: [{name: four}]}
+  - key: key4
+    rate_limit: {unit: hour, requests_per_unit: 6, name: four}
+  - key: open
+    rate_limit: {unlimited: true}
+  - key: banned
+    rate_limit: {unit: second, requests_per_unit: 0}
+  - key: trial
+    shadow_mode: true
+    rate_limit: {unit: day, requests_per_unit: 1}
+  - key: minute
+    rate_limit: {unit: minute, requests_per_unit: 2}
+)";
+
+std::vector<Step> parity_steps() {
+  std::vector<Step> steps;
+  const auto add = [&](std::string what, rls::RateLimitRequest r) {
+    steps.push_back({std::move(what), std::move(r)});
+  };
+  for (int i = 0; i < 7; ++i)
+    add("default at level 2", descriptors("parity", {{{"key1", "value1"}, {"subkey1", "x"}}}));
+  for (int i = 0; i < 8; ++i)
+    add("value at level 2",
+        descriptors("parity", {{{"key1", "value1"}, {"subkey1", "subvalue1"}}}));
+  add("level 1 has no limit", descriptors("parity", {{{"key1", "value1"}}}));
+  add("unknown value at level 1", descriptors("parity", {{{"key1", "other"}, {"subkey1", "x"}}}));
+  add("deeper than the configuration", descriptors("parity", {{{"key2", "a"}, {"more", "x"}}}));
+  for (int i = 0; i < 4; ++i) add("default with a name", descriptors("parity", {{{"key2", "a"}}}));
+  for (int i = 0; i < 5; ++i) add("value override", descriptors("parity", {{{"key2", "value2"}}}));
+  add("value without a limit", descriptors("parity", {{{"key2", "value3"}}}));
+  for (int i = 0; i < 3; ++i) {
+    add("replaces", descriptors("parity", {{{"key3", "a"}}, {{"key4", "a"}}}));
+  }
+  add("replaced rule alone", descriptors("parity", {{{"key4", "a"}}}));
+  add("unlimited", descriptors("parity", {{{"open", "a"}}}));
+  add("limit of 0", descriptors("parity", {{{"banned", "a"}}}));
+  for (int i = 0; i < 3; ++i) add("shadow mode", descriptors("parity", {{{"trial", "a"}}}));
+  // (WEEK, MONTH and YEAR are newer than the built envoyproxy/ratelimit.)
+  for (const char* unit : {"minute"}) {
+    for (int i = 0; i < 3; ++i) add(unit, descriptors("parity", {{{unit, "a"}}}));
+  }
+  for (int i = 0; i < 3; ++i) add("hits_addend", descriptors("parity", {{{"key2", "hits"}}}, 2));
+  add("many descriptors", descriptors("parity", {{{"key2", "m"}},
+                                                 {{"open", "m"}},
+                                                 {{"nobody", "m"}},
+                                                 {{"key1", "value1"}, {"subkey1", "m"}}}));
+  add("unknown domain", descriptors("elsewhere", {{{"key2", "a"}}}));
+  add("no descriptors", descriptors("parity", {}));
+  add("empty domain", descriptors("", {{{"key2", "a"}}}));
+  add("a descriptor without entries", descriptors("parity", {{}}));
+  for (int i = 0; i < 3; ++i) {
+    rls::RateLimitRequest own = descriptors("parity", {{{"key2", "own"}}});
+    own.mutable_descriptors(0)->mutable_limit()->set_requests_per_unit(2);
+    own.mutable_descriptors(0)->mutable_limit()->set_unit(envoy::type::v3::HOUR);
+    add("own limit", own);
+  }
+  rls::RateLimitRequest other = descriptors("parity", {{{"key2", "own"}}});
+  other.mutable_descriptors(0)->mutable_limit()->set_requests_per_unit(5);
+  other.mutable_descriptors(0)->mutable_limit()->set_unit(envoy::type::v3::HOUR);
+  add("own limit, another count", other);
+  rls::RateLimitRequest nowhere = descriptors("elsewhere", {{{"key2", "own"}}});
+  nowhere.mutable_descriptors(0)->mutable_limit()->set_requests_per_unit(0);
+  nowhere.mutable_descriptors(0)->mutable_limit()->set_unit(envoy::type::v3::HOUR);
+  add("own limit, unknown domain", nowhere);
+  return steps;
+}
+
+// Sends every step to envoyproxy/ratelimit and to floodgate (`call`), in turn, and compares the
+// answers; returns how many were identical, and adds a failure for each that was not.
+template <class Call>
+int compare_with_envoy_ratelimit(EnvoyRatelimit& peer, Call call, const std::string& who) {
+  int same = 0;
+  const std::vector<Step> steps = parity_steps();
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    rls::RateLimitResponse theirs;
+    rls::RateLimitResponse ours;
+    const auto minute = [] {
+      return std::chrono::duration_cast<std::chrono::minutes>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+    const auto before = minute();
+    const grpc::Status their_status = peer.call(steps[i].request, theirs);
+    const grpc::Status our_status = call(steps[i].request, ours);
+    // A minute that turned between the two calls puts them in different windows.
+    if (minute() != before) {
+      std::cout << who << ", step " << i << ": the minute turned, not compared\n";
+      continue;
+    }
+    const std::string want = comparable(their_status, theirs);
+    const std::string got = comparable(our_status, ours);
+    const std::vector<std::int64_t> want_resets = resets(theirs);
+    const std::vector<std::int64_t> got_resets = resets(ours);
+    bool resets_agree = want_resets.size() == got_resets.size();
+    for (std::size_t j = 0; resets_agree && j < want_resets.size(); ++j) {
+      resets_agree = std::abs(want_resets[j] - got_resets[j]) <= 1;
+    }
+    if (want == got && resets_agree) {
+      ++same;
+      continue;
+    }
+    ADD_FAILURE() << who << ", step " << i << " (" << steps[i].what
+                  << "):\n  envoyproxy/ratelimit: " << want << "\n  floodgate:            " << got;
+  }
+  std::cout << who << ": " << same << " of " << steps.size()
+            << " answers identical to envoyproxy/ratelimit's\n";
+  return same;
+}
+
 // A fleet moving from envoyproxy/ratelimit to floodgate runs both on one Redis for a while: they
 // count in the same keys, so together they admit one limit, and each says what the other
 // counted. Runs the built envoyproxy/ratelimit (../shared/peers/envoy-ratelimit/).
@@ -791,6 +1054,54 @@ descriptors:
   }
   if (minute() != first_minute) GTEST_SKIP() << "the minute turned during the calls";
   EXPECT_EQ(admitted, 2) << "2 requests of 2 hits fill 4 a minute";
+}
+
+// envoyproxy/ratelimit's own answers, asked for side by side: each step of `parity_steps` sent to
+// the built envoyproxy/ratelimit (on Redis) and to floodgate, in this process and on Redis, with
+// and without the response headers and shadow mode; every answer must be the same, field by
+// field (the reset within a second: the two answer a moment apart).
+TEST(ServeRedisTest, AnswersAsEnvoyRatelimitDoesStepByStep) {
+  const auto minute_of_hour = [] {
+    return std::chrono::duration_cast<std::chrono::minutes>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count() %
+           60;
+  };
+  if (minute_of_hour() == 59) GTEST_SKIP() << "an hour's window would turn during the test";
+  for (const bool extras : {false, true}) {
+    testing::RedisServer redis;
+    std::vector<std::string> settings;
+    std::vector<std::string> flags;
+    if (extras) {
+      settings = {"LIMIT_RESPONSE_HEADERS_ENABLED=true", "SHADOW_MODE=true"};
+      flags = {"--response-headers", "--shadow-mode"};
+    }
+    EnvoyRatelimit peer(redis, kParity, settings);
+    if (peer.absent()) GTEST_SKIP() << peer.why_not();
+    ASSERT_TRUE(peer.ready()) << peer.why_not();
+    Server local(kParity, flags);
+    ASSERT_TRUE(local.ready());
+    // floodgate on the same Redis, its keys apart from the peer's.
+    std::vector<std::string> on_redis = {
+        "--redis",           redis.url(), "--redis-timeout",    "1",
+        "--request-timeout", "1",         "--cache-key-prefix", "fg:"};
+    on_redis.insert(on_redis.end(), flags.begin(), flags.end());
+    Server shared(kParity, on_redis);
+    ASSERT_TRUE(shared.ready());
+    const std::string mode = extras ? " (response headers, shadow mode)" : "";
+    const auto call_local = [&](const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
+      return local.call(r, out);
+    };
+    compare_with_envoy_ratelimit(peer, call_local, "floodgate in process" + mode);
+    // A second peer's counts would start where the first's ended: its own Redis.
+    testing::RedisServer redis2;
+    EnvoyRatelimit peer2(redis2, kParity, settings);
+    ASSERT_TRUE(peer2.ready()) << peer2.why_not();
+    const auto call_shared = [&](const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
+      return shared.call(r, out);
+    };
+    compare_with_envoy_ratelimit(peer2, call_shared, "floodgate on Redis" + mode);
+  }
 }
 
 // --on-redis-failure error: a request Redis cannot decide fails with UNAVAILABLE (HTTP 500), so
