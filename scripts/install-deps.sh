@@ -20,6 +20,7 @@ packages=(
   libhiredis-dev  # the naive Redis client that floodgate bench --redis compares against
   redis-server    # the Redis backend's tests start their own servers and clusters
   redis-tools     # redis-cli --cluster create / reshard, redis-benchmark
+  redis-sentinel  # the Sentinel tests: a real failover under redis+sentinel://
   libgrpc++-dev   # floodgate serve: Envoy's rate limit service (gRPC)
   libprotobuf-dev
   protobuf-compiler

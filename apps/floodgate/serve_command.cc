@@ -38,7 +38,9 @@ MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
                           answered 200 when OK and 429 when over the limit), GET /healthcheck,
                           GET /metrics (Prometheus text format)
   --redis URL             keep the limits in Redis (redis://host:port[/db], unix:///path,
-                          redis+cluster://host:port[,...]), decided at Redis's clock; /healthcheck
+                          redis+cluster://host:port[,...], or
+                          redis+sentinel://host:port[,...]/master-name for the master that Redis
+                          Sentinel names, followed through a failover); /healthcheck
                           answers 500 while Redis does not answer (as
                           envoyproxy/ratelimit), and gRPC's health service NOT_SERVING
   --redis-password-file F the Redis password, the first line of file F, kept out of the command

@@ -76,6 +76,8 @@ constexpr std::array kUnsupported = {
     Unsupported{"GRPC_SERVER_USE_TLS", true, "false",
                 "floodgate's gRPC endpoint is plaintext (terminate TLS in front of it)"},
     Unsupported{"REDIS_TLS", true, "false", "TLS to Redis is not supported yet"},
+    Unsupported{"REDIS_SENTINEL_AUTH", true, "",
+                "a password for the Sentinels themselves is not supported yet"},
     Unsupported{"REDIS_PERSECOND", true, "false",
                 "a second Redis for per-second limits is not supported (one --redis holds all)"},
     Unsupported{"STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT", true, "false",
@@ -197,7 +199,14 @@ Result<EnvoyEnvironment> read_envoy_environment(
       }
       set("redis", "redis+cluster://" + user + *url);
     } else if (lower == "sentinel") {
-      return Error(named("REDIS_TYPE", type) + ": Redis Sentinel is not supported yet");
+      // Upstream's form: "master-name,sentinel:port[,sentinel:port...]".
+      const std::size_t comma = url->find(',');
+      if (comma == std::string::npos || comma == 0 || comma + 1 == url->size()) {
+        return Error(named("REDIS_URL", *url) +
+                     ": with REDIS_TYPE=sentinel, master-name,host:port[,host:port...]");
+      }
+      set("redis",
+          "redis+sentinel://" + user + url->substr(comma + 1) + "/" + url->substr(0, comma));
     } else {
       return Error(named("REDIS_TYPE", type) + ": not single, cluster or sentinel");
     }

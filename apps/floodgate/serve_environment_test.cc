@@ -76,10 +76,16 @@ TEST(EnvoyEnvironmentTest, RedisDeploymentsAsUpstreamNamesThem) {
   ASSERT_TRUE(e) << e.error().message();
   EXPECT_EQ(flags_of(*e).at("redis"), "redis+cluster://me:p%40ss@a:7000,b:7001");
   EXPECT_FALSE(e->redis_password);
-  e = read({{"REDIS_TYPE", "sentinel"}, {"REDIS_URL", "m,a:26379"}});
+  e = read({{"REDIS_SOCKET_TYPE", "tcp"},
+            {"REDIS_TYPE", "sentinel"},
+            {"REDIS_URL", "mymaster,a:26379,b:26380"}});
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(flags_of(*e).at("redis"), "redis+sentinel://a:26379,b:26380/mymaster");
+  e = read({{"REDIS_TYPE", "sentinel"}, {"REDIS_URL", "a:26379"}});
   ASSERT_FALSE(e);
   EXPECT_EQ(e.error().message(),
-            "environment REDIS_TYPE=\"sentinel\": Redis Sentinel is not supported yet");
+            "environment REDIS_URL=\"a:26379\": with REDIS_TYPE=sentinel, "
+            "master-name,host:port[,host:port...]");
   e = read({{"REDIS_TYPE", "ring"}, {"REDIS_URL", "x"}});
   ASSERT_FALSE(e);
   EXPECT_EQ(e.error().message(),

@@ -243,8 +243,9 @@ class RedisLimiter::Impl {
     client.max_backoff = options.reconnect_backoff_max;
     client.breaker_failures = options.breaker_failures;
     client.breaker_open_for = options.breaker_open_for;
-    return url.cluster ? internal::make_cluster_client(url, client)
-                       : internal::make_standalone_client(url, client);
+    if (url.cluster) return internal::make_cluster_client(url, client);
+    if (!url.master.empty()) return internal::make_sentinel_client(url, client);
+    return internal::make_standalone_client(url, client);
   }
 
   const std::shared_ptr<internal::RedisClient>& client() const noexcept { return client_; }

@@ -76,9 +76,12 @@ enum class DecisionSource : std::uint8_t {
 std::string_view to_string(DecisionSource source) noexcept;
 
 struct RedisLimiterOptions {
-  // redis://[[user]:password@]host[:port][/db], unix:///path/to.sock[?db=N], or
-  // redis+cluster://host:port[,host:port...] (seed nodes of a Redis Cluster). The user and
-  // password are percent-decoded (a '%' itself is %25).
+  // redis://[[user]:password@]host[:port][/db], unix:///path/to.sock[?db=N],
+  // redis+cluster://host:port[,host:port...] (seed nodes of a Redis Cluster), or
+  // redis+sentinel://host[:port][,host[:port]...]/master-name[/db] (the Sentinels that watch the
+  // master, port 26379 by default: the master is asked of them, and again when it fails or turns
+  // out a replica). The user and password, the master's, are percent-decoded (a '%' itself is
+  // %25).
   std::string url = "redis://127.0.0.1:6379";
   // Every key is stored as `prefix + key`. Limiters with different quotas or algorithms must use
   // different prefixes: a key's state is only meaningful under the rule that wrote it.

@@ -228,11 +228,15 @@ std::string RedisServer::url() const { return "redis://127.0.0.1:" + std::to_str
 std::string RedisServer::unix_url() const { return "unix://" + socket_; }
 
 internal::Reply RedisServer::command(std::initializer_list<std::string_view> args) const {
+  return command_at(port_, args);
+}
+
+internal::Reply command_at(int port, std::initializer_list<std::string_view> args) {
   internal::Connection c;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   internal::Reply failed;
   failed.type = internal::Reply::Type::Error;
-  if (Result<void> opened = c.open({"127.0.0.1", port_, ""}, deadline); !opened) {
+  if (Result<void> opened = c.open({"127.0.0.1", port, ""}, deadline); !opened) {
     failed.text = opened.error().message();
     return failed;
   }

@@ -151,6 +151,10 @@ class FaultProxy {
 // not timeouts, and a loaded machine can take more than 5 ms to connect.
 std::unique_ptr<RedisLimiter> make_limiter(RedisLimiterOptions options);
 
+// Sends one command to 127.0.0.1:`port` on a fresh connection and returns the reply, as
+// `RedisServer::command` does (a Sentinel's, a server the test did not start as a `RedisServer`).
+internal::Reply command_at(int port, std::initializer_list<std::string_view> args);
+
 // Returns the value of `field` in the text of an `INFO` or `CLUSTER INFO` reply ("" if absent).
 std::string info_field(const std::string& info, std::string_view field);
 

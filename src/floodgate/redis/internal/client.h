@@ -78,6 +78,11 @@ std::unique_ptr<RedisClient> make_standalone_client(const RedisUrl& url,
 // first call, and again after a redirection or a failure (at most every 100 ms).
 std::unique_ptr<RedisClient> make_cluster_client(const RedisUrl& url, const ClientOptions& options);
 
+// Returns a client for the master that the Sentinels `url` names watch (`url.master`). Asks them
+// on the first call, and again when a call fails or meets a replica (at most every 100 ms).
+std::unique_ptr<RedisClient> make_sentinel_client(const RedisUrl& url,
+                                                  const ClientOptions& options);
+
 // Returns the commands to send on each new connection for `url`'s credentials and database.
 std::vector<std::vector<std::string>> connect_commands(const RedisUrl& url);
 

@@ -9,8 +9,9 @@ namespace floodgate::internal {
 namespace {
 
 constexpr std::string_view kForms =
-    "expected redis://host:port[/db], unix:///path/to.sock or "
-    "redis+cluster://host:port[,host:port...]";
+    "expected redis://host:port[/db], unix:///path/to.sock, "
+    "redis+cluster://host:port[,host:port...] or "
+    "redis+sentinel://host:port[,host:port...]/master-name[/db]";
 
 Error bad(std::string_view url, const std::string& why) {
   return Error("redis URL " + quoted_url(url) + ": " + why);
@@ -28,7 +29,7 @@ struct NetworkUrl {
 
 std::optional<NetworkUrl> split_network_url(std::string_view url) {
   NetworkUrl out;
-  for (const std::string_view scheme : {"redis+cluster://", "redis://"}) {
+  for (const std::string_view scheme : {"redis+cluster://", "redis+sentinel://", "redis://"}) {
     if (url.starts_with(scheme)) out.scheme = scheme;
   }
   if (out.scheme.empty()) return std::nullopt;
@@ -155,6 +156,7 @@ Result<RedisUrl> parse_redis_url(std::string_view url) {
   const std::optional<NetworkUrl> parts = split_network_url(url);
   if (!parts) return bad(url, std::string(kForms));
   out.cluster = parts->scheme.starts_with("redis+cluster");
+  const bool sentinel = parts->scheme.starts_with("redis+sentinel");
   const std::optional<std::string> username = percent_decoded(parts->username);
   const std::optional<std::string> password = percent_decoded(parts->password);
   if (!username || !password) {
@@ -170,7 +172,12 @@ Result<RedisUrl> parse_redis_url(std::string_view url) {
   std::string_view hosts = rest;
   if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
     hosts = rest.substr(0, slash);
-    const std::string_view db = rest.substr(slash + 1);
+    std::string_view db = rest.substr(slash + 1);
+    if (sentinel) {
+      const auto next = db.find('/');
+      out.master = std::string(db.substr(0, next));
+      db = next == std::string_view::npos ? std::string_view() : db.substr(next + 1);
+    }
     if (!db.empty()) {
       Result<int> parsed = parse_db(url, db);
       if (!parsed) return parsed.error();
@@ -178,15 +185,23 @@ Result<RedisUrl> parse_redis_url(std::string_view url) {
     }
   }
   if (out.cluster && out.db != 0) return bad(url, "Redis Cluster has only database 0");
+  if (sentinel && out.master.empty()) {
+    return bad(url, "Sentinel needs the master's name: redis+sentinel://host:port/master-name");
+  }
   while (true) {
     const auto comma = hosts.find(',');
-    Result<Endpoint> e = parse_host_port(url, hosts.substr(0, comma));
+    const std::string_view host = hosts.substr(0, comma);
+    Result<Endpoint> e = parse_host_port(url, host);
     if (!e) return e.error();
+    // Sentinel's own port, when none is written.
+    const bool has_port =
+        host.starts_with('[') ? !host.ends_with(']') : host.find(':') != std::string_view::npos;
+    if (sentinel && !has_port) e->port = 26379;
     out.endpoints.push_back(std::move(*e));
     if (comma == std::string_view::npos) break;
     hosts = hosts.substr(comma + 1);
   }
-  if (!out.cluster && out.endpoints.size() > 1) {
+  if (!out.cluster && !sentinel && out.endpoints.size() > 1) {
     return bad(url, "several hosts need redis+cluster:// (a standalone server has one address)");
   }
   return out;

@@ -1,5 +1,7 @@
-// Redis URLs: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to.sock[?db=N]` and
-// `redis+cluster://host:port[,host:port...]`. Not part of the public API; thread-safe.
+// Redis URLs: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to.sock[?db=N]`,
+// `redis+cluster://host:port[,host:port...]` and
+// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db]` (the
+// credentials are the master's). Not part of the public API; thread-safe.
 #pragma once
 
 #include <string>
@@ -13,7 +15,9 @@ namespace floodgate::internal {
 
 struct RedisUrl {
   bool cluster = false;             // redis+cluster://: the endpoints are seed nodes.
-  std::vector<Endpoint> endpoints;  // One, unless `cluster`.
+  std::string master;               // redis+sentinel://: the master's name; the endpoints are
+                                    // Sentinels (port 26379 unless given).
+  std::vector<Endpoint> endpoints;  // One, unless `cluster` or a `master` is named.
   int db = 0;                       // SELECTed after connecting when not 0.
   std::string username;             // AUTH username (Redis 6 ACLs), may be empty.
   std::string password;             // AUTH password; empty: no AUTH.

@@ -46,6 +46,27 @@ TEST(RedisUrlTest, ReadsEveryForm) {
 
 // Credentials are percent-decoded, as redis-py and go-redis read them: a URL copied from their
 // configuration works here (it used to be sent as written, and refused with WRONGPASS).
+TEST(RedisUrlTest, ReadsSentinelUrls) {
+  Result<RedisUrl> u = parse_redis_url("redis+sentinel://u:p@s1:5000,s2,[::1]/mymaster/2");
+  ASSERT_TRUE(u) << u.error().message();
+  EXPECT_EQ(u->master, "mymaster");
+  EXPECT_EQ(u->db, 2);
+  EXPECT_EQ(u->username, "u");
+  EXPECT_EQ(u->password, "p");
+  ASSERT_EQ(u->endpoints.size(), 3u);
+  EXPECT_EQ(u->endpoints[0].to_string(), "s1:5000");
+  EXPECT_EQ(u->endpoints[1].port, 26379) << "Sentinel's own port when none is written";
+  EXPECT_EQ(u->endpoints[2].host, "::1");
+  EXPECT_EQ(u->endpoints[2].port, 26379);
+  EXPECT_FALSE(u->cluster);
+  u = parse_redis_url("redis+sentinel://s1:26379");
+  ASSERT_FALSE(u);
+  EXPECT_EQ(u.error().message(),
+            "redis URL \"redis+sentinel://s1:26379\": Sentinel needs the master's name: "
+            "redis+sentinel://host:port/master-name");
+  EXPECT_EQ(quoted_url("redis+sentinel://u:secret@s1/m"), "\"redis+sentinel://u:***@s1/m\"");
+}
+
 TEST(RedisUrlTest, DecodesPercentEncodedCredentials) {
   Result<RedisUrl> url = parse_redis_url("redis://us%65r:p%40ss%3Aw%2Frd%25%23%3F@127.0.0.1:7000");
   ASSERT_TRUE(url) << url.error().message();

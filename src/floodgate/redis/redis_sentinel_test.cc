@@ -1,0 +1,122 @@
+// RedisLimiter on a master that Redis Sentinel watches (redis+sentinel://), with real processes:
+// a master, its replica and Debian's redis-sentinel; the master killed (SIGKILL) and the replica
+// promoted by the Sentinel, the limiter following it.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "floodgate/redis/redis_limiter.h"
+#include "floodgate/testing/redis_server.h"
+
+namespace floodgate {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::make_limiter;
+using testing::RedisServer;
+
+// Waits until `ready()` or `limit` has passed; returns whether it got ready.
+template <class Ready>
+bool wait_for(std::chrono::seconds limit, Ready ready) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// Returns the text of every element of an array reply, space-separated.
+std::string words(const internal::Reply& r) {
+  std::string out;
+  for (const auto& e : r.elements) out += (out.empty() ? "" : " ") + e.text;
+  return out.empty() ? r.text : out;
+}
+
+TEST(RedisSentinelTest, FollowsTheMasterThroughAFailover) {
+  const std::string sentinel_bin = FLOODGATE_REDIS_SENTINEL;
+  if (sentinel_bin.empty() || sentinel_bin.ends_with("NOTFOUND")) {
+    GTEST_SKIP() << "redis-sentinel is not installed (scripts/install-deps.sh installs it)";
+  }
+  RedisServer master;
+  RedisServer replica({"--replicaof", "127.0.0.1", std::to_string(master.port())});
+  ASSERT_TRUE(wait_for(10s, [&] {
+    return testing::info_field(replica.command({"INFO", "replication"}).text,
+                               "master_link_status") == "up";
+  })) << "the replica did not sync";
+
+  // One Sentinel, a quorum of one, a master down after 500 ms.
+  const int port = testing::free_port();
+  const std::string conf = master.folder() + "/sentinel.conf";
+  std::ofstream(conf) << "port " << port << "\nbind 127.0.0.1\ndaemonize no\n"
+                      << "sentinel monitor fleet 127.0.0.1 " << master.port() << " 1\n"
+                      << "sentinel down-after-milliseconds fleet 500\n"
+                      << "sentinel failover-timeout fleet 3000\n";
+  testing::Program sentinel({sentinel_bin, conf});
+  const auto ask = [&](std::initializer_list<std::string_view> args) {
+    return testing::command_at(port, args);
+  };
+  ASSERT_TRUE(wait_for(20s,
+                       [&] {
+                         const internal::Reply r = ask({"SENTINEL", "replicas", "fleet"});
+                         return r.type == internal::Reply::Type::Array && !r.elements.empty();
+                       }))
+      << "the Sentinel did not find the replica: " << sentinel.output();
+
+  auto limiter =
+      make_limiter({.url = "redis+sentinel://127.0.0.1:" + std::to_string(port) + "/fleet",
+                    .algorithm = Algorithm::Gcra,
+                    .default_quota = Quota::per_hour(5),
+                    .on_failure = OnRedisFailure::FailClosed,
+                    .command_timeout = 300ms,
+                    .deny_cache_keys = 0});
+  ASSERT_TRUE(limiter);
+  ASSERT_TRUE(limiter->connect(5s)) << limiter->last_error();
+  for (int i = 0; i < 3; ++i) {
+    const RedisDecision d = limiter->try_acquire("k");
+    ASSERT_EQ(d.source, DecisionSource::Redis) << limiter->last_error();
+    EXPECT_TRUE(d.allowed());
+  }
+  // Every write is on the replica before the master goes.
+  ASSERT_EQ(master.command({"WAIT", "1", "5000"}).integer, 1);
+  master.kill();
+
+  // Until the Sentinel promotes the replica, the policy answers; then the new master decides,
+  // with the state it replicated: 2 more of 5, then over.
+  int by_policy = 0;
+  ASSERT_TRUE(wait_for(30s,
+                       [&] {
+                         const RedisDecision d = limiter->peek("k");
+                         if (d.source == DecisionSource::Redis) return true;
+                         ++by_policy;
+                         return false;
+                       }))
+      << "the limiter never reached the promoted replica: " << limiter->last_error()
+      << "\nSentinel: " << sentinel.output();
+  EXPECT_EQ(words(replica.command({"ROLE"})).substr(0, 6), "master");
+  for (int i = 0; i < 3; ++i) {
+    const RedisDecision d = limiter->try_acquire("k");
+    ASSERT_EQ(d.source, DecisionSource::Redis) << limiter->last_error();
+    EXPECT_EQ(d.allowed(), i < 2) << "hit " << 4 + i << " of a limit of 5";
+  }
+  std::cout << "failover: " << by_policy << " peeks answered by the policy meanwhile\n";
+}
+
+TEST(RedisSentinelTest, NoSentinelThatAnswersIsAnErrorNamingTheMaster) {
+  auto limiter = make_limiter(
+      {.url = "redis+sentinel://127.0.0.1:" + std::to_string(testing::free_port()) + "/fleet",
+       .on_failure = OnRedisFailure::FailClosed,
+       .command_timeout = 50ms});
+  ASSERT_TRUE(limiter);
+  const RedisDecision d = limiter->try_acquire("k");
+  EXPECT_EQ(d.source, DecisionSource::FailClosed);
+  EXPECT_NE(limiter->last_error().find("no Sentinel named the master \"fleet\""), std::string::npos)
+      << limiter->last_error();
+}
+
+}  // namespace
+}  // namespace floodgate
