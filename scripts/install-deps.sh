@@ -21,6 +21,8 @@ packages=(
   redis-server    # the Redis backend's tests start their own servers and clusters
   redis-tools     # redis-cli --cluster create / reshard, redis-benchmark
   redis-sentinel  # the Sentinel tests: a real failover under redis+sentinel://
+  libssl-dev      # TLS to Redis (rediss://); openssl makes the TLS tests' certificates
+  openssl
   libgrpc++-dev   # floodgate serve: Envoy's rate limit service (gRPC)
   libprotobuf-dev
   protobuf-compiler

@@ -43,6 +43,12 @@ MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
                           Sentinel names, followed through a failover); /healthcheck
                           answers 500 while Redis does not answer (as
                           envoyproxy/ratelimit), and gRPC's health service NOT_SERVING
+  --redis-tls-ca F, --redis-tls-cert F, --redis-tls-key F
+                          TLS to Redis, for a rediss:// URL (rediss+cluster://,
+                          rediss+sentinel://): the CAs to verify the server with (PEM; default
+                          the system's), a client certificate and its key (PEM)
+  --redis-tls-skip-hostname-verification
+                          do not check that the server's certificate names the host
   --redis-password-file F the Redis password, the first line of file F, kept out of the command
                           line (which every local user can read); else the environment variable
                           FLOODGATE_REDIS_PASSWORD, if set. The URL's user and password, if
@@ -136,14 +142,18 @@ int run_serve(const std::vector<std::string>& args) {
                                                      "remaining-header",
                                                      "reset-header",
                                                      "near-limit-ratio",
-                                                     "cache-key-prefix"};
+                                                     "cache-key-prefix",
+                                                     "redis-tls-ca",
+                                                     "redis-tls-cert",
+                                                     "redis-tls-key"};
   const std::set<std::string, std::less<>> booleans = {"shadow-mode",
                                                        "quota-mode",
                                                        "response-headers",
                                                        "ietf-response-headers",
                                                        "response-dynamic-metadata",
                                                        "start-without-config",
-                                                       "merge-domains"};
+                                                       "merge-domains",
+                                                       "redis-tls-skip-hostname-verification"};
   Result<Flags> given = Flags::parse("serve", args, valued, booleans);
   if (!given) return usage_error("serve", given.error().message());
   // envoyproxy/ratelimit's environment settings, for the flags not given.
@@ -220,9 +230,11 @@ int run_serve(const std::vector<std::string>& args) {
     if (!at) return usage_error("serve", "flag --http: " + at.error().message() + " or off");
     std::tie(o.http_host, o.http_port) = *at;
   }
-  for (const char* only : {"on-redis-failure", "redis-timeout", "request-timeout", "redis-threads",
-                           "redis-password-file", "cache-key-prefix"}) {
-    if (flags.get(only) && !flags.get("redis")) {
+  for (const char* only :
+       {"on-redis-failure", "redis-timeout", "request-timeout", "redis-threads",
+        "redis-password-file", "cache-key-prefix", "redis-tls-ca", "redis-tls-cert",
+        "redis-tls-key", "redis-tls-skip-hostname-verification"}) {
+    if ((flags.get(only) || flags.has(only)) && !flags.get("redis")) {
       return usage_error("serve", "flag --" + std::string(only) + ": needs --redis URL");
     }
   }
@@ -237,6 +249,10 @@ int run_serve(const std::vector<std::string>& args) {
       r.password = *env->redis_password;
     }
     r.cache_key_prefix = flags.get_or("cache-key-prefix", "");
+    r.tls_ca_file = flags.get_or("redis-tls-ca", "");
+    r.tls_cert_file = flags.get_or("redis-tls-cert", "");
+    r.tls_key_file = flags.get_or("redis-tls-key", "");
+    r.tls_verify_hostname = !flags.has("redis-tls-skip-hostname-verification");
     const std::string policy_name = flags.get_or("on-redis-failure", "fallback");
     // "error": the call fails, and Envoy's failure_mode_deny decides (envoyproxy/ratelimit's way).
     o.answer.fail_on_backend_failure = policy_name == "error";

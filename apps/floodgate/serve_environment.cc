@@ -75,7 +75,6 @@ constexpr std::array kUnsupported = {
     Unsupported{"GRPC_UDS", true, "", "floodgate listens for gRPC on TCP only (use --grpc)"},
     Unsupported{"GRPC_SERVER_USE_TLS", true, "false",
                 "floodgate's gRPC endpoint is plaintext (terminate TLS in front of it)"},
-    Unsupported{"REDIS_TLS", true, "false", "TLS to Redis is not supported yet"},
     Unsupported{"REDIS_SENTINEL_AUTH", true, "",
                 "a password for the Sentinels themselves is not supported yet"},
     Unsupported{"REDIS_PERSECOND", true, "false",
@@ -210,6 +209,32 @@ Result<EnvoyEnvironment> read_envoy_environment(
     } else {
       return Error(named("REDIS_TYPE", type) + ": not single, cluster or sentinel");
     }
+  }
+  // TLS: rediss:// and the files, as upstream's REDIS_TLS settings say.
+  bool tls = false;
+  if (const std::optional<std::string> v = get("REDIS_TLS")) {
+    Result<bool> on = boolean("REDIS_TLS", *v);
+    if (!on) return on.error();
+    tls = *on;
+  }
+  for (auto& [flag, value] : env.flags) {
+    if (flag == "redis" && tls && value.starts_with("redis")) value.insert(5, "s");
+  }
+  for (const auto& [name, flag] : {std::pair{"REDIS_TLS_CACERT", "redis-tls-ca"},
+                                   std::pair{"REDIS_TLS_CLIENT_CERT", "redis-tls-cert"},
+                                   std::pair{"REDIS_TLS_CLIENT_KEY", "redis-tls-key"}}) {
+    const std::optional<std::string> v = get(name);
+    if (!v || v->empty()) continue;
+    if (!tls) {
+      note(name, *v, "REDIS_TLS is not true");
+      continue;
+    }
+    set(flag, *v);
+  }
+  if (const std::optional<std::string> v = get("REDIS_TLS_SKIP_HOSTNAME_VERIFICATION")) {
+    Result<bool> skip = boolean("REDIS_TLS_SKIP_HOSTNAME_VERIFICATION", *v);
+    if (!skip) return skip.error();
+    if (*skip && tls) set("redis-tls-skip-hostname-verification", "");
   }
   if (const std::optional<std::string> prefix = get("CACHE_KEY_PREFIX")) {
     set("cache-key-prefix", *prefix);

@@ -57,6 +57,23 @@ TEST(EnvoyEnvironmentTest, AnUpstreamDeploymentsSettingsBecomeFlags) {
   EXPECT_TRUE(e->notes.empty()) << e->notes.front();
 }
 
+TEST(EnvoyEnvironmentTest, RedisTlsSettingsBecomeRedissAndItsFiles) {
+  const Result<EnvoyEnvironment> e = read({{"REDIS_SOCKET_TYPE", "tcp"},
+                                           {"REDIS_URL", "redis:6380"},
+                                           {"REDIS_TLS", "true"},
+                                           {"REDIS_TLS_CACERT", "/etc/ca.pem"},
+                                           {"REDIS_TLS_CLIENT_CERT", "/etc/c.pem"},
+                                           {"REDIS_TLS_CLIENT_KEY", "/etc/k.pem"},
+                                           {"REDIS_TLS_SKIP_HOSTNAME_VERIFICATION", "true"}});
+  ASSERT_TRUE(e) << e.error().message();
+  const auto f = flags_of(*e);
+  EXPECT_EQ(f.at("redis"), "rediss://redis:6380");
+  EXPECT_EQ(f.at("redis-tls-ca"), "/etc/ca.pem");
+  EXPECT_EQ(f.at("redis-tls-cert"), "/etc/c.pem");
+  EXPECT_EQ(f.at("redis-tls-key"), "/etc/k.pem");
+  EXPECT_EQ(f.count("redis-tls-skip-hostname-verification"), 1u);
+}
+
 TEST(EnvoyEnvironmentTest, FlagsWinOverTheEnvironment) {
   const Result<EnvoyEnvironment> e =
       read({{"GRPC_PORT", "18081"}, {"REDIS_URL", "/run/redis.sock"}, {"SHADOW_MODE", "true"}},
@@ -95,10 +112,11 @@ TEST(EnvoyEnvironmentTest, RedisDeploymentsAsUpstreamNamesThem) {
 // What floodgate does not support is named: an error when ignoring it changes what is limited or
 // where, a note otherwise; a setting at its harmless value says nothing.
 TEST(EnvoyEnvironmentTest, WhatIsNotSupportedIsNamedNeverSilentlyIgnored) {
-  Result<EnvoyEnvironment> e = read({{"REDIS_TLS", "true"}, {"REDIS_URL", "x:1"}});
+  Result<EnvoyEnvironment> e = read({{"REDIS_SENTINEL_AUTH", "pw"}});
   ASSERT_FALSE(e);
   EXPECT_EQ(e.error().message(),
-            "environment REDIS_TLS=\"true\": TLS to Redis is not supported yet");
+            "environment REDIS_SENTINEL_AUTH=\"pw\": a password for the Sentinels themselves is "
+            "not supported yet");
   e = read({{"BACKEND_TYPE", "memcache"}});
   ASSERT_FALSE(e);
   EXPECT_NE(e.error().message().find("memcache is not supported"), std::string::npos);

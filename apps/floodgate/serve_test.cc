@@ -1104,6 +1104,34 @@ TEST(ServeRedisTest, AnswersAsEnvoyRatelimitDoesStepByStep) {
   }
 }
 
+// A deployment of envoyproxy/ratelimit that reaches Redis over TLS, with a client certificate
+// and an ACL user, runs unchanged: REDIS_TLS and its files, REDIS_AUTH "user:password".
+TEST(ServeRedisTest, ReachesATlsOnlyRedisWithEnvoyRatelimitsTlsSettings) {
+  const testing::Certificates certs;
+  ASSERT_TRUE(certs.ok()) << "openssl could not make the test's certificates";
+  const int port = testing::free_port();
+  const std::unique_ptr<testing::Program> redis = testing::start_tls_redis(certs, port);
+  Server server(kShared, {"env:REDIS_SOCKET_TYPE=tcp",
+                          "env:REDIS_URL=127.0.0.1:" + std::to_string(port), "env:REDIS_TLS=true",
+                          "env:REDIS_AUTH=alice:s3cret", "env:REDIS_TLS_CACERT=" + certs["ca.crt"],
+                          "env:REDIS_TLS_CLIENT_CERT=" + certs["client.crt"],
+                          "env:REDIS_TLS_CLIENT_KEY=" + certs["client.key"], "--redis-timeout", "1",
+                          "--request-timeout", "1"});
+  ASSERT_TRUE(server.ready());
+  EXPECT_EQ(server.healthcheck_until_ok(10s), 200) << server.stderr_text();
+  int ok = 0;
+  for (int i = 0; i < 7; ++i) {
+    rls::RateLimitResponse r;
+    ASSERT_TRUE(server.call(request("fleet", {{"window", "tls"}}), r).ok());
+    ok += r.overall_code() == rls::RateLimitResponse::OK ? 1 : 0;
+  }
+  EXPECT_EQ(ok, 5) << "5 an hour, decided in Redis over TLS";
+  const httplib::Result metrics = server.http().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("floodgate_policy_decisions_total 0\n"), std::string::npos)
+      << "every decision Redis's";
+}
+
 // --on-redis-failure error: a request Redis cannot decide fails with UNAVAILABLE (HTTP 500), so
 // that Envoy's failure_mode_deny decides it, as with envoyproxy/ratelimit.
 TEST(ServeRedisTest, WithTheErrorPolicyARequestRedisCannotDecideFails) {
@@ -1184,13 +1212,13 @@ TEST(ServeTest, RunsWithEnvoyRatelimitsEnvironmentSettings) {
             std::string::npos)
       << server.stderr_text();
   // What cannot be honoured stops the start, naming the setting.
-  Server tls(kConfig, {"env:REDIS_URL=127.0.0.1:1", "env:REDIS_TLS=true"}, /*must_start=*/false);
-  EXPECT_FALSE(tls.ready());
-  EXPECT_EQ(tls.stop(), 1);
-  EXPECT_NE(tls.stderr_text().find("environment REDIS_TLS=\"true\": TLS to Redis is not "
-                                   "supported yet"),
+  Server memcache(kConfig, {"env:BACKEND_TYPE=memcache"}, /*must_start=*/false);
+  EXPECT_FALSE(memcache.ready());
+  EXPECT_EQ(memcache.stop(), 1);
+  EXPECT_NE(memcache.stderr_text().find("environment BACKEND_TYPE=\"memcache\": floodgate keeps "
+                                        "limits in this process or in Redis"),
             std::string::npos)
-      << tls.stderr_text();
+      << memcache.stderr_text();
 }
 
 // gRPC's standard health service answers on the gRPC port, for the server and for the RLS.

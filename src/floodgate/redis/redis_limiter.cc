@@ -233,19 +233,38 @@ class RedisLimiter::Impl {
     }
   }
 
-  // Returns the connections to `url` that `options` asks for.
-  static std::shared_ptr<internal::RedisClient> make_client(const RedisLimiterOptions& options,
-                                                            const internal::RedisUrl& url) {
+  // Returns the connections to `url` that `options` asks for, or an error naming a TLS file that
+  // cannot be used.
+  static Result<std::shared_ptr<internal::RedisClient>> make_client(
+      const RedisLimiterOptions& options, const internal::RedisUrl& url) {
     internal::ClientOptions client;
+    if (url.tls) {
+      Result<std::shared_ptr<const internal::TlsContext>> tls =
+          internal::TlsContext::create({.ca_file = options.tls_ca_file,
+                                        .cert_file = options.tls_cert_file,
+                                        .key_file = options.tls_key_file,
+                                        .verify_hostname = options.tls_verify_hostname});
+      if (!tls) {
+        return Error("redis URL " + internal::quoted_url(options.url) + ": " +
+                     tls.error().message());
+      }
+      client.tls = std::move(*tls);
+    }
     client.connections = options.connections;
     client.connect_timeout = options.connect_timeout;
     client.min_backoff = options.reconnect_backoff_min;
     client.max_backoff = options.reconnect_backoff_max;
     client.breaker_failures = options.breaker_failures;
     client.breaker_open_for = options.breaker_open_for;
-    if (url.cluster) return internal::make_cluster_client(url, client);
-    if (!url.master.empty()) return internal::make_sentinel_client(url, client);
-    return internal::make_standalone_client(url, client);
+    std::shared_ptr<internal::RedisClient> made;
+    if (url.cluster) {
+      made = internal::make_cluster_client(url, client);
+    } else if (!url.master.empty()) {
+      made = internal::make_sentinel_client(url, client);
+    } else {
+      made = internal::make_standalone_client(url, client);
+    }
+    return made;
   }
 
   const std::shared_ptr<internal::RedisClient>& client() const noexcept { return client_; }
@@ -752,6 +771,11 @@ std::string first_connection_difference(const RedisLimiterOptions& mine,
   if (mine.password != shared.password) {
     return std::string("password differs from the shared limiter's");
   }
+  if (mine.tls_ca_file != shared.tls_ca_file || mine.tls_cert_file != shared.tls_cert_file ||
+      mine.tls_key_file != shared.tls_key_file ||
+      mine.tls_verify_hostname != shared.tls_verify_hostname) {
+    return std::string("the TLS options differ from the shared limiter's");
+  }
   if (mine.connections != shared.connections) {
     return differs("connections", std::to_string(mine.connections),
                    std::to_string(shared.connections));
@@ -790,9 +814,15 @@ Result<std::unique_ptr<RedisLimiter>> RedisLimiter::create(RedisLimiterOptions o
     url->password = options.password;
   }
   if (Result<void> ok = check_limiter_options(options); !ok) return ok.error();
-  std::shared_ptr<internal::RedisClient> client = Impl::make_client(options, *url);
+  if (!url->tls && (!options.tls_ca_file.empty() || !options.tls_cert_file.empty() ||
+                    !options.tls_key_file.empty())) {
+    return Error("redis URL " + internal::quoted_url(options.url) +
+                 ": TLS files are given, but the URL is not rediss://");
+  }
+  Result<std::shared_ptr<internal::RedisClient>> client = Impl::make_client(options, *url);
+  if (!client) return client.error();
   return std::unique_ptr<RedisLimiter>(
-      new RedisLimiter(std::make_unique<Impl>(std::move(options), std::move(client))));
+      new RedisLimiter(std::make_unique<Impl>(std::move(options), std::move(*client))));
 }
 
 Result<std::unique_ptr<RedisLimiter>> RedisLimiter::create(RedisLimiterOptions options,

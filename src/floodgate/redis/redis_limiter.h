@@ -125,6 +125,13 @@ struct RedisLimiterOptions {
   // upstream's descriptor key, "domain_k1_v1_k2_v2_"), which is created to expire a period later;
   // a peek reads it with GET. The period must be whole seconds.
   bool envoy_keys = false;
+  // TLS, for a rediss:// URL (refused with any other): the CAs to verify the server with (PEM;
+  // empty: the system's), a client certificate and its key (PEM) for a server that asks for one,
+  // and whether the server's certificate must name the host connected to.
+  std::string tls_ca_file = {};
+  std::string tls_cert_file = {};
+  std::string tls_key_file = {};
+  bool tls_verify_hostname = true;
   // The AUTH password, when the URL has none: read from a file or the environment by the caller,
   // it stays out of the command line and of every message. A URL with a password as well is an
   // error.

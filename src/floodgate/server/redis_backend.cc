@@ -44,6 +44,10 @@ Result<std::shared_ptr<RedisBackend>> RedisBackend::create(RedisBackendOptions o
        .on_failure = OnRedisFailure::FailClosed,
        .command_timeout = std::max(options.command_timeout, Nanos{std::chrono::milliseconds(100)}),
        .deny_cache_keys = 0,
+       .tls_ca_file = options.tls_ca_file,
+       .tls_cert_file = options.tls_cert_file,
+       .tls_key_file = options.tls_key_file,
+       .tls_verify_hostname = options.tls_verify_hostname,
        .password = options.password});
   if (!health) return health.error();
   // Descriptors' own limits: Envoy's window in envoyproxy/ratelimit's keys, each call with its
@@ -56,6 +60,10 @@ Result<std::shared_ptr<RedisBackend>> RedisBackend::create(RedisBackendOptions o
                             .on_failure = options.on_failure,
                             .command_timeout = options.command_timeout,
                             .envoy_keys = true,
+                            .tls_ca_file = options.tls_ca_file,
+                            .tls_cert_file = options.tls_cert_file,
+                            .tls_key_file = options.tls_key_file,
+                            .tls_verify_hostname = options.tls_verify_hostname,
                             .password = options.password},
                            **health);
   if (!own) return Error("descriptors' own limits: " + own.error().message());
@@ -79,6 +87,10 @@ Result<std::shared_ptr<RuleState>> RedisBackend::make_state(const Descriptor& ru
        .on_failure = options_.on_failure,
        .command_timeout = options_.command_timeout,
        .envoy_keys = envoy,
+       .tls_ca_file = options_.tls_ca_file,
+       .tls_cert_file = options_.tls_cert_file,
+       .tls_key_file = options_.tls_key_file,
+       .tls_verify_hostname = options_.tls_verify_hostname,
        .password = options_.password},
       *health_);  // One pool and one breaker per server for every rule.
   if (!made) {

@@ -32,6 +32,11 @@ struct RedisBackendOptions {
   // counts on one Redis; the other algorithms' keys are
   // `cache_key_prefix + "floodgate-serve:" + definition_of(rule) + ":" + Config::state_key`.
   std::string cache_key_prefix = {};
+  // TLS, for a rediss:// URL (see `RedisLimiterOptions::tls_ca_file`).
+  std::string tls_ca_file = {};
+  std::string tls_cert_file = {};
+  std::string tls_key_file = {};
+  bool tls_verify_hostname = true;
 };
 
 class RedisBackend final : public Backend {

@@ -231,6 +231,68 @@ internal::Reply RedisServer::command(std::initializer_list<std::string_view> arg
   return command_at(port_, args);
 }
 
+Certificates::Certificates() {
+  char pattern[] = "/tmp/floodgate-tls-XXXXXX";
+  const char* made = ::mkdtemp(pattern);
+  if (made == nullptr) return;
+  folder_ = made;
+  const std::string script =
+      "cd '" + folder_ +
+      "' && "
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=floodgate-test-ca "
+      "-keyout ca.key -out ca.crt && "
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca "
+      "-keyout other.key -out other.crt && "
+      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext && "
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=redis -keyout server.key -out server.csr && "
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+      "-extfile san.ext -out server.crt && "
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout client.key -out client.csr && "
+      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
+      "-out client.crt";
+  ok_ = std::system(("(" + script + ") > '" + folder_ + "/openssl.log' 2>&1").c_str()) == 0;
+  if (!ok_) std::cerr << "Certificates: openssl failed:\n" << read_file(folder_ + "/openssl.log");
+}
+
+Certificates::~Certificates() {
+  if (folder_.empty()) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(folder_, ignored);
+}
+
+std::string Certificates::operator[](const char* name) const { return folder_ + "/" + name; }
+
+std::unique_ptr<Program> start_tls_redis(const Certificates& certs, int port) {
+  return std::make_unique<Program>(std::vector<std::string>{FLOODGATE_REDIS_SERVER,
+                                                            "--port",
+                                                            "0",
+                                                            "--tls-port",
+                                                            std::to_string(port),
+                                                            "--bind",
+                                                            "127.0.0.1",
+                                                            "--tls-cert-file",
+                                                            certs["server.crt"],
+                                                            "--tls-key-file",
+                                                            certs["server.key"],
+                                                            "--tls-ca-cert-file",
+                                                            certs["ca.crt"],
+                                                            "--tls-auth-clients",
+                                                            "yes",
+                                                            "--save",
+                                                            "",
+                                                            "--appendonly",
+                                                            "no",
+                                                            "--user",
+                                                            "default",
+                                                            "off",
+                                                            "--user",
+                                                            "alice",
+                                                            "on",
+                                                            ">s3cret",
+                                                            "~*",
+                                                            "+@all"});
+}
+
 internal::Reply command_at(int port, std::initializer_list<std::string_view> args) {
   internal::Connection c;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);

@@ -151,6 +151,30 @@ class FaultProxy {
 // not timeouts, and a loaded machine can take more than 5 ms to connect.
 std::unique_ptr<RedisLimiter> make_limiter(RedisLimiterOptions options);
 
+// A CA, a server certificate for 127.0.0.1 and a client certificate, both signed by it, and a
+// second CA that signed neither (other.crt, other.key), made with the openssl command in a fresh
+// folder, removed when the object goes. `ok()` is false (with openssl's log) if they could not
+// be made.
+class Certificates {
+ public:
+  Certificates();
+  ~Certificates();
+  Certificates(const Certificates&) = delete;
+  Certificates& operator=(const Certificates&) = delete;
+  bool ok() const noexcept { return ok_; }
+  // Returns the path of `name`: ca.crt, server.crt, server.key, client.crt, client.key, ...
+  std::string operator[](const char* name) const;
+
+ private:
+  std::string folder_;
+  bool ok_ = false;
+};
+
+// Starts a TLS-only redis-server (no plain port) on `port` with `certs`' server certificate,
+// asking clients for a certificate of their CA, with one ACL user, alice, password s3cret (the
+// default user off). It may not answer yet when this returns.
+std::unique_ptr<Program> start_tls_redis(const Certificates& certs, int port);
+
 // Sends one command to 127.0.0.1:`port` on a fresh connection and returns the reply, as
 // `RedisServer::command` does (a Sentinel's, a server the test did not start as a `RedisServer`).
 internal::Reply command_at(int port, std::initializer_list<std::string_view> args);

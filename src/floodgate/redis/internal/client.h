@@ -13,6 +13,7 @@
 #include "floodgate/redis/internal/connection.h"
 #include "floodgate/redis/internal/resp.h"
 #include "floodgate/redis/internal/scripts.h"
+#include "floodgate/redis/internal/tls.h"
 #include "floodgate/redis/internal/url.h"
 
 namespace floodgate::internal {
@@ -25,6 +26,7 @@ struct ClientOptions {
   // Per server: consecutive failures that open its breaker, and for how long.
   std::uint32_t breaker_failures = 5;
   std::chrono::nanoseconds breaker_open_for = std::chrono::milliseconds(500);
+  std::shared_ptr<const TlsContext> tls = nullptr;  // TLS on every connection; null: none.
 };
 
 // Counters; each exact, together not a snapshot.

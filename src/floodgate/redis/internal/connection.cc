@@ -14,6 +14,8 @@
 #include <cstring>
 #include <memory>
 
+#include "floodgate/redis/internal/tls.h"
+
 namespace floodgate::internal {
 namespace {
 
@@ -26,9 +28,9 @@ int poll_ms(Deadline deadline) {
   return static_cast<int>(std::min<std::int64_t>(ms, 60'000));
 }
 
-// Waits until `fd` is ready for `events` or `deadline` passes. Returns 1 when ready, 0 on
-// timeout, -1 on error (errno set).
-int wait_for(int fd, short events, Deadline deadline) {
+}  // namespace
+
+int wait_for_socket(int fd, short events, Deadline deadline) {
   while (true) {
     pollfd p{fd, events, 0};
     const int n = ::poll(&p, 1, poll_ms(deadline));
@@ -41,8 +43,6 @@ int wait_for(int fd, short events, Deadline deadline) {
   }
 }
 
-}  // namespace
-
 std::string Endpoint::to_string() const {
   if (!path.empty()) return "unix:" + path;
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
@@ -54,6 +54,7 @@ Connection::Connection() = default;
 Connection::~Connection() { close(); }
 
 void Connection::close() noexcept {
+  tls_.reset();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   reader_.reset();
@@ -66,7 +67,7 @@ Error Connection::fail(std::string_view what, int error_number) {
   return Error(std::move(message));
 }
 
-Result<void> Connection::open(const Endpoint& endpoint, Deadline deadline) {
+Result<void> Connection::open(const Endpoint& endpoint, Deadline deadline, const TlsContext* tls) {
   close();
   endpoint_ = endpoint;
   sockaddr_storage address{};
@@ -105,7 +106,7 @@ Result<void> Connection::open(const Endpoint& endpoint, Deadline deadline) {
   }
   if (::connect(fd_, reinterpret_cast<const sockaddr*>(&address), address_size) != 0) {
     if (errno != EINPROGRESS && errno != EAGAIN) return fail("connect", errno);
-    const int ready = wait_for(fd_, POLLOUT, deadline);
+    const int ready = wait_for_socket(fd_, POLLOUT, deadline);
     if (ready == 0) return fail("connect timed out", 0);
     if (ready < 0) return fail("connect", errno);
     int error = 0;
@@ -113,11 +114,23 @@ Result<void> Connection::open(const Endpoint& endpoint, Deadline deadline) {
     ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &size);
     if (error != 0) return fail("connect", error);
   }
+  if (tls != nullptr) {
+    Result<std::unique_ptr<TlsSession>> session =
+        TlsSession::connect(*tls, fd_, endpoint.host, deadline);
+    if (!session) return fail(session.error().message(), 0);
+    tls_ = std::move(*session);
+  }
   return {};
 }
 
 Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
   if (fd_ < 0) return Error("redis " + endpoint_.to_string() + ": not connected");
+  if (tls_) {
+    if (Result<void> written = tls_->write(bytes, deadline); !written) {
+      return fail(written.error().message(), 0);
+    }
+    return {};
+  }
   while (!bytes.empty()) {
     const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -126,7 +139,7 @@ Result<void> Connection::write(std::string_view bytes, Deadline deadline) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      const int ready = wait_for(fd_, POLLOUT, deadline);
+      const int ready = wait_for_socket(fd_, POLLOUT, deadline);
       if (ready == 0) return fail("timed out writing a command", 0);
       if (ready < 0) return fail("write", errno);
       continue;
@@ -150,6 +163,13 @@ Result<Reply> Connection::read(Deadline deadline) {
     }
     fed = true;
     char buffer[16384];
+    if (tls_) {
+      Result<std::size_t> got = tls_->read(buffer, sizeof buffer, deadline);
+      if (!got) return fail(got.error().message(), 0);
+      if (*got == 0) return fail("the server closed the connection", 0);
+      reader_.feed(std::string_view(buffer, *got));
+      continue;
+    }
     const ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);
     if (n > 0) {
       reader_.feed(std::string_view(buffer, static_cast<std::size_t>(n)));
@@ -158,7 +178,7 @@ Result<Reply> Connection::read(Deadline deadline) {
     if (n == 0) return fail("the server closed the connection", 0);
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return fail("read", errno);
-    const int ready = wait_for(fd_, POLLIN, deadline);
+    const int ready = wait_for_socket(fd_, POLLIN, deadline);
     if (ready == 0) return fail("timed out waiting for a reply", 0);
     if (ready < 0) return fail("read", errno);
   }

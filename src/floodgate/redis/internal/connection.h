@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -28,6 +29,13 @@ struct Endpoint {
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 
+class TlsContext;
+class TlsSession;
+
+// Waits until `fd` is ready for `events` (poll's) or `deadline` passes. Returns 1 when ready, 0
+// on timeout, -1 on error (errno set).
+int wait_for_socket(int fd, short events, Deadline deadline);
+
 class Connection {
  public:
   Connection();
@@ -35,9 +43,10 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Connects to `endpoint`, closing any previous socket first. Host names are resolved with
-  // getaddrinfo, which the deadline cannot bound; numeric addresses never block.
-  Result<void> open(const Endpoint& endpoint, Deadline deadline);
+  // Connects to `endpoint`, closing any previous socket first, then with `tls` runs the TLS
+  // handshake, all by `deadline`. Host names are resolved with getaddrinfo, which the deadline
+  // cannot bound; numeric addresses never block.
+  Result<void> open(const Endpoint& endpoint, Deadline deadline, const TlsContext* tls = nullptr);
 
   // Closes the socket and drops any bytes read but not parsed. Safe to call when closed.
   void close() noexcept;
@@ -57,6 +66,7 @@ class Connection {
   Error fail(std::string_view what, int error_number);
 
   int fd_ = -1;
+  std::unique_ptr<TlsSession> tls_;  // With TLS: reads and writes go through it.
   ReplyReader reader_;
   Endpoint endpoint_;
 };

@@ -37,6 +37,7 @@ Node::Node(Endpoint endpoint, const ClientOptions& options,
   p.min_backoff = options.min_backoff;
   p.max_backoff = options.max_backoff;
   p.on_connect = std::move(on_connect);
+  p.tls = options.tls;
   const std::size_t n = std::max<std::size_t>(1, options.connections);
   for (std::size_t i = 0; i < n; ++i) pipelines_.push_back(std::make_unique<Pipeline>(p));
 }

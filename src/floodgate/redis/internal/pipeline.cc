@@ -58,7 +58,7 @@ Result<void> Pipeline::ensure_connected(Deadline deadline) {
         " ms)");
   }
   const auto connect_by = std::min(deadline, now + options_.connect_timeout);
-  Result<void> opened = connection_.open(options_.endpoint, connect_by);
+  Result<void> opened = connection_.open(options_.endpoint, connect_by, options_.tls.get());
   if (opened && !connect_commands_.empty()) {
     opened = connection_.write(connect_commands_, deadline);
     for (std::size_t i = 0; opened && i < options_.on_connect.size(); ++i) {

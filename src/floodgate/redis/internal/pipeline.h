@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -36,6 +37,8 @@ struct PipelineOptions {
   // Commands sent after each connect, before any caller's (AUTH, SELECT); an error reply to one
   // fails the connect.
   std::vector<std::vector<std::string>> on_connect;
+  // TLS on every connection (rediss://); null: none.
+  std::shared_ptr<const TlsContext> tls;
 };
 
 // Counters; each exact, together not a snapshot.

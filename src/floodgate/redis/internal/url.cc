@@ -11,7 +11,7 @@ namespace {
 constexpr std::string_view kForms =
     "expected redis://host:port[/db], unix:///path/to.sock, "
     "redis+cluster://host:port[,host:port...] or "
-    "redis+sentinel://host:port[,host:port...]/master-name[/db]";
+    "redis+sentinel://host:port[,host:port...]/master-name[/db] (rediss: TLS)";
 
 Error bad(std::string_view url, const std::string& why) {
   return Error("redis URL " + quoted_url(url) + ": " + why);
@@ -29,7 +29,8 @@ struct NetworkUrl {
 
 std::optional<NetworkUrl> split_network_url(std::string_view url) {
   NetworkUrl out;
-  for (const std::string_view scheme : {"redis+cluster://", "redis+sentinel://", "redis://"}) {
+  for (const std::string_view scheme : {"redis+cluster://", "redis+sentinel://", "redis://",
+                                        "rediss+cluster://", "rediss+sentinel://", "rediss://"}) {
     if (url.starts_with(scheme)) out.scheme = scheme;
   }
   if (out.scheme.empty()) return std::nullopt;
@@ -155,8 +156,9 @@ Result<RedisUrl> parse_redis_url(std::string_view url) {
   }
   const std::optional<NetworkUrl> parts = split_network_url(url);
   if (!parts) return bad(url, std::string(kForms));
-  out.cluster = parts->scheme.starts_with("redis+cluster");
-  const bool sentinel = parts->scheme.starts_with("redis+sentinel");
+  out.tls = parts->scheme.starts_with("rediss");
+  out.cluster = parts->scheme.find("+cluster") != std::string_view::npos;
+  const bool sentinel = parts->scheme.find("+sentinel") != std::string_view::npos;
   const std::optional<std::string> username = percent_decoded(parts->username);
   const std::optional<std::string> password = percent_decoded(parts->password);
   if (!username || !password) {

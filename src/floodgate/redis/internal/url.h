@@ -1,7 +1,8 @@
 // Redis URLs: `redis://[[user]:password@]host[:port][/db]`, `unix:///path/to.sock[?db=N]`,
 // `redis+cluster://host:port[,host:port...]` and
 // `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db]` (the
-// credentials are the master's). Not part of the public API; thread-safe.
+// credentials are the master's); `rediss` instead of `redis` in each: TLS. Not part of the public
+// API; thread-safe.
 #pragma once
 
 #include <string>
@@ -14,6 +15,7 @@
 namespace floodgate::internal {
 
 struct RedisUrl {
+  bool tls = false;                 // rediss://, rediss+cluster://, rediss+sentinel://.
   bool cluster = false;             // redis+cluster://: the endpoints are seed nodes.
   std::string master;               // redis+sentinel://: the master's name; the endpoints are
                                     // Sentinels (port 26379 unless given).
