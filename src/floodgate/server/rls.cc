@@ -1,10 +1,12 @@
 #include "floodgate/server/rls.h"
 
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/server_builder.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -166,81 +168,131 @@ bool applied(const DescriptorStatus& s, Applied& out) {
 
 namespace {
 
-void set_value(google::protobuf::Value& out, const MetadataValue& v) {
+// Dynamic metadata is written as JSON and read into its `google.protobuf.Struct` by protobuf's
+// own parser: the map code then runs in libprotobuf, never instantiated here (Debian's
+// libprotobuf and code built with ThreadSanitizer disagree on its maps).
+
+// Appends `text` as a JSON string.
+void append_json_string(std::string& out, std::string_view text) {
+  out += '"';
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      constexpr std::string_view kHex = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+void append_json(std::string& out, const MetadataValue& v) {
   switch (v.kind) {
     case MetadataValue::Kind::Null:
-      out.set_null_value(google::protobuf::NULL_VALUE);
+      out += "null";
       return;
     case MetadataValue::Kind::Bool:
-      out.set_bool_value(v.boolean);
+      out += v.boolean ? "true" : "false";
       return;
-    case MetadataValue::Kind::Number:
-      out.set_number_value(v.number);
+    case MetadataValue::Kind::Number: {
+      char buffer[64];
+      const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v.number);
+      out.append(buffer, ec == std::errc() ? end : buffer);
       return;
+    }
     case MetadataValue::Kind::String:
-      out.set_string_value(v.string);
+      append_json_string(out, v.string);
       return;
-    case MetadataValue::Kind::List: {
-      auto* list = out.mutable_list_value();
-      for (const MetadataValue& item : v.items) set_value(*list->add_values(), item);
+    case MetadataValue::Kind::List:
+      out += '[';
+      for (std::size_t i = 0; i < v.items.size(); ++i) {
+        if (i > 0) out += ',';
+        append_json(out, v.items[i]);
+      }
+      out += ']';
       return;
-    }
-    case MetadataValue::Kind::Map: {
-      auto& fields = *out.mutable_struct_value()->mutable_fields();
-      for (std::size_t i = 0; i < v.keys.size(); ++i) set_value(fields[v.keys[i]], v.items[i]);
+    case MetadataValue::Kind::Map:
+      out += '{';
+      for (std::size_t i = 0; i < v.keys.size(); ++i) {
+        if (i > 0) out += ',';
+        append_json_string(out, v.keys[i]);
+        out += ':';
+        append_json(out, v.items[i]);
+      }
+      out += '}';
       return;
-    }
   }
 }
 
-// Merges `from` (a map) into `into`: a key already there keeps its value, unless both are maps,
-// which are merged in turn.
-void merge(google::protobuf::Struct& into, const MetadataValue& from) {
-  auto& fields = *into.mutable_fields();
+// Merges `from` (a map) into `into` (a map): a key already there keeps its value, unless both are
+// maps, which are merged in turn.
+void merge(MetadataValue& into, const MetadataValue& from) {
   for (std::size_t i = 0; i < from.keys.size(); ++i) {
-    const MetadataValue& v = from.items[i];
-    const auto there = fields.find(from.keys[i]);
-    if (there == fields.end()) {
-      set_value(fields[from.keys[i]], v);
-    } else if (there->second.has_struct_value() && v.kind == MetadataValue::Kind::Map) {
-      merge(*there->second.mutable_struct_value(), v);
+    const auto there = std::find(into.keys.begin(), into.keys.end(), from.keys[i]);
+    if (there == into.keys.end()) {
+      into.keys.push_back(from.keys[i]);
+      into.items.push_back(from.items[i]);
+      continue;
+    }
+    MetadataValue& mine = into.items[static_cast<std::size_t>(there - into.keys.begin())];
+    if (mine.kind == MetadataValue::Kind::Map && from.items[i].kind == MetadataValue::Kind::Map) {
+      merge(mine, from.items[i]);
     }
   }
 }
 
-const char* unit_name(Unit unit) {
-  return rls::RateLimitResponse::RateLimit::Unit_Name(to_proto(unit)).c_str();
+const std::string& unit_name(Unit unit) {
+  return rls::RateLimitResponse::RateLimit::Unit_Name(to_proto(unit));
 }
 
 void add_dynamic_metadata(const Request& request, const Response& response,
                           rls::RateLimitResponse& proto) {
-  auto& fields = *proto.mutable_dynamic_metadata()->mutable_fields();
-  fields["domain"].set_string_value(std::string(request.domain));
-  auto* descriptors = fields["descriptors"].mutable_list_value();
-  for (const RequestDescriptor& d : request.descriptors) {
-    auto& one = *descriptors->add_values()->mutable_struct_value()->mutable_fields();
-    auto* entries = one["entries"].mutable_list_value();
-    for (const Entry& e : d.entries) {
-      entries->add_values()->set_string_value(std::string(e.key) + "=" + std::string(e.value));
+  std::string json = "{\"domain\":";
+  append_json_string(json, request.domain);
+  json += ",\"descriptors\":[";
+  for (std::size_t i = 0; i < request.descriptors.size(); ++i) {
+    const RequestDescriptor& d = request.descriptors[i];
+    json += i > 0 ? ",{\"entries\":[" : "{\"entries\":[";
+    for (std::size_t j = 0; j < d.entries.size(); ++j) {
+      if (j > 0) json += ',';
+      append_json_string(json,
+                         std::string(d.entries[j].key) + "=" + std::string(d.entries[j].value));
     }
+    json += ']';
     if (d.limit) {
-      one["limit"].set_string_value(
-          "requests_per_unit:" + std::to_string(d.limit->requests_per_unit) +
-          " unit:" + unit_name(d.limit->unit));
+      json += ",\"limit\":";
+      append_json_string(json, "requests_per_unit:" + std::to_string(d.limit->requests_per_unit) +
+                                   " unit:" + unit_name(d.limit->unit));
     }
-    if (d.hits_addend) one["hitsAddend"].set_number_value(static_cast<double>(*d.hits_addend));
+    if (d.hits_addend) json += ",\"hitsAddend\":" + std::to_string(*d.hits_addend);
+    json += '}';
   }
-  if (request.hits_addend != 0) {
-    fields["hitsAddend"].set_number_value(static_cast<double>(request.hits_addend));
-  }
-  google::protobuf::Struct passed;
+  json += ']';
+  if (request.hits_addend != 0) json += ",\"hitsAddend\":" + std::to_string(request.hits_addend);
+  MetadataValue passed;
+  passed.kind = MetadataValue::Kind::Map;
   for (const DescriptorStatus& s : response.statuses) {
     if (s.code == Code::Ok && s.rule != nullptr && !s.rule->rate_limit->unlimited &&
         s.rule->metadata.kind == MetadataValue::Kind::Map) {
       merge(passed, s.rule->metadata);
     }
   }
-  if (passed.fields_size() > 0) *fields["metadata"].mutable_struct_value() = std::move(passed);
+  if (!passed.keys.empty()) {
+    json += ",\"metadata\":";
+    append_json(json, passed);
+  }
+  json += '}';
+  // Every string came from valid UTF-8 (protobuf's parse of the request, libyaml's of the file);
+  // were one not, the answer goes without dynamic metadata rather than fail.
+  if (!google::protobuf::util::JsonStringToMessage(json, proto.mutable_dynamic_metadata()).ok()) {
+    proto.clear_dynamic_metadata();
+  }
 }
 
 // Returns `d` in whole seconds, rounded up.
