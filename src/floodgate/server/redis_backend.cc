@@ -34,38 +34,42 @@ struct RedisRuleState final : RuleState {
   const bool envoy_keys;
 };
 
+// Returns the options every limiter of `o` shares: where Redis is, how to reach it, and how to
+// answer when it does not.
+RedisLimiterOptions limiter_options(const RedisBackendOptions& o) {
+  RedisLimiterOptions l;
+  l.url = o.url;
+  l.on_failure = o.on_failure;
+  l.command_timeout = o.command_timeout;
+  l.tls_ca_file = o.tls_ca_file;
+  l.tls_cert_file = o.tls_cert_file;
+  l.tls_key_file = o.tls_key_file;
+  l.tls_verify_hostname = o.tls_verify_hostname;
+  l.password = o.password;
+  return l;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<RedisBackend>> RedisBackend::create(RedisBackendOptions options,
                                                            ServiceMetrics* metrics) {
-  Result<std::unique_ptr<RedisLimiter>> health = RedisLimiter::create(
-      {.url = options.url,
-       .prefix = options.cache_key_prefix + "floodgate-serve:health:",
-       .on_failure = OnRedisFailure::FailClosed,
-       .command_timeout = std::max(options.command_timeout, Nanos{std::chrono::milliseconds(100)}),
-       .deny_cache_keys = 0,
-       .tls_ca_file = options.tls_ca_file,
-       .tls_cert_file = options.tls_cert_file,
-       .tls_key_file = options.tls_key_file,
-       .tls_verify_hostname = options.tls_verify_hostname,
-       .password = options.password});
+  RedisLimiterOptions health_options = limiter_options(options);
+  health_options.prefix = options.cache_key_prefix + "floodgate-serve:health:";
+  health_options.on_failure = OnRedisFailure::FailClosed;
+  health_options.command_timeout =
+      std::max(options.command_timeout, Nanos{std::chrono::milliseconds(100)});
+  health_options.deny_cache_keys = 0;
+  Result<std::unique_ptr<RedisLimiter>> health = RedisLimiter::create(std::move(health_options));
   if (!health) return health.error();
   // Descriptors' own limits: Envoy's window in envoyproxy/ratelimit's keys, each call with its
   // limit.
+  RedisLimiterOptions own_options = limiter_options(options);
+  own_options.prefix = options.cache_key_prefix;
+  own_options.algorithm = Algorithm::EnvoyFixedWindow;
+  own_options.default_quota = Quota::per_second(1);  // Every call gives its own.
+  own_options.envoy_keys = true;
   Result<std::unique_ptr<RedisLimiter>> own =
-      RedisLimiter::create({.url = options.url,
-                            .prefix = options.cache_key_prefix,
-                            .algorithm = Algorithm::EnvoyFixedWindow,
-                            .default_quota = Quota::per_second(1),  // Every call gives its own.
-                            .on_failure = options.on_failure,
-                            .command_timeout = options.command_timeout,
-                            .envoy_keys = true,
-                            .tls_ca_file = options.tls_ca_file,
-                            .tls_cert_file = options.tls_cert_file,
-                            .tls_key_file = options.tls_key_file,
-                            .tls_verify_hostname = options.tls_verify_hostname,
-                            .password = options.password},
-                           **health);
+      RedisLimiter::create(std::move(own_options), **health);
   if (!own) return Error("descriptors' own limits: " + own.error().message());
   std::shared_ptr<RedisLimiter> own_limits(std::move(*own));
   std::shared_ptr<RedisBackend> backend(
@@ -78,21 +82,14 @@ Result<std::shared_ptr<RuleState>> RedisBackend::make_state(const Descriptor& ru
   const RateLimit& r = *rule.rate_limit;
   // Envoy's window in envoyproxy/ratelimit's keys (needs whole seconds: every unit is).
   const bool envoy = r.algorithm == Algorithm::EnvoyFixedWindow;
-  Result<std::unique_ptr<RedisLimiter>> made = RedisLimiter::create(
-      {.url = options_.url,
-       .prefix = envoy ? options_.cache_key_prefix
-                       : options_.cache_key_prefix + "floodgate-serve:" + definition_of(rule) + ":",
-       .algorithm = r.algorithm,
-       .default_quota = *r.quota(),
-       .on_failure = options_.on_failure,
-       .command_timeout = options_.command_timeout,
-       .envoy_keys = envoy,
-       .tls_ca_file = options_.tls_ca_file,
-       .tls_cert_file = options_.tls_cert_file,
-       .tls_key_file = options_.tls_key_file,
-       .tls_verify_hostname = options_.tls_verify_hostname,
-       .password = options_.password},
-      *health_);  // One pool and one breaker per server for every rule.
+  RedisLimiterOptions o = limiter_options(options_);
+  o.prefix = envoy ? options_.cache_key_prefix
+                   : options_.cache_key_prefix + "floodgate-serve:" + definition_of(rule) + ":";
+  o.algorithm = r.algorithm;
+  o.default_quota = *r.quota();
+  o.envoy_keys = envoy;
+  // One pool and one breaker per server for every rule.
+  Result<std::unique_ptr<RedisLimiter>> made = RedisLimiter::create(std::move(o), *health_);
   if (!made) {
     return Error(rule.file + ":" + std::to_string(rule.line) + ": rule " + rule.id + ": " +
                  made.error().message());

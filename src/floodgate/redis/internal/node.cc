@@ -50,11 +50,7 @@ ScriptOutcome Node::run_script(const Script& script, std::string_view key,
                                std::span<const std::string_view> args, Deadline deadline,
                                bool asking) {
   const CircuitBreaker::Admit admit = breaker_.admit(std::chrono::steady_clock::now());
-  if (admit == CircuitBreaker::Admit::Refuse) {
-    return {Error("redis " + endpoint_.to_string() +
-                  ": not called, its circuit breaker is open after repeated failures"),
-            true};
-  }
+  if (admit == CircuitBreaker::Admit::Refuse) return refused();
   FLOODGATE_DCHECK(args.size() <= kMaxArgs, "run_script: too many script arguments");
   std::array<std::string_view, 4 + kMaxArgs> argv{"EVALSHA", script.sha1, "1", key};
   const std::size_t n = 4 + std::min(args.size(), kMaxArgs);
@@ -78,20 +74,13 @@ ScriptOutcome Node::run_script(const Script& script, std::string_view key,
     append_command(command, command_args);
     reply = pipeline.call(command, deadline, replies);
   }
-  const bool healthy =
-      reply && (!reply->is_error() || is_key_error(*reply) || is_cluster_error(*reply));
-  breaker_.record(healthy, admit, std::chrono::steady_clock::now());
-  return {std::move(reply), false};
+  return recorded(std::move(reply), admit);
 }
 
 ScriptOutcome Node::run_commands(std::span<const std::string> commands, Deadline deadline,
                                  bool asking) {
   const CircuitBreaker::Admit admit = breaker_.admit(std::chrono::steady_clock::now());
-  if (admit == CircuitBreaker::Admit::Refuse) {
-    return {Error("redis " + endpoint_.to_string() +
-                  ": not called, its circuit breaker is open after repeated failures"),
-            true};
-  }
+  if (admit == CircuitBreaker::Admit::Refuse) return refused();
   thread_local std::string text;
   text.clear();
   for (const std::string& command : commands) {
@@ -99,6 +88,16 @@ ScriptOutcome Node::run_commands(std::span<const std::string> commands, Deadline
     text += command;
   }
   Result<Reply> reply = next().call(text, deadline, commands.size() * (asking ? 2 : 1));
+  return recorded(std::move(reply), admit);
+}
+
+ScriptOutcome Node::refused() const {
+  return {Error("redis " + endpoint_.to_string() +
+                ": not called, its circuit breaker is open after repeated failures"),
+          true};
+}
+
+ScriptOutcome Node::recorded(Result<Reply> reply, CircuitBreaker::Admit admit) {
   const bool healthy =
       reply && (!reply->is_error() || is_key_error(*reply) || is_cluster_error(*reply));
   breaker_.record(healthy, admit, std::chrono::steady_clock::now());

@@ -54,6 +54,11 @@ class Node {
 
  private:
   Pipeline& next() noexcept;
+  // The outcome of a call the open breaker refused.
+  ScriptOutcome refused() const;
+  // Feeds `reply` to the breaker (no reply, or an error about the server rather than the key,
+  // is a failure; a cluster redirection is not) and returns it as the outcome.
+  ScriptOutcome recorded(Result<Reply> reply, CircuitBreaker::Admit admit);
 
   const Endpoint endpoint_;
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
