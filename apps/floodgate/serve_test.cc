@@ -712,6 +712,7 @@ class EnvoyRatelimit {
     if (!std::filesystem::exists(gz)) {
       why_not_ =
           "envoyproxy/ratelimit is not at " + gz.string() + " (FLOODGATE_ENVOY_RATELIMIT_GZ)";
+      absent_ = true;
       return;
     }
     root_ = std::filesystem::path(redis.folder()) / ("runtime-" + std::to_string(++count_));
