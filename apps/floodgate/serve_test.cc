@@ -2,6 +2,7 @@
 // malformed requests, its metrics, a configuration reloaded while it runs, and a clean stop. Each
 // test starts its own server (port 0: a free one) and kills it whatever happens.
 #include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -727,6 +728,7 @@ class EnvoyRatelimit {
       return;
     }
     const int grpc_port = testing::free_port();
+    http_port_ = testing::free_port();
     std::vector<std::string> args = {"/usr/bin/env",
                                      "USE_STATSD=false",
                                      "LOG_LEVEL=warn",
@@ -736,7 +738,7 @@ class EnvoyRatelimit {
                                      "REDIS_SOCKET_TYPE=tcp",
                                      "REDIS_URL=127.0.0.1:" + std::to_string(redis.port()),
                                      "HOST=127.0.0.1",
-                                     "PORT=" + std::to_string(testing::free_port()),
+                                     "PORT=" + std::to_string(http_port_),
                                      "GRPC_HOST=127.0.0.1",
                                      "GRPC_PORT=" + std::to_string(grpc_port),
                                      "DEBUG_HOST=127.0.0.1",
@@ -761,6 +763,7 @@ class EnvoyRatelimit {
 
   bool ready() const { return stub_ != nullptr; }
   bool absent() const { return absent_; }
+  int http_port() const { return http_port_; }
   const std::string& why_not() const { return why_not_; }
 
   grpc::Status call(const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
@@ -776,7 +779,34 @@ class EnvoyRatelimit {
   std::unique_ptr<rls::RateLimitService::Stub> stub_;
   std::string why_not_;
   bool absent_ = false;
+  int http_port_ = 0;
 };
+
+// Sends `request` to the `/json` endpoint at `port` as proto3 JSON and reads the answer back into
+// `out`: OK for 200 and 429 (429 exactly when the answer is over the limit), an error naming the
+// HTTP status otherwise.
+grpc::Status call_json(int port, const rls::RateLimitRequest& request,
+                       rls::RateLimitResponse& out) {
+  std::string body;
+  (void)google::protobuf::util::MessageToJsonString(request, &body);
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(5);
+  const httplib::Result r = client.Post("/json", body, "application/json");
+  if (!r) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no answer");
+  if (r->status != 200 && r->status != 429) {
+    return grpc::Status(grpc::StatusCode::UNKNOWN, "http " + std::to_string(r->status));
+  }
+  google::protobuf::util::JsonParseOptions lenient;
+  lenient.ignore_unknown_fields = true;
+  if (!google::protobuf::util::JsonStringToMessage(r->body, &out, lenient).ok()) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, "not a RateLimitResponse: " + r->body);
+  }
+  if ((r->status == 429) != (out.overall_code() == rls::RateLimitResponse::OVER_LIMIT)) {
+    return grpc::Status(grpc::StatusCode::INTERNAL,
+                        "http " + std::to_string(r->status) + " for " + r->body);
+  }
+  return grpc::Status::OK;
+}
 
 // A response as text, field by field, the time-dependent fields (duration_until_reset, the reset
 // header) left out: compared apart, within a second. Left out on purpose: an error's code
@@ -925,8 +955,8 @@ std::vector<Step> parity_steps() {
 
 // Sends every step to envoyproxy/ratelimit and to floodgate (`call`), in turn, and compares the
 // answers; returns how many were identical, and adds a failure for each that was not.
-template <class Call>
-int compare_with_envoy_ratelimit(EnvoyRatelimit& peer, Call call, const std::string& who) {
+template <class Theirs, class Call>
+int compare_with_envoy_ratelimit(Theirs peer_call, Call call, const std::string& who) {
   int same = 0;
   const std::vector<Step> steps = parity_steps();
   for (std::size_t i = 0; i < steps.size(); ++i) {
@@ -938,7 +968,7 @@ int compare_with_envoy_ratelimit(EnvoyRatelimit& peer, Call call, const std::str
           .count();
     };
     const auto before = minute();
-    const grpc::Status their_status = peer.call(steps[i].request, theirs);
+    const grpc::Status their_status = peer_call(steps[i].request, theirs);
     const grpc::Status our_status = call(steps[i].request, ours);
     // A minute that turned between the two calls puts them in different windows.
     if (minute() != before) {
@@ -1093,7 +1123,10 @@ TEST(ServeRedisTest, AnswersAsEnvoyRatelimitDoesStepByStep) {
     const auto call_local = [&](const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
       return local.call(r, out);
     };
-    compare_with_envoy_ratelimit(peer, call_local, "floodgate in process" + mode);
+    const auto call_peer = [&](const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
+      return peer.call(r, out);
+    };
+    compare_with_envoy_ratelimit(call_peer, call_local, "floodgate in process" + mode);
     // A second peer's counts would start where the first's ended: its own Redis.
     testing::RedisServer redis2;
     EnvoyRatelimit peer2(redis2, kParity, settings);
@@ -1101,7 +1134,25 @@ TEST(ServeRedisTest, AnswersAsEnvoyRatelimitDoesStepByStep) {
     const auto call_shared = [&](const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
       return shared.call(r, out);
     };
-    compare_with_envoy_ratelimit(peer2, call_shared, "floodgate on Redis" + mode);
+    const auto call_peer2 = [&](const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
+      return peer2.call(r, out);
+    };
+    compare_with_envoy_ratelimit(call_peer2, call_shared, "floodgate on Redis" + mode);
+    if (extras) continue;
+    // The same steps through both services' HTTP /json endpoints, fresh counts on both sides.
+    testing::RedisServer redis3;
+    EnvoyRatelimit peer3(redis3, kParity, settings);
+    ASSERT_TRUE(peer3.ready()) << peer3.why_not();
+    Server over_http(kParity, flags);
+    ASSERT_TRUE(over_http.ready());
+    compare_with_envoy_ratelimit(
+        [&](const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
+          return call_json(peer3.http_port(), r, out);
+        },
+        [&](const rls::RateLimitRequest& r, rls::RateLimitResponse& out) {
+          return call_json(over_http.http_port(), r, out);
+        },
+        "floodgate's /json");
   }
 }
 
