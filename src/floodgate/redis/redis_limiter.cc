@@ -678,10 +678,7 @@ RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Ins
       break;  // Refused by `create`.
     case Algorithm::EnvoyFixedWindow: {
       const Result<WindowPeriod> period = window_period(quota);
-      if (!period) {
-        fail(period.error().message());
-        return by_policy(key, at, cost, write, quota);
-      }
+      if (!period) return failed(period.error().message(), key, at, cost, write, quota);
       // envoyproxy/ratelimit counts every hit, a cost above the limit included.
       args.add_number(period->seconds);
       args.add_number(period->nanos);
@@ -700,19 +697,10 @@ RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Ins
     breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
     return by_policy(key, at, cost, write, quota, true);
   }
-  if (!reply) {
-    fail(reply.error().message());
-    return by_policy(key, at, cost, write, quota);
-  }
-  if (reply->is_error()) {
-    fail("redis: " + reply->text);
-    return by_policy(key, at, cost, write, quota);
-  }
+  if (!reply) return failed(reply.error().message(), key, at, cost, write, quota);
+  if (reply->is_error()) return failed("redis: " + reply->text, key, at, cost, write, quota);
   Result<Replied> replied = from_reply(*reply, cost, quota, write);
-  if (!replied) {
-    fail(replied.error().message());
-    return by_policy(key, at, cost, write, quota);
-  }
+  if (!replied) return failed(replied.error().message(), key, at, cost, write, quota);
   redis_decisions_.fetch_add(1, std::memory_order_relaxed);
   const RedisDecision& decided = replied->decision;
   if (write && options_.deny_cache_keys != 0 && decided.decision.verdict() == Verdict::Denied) {

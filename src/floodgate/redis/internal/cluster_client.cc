@@ -30,8 +30,8 @@ constexpr auto kFirstPause = 250us;
 class ClusterClient final : public RedisClient {
  public:
   ClusterClient(const RedisUrl& url, const ClientOptions& options)
-      : options_(options), on_connect_(connect_commands(url)) {
-    for (const Endpoint& seed : url.endpoints) node_for(seed);
+      : nodes_(options, connect_commands(url)) {
+    for (const Endpoint& seed : url.endpoints) nodes_.at(seed);
   }
 
   ScriptOutcome run_script(const Script& script, std::string_view key,
@@ -48,10 +48,7 @@ class ClusterClient final : public RedisClient {
 
   ClientStats stats() const override {
     ClientStats s;
-    {
-      const std::lock_guard lock(nodes_mu_);
-      for (const auto& node : nodes_) node->add_stats(s);
-    }
+    nodes_.add_stats(s);
     s.redirects = redirects_.load(std::memory_order_relaxed);
     s.refreshes = refreshes_.load(std::memory_order_relaxed);
     return s;
@@ -62,17 +59,6 @@ class ClusterClient final : public RedisClient {
   // retrying TRYAGAIN and CLUSTERDOWN while `deadline` allows.
   template <class Call>
   ScriptOutcome route(std::string_view key, Deadline deadline, Call call);
-
-  // Returns the node at `endpoint`, made on first use. Nodes live as long as the client, so the
-  // pointers in `slots_` stay valid; there is one per address ever seen.
-  Node* node_for(const Endpoint& endpoint) {
-    const std::lock_guard lock(nodes_mu_);
-    for (const auto& node : nodes_) {
-      if (node->endpoint() == endpoint) return node.get();
-    }
-    nodes_.push_back(std::make_unique<Node>(endpoint, options_, on_connect_));
-    return nodes_.back().get();
-  }
 
   // Returns the master of `slot`, reading the slot map first if it has none.
   Node* owner(std::uint16_t slot, Deadline deadline) {
@@ -92,11 +78,7 @@ class ClusterClient final : public RedisClient {
                  (refresh_error_.empty() ? "" : " (" + refresh_error_ + ")"));
   }
 
-  const ClientOptions options_;
-  const std::vector<std::vector<std::string>> on_connect_;
-
-  mutable std::mutex nodes_mu_;
-  std::vector<std::unique_ptr<Node>> nodes_;  // Guarded by nodes_mu_; never shrinks.
+  NodeSet nodes_;  // One per address ever seen: the pointers in `slots_` stay valid.
 
   std::array<std::atomic<Node*>, kClusterSlots> slots_{};  // Null: not known.
 
@@ -126,11 +108,7 @@ void ClusterClient::refresh(Deadline deadline, bool wait) {
   }
 
   // Ask the nodes in turn, those whose breaker is open last.
-  std::vector<Node*> candidates;
-  {
-    const std::lock_guard nodes_lock(nodes_mu_);
-    for (const auto& node : nodes_) candidates.push_back(node.get());
-  }
+  std::vector<Node*> candidates = nodes_.all();
   std::string errors;
   if (candidates.empty()) {
     errors = "no node to ask";
@@ -161,7 +139,7 @@ void ClusterClient::refresh(Deadline deadline, bool wait) {
     }
     std::vector<Node*> owners(kClusterSlots, nullptr);
     for (const SlotRange& range : *ranges) {
-      Node* master = node_for(range.master);
+      Node* master = nodes_.at(range.master);
       for (std::uint32_t s = range.first; s <= range.last; ++s) owners[s] = master;
     }
     for (std::size_t s = 0; s < kClusterSlots; ++s) {
@@ -247,7 +225,7 @@ ScriptOutcome ClusterClient::route(std::string_view key, Deadline deadline, Call
                   std::to_string(kMaxRedirects) + " redirections, the last \"" + reply.text + "\""),
             false};
       }
-      Node* to = node_for(redirect->to);
+      Node* to = nodes_.at(redirect->to);
       if (redirect->moved) {
         slots_[redirect->slot].store(to, std::memory_order_release);
         refresh(deadline, false);  // A slot rarely moves alone.

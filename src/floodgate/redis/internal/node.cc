@@ -143,6 +143,27 @@ void Node::add_stats(ClientStats& stats) const {
   stats.breaker_opens += breaker_.opens();
 }
 
+Node* NodeSet::at(const Endpoint& endpoint) {
+  const std::lock_guard lock(mu_);
+  for (const auto& node : nodes_) {
+    if (node->endpoint() == endpoint) return node.get();
+  }
+  nodes_.push_back(std::make_unique<Node>(endpoint, options_, on_connect_));
+  return nodes_.back().get();
+}
+
+std::vector<Node*> NodeSet::all() const {
+  const std::lock_guard lock(mu_);
+  std::vector<Node*> out;
+  for (const auto& node : nodes_) out.push_back(node.get());
+  return out;
+}
+
+void NodeSet::add_stats(ClientStats& stats) const {
+  const std::lock_guard lock(mu_);
+  for (const auto& node : nodes_) node->add_stats(stats);
+}
+
 bool is_key_error(const Reply& reply) noexcept {
   return reply.is_error() && (reply.text.starts_with("WRONGTYPE") ||
                               reply.text.find("floodgate:") != std::string::npos ||

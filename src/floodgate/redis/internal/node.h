@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -65,6 +66,28 @@ class Node {
   std::atomic<std::size_t> turn_{0};
   CircuitBreaker breaker_;
   std::atomic<std::uint64_t> noscript_{0};
+};
+
+// The nodes of a client that talks to several servers (a cluster's masters, the masters a
+// Sentinel has named): one per address, made on first use and kept as long as the set, so that
+// pointers to them stay valid. Thread-safe.
+class NodeSet {
+ public:
+  NodeSet(ClientOptions options, std::vector<std::vector<std::string>> on_connect)
+      : options_(std::move(options)), on_connect_(std::move(on_connect)) {}
+
+  // Returns the node at `endpoint`, made if there is none.
+  Node* at(const Endpoint& endpoint);
+  // Returns every node made so far.
+  std::vector<Node*> all() const;
+  // Adds every node's counters to `stats`.
+  void add_stats(ClientStats& stats) const;
+
+ private:
+  const ClientOptions options_;
+  const std::vector<std::vector<std::string>> on_connect_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Node>> nodes_;  // Guarded by mu_; never shrinks.
 };
 
 // Reports whether an error reply concerns the key the script ran on (a value of another type, a

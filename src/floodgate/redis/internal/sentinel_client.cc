@@ -22,7 +22,7 @@ constexpr auto kResolveEvery = 100ms;
 class SentinelClient final : public RedisClient {
  public:
   SentinelClient(const RedisUrl& url, const ClientOptions& options)
-      : options_(options), on_connect_(connect_commands(url)), master_name_(url.master) {
+      : masters_(options, connect_commands(url)), master_name_(url.master) {
     // The Sentinels' connections carry no credentials: those in the URL are the master's.
     for (const Endpoint& sentinel : url.endpoints) {
       sentinels_.push_back(std::make_unique<Node>(sentinel, options, on_connect_none()));
@@ -48,8 +48,7 @@ class SentinelClient final : public RedisClient {
 
   ClientStats stats() const override {
     ClientStats s;
-    const std::lock_guard lock(nodes_mu_);
-    for (const auto& node : nodes_) node->add_stats(s);
+    masters_.add_stats(s);
     s.refreshes = resolves_.load(std::memory_order_relaxed);
     return s;
   }
@@ -108,7 +107,7 @@ class SentinelClient final : public RedisClient {
         continue;
       }
       turn_ = (turn_ + i) % sentinels_.size();  // Ask the one that answered first next time.
-      Node* master = node_for(e);
+      Node* master = masters_.at(e);
       master_.store(master, std::memory_order_release);
       return master;
     }
@@ -117,30 +116,16 @@ class SentinelClient final : public RedisClient {
     return known;
   }
 
-  // Returns the node at `endpoint`, made on first use; nodes live as long as the client.
-  Node* node_for(const Endpoint& endpoint) {
-    const std::lock_guard lock(nodes_mu_);
-    for (const auto& node : nodes_) {
-      if (node->endpoint() == endpoint) return node.get();
-    }
-    nodes_.push_back(std::make_unique<Node>(endpoint, options_, on_connect_));
-    return nodes_.back().get();
-  }
-
   Error no_master() const {
     const std::lock_guard lock(error_mu_);
     return Error("redis sentinel: no Sentinel named the master \"" + master_name_ + "\"" +
                  (error_.empty() ? "" : " (" + error_ + ")"));
   }
 
-  const ClientOptions options_;
-  const std::vector<std::vector<std::string>> on_connect_;
+  NodeSet masters_;  // Every master the Sentinels have named.
   const std::string master_name_;
   std::vector<std::unique_ptr<Node>> sentinels_;
-
-  mutable std::mutex nodes_mu_;
-  std::vector<std::unique_ptr<Node>> nodes_;  // Guarded by nodes_mu_; never shrinks.
-  std::atomic<Node*> master_{nullptr};        // Null: not known yet.
+  std::atomic<Node*> master_{nullptr};  // Null: not known yet.
 
   std::mutex resolve_mu_;
   Deadline next_resolve_{};  // Guarded by resolve_mu_.

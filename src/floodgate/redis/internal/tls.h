@@ -1,9 +1,9 @@
 // TLS for floodgate's Redis connections (rediss://): a `TlsContext` holds what every connection
-// of a client shares (the CA to verify the server with, the client certificate and key), read
-// once; `TlsSession` runs one connection's handshake, reads and writes over a non-blocking
-// socket within deadlines. Over OpenSSL when floodgate is built with it; without it, `create`
-// says so. Not part of the public API. A context is immutable once made (thread-safe); a session
-// belongs to its connection (thread-compatible).
+// of a client shares (the CA to verify the server with, the client certificate and key);
+// `TlsSession` runs one connection's handshake, reads and writes over a non-blocking socket
+// within deadlines. Built over OpenSSL where it is installed; elsewhere `TlsContext::create`
+// returns an error saying what is missing. Not part of the public API. A context is immutable
+// (thread-safe); a session belongs to its connection (thread-compatible).
 #pragma once
 
 #include <memory>
