@@ -57,15 +57,17 @@ MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
                           limit per instance), fail-open, fail-closed, or error (the call fails
                           with UNAVAILABLE, HTTP 500, and Envoy's failure_mode_deny decides, as
                           with envoyproxy/ratelimit)
-  --redis-timeout S       the longest one descriptor's decision waits for Redis (default 0.005)
-  --redis-threads N       threads that wait for Redis (default 32), so that gRPC's own threads
-                          never do; more requests than this wait for one in turn, and their
-                          deadlines run meanwhile
-  --request-timeout S     the longest one request waits for Redis over all its descriptors
-                          (default 0.02, Envoy's filter timeout), or until the gRPC deadline
-                          less a tenth of the time left to it (1 ms at least), if sooner;
-                          descriptors still undecided then are decided by --on-redis-failure
-                          without a round trip
+  --redis-timeout S       the longest a Redis round trip may take, counted from the write that
+                          sends it, before --on-redis-failure decides (default 0.1): a measure of
+                          Redis, not of the requests ahead; one request's descriptors go to
+                          Redis in one round trip (one per server of a cluster)
+  --redis-threads N       the most threads that wait for Redis (default 1024), so that gRPC's own
+                          threads never do; one is started for each request that finds none
+                          idle, so requests wait for a thread only past this many at once
+  --request-timeout S     the longest one request waits for Redis (default 1), or until its gRPC
+                          deadline less a tenth of the time left to it (1 ms at least), if
+                          sooner (Envoy's filter sends its own, 20 ms by default); descriptors
+                          still undecided then are decided by --on-redis-failure
   --response-headers      add envoyproxy/ratelimit's RateLimit-Limit, RateLimit-Remaining and
                           RateLimit-Reset (whole seconds) to each answer's response_headers_to_add,
                           from the descriptor over the limit, else the one with the least
@@ -184,7 +186,7 @@ int run_serve(const std::vector<std::string>& args) {
   o.config_path = *config;
   Result<std::uint64_t> max_keys = flags.get_uint("max-keys-per-rule", 100'000, 1, 1u << 30);
   Result<double> reload_every = flags.get_seconds("reload-every", 1.0, 0.01);
-  Result<double> request_timeout = flags.get_seconds("request-timeout", 0.02, 0.0001);
+  Result<double> request_timeout = flags.get_seconds("request-timeout", 1.0, 0.0001);
   for (const auto* r : {&reload_every, &request_timeout}) {
     if (!*r) return usage_error("serve", r->error().message());
   }
@@ -263,10 +265,10 @@ int run_serve(const std::vector<std::string>& args) {
                          "flag --on-redis-failure: " + policy.error().message() + ", or error");
     }
     r.on_failure = *policy;
-    Result<double> timeout = flags.get_seconds("redis-timeout", 0.005, 0.0001);
+    Result<double> timeout = flags.get_seconds("redis-timeout", 0.1, 0.0001);
     if (!timeout) return usage_error("serve", timeout.error().message());
     r.command_timeout = seconds(*timeout);
-    Result<std::uint64_t> threads = flags.get_uint("redis-threads", 32, 1, 4096);
+    Result<std::uint64_t> threads = flags.get_uint("redis-threads", 1024, 1, 16384);
     if (!threads) return usage_error("serve", threads.error().message());
     o.redis_threads = *threads;
   }

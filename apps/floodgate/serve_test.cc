@@ -508,6 +508,23 @@ constexpr auto kNoStall = 10s;
 constexpr auto kNoStall = 1s;
 #endif
 
+// Returns the samples of `floodgate_policy_decisions_total` in `metrics` by reason, and the sum
+// under "all"; empty if the family is missing.
+std::map<std::string, std::uint64_t> policy_decisions(const std::string& metrics) {
+  std::map<std::string, std::uint64_t> out;
+  const std::string name = "floodgate_policy_decisions_total{reason=\"";
+  for (std::size_t at = metrics.find(name); at != std::string::npos;
+       at = metrics.find(name, at + 1)) {
+    const std::size_t reason = at + name.size();
+    const std::size_t quote = metrics.find('"', reason);
+    const std::size_t value = metrics.find("} ", quote) + 2;
+    const std::uint64_t n = std::stoull(metrics.substr(value, metrics.find('\n', value) - value));
+    out[metrics.substr(reason, quote - reason)] = n;
+    out["all"] += n;
+  }
+  return out;
+}
+
 constexpr std::string_view kShared = R"(domain: fleet
 descriptors:
   - key: window
@@ -691,8 +708,18 @@ TEST(ServeRedisTest, ARedisThatIsDownIsAnsweredByThePolicyAndMarksTheServiceDegr
             grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   const httplib::Result metrics = server.http().Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("floodgate_policy_decisions_total 20\n"), std::string::npos)
-      << metrics->body;
+  const auto decided = policy_decisions(metrics->body);
+  EXPECT_EQ(decided.at("all"), 20u) << metrics->body;
+  // The connection lost, then refused, until the breaker opened after 5 failures.
+  EXPECT_GE(decided.at("unreachable"), 5u) << metrics->body;
+  EXPECT_GE(decided.at("breaker-open"), 1u) << metrics->body;
+  EXPECT_EQ(decided.at("timeout"), 0u) << metrics->body;
+  // One line for all of them (at most one per 10 s), with the reasons and the error.
+  EXPECT_TRUE(server.wait_for_stderr("Redis failure policy (fail-closed) decided ", 10s));
+  const std::string log = server.stderr_text();
+  const std::size_t line = log.find("Redis failure policy");
+  EXPECT_EQ(log.find("Redis failure policy", line + 1), std::string::npos) << log;
+  EXPECT_NE(log.find("unreachable ", line), std::string::npos) << log;
 
   redis.restart();
   EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
@@ -1180,8 +1207,7 @@ TEST(ServeRedisTest, ReachesATlsOnlyRedisWithEnvoyRatelimitsTlsSettings) {
   EXPECT_EQ(ok, 5) << "5 an hour, decided in Redis over TLS";
   const httplib::Result metrics = server.http().Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("floodgate_policy_decisions_total 0\n"), std::string::npos)
-      << "every decision Redis's";
+  EXPECT_EQ(policy_decisions(metrics->body).at("all"), 0u) << "every decision Redis's";
 }
 
 // --on-redis-failure error: a request Redis cannot decide fails with UNAVAILABLE (HTTP 500), so
@@ -1544,7 +1570,7 @@ TEST(ServeTest, RefusesBadFlagsNamingTheFlagAndTheValue) {
       {{"--request-timeout", "0.1"}, "flag --request-timeout: needs --redis URL"},
       {{"--redis-threads", "8"}, "flag --redis-threads: needs --redis URL"},
       {{"--redis", "redis://127.0.0.1:1", "--redis-threads", "0"},
-       "flag --redis-threads: \"0\" is not a whole number from 1 to 4096"},
+       "flag --redis-threads: \"0\" is not a whole number from 1 to 16384"},
       {{"--redis", "redis://127.0.0.1:1", "--request-timeout", "0"},
        "flag --request-timeout: \"0\" is not a decimal number of seconds from 0.0001 to 3600"},
       {{"--max-keys-per-rule", "0"},

@@ -133,6 +133,48 @@ TEST(RedisClusterTest, EnvoyKeysAreCountedOnTheirSlotsMaster) {
   EXPECT_EQ(redis->stats().redirects, 0u);
 }
 
+// A batch of calls on keys of every master: one write to each master, whatever the number of
+// calls, each decided on its key's master.
+TEST(RedisClusterTest, DecideAllWritesOnceToEachMasterOfTheBatch) {
+  RedisCluster& c = cluster();
+  auto redis = make_limiter({.url = c.url(),
+                             .prefix = "batch:",
+                             .default_quota = *Quota::parse("1/h"),
+                             .on_failure = OnRedisFailure::FailClosed,
+                             .command_timeout = 2s});
+  ASSERT_TRUE(redis);
+  ASSERT_TRUE(redis->connect(10s)) << redis->last_error();
+  // Two keys on each master.
+  std::vector<std::string> keys;
+  std::map<std::size_t, int> per_master;
+  for (int i = 0; i < 1'000; ++i) {
+    std::string key = "k" + std::to_string(i);
+    const std::size_t master = c.master_of(key_slot("batch:" + key));
+    if (master < c.size() && per_master[master] < 2) {
+      ++per_master[master];
+      keys.push_back(std::move(key));
+    }
+  }
+  ASSERT_EQ(per_master.size(), 3u) << "the cluster's 3 masters";
+  ASSERT_EQ(keys.size(), 6u);
+  std::vector<RedisCall> calls;
+  for (const std::string& key : keys) calls.push_back({.limiter = redis.get(), .key = key});
+  for (const std::string& key : keys) calls.push_back({.limiter = redis.get(), .key = key});
+  const RedisLimiterStats before = redis->stats();
+  RedisLimiter::decide_all(calls);
+  const RedisLimiterStats after = redis->stats();
+  EXPECT_EQ(after.round_trips - before.round_trips, 3u) << "one per master";
+  EXPECT_EQ(after.redirects, before.redirects);
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].decision.source, DecisionSource::Redis) << i << ": " << redis->last_error();
+    EXPECT_EQ(calls[i].decision.allowed(), i < keys.size()) << i << ": 1 an hour per key";
+  }
+  for (const std::string& key : keys) {
+    const std::size_t master = c.master_of(key_slot("batch:" + key));
+    EXPECT_EQ(c.node(master).command({"EXISTS", "batch:" + key}).integer, 1) << key;
+  }
+}
+
 TEST(RedisClusterTest, ConnectLoadsTheScriptOnEveryMaster) {
   std::vector<std::size_t> masters;
   for (std::size_t i = 0; i < cluster().size(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
@@ -51,32 +52,6 @@ class ScriptArgs {
   std::array<std::array<char, 32>, kMax> storage_;
   std::array<std::string_view, kMax> views_;
   std::size_t n_ = 0;
-};
-
-// `prefix + key`, on the stack when it is short.
-class StoredKey {
- public:
-  StoredKey(std::string_view prefix, std::string_view key) {
-    if (prefix.size() + key.size() <= inline_.size()) {
-      std::copy(prefix.begin(), prefix.end(), inline_.begin());
-      std::copy(key.begin(), key.end(),
-                inline_.begin() + static_cast<std::ptrdiff_t>(prefix.size()));
-      view_ = std::string_view(inline_.data(), prefix.size() + key.size());
-    } else {
-      heap_.reserve(prefix.size() + key.size());
-      heap_.append(prefix).append(key);
-      view_ = heap_;
-    }
-  }
-  StoredKey(const StoredKey&) = delete;
-  StoredKey& operator=(const StoredKey&) = delete;
-
-  std::string_view view() const noexcept { return view_; }
-
- private:
-  std::array<char, 192> inline_;
-  std::string heap_;
-  std::string_view view_;
 };
 
 // A script's reply split at spaces: at most four fields (`size` is 5 when there were more).
@@ -186,6 +161,24 @@ Result<OnRedisFailure> parse_on_redis_failure(std::string_view name) {
   return Error(internal::quoted(name) + " must be fallback, fail-open or fail-closed");
 }
 
+std::string_view to_string(RedisFailure failure) noexcept {
+  switch (failure) {
+    case RedisFailure::None:
+      return "none";
+    case RedisFailure::Timeout:
+      return "timeout";
+    case RedisFailure::Unreachable:
+      return "unreachable";
+    case RedisFailure::BreakerOpen:
+      return "breaker-open";
+    case RedisFailure::ErrorReply:
+      return "error-reply";
+    case RedisFailure::OutOfTime:
+      return "out-of-time";
+  }
+  return "?";
+}
+
 std::string_view to_string(DecisionSource source) noexcept {
   switch (source) {
     case DecisionSource::Redis:
@@ -274,6 +267,43 @@ class RedisLimiter::Impl {
   RedisDecision decide(std::string_view key, std::optional<Instant> at, std::uint64_t cost,
                        bool write, SteadyTime deadline = SteadyTime::max(),
                        const Quota* quota = nullptr);
+
+  // A call on its way to Redis: what it asks, what goes to the server, and what came back.
+  struct Pending {
+    Pending(std::string_view k, std::optional<Instant> a, std::uint64_t c, bool w, Quota q)
+        : key(k), at(a), cost(c), write(w), quota(q) {}
+    Pending(const Pending&) = delete;
+    Pending& operator=(const Pending&) = delete;
+
+    std::string_view key;
+    std::optional<Instant> at;
+    std::uint64_t cost;
+    bool write;
+    Quota quota;
+    SteadyTime sent{};
+    std::int64_t steady_now = 0;
+    std::optional<RedisDecision> decided;  // Decided without Redis.
+    // What is sent: a script on `stored` with `args`, or `commands`.
+    std::string stored;
+    ScriptArgs args;
+    std::array<std::string, 2> commands;
+    internal::BatchItem item;
+    std::uint64_t hits = 0;         // envoy_keys: the hits counted.
+    std::int64_t window_start = 0;  // envoy_keys: the window's start, in Unix seconds.
+  };
+
+  // Makes `p` ready to send and returns true; or decides it without Redis (the deny cache, a
+  // passed deadline, a quota Redis cannot hold) into `p.decided` and returns false.
+  bool prepare(Pending& p, SteadyTime deadline);
+  // Returns the decision of `p`, sent, from its outcome.
+  RedisDecision finish(Pending& p);
+
+  // The latest a call sent at `sent` waits for: `deadline`, or twice the command timeout (the
+  // round trip ahead of it on its connection, then its own) with a connect.
+  SteadyTime hard_deadline(SteadyTime sent, SteadyTime deadline) const {
+    const Nanos most = 2 * options_.command_timeout + options_.connect_timeout;
+    return deadline - sent > most ? sent + most : deadline;
+  }
 
   Quota quota_of(std::string_view key) const {
     if (options_.resolver) {
@@ -385,9 +415,15 @@ class RedisLimiter::Impl {
     }
   }
 
-  // `refused`: the call was not sent because the server's breaker is open.
+  // The failure policy's decision of `p`, for `failure`; `refused`: the call was not sent
+  // because the server's breaker is open.
+  RedisDecision by_policy(const Pending& p, RedisFailure failure, bool refused = false) {
+    RedisDecision d = by_policy(p.key, p.at, p.cost, p.write, p.quota, refused);
+    d.failure = failure;
+    return d;
+  }
   RedisDecision by_policy(std::string_view key, std::optional<Instant> at, std::uint64_t cost,
-                          bool write, const Quota& quota, bool refused = false) {
+                          bool write, const Quota& quota, bool refused) {
     policy_decisions_.fetch_add(1, std::memory_order_relaxed);
     const Instant now = at.value_or(unix_now());
     switch (options_.on_failure) {
@@ -440,16 +476,14 @@ class RedisLimiter::Impl {
   };
   Result<Replied> from_reply(const internal::Reply& reply, std::uint64_t cost, const Quota& quota,
                              bool write);
-  // `decide` in envoyproxy/ratelimit's keys (`RedisLimiterOptions::envoy_keys`), at `t`.
-  RedisDecision decide_in_envoy_keys(std::string_view key, std::int64_t t, std::uint64_t cost,
-                                     bool write, const Quota& quota, SteadyTime deadline,
-                                     SteadyTime sent, std::int64_t steady_now);
   // Counts a failed call and returns the policy's decision.
-  RedisDecision failed(const std::string& why, std::string_view key, std::optional<Instant> at,
-                       std::uint64_t cost, bool write, const Quota& quota) {
+  RedisDecision failed(const std::string& why, const Pending& p, RedisFailure failure) {
     fail(why);
-    return by_policy(key, at, cost, write, quota);
+    return by_policy(p, failure);
   }
+  // `prepare` and `finish` in envoyproxy/ratelimit's keys (`RedisLimiterOptions::envoy_keys`).
+  bool prepare_envoy_keys(Pending& p);
+  RedisDecision finish_envoy_keys(Pending& p, const internal::Reply& reply);
 
   const RedisLimiterOptions options_;
   const std::string slack_ms_ =
@@ -553,47 +587,142 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
   return Replied{RedisDecision{d, Instant{Nanos{t}}, DecisionSource::Redis}, state};
 }
 
-RedisDecision RedisLimiter::Impl::decide_in_envoy_keys(std::string_view key, std::int64_t t,
-                                                       std::uint64_t cost, bool write,
-                                                       const Quota& quota, SteadyTime deadline,
-                                                       SteadyTime sent, std::int64_t steady_now) {
-  const Instant at{Nanos{t}};
+bool RedisLimiter::Impl::prepare(Pending& p, SteadyTime deadline) {
+  decisions_.fetch_add(1, std::memory_order_relaxed);
+  // envoyproxy/ratelimit's keys name the window on this host's clock.
+  if (options_.envoy_keys && !p.at) p.at = unix_now();
+  p.sent = std::chrono::steady_clock::now();
+  p.steady_now = p.sent.time_since_epoch().count();
+  if (p.write && options_.deny_cache_keys != 0) {
+    if (auto hit = cached_denial(p.key, p.at, p.cost, p.quota, p.steady_now)) {
+      deny_cache_hits_.fetch_add(1, std::memory_order_relaxed);
+      p.decided = *hit;
+      return false;
+    }
+  }
+  if (deadline <= p.sent) {
+    deadline_refusals_.fetch_add(1, std::memory_order_relaxed);
+    p.decided = by_policy(p, RedisFailure::OutOfTime);
+    return false;
+  }
+  p.item = internal::BatchItem{};
+  if (options_.envoy_keys) return prepare_envoy_keys(p);
+  // The script's arguments: the instant, then the rule's parameters.
+  if (p.at) {
+    p.args.add_number(internal::clamped_nanos(*p.at));
+  } else {
+    p.args.add("");
+  }
+  const Quota& quota = p.quota;
+  const bool decides = p.cost >= 1 && p.cost <= quota.burst();
+  const std::string_view write_flag = p.write && decides ? "1" : "0";
+  switch (options_.algorithm) {
+    case Algorithm::Gcra: {
+      const auto params = internal::Gcra::params(quota);
+      p.args.add_number(params.window);
+      p.args.add_number(decides ? internal::Gcra::charge(p.cost, params) : 0);
+      p.args.add(write_flag);
+      p.args.add(slack_ms_);
+      break;
+    }
+    case Algorithm::TokenBucket: {
+      const auto params = internal::TokenBucket::params(quota);
+      p.args.add_number(params.rate_per_ns);
+      p.args.add_number(params.ns_per_token);
+      p.args.add_number(params.burst);
+      p.args.add_number(decides ? p.cost : 0);
+      p.args.add(write_flag);
+      p.args.add(slack_ms_);
+      break;
+    }
+    case Algorithm::FixedWindow:
+    case Algorithm::SlidingLog:
+    case Algorithm::SlidingCounter:
+      break;  // Refused by `create`.
+    case Algorithm::EnvoyFixedWindow: {
+      const Result<WindowPeriod> period = window_period(quota);
+      if (!period) {
+        p.decided = failed(period.error().message(), p, RedisFailure::ErrorReply);
+        return false;
+      }
+      // envoyproxy/ratelimit counts every hit, a cost above the limit included.
+      p.args.add_number(period->seconds);
+      p.args.add_number(period->nanos);
+      p.args.add_number(quota.count());
+      p.args.add_number(std::min(p.cost, kMaxWindowCount));
+      p.args.add(p.write ? "1" : "0");
+      p.args.add(slack_ms_);
+      break;
+    }
+  }
+  p.stored.assign(options_.prefix).append(p.key);
+  p.item.key = p.stored;
+  p.item.script = &script_of(options_.algorithm);
+  p.item.args = p.args.span();
+  return true;
+}
+
+bool RedisLimiter::Impl::prepare_envoy_keys(Pending& p) {
+  const Quota& quota = p.quota;
   const std::int64_t period = quota.period().count();
   if (period % kSecond != 0 || quota.count() > kMaxWindowCount) {
-    return failed("quota " + internal::quoted(quota.to_string()) +
-                      ": envoyproxy/ratelimit's keys need a period of whole seconds and a count "
-                      "of at most 2^53",
-                  key, at, cost, write, quota);
+    p.decided = failed("quota " + internal::quoted(quota.to_string()) +
+                           ": envoyproxy/ratelimit's keys need a period of whole seconds and a "
+                           "count of at most 2^53",
+                       p, RedisFailure::ErrorReply);
+    return false;
   }
+  const std::int64_t t = internal::clamped_nanos(*p.at);
   const std::int64_t seconds = period / kSecond;
-  const std::int64_t now_s = internal::floor_div(t, kSecond);
-  const std::int64_t start_s = internal::floor_div(now_s, seconds) * seconds;
-  std::string stored = options_.prefix;
-  stored += key;
-  stored += std::to_string(start_s);
-  const std::uint64_t hits = write ? std::min(cost, kMaxWindowCount) : 0;
-  std::array<std::string, 2> commands;
-  std::size_t n = 1;
-  if (write) {
+  p.window_start = internal::floor_div(internal::floor_div(t, kSecond), seconds) * seconds;
+  p.stored.assign(options_.prefix).append(p.key).append(std::to_string(p.window_start));
+  p.hits = p.write ? std::min(p.cost, kMaxWindowCount) : 0;
+  if (p.write) {
     // Created with its expiry, then counted: every hit, as upstream counts (its EXPIRE after
     // INCRBY, on the same key, keeps it alive as long).
     const std::string ttl = std::to_string(
         seconds + std::chrono::ceil<std::chrono::seconds>(options_.ttl_slack).count());
-    internal::append_command(commands[0], {"SET", stored, "0", "EX", ttl, "NX"});
-    internal::append_command(commands[1], {"INCRBY", stored, std::to_string(hits)});
-    n = 2;
+    p.commands[0].clear();
+    p.commands[1].clear();
+    internal::append_command(p.commands[0], {"SET", p.stored, "0", "EX", ttl, "NX"});
+    internal::append_command(p.commands[1], {"INCRBY", p.stored, std::to_string(p.hits)});
+    p.item.commands = std::span(p.commands.data(), 2);
   } else {
-    internal::append_command(commands[0], {"GET", stored});
+    p.commands[0].clear();
+    internal::append_command(p.commands[0], {"GET", p.stored});
+    p.item.commands = std::span(p.commands.data(), 1);
   }
-  const internal::ScriptOutcome outcome = client_->run_commands(
-      stored, std::span(commands.data(), n), std::min(deadline, sent + options_.command_timeout));
+  p.item.key = p.stored;
+  return true;
+}
+
+RedisDecision RedisLimiter::Impl::finish(Pending& p) {
+  const internal::ScriptOutcome& outcome = p.item.outcome;
   if (outcome.refused) {
     breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
-    return by_policy(key, at, cost, write, quota, true);
+    return by_policy(p, RedisFailure::BreakerOpen, true);
   }
-  if (!outcome.reply) return failed(outcome.reply.error().message(), key, at, cost, write, quota);
+  if (!outcome.reply) {
+    const std::string& why = outcome.reply.error().message();
+    return failed(why, p,
+                  why.find("timed out") != std::string::npos ? RedisFailure::Timeout
+                                                             : RedisFailure::Unreachable);
+  }
   const internal::Reply& reply = *outcome.reply;
-  if (reply.is_error()) return failed("redis: " + reply.text, key, at, cost, write, quota);
+  if (reply.is_error()) return failed("redis: " + reply.text, p, RedisFailure::ErrorReply);
+  if (options_.envoy_keys) return finish_envoy_keys(p, reply);
+  Result<Replied> replied = from_reply(reply, p.cost, p.quota, p.write);
+  if (!replied) return failed(replied.error().message(), p, RedisFailure::ErrorReply);
+  redis_decisions_.fetch_add(1, std::memory_order_relaxed);
+  const RedisDecision& decided = replied->decision;
+  if (p.write && options_.deny_cache_keys != 0 && decided.decision.verdict() == Verdict::Denied) {
+    remember_denial(p.key, Denial{replied->state, p.quota, !p.at.has_value(),
+                                  decided.at.time_since_epoch().count(), p.steady_now});
+  }
+  return decided;
+}
+
+RedisDecision RedisLimiter::Impl::finish_envoy_keys(Pending& p, const internal::Reply& reply) {
   // INCRBY's count, or GET's: a number as text, or nil for a window nothing has counted in.
   std::uint64_t after = 0;
   bool number = reply.type == internal::Reply::Type::Nil;
@@ -603,111 +732,34 @@ RedisDecision RedisLimiter::Impl::decide_in_envoy_keys(std::string_view key, std
   } else if (reply.type == internal::Reply::Type::String) {
     number = parse_number(reply.text, after);
   }
-  if (!number || after < hits) {
-    return failed("unexpected reply to INCRBY or GET of " + internal::quoted(stored) + ": " +
+  if (!number || after < p.hits) {
+    return failed("unexpected reply to INCRBY or GET of " + internal::quoted(p.stored) + ": " +
                       internal::describe(reply),
-                  key, at, cost, write, quota);
+                  p, RedisFailure::ErrorReply);
   }
-  const auto params = internal::EnvoyFixedWindow::params(quota);
+  const std::int64_t t = internal::clamped_nanos(*p.at);
+  const auto params = internal::EnvoyFixedWindow::params(p.quota);
   KeyState state;
-  state.window = internal::EnvoyFixedWindow::window_at(start_s * kSecond, after - hits, params);
-  const Decision d = rule_decision(Algorithm::EnvoyFixedWindow, state, t, cost, quota);
+  state.window =
+      internal::EnvoyFixedWindow::window_at(p.window_start * kSecond, after - p.hits, params);
+  const Decision d = rule_decision(Algorithm::EnvoyFixedWindow, state, t, p.cost, p.quota);
   redis_decisions_.fetch_add(1, std::memory_order_relaxed);
-  if (write && options_.deny_cache_keys != 0 && d.verdict() == Verdict::Denied) {
+  if (p.write && options_.deny_cache_keys != 0 && d.verdict() == Verdict::Denied) {
     state.window.count = after;
-    remember_denial(key, Denial{state, quota, false, t, steady_now});
+    remember_denial(p.key, Denial{state, p.quota, false, t, p.steady_now});
   }
-  return RedisDecision{d, at, DecisionSource::Redis};
+  return RedisDecision{d, *p.at, DecisionSource::Redis};
 }
 
 RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Instant> at,
                                          std::uint64_t cost, bool write, SteadyTime deadline,
                                          const Quota* given) {
-  decisions_.fetch_add(1, std::memory_order_relaxed);
-  const Quota quota = given != nullptr ? *given : quota_of(key);
-  // envoyproxy/ratelimit's keys name the window on this host's clock.
-  if (options_.envoy_keys && !at) at = unix_now();
-  const SteadyTime sent = std::chrono::steady_clock::now();
-  const std::int64_t steady_now = sent.time_since_epoch().count();
-  if (write && options_.deny_cache_keys != 0) {
-    if (auto hit = cached_denial(key, at, cost, quota, steady_now)) {
-      deny_cache_hits_.fetch_add(1, std::memory_order_relaxed);
-      return *hit;
-    }
-  }
-  if (deadline <= sent) {
-    deadline_refusals_.fetch_add(1, std::memory_order_relaxed);
-    return by_policy(key, at, cost, write, quota);
-  }
-  if (options_.envoy_keys) {
-    return decide_in_envoy_keys(key, internal::clamped_nanos(*at), cost, write, quota, deadline,
-                                sent, steady_now);
-  }
-  // The script's arguments: the instant, then the rule's parameters.
-  ScriptArgs args;
-  if (at) {
-    args.add_number(internal::clamped_nanos(*at));
-  } else {
-    args.add("");
-  }
-  const bool decides = cost >= 1 && cost <= quota.burst();
-  const std::string_view write_flag = write && decides ? "1" : "0";
-  const internal::Script& script = script_of(options_.algorithm);
-  switch (options_.algorithm) {
-    case Algorithm::Gcra: {
-      const auto p = internal::Gcra::params(quota);
-      args.add_number(p.window);
-      args.add_number(decides ? internal::Gcra::charge(cost, p) : 0);
-      args.add(write_flag);
-      args.add(slack_ms_);
-      break;
-    }
-    case Algorithm::TokenBucket: {
-      const auto p = internal::TokenBucket::params(quota);
-      args.add_number(p.rate_per_ns);
-      args.add_number(p.ns_per_token);
-      args.add_number(p.burst);
-      args.add_number(decides ? cost : 0);
-      args.add(write_flag);
-      args.add(slack_ms_);
-      break;
-    }
-    case Algorithm::FixedWindow:
-    case Algorithm::SlidingLog:
-    case Algorithm::SlidingCounter:
-      break;  // Refused by `create`.
-    case Algorithm::EnvoyFixedWindow: {
-      const Result<WindowPeriod> period = window_period(quota);
-      if (!period) return failed(period.error().message(), key, at, cost, write, quota);
-      // envoyproxy/ratelimit counts every hit, a cost above the limit included.
-      args.add_number(period->seconds);
-      args.add_number(period->nanos);
-      args.add_number(quota.count());
-      args.add_number(std::min(cost, kMaxWindowCount));
-      args.add(write ? "1" : "0");
-      args.add(slack_ms_);
-      break;
-    }
-  }
-  const StoredKey stored_key(options_.prefix, key);
-  const internal::ScriptOutcome outcome = client_->run_script(
-      script, stored_key.view(), args.span(), std::min(deadline, sent + options_.command_timeout));
-  const Result<internal::Reply>& reply = outcome.reply;
-  if (outcome.refused) {
-    breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
-    return by_policy(key, at, cost, write, quota, true);
-  }
-  if (!reply) return failed(reply.error().message(), key, at, cost, write, quota);
-  if (reply->is_error()) return failed("redis: " + reply->text, key, at, cost, write, quota);
-  Result<Replied> replied = from_reply(*reply, cost, quota, write);
-  if (!replied) return failed(replied.error().message(), key, at, cost, write, quota);
-  redis_decisions_.fetch_add(1, std::memory_order_relaxed);
-  const RedisDecision& decided = replied->decision;
-  if (write && options_.deny_cache_keys != 0 && decided.decision.verdict() == Verdict::Denied) {
-    remember_denial(key, Denial{replied->state, quota, !at.has_value(),
-                                decided.at.time_since_epoch().count(), steady_now});
-  }
-  return decided;
+  Pending p(key, at, cost, write, given != nullptr ? *given : quota_of(key));
+  if (!prepare(p, deadline)) return *p.decided;
+  internal::BatchItem* item = &p.item;
+  client_->run_batch(std::span(&item, 1), hard_deadline(p.sent, deadline),
+                     options_.command_timeout);
+  return finish(p);
 }
 
 namespace {
@@ -864,6 +916,49 @@ RedisDecision RedisLimiter::try_acquire_with_quota_before(std::string_view key, 
 RedisDecision RedisLimiter::peek_with_quota_before(std::string_view key, const Quota& quota,
                                                    SteadyTime deadline, std::uint64_t cost) {
   return impl_->decide(key, std::nullopt, cost, false, deadline, &quota);
+}
+
+void RedisLimiter::decide_all(std::span<RedisCall> calls, SteadyTime deadline) {
+  // Each call made ready to send, or decided at once (the deny cache, a passed deadline).
+  struct Sending {
+    Impl* impl;
+    Impl::Pending* pending;
+    RedisCall* call;
+    bool sent;
+  };
+  std::deque<Impl::Pending> pending;
+  std::vector<Sending> sending;
+  for (RedisCall& call : calls) {
+    Impl& impl = *call.limiter->impl_;
+    Impl::Pending& p =
+        pending.emplace_back(call.key, std::nullopt, call.cost, !call.peek,
+                             call.quota != nullptr ? *call.quota : impl.quota_of(call.key));
+    if (impl.prepare(p, deadline)) {
+      sending.push_back({&impl, &p, &call, false});
+    } else {
+      call.decision = *p.decided;
+    }
+  }
+  // One batch per set of connections (limiters made with `share_with` share one): the calls to
+  // one server in one write.
+  std::vector<internal::BatchItem*> items;
+  for (std::size_t i = 0; i < sending.size(); ++i) {
+    if (sending[i].sent) continue;
+    internal::RedisClient* client = sending[i].impl->client().get();
+    items.clear();
+    SteadyTime until = SteadyTime::max();
+    Nanos timeout = Nanos::max();
+    for (std::size_t j = i; j < sending.size(); ++j) {
+      Sending& s = sending[j];
+      if (s.sent || s.impl->client().get() != client) continue;
+      s.sent = true;
+      items.push_back(&s.pending->item);
+      until = std::min(until, s.impl->hard_deadline(s.pending->sent, deadline));
+      timeout = std::min(timeout, s.impl->options().command_timeout);
+    }
+    client->run_batch(items, until, timeout);
+  }
+  for (Sending& s : sending) s.call->decision = s.impl->finish(*s.pending);
 }
 
 Result<void> RedisLimiter::connect(Nanos timeout) { return impl_->connect(timeout); }

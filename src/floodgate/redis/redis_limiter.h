@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -75,6 +76,21 @@ enum class DecisionSource : std::uint8_t {
 // Returns "redis", "deny-cache", "fail-open", "fail-closed" or "fallback".
 std::string_view to_string(DecisionSource source) noexcept;
 
+// Why the failure policy decided a call.
+enum class RedisFailure : std::uint8_t {
+  None,         // It did not: Redis or the deny cache did.
+  Timeout,      // Redis did not reply within the command timeout (or the caller's deadline).
+  Unreachable,  // No connection: refused, reset, or still backing off after a failed connect.
+  BreakerOpen,  // Not sent: the server's circuit breaker is open after repeated failures.
+  ErrorReply,   // Redis answered with an error, or an answer the limiter cannot read.
+  OutOfTime,    // Not sent: the caller's deadline had passed.
+};
+// How many `RedisFailure` values there are.
+inline constexpr std::size_t kRedisFailures = 6;
+
+// Returns "none", "timeout", "unreachable", "breaker-open", "error-reply" or "out-of-time".
+std::string_view to_string(RedisFailure failure) noexcept;
+
 struct RedisLimiterOptions {
   // redis://[[user]:password@]host[:port][/db], unix:///path/to.sock[?db=N],
   // redis+cluster://host:port[,host:port...] (seed nodes of a Redis Cluster), or
@@ -99,10 +115,13 @@ struct RedisLimiterOptions {
   double fallback_share = 1.0;
   // Connections per server; concurrent calls on one connection share its round trips.
   std::size_t connections = 2;
-  // The longest a call waits to connect, and for its reply (writing included). Envoy's rate
-  // limit filter gives up after 20 ms by default.
-  Nanos connect_timeout = std::chrono::milliseconds(5);
-  Nanos command_timeout = std::chrono::milliseconds(5);
+  // The longest a call waits to connect, and for its reply, counted from the write that sends
+  // it: a measure of Redis's round trip, not of the calls ahead of it. A call waits at most twice
+  // the command timeout in all (the round trip ahead of it on its connection, then its own), plus
+  // a connect. A healthy Redis on a busy host can take milliseconds; the timeout is for one that
+  // is not healthy.
+  Nanos connect_timeout = std::chrono::milliseconds(100);
+  Nanos command_timeout = std::chrono::milliseconds(100);
   // The circuit breaker, one per server (per master of a cluster): after `breaker_failures`
   // consecutive failed calls, the limiter stops calling that server for `breaker_open_for`, then
   // lets one probe through at a time until one succeeds.
@@ -146,6 +165,8 @@ struct [[nodiscard]] RedisDecision {
   // system clock for a server-time call that Redis did not answer.
   Instant at;
   DecisionSource source;
+  // Why the failure policy decided (`source` FailOpen, FailClosed or Fallback); else None.
+  RedisFailure failure = RedisFailure::None;
 
   // Reports whether the request was admitted.
   bool allowed() const noexcept { return decision.allowed(); }
@@ -168,6 +189,21 @@ struct RedisLimiterStats {
   std::uint64_t noscript_retries = 0;    // EVALSHA answered NOSCRIPT, sent again as EVAL.
   std::uint64_t redirects = 0;           // Cluster: MOVED and ASK replies followed.
   std::uint64_t topology_refreshes = 0;  // Cluster: slot maps read (CLUSTER SLOTS).
+};
+
+class RedisLimiter;
+
+// One call of `RedisLimiter::decide_all`: `cost` permits for `key` on `limiter`, under `quota`
+// if given (see `try_acquire_with_quota_before`), else the key's.
+struct RedisCall {
+  RedisLimiter* limiter = nullptr;
+  std::string_view key;
+  std::uint64_t cost = 1;
+  bool peek = false;  // Report only, consuming nothing (`peek_before`).
+  const Quota* quota = nullptr;
+  // Out: the decision.
+  RedisDecision decision = {Decision(Verdict::Denied, 0, 0, 1, Nanos::zero(), Nanos::zero()),
+                            Instant{}, DecisionSource::FailClosed};
 };
 
 // One limit per key, kept in Redis. Thread-safe.
@@ -239,6 +275,16 @@ class RedisLimiter {
   RedisDecision peek_with_quota_before(std::string_view key, const Quota& quota,
                                        std::chrono::steady_clock::time_point deadline,
                                        std::uint64_t cost = 1);
+
+  // Decides every call of `calls` at the server's current instant, waiting for Redis until
+  // `deadline` at the latest: the calls to one server in one pipelined write, so a request that
+  // checks several limits pays one round trip for all (one per server on a cluster, or per set
+  // of connections among the calls' limiters). Each call is decided as its limiter alone would
+  // decide it, counted in that limiter's stats; the timeout is the shortest of their
+  // `command_timeout`s.
+  static void decide_all(std::span<RedisCall> calls,
+                         std::chrono::steady_clock::time_point deadline =
+                             std::chrono::steady_clock::time_point::max());
 
   // Connects to every server the limiter calls (each master of a cluster, after reading its slot
   // map) and loads the limiter's script there, trying again after failures until `timeout` has

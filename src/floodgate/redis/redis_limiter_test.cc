@@ -290,6 +290,101 @@ TEST(RedisLimiterTest, LimitersOnAnothersConnectionsShareItsPoolAndKeepTheirOwnR
       << refused.error().message();
 }
 
+// A request's calls on several limiters (several rules) go to Redis in one write: one round
+// trip, each decided as its limiter alone decides, in the order given (two calls on one key in
+// one batch see each other).
+TEST(RedisLimiterTest, DecideAllSendsEveryCallInOneRoundTrip) {
+  server().command({"SCRIPT", "FLUSH"});  // The first batch also reloads its scripts.
+  auto gcra = make_limiter({.url = server().url(),
+                            .prefix = "all:gcra:",
+                            .default_quota = *Quota::parse("2/h"),
+                            .on_failure = OnRedisFailure::FailClosed,
+                            .command_timeout = 5s});
+  ASSERT_TRUE(gcra);
+  RedisLimiterOptions o = gcra->options();
+  o.prefix = "all:bucket:";
+  o.algorithm = Algorithm::TokenBucket;
+  o.default_quota = *Quota::parse("1/h");
+  auto bucket = RedisLimiter::create(o, *gcra);
+  ASSERT_TRUE(bucket) << bucket.error().message();
+  o.prefix = "all:envoy:";
+  o.algorithm = Algorithm::EnvoyFixedWindow;
+  o.default_quota = *Quota::parse("3/h");
+  o.envoy_keys = true;
+  auto envoy = RedisLimiter::create(o, *gcra);
+  ASSERT_TRUE(envoy) << envoy.error().message();
+  ASSERT_TRUE(gcra->connect(10s)) << gcra->last_error();
+
+  const Quota own = *Quota::parse("1/h");
+  const auto batch = [&] {
+    std::vector<RedisCall> calls = {
+        {.limiter = gcra.get(), .key = "a"},
+        {.limiter = bucket->get(), .key = "a"},
+        {.limiter = envoy->get(), .key = "d_k_v_", .cost = 2},
+        {.limiter = gcra.get(), .key = "a"},  // The same key again: sees the first call.
+        {.limiter = gcra.get(), .key = "b", .peek = true},
+        {.limiter = envoy->get(), .key = "d_k_w_", .quota = &own},
+    };
+    return calls;
+  };
+  const RedisLimiterStats before = gcra->stats();
+  std::vector<RedisCall> first = batch();
+  RedisLimiter::decide_all(first);
+  const RedisLimiterStats after = gcra->stats();
+  // One write and its replies, and one more for the script that `connect` of the GCRA limiter
+  // did not load after the flush (the token bucket's, sent again as EVAL).
+  EXPECT_EQ(after.round_trips - before.round_trips, 2u);
+  EXPECT_EQ(after.noscript_retries - before.noscript_retries, 1u);
+  const std::vector<bool> admitted = {true, true, true, true, true, true};
+  for (std::size_t i = 0; i < first.size(); ++i) {
+    EXPECT_EQ(first[i].decision.source, DecisionSource::Redis) << i << ": " << gcra->last_error();
+    EXPECT_EQ(first[i].decision.allowed(), admitted[i]) << i;
+  }
+  EXPECT_EQ(first[3].decision.decision.remaining(), 0u) << "the second of 2/h";
+
+  // Scripts loaded: one round trip for all six.
+  std::vector<RedisCall> second = batch();
+  RedisLimiter::decide_all(second);
+  EXPECT_EQ(gcra->stats().round_trips - after.round_trips, 1u);
+  // 2/h used; 1/h used; 2 + 2 > 3/h; used; a peek of a fresh key; the own limit of 1 used.
+  const std::vector<bool> again = {false, false, false, false, true, false};
+  for (std::size_t i = 0; i < second.size(); ++i) {
+    EXPECT_EQ(second[i].decision.allowed(), again[i]) << i;
+    EXPECT_EQ(second[i].decision.failure, RedisFailure::None) << i;
+  }
+  // Each limiter counted its own calls.
+  EXPECT_EQ(gcra->stats().decisions - before.decisions, 6u);
+  EXPECT_EQ((*bucket)->stats().decisions, 2u);
+  EXPECT_EQ((*envoy)->stats().decisions, 4u);
+  // Every hit counted, as envoyproxy/ratelimit counts, in its key (its window's start: one key,
+  // unless the hour turned during the test).
+  const internal::Reply keys = server().command({"KEYS", "all:envoy:d_k_v_*"});
+  std::int64_t counted = 0;
+  for (const internal::Reply& key : keys.elements) {
+    counted += std::stoll(server().command({"GET", key.text}).text);
+  }
+  EXPECT_EQ(counted, 4) << "2 and 2 hits";
+}
+
+// Calls whose deadline has passed are decided at once, by the policy, and say why.
+TEST(RedisLimiterTest, DecideAllAnswersCallsOutOfTimeWithoutARoundTrip) {
+  auto limiter = make_limiter({.url = server().url(),
+                               .prefix = "late:",
+                               .on_failure = OnRedisFailure::FailClosed,
+                               .command_timeout = 5s});
+  ASSERT_TRUE(limiter);
+  const RedisLimiterStats before = limiter->stats();
+  std::vector<RedisCall> calls = {{.limiter = limiter.get(), .key = "a"},
+                                  {.limiter = limiter.get(), .key = "b"}};
+  RedisLimiter::decide_all(calls, std::chrono::steady_clock::now());
+  for (const RedisCall& call : calls) {
+    EXPECT_EQ(call.decision.source, DecisionSource::FailClosed);
+    EXPECT_EQ(call.decision.failure, RedisFailure::OutOfTime);
+  }
+  EXPECT_EQ(limiter->stats().round_trips, before.round_trips);
+  EXPECT_EQ(limiter->stats().deadline_refusals - before.deadline_refusals, 2u);
+}
+
 TEST(RedisLimiterTest, KeysExpireWhenTheirBucketIsFullAgain) {
   server().command({"FLUSHALL"});
   // Caller time: the TTL is the time the bucket takes to refill, on the server's clock.

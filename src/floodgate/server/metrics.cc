@@ -111,9 +111,6 @@ void ServiceMetrics::write(std::string& out) const {
   append_sample(out, "floodgate_config_loads_total", "outcome=\"success\"", load(config_loads_));
   append_sample(out, "floodgate_config_loads_total", "outcome=\"error\"",
                 load(config_load_errors_));
-  append_family(out, "floodgate_policy_decisions_total",
-                "Descriptors decided by the failure policy instead of the backend.", "counter");
-  append_sample(out, "floodgate_policy_decisions_total", "", load(policy_decisions_));
 }
 
 }  // namespace floodgate::server

@@ -61,7 +61,6 @@ class ServiceMetrics {
   // malformed.
   void observe(Endpoint endpoint, std::chrono::nanoseconds latency, bool failed);
   void config_load(bool succeeded);
-  void policy_decision() { policy_decisions_.fetch_add(1, std::memory_order_relaxed); }
 
   // Appends the service's metrics in Prometheus text format.
   void write(std::string& out) const;
@@ -77,7 +76,6 @@ class ServiceMetrics {
   EndpointCounters http_;
   std::atomic<std::uint64_t> config_loads_{0};
   std::atomic<std::uint64_t> config_load_errors_{0};
-  std::atomic<std::uint64_t> policy_decisions_{0};
 };
 
 // Returns `value` escaped for a Prometheus label value (backslash, double quote, newline).

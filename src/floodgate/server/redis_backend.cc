@@ -7,23 +7,6 @@
 namespace floodgate::server {
 namespace {
 
-// Decides `call` (its `hits` for `key`, 0: a check of `check_cost`) in Redis by `deadline`,
-// under `quota` if given, counting a decision the failure policy made.
-void decide_in_redis(RedisLimiter& limiter, std::string_view key, BackendCall& call,
-                     std::uint64_t check_cost, std::chrono::steady_clock::time_point deadline,
-                     const Quota* quota, ServiceMetrics& metrics) {
-  RedisDecision d =
-      quota == nullptr
-          ? (call.hits == 0 ? limiter.peek_before(key, deadline, check_cost)
-                            : limiter.try_acquire_before(key, deadline, call.hits))
-          : (call.hits == 0
-                 ? limiter.peek_with_quota_before(key, *quota, deadline, check_cost)
-                 : limiter.try_acquire_with_quota_before(key, *quota, deadline, call.hits));
-  call.failed = d.source != DecisionSource::Redis && d.source != DecisionSource::DenyCache;
-  if (call.failed) metrics.policy_decision();
-  call.decision = d.decision;
-}
-
 // A rule's limiter, what a check of it costs, and whether it counts in envoyproxy/ratelimit's
 // keys.
 struct RedisRuleState final : RuleState {
@@ -51,8 +34,7 @@ RedisLimiterOptions limiter_options(const RedisBackendOptions& o) {
 
 }  // namespace
 
-Result<std::shared_ptr<RedisBackend>> RedisBackend::create(RedisBackendOptions options,
-                                                           ServiceMetrics* metrics) {
+Result<std::shared_ptr<RedisBackend>> RedisBackend::create(RedisBackendOptions options) {
   RedisLimiterOptions health_options = limiter_options(options);
   health_options.prefix = options.cache_key_prefix + "floodgate-serve:health:";
   health_options.on_failure = OnRedisFailure::FailClosed;
@@ -73,7 +55,7 @@ Result<std::shared_ptr<RedisBackend>> RedisBackend::create(RedisBackendOptions o
   if (!own) return Error("descriptors' own limits: " + own.error().message());
   std::shared_ptr<RedisLimiter> own_limits(std::move(*own));
   std::shared_ptr<RedisBackend> backend(
-      new RedisBackend(std::move(options), metrics, std::move(*health), own_limits));
+      new RedisBackend(std::move(options), std::move(*health), own_limits));
   backend->limiters_.push_back(own_limits);
   return backend;
 }
@@ -106,22 +88,89 @@ Result<std::shared_ptr<RuleState>> RedisBackend::make_state(const Descriptor& ru
 
 void RedisBackend::decide(std::span<BackendCall> calls, Instant,
                           std::chrono::steady_clock::time_point deadline) {
-  for (BackendCall& call : calls) {
+  // Every call of the request in one `decide_all`: one round trip for all.
+  thread_local std::vector<std::string> keys;
+  thread_local std::vector<RedisCall> batch;
+  keys.clear();
+  batch.clear();
+  keys.reserve(calls.size());  // `batch` points into it.
+  for (const BackendCall& call : calls) {
+    RedisCall r;
+    r.cost = call.hits;
     if (call.state != nullptr) {
       const auto& state = static_cast<const RedisRuleState&>(*call.state);
-      if (state.envoy_keys) {
-        decide_in_redis(*state.limiter, Config::envoy_key(call.domain, call.rule, call.entries),
-                        call, state.check_cost, deadline, nullptr, *metrics_);
-      } else {
-        decide_in_redis(*state.limiter, call.key, call, state.check_cost, deadline, nullptr,
-                        *metrics_);
-      }
+      r.limiter = state.limiter.get();
+      r.key = state.envoy_keys ? std::string_view(keys.emplace_back(
+                                     Config::envoy_key(call.domain, call.rule, call.entries)))
+                               : std::string_view(call.key);
+      if (call.hits == 0) r.cost = state.check_cost;
     } else {
-      decide_in_redis(*own_limits_, Config::envoy_key(call.domain, nullptr, call.entries), call,
-                      check_cost(Algorithm::EnvoyFixedWindow), deadline, &*call.own_limit,
-                      *metrics_);
+      r.limiter = own_limits_.get();
+      r.key = keys.emplace_back(Config::envoy_key(call.domain, nullptr, call.entries));
+      r.quota = &*call.own_limit;
+      if (call.hits == 0) r.cost = check_cost(Algorithm::EnvoyFixedWindow);
+    }
+    r.peek = call.hits == 0;
+    batch.push_back(r);
+  }
+  RedisLimiter::decide_all(batch, deadline);
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    calls[i].decision = batch[i].decision.decision;
+    calls[i].failed = batch[i].decision.failure != RedisFailure::None;
+  }
+  count_policy_decisions(batch);
+}
+
+void RedisBackend::count_policy_decisions(std::span<const RedisCall> calls) {
+  std::size_t failed = 0;
+  for (const RedisCall& call : calls) {
+    if (call.decision.failure == RedisFailure::None) continue;
+    ++failed;
+    policy_decisions_[static_cast<std::size_t>(call.decision.failure)].fetch_add(
+        1, std::memory_order_relaxed);
+  }
+  if (failed == 0 || !options_.log) return;
+  std::string line;
+  {
+    const std::lock_guard lock(log_mu_);
+    for (const RedisCall& call : calls)
+      ++unlogged_[static_cast<std::size_t>(call.decision.failure)];
+    const auto now = std::chrono::steady_clock::now();
+    if (logged_at_ != std::chrono::steady_clock::time_point{} &&
+        now - logged_at_ < options_.log_every) {
+      return;
+    }
+    logged_at_ = now;
+    std::uint64_t total = 0;
+    std::string reasons;
+    for (std::size_t i = 1; i < unlogged_.size(); ++i) {
+      if (unlogged_[i] == 0) continue;
+      total += unlogged_[i];
+      reasons += (reasons.empty() ? "" : ", ") + std::string(to_string(RedisFailure(i))) + " " +
+                 std::to_string(unlogged_[i]);
+    }
+    unlogged_ = {};
+    line = "Redis failure policy (" + std::string(to_string(options_.on_failure)) + ") decided " +
+           std::to_string(total) + " descriptor(s) since the last such line (" + reasons +
+           "); the latest error: ";
+  }
+  const std::string error = health_->last_error();
+  std::string latest;
+  for (const RedisCall& call : calls) {
+    if (call.decision.failure != RedisFailure::None) {
+      latest = call.limiter->last_error();
+      break;
     }
   }
+  options_.log(line + (latest.empty() ? (error.empty() ? "none recorded" : error) : latest));
+}
+
+std::array<std::uint64_t, kRedisFailures> RedisBackend::policy_decisions() const {
+  std::array<std::uint64_t, kRedisFailures> out{};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = policy_decisions_[i].load(std::memory_order_relaxed);
+  }
+  return out;
 }
 
 std::uint64_t RedisBackend::errors() const {

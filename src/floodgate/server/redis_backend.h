@@ -7,7 +7,10 @@
 // one pool and one circuit breaker per server, however many rules. Thread-safe.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -16,7 +19,6 @@
 
 #include "floodgate/redis/redis_limiter.h"
 #include "floodgate/server/backend.h"
-#include "floodgate/server/metrics.h"
 #include "floodgate/server/service.h"
 
 namespace floodgate::server {
@@ -25,7 +27,12 @@ struct RedisBackendOptions {
   std::string url;
   std::string password = {};  // AUTH, when not in the URL (see `RedisLimiterOptions::password`).
   OnRedisFailure on_failure = OnRedisFailure::Fallback;
-  Nanos command_timeout = std::chrono::milliseconds(5);
+  // A Redis round trip longer than this is a failure (see `RedisLimiterOptions::command_timeout`).
+  Nanos command_timeout = std::chrono::milliseconds(100);
+  // Where a summary of the failure policy's decisions goes (their number by reason, and the
+  // latest error), at most once per `log_every` while there are any; null: nowhere.
+  std::function<void(const std::string&)> log = nullptr;
+  Nanos log_every = std::chrono::seconds(10);
   // Written before every key (envoyproxy/ratelimit's CACHE_KEY_PREFIX). Envoy's window (the
   // default algorithm, and every descriptor's own limit) counts in envoyproxy/ratelimit's keys,
   // `cache_key_prefix + Config::envoy_key + window start`, so that its instances and these share
@@ -41,21 +48,23 @@ struct RedisBackendOptions {
 
 class RedisBackend final : public Backend {
  public:
-  // Returns a backend for `options`, or an error naming a URL that does not parse. `metrics`
-  // (not null, outliving it) counts decisions made by the failure policy.
-  static Result<std::shared_ptr<RedisBackend>> create(RedisBackendOptions options,
-                                                      ServiceMetrics* metrics);
+  // Returns a backend for `options`, or an error naming a URL that does not parse.
+  static Result<std::shared_ptr<RedisBackend>> create(RedisBackendOptions options);
 
   // A `RedisLimiter` of the rule's algorithm; an algorithm Redis does not decide is refused
   // with the rule's file and line.
   Result<std::shared_ptr<RuleState>> make_state(const Descriptor& rule) override;
 
-  // Decides each call in Redis, in turn, each waiting no later than `deadline`.
+  // Decides every call in Redis in one round trip (one per server on a cluster), waiting no
+  // later than `deadline`.
   void decide(std::span<BackendCall> calls, Instant now,
               std::chrono::steady_clock::time_point deadline) override;
 
   // Returns the calls on which Redis failed, over every limiter.
   std::uint64_t errors() const;
+
+  // Returns the descriptors the failure policy decided, by `RedisFailure` (index 0, None, is 0).
+  std::array<std::uint64_t, kRedisFailures> policy_decisions() const;
 
   // Connects the shared connections and loads the script of every algorithm in use
   // (`RedisLimiter::connect`), all within `timeout`: the first requests then make one round trip
@@ -66,15 +75,20 @@ class RedisBackend final : public Backend {
   std::string health() const;
 
  private:
-  RedisBackend(RedisBackendOptions options, ServiceMetrics* metrics,
-               std::unique_ptr<RedisLimiter> health, std::shared_ptr<RedisLimiter> own_limits)
+  RedisBackend(RedisBackendOptions options, std::unique_ptr<RedisLimiter> health,
+               std::shared_ptr<RedisLimiter> own_limits)
       : options_(std::move(options)),
-        metrics_(metrics),
         health_(std::move(health)),
         own_limits_(std::move(own_limits)) {}
 
+  // Counts the policy's decisions in `calls` (and logs them, at most once per `log_every`).
+  void count_policy_decisions(std::span<const RedisCall> calls);
+
   const RedisBackendOptions options_;
-  ServiceMetrics* const metrics_;
+  std::array<std::atomic<std::uint64_t>, kRedisFailures> policy_decisions_{};
+  std::mutex log_mu_;
+  std::chrono::steady_clock::time_point logged_at_{};     // Guarded by log_mu_.
+  std::array<std::uint64_t, kRedisFailures> unlogged_{};  // Guarded by log_mu_.
   std::unique_ptr<RedisLimiter> health_;
   const std::shared_ptr<RedisLimiter> own_limits_;
   mutable std::mutex mu_;

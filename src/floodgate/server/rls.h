@@ -58,9 +58,10 @@ struct AnswerOptions {
   // answered UNAVAILABLE, so that Envoy's `failure_mode_deny` decides it, as with
   // envoyproxy/ratelimit (`--on-redis-failure error`).
   bool fail_on_backend_failure = false;
-  // The longest one request may wait for a backend over all its descriptors (Envoy's filter
-  // gives up after 20 ms by default); a sooner deadline of the caller's (gRPC) is kept instead.
-  std::chrono::nanoseconds request_timeout = std::chrono::milliseconds(20);
+  // The longest one request may wait for a backend, for a caller without a sooner deadline of
+  // its own (gRPC's; Envoy's filter sends its timeout, 20 ms by default, and the backend's
+  // failure policy then answers before Envoy gives up).
+  std::chrono::nanoseconds request_timeout = std::chrono::seconds(1);
 };
 
 // Returns an error unless `name` can be an HTTP header's name (1 to 256 of RFC 9110's token

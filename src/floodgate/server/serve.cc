@@ -34,7 +34,9 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
                                  .quota_mode = o.quota_mode,
                                  .near_limit_ratio = o.near_limit_ratio};
   if (o.redis) {
-    Result<std::shared_ptr<RedisBackend>> made = RedisBackend::create(*o.redis, &r->metrics_);
+    RedisBackendOptions redis = *o.redis;
+    if (!redis.log) redis.log = o.err;
+    Result<std::shared_ptr<RedisBackend>> made = RedisBackend::create(std::move(redis));
     if (!made) return made.error();
     r->redis_ = std::move(*made);
     r->workers_ = std::make_unique<Workers>(o.redis_threads);
@@ -66,6 +68,16 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     append_family(out, "floodgate_backend_errors_total",
                   "Calls to the backend (Redis) that failed.", "counter");
     append_sample(out, "floodgate_backend_errors_total", "", redis ? redis->errors() : 0);
+    append_family(out, "floodgate_policy_decisions_total",
+                  "Descriptors decided by the Redis failure policy instead of Redis, by why.",
+                  "counter");
+    const auto decided =
+        redis ? redis->policy_decisions() : std::array<std::uint64_t, kRedisFailures>{};
+    for (std::size_t i = 1; i < decided.size(); ++i) {
+      append_sample(out, "floodgate_policy_decisions_total",
+                    "reason=\"" + std::string(to_string(static_cast<RedisFailure>(i))) + "\"",
+                    decided[i]);
+    }
   });
   if (r->redis_) {
     // Connect and load the scripts now, not in the first requests' Redis timeout.

@@ -49,7 +49,9 @@ struct ServeOptions {
   AnswerOptions answer = {};
   // Keep the rules' state in Redis rather than in this process.
   std::optional<RedisBackendOptions> redis = {};
-  std::size_t redis_threads = 32;  // Threads that wait for Redis, so that gRPC's never do.
+  // The most threads that wait for Redis, so that gRPC's never do; started as requests need
+  // them (see `Workers`).
+  std::size_t redis_threads = 1024;
   // Lines for standard output (where it listens, Redis connected) and standard error
   // (warnings, reloads, signals); null: nowhere.
   std::function<void(const std::string&)> out = nullptr;

@@ -48,6 +48,17 @@ struct ScriptOutcome {
   bool refused = false;
 };
 
+// One call of a batch (`RedisClient::run_batch`): a script on `key` with `args`, or `commands`
+// (each one RESP command, all on `key`'s slot). What it names must outlive the batch.
+struct BatchItem {
+  std::string_view key;
+  const Script* script = nullptr;  // Null: `commands`.
+  std::span<const std::string_view> args = {};
+  std::span<const std::string> commands = {};
+  // Out: the script's reply, or the last command's.
+  ScriptOutcome outcome = {Error("not run"), false};
+};
+
 class RedisClient {
  public:
   virtual ~RedisClient() = default;
@@ -63,6 +74,13 @@ class RedisClient {
   // `deadline` is an error.
   virtual ScriptOutcome run_commands(std::string_view key, std::span<const std::string> commands,
                                      Deadline deadline) = 0;
+
+  // Runs every item of `items` (see `run_script` and `run_commands`), those on one server in one
+  // pipelined write, and sets each one's outcome. No reply by `deadline`, or `timeout` after the
+  // write that sends it, is an error. Items that a cluster redirects, and scripts the server does
+  // not have, take one more round trip.
+  virtual void run_batch(std::span<BatchItem* const> items, Deadline deadline,
+                         std::chrono::nanoseconds timeout) = 0;
 
   // Connects every connection to every server that runs scripts (each master of a cluster,
   // after reading its slot map) and loads `scripts` there, trying again after a failure until

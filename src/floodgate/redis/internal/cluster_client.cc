@@ -44,6 +44,9 @@ class ClusterClient final : public RedisClient {
     });
   }
 
+  void run_batch(std::span<BatchItem* const> items, Deadline deadline,
+                 std::chrono::nanoseconds timeout) override;
+
   Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline) override;
 
   ClientStats stats() const override {
@@ -55,10 +58,12 @@ class ClusterClient final : public RedisClient {
   }
 
  private:
-  // Runs `call(node, asking)` on the node that owns `key`'s slot, following redirections and
-  // retrying TRYAGAIN and CLUSTERDOWN while `deadline` allows.
+  // Runs `call(node, asking)` on the node that owns `key`'s slot (or first on `start`, with
+  // `asking`, after a redirection already followed), following redirections and retrying
+  // TRYAGAIN and CLUSTERDOWN while `deadline` allows.
   template <class Call>
-  ScriptOutcome route(std::string_view key, Deadline deadline, Call call);
+  ScriptOutcome route(std::string_view key, Deadline deadline, Call call, Node* start = nullptr,
+                      bool asking = false);
 
   // Returns the master of `slot`, reading the slot map first if it has none.
   Node* owner(std::uint16_t slot, Deadline deadline) {
@@ -194,12 +199,67 @@ ScriptOutcome ClusterClient::run_script(const Script& script, std::string_view k
   });
 }
 
+void ClusterClient::run_batch(std::span<BatchItem* const> items, Deadline deadline,
+                              std::chrono::nanoseconds timeout) {
+  // The items of each master, in the order first met: one write to each.
+  struct Group {
+    Node* node;
+    std::vector<BatchItem*> items;
+  };
+  std::vector<Group> groups;
+  for (BatchItem* item : items) {
+    const std::uint16_t slot = key_slot(item->key);
+    Node* node = owner(slot, deadline);
+    if (node == nullptr) {
+      item->outcome = {no_owner(slot), false};
+      continue;
+    }
+    auto group =
+        std::find_if(groups.begin(), groups.end(), [&](const Group& g) { return g.node == node; });
+    if (group == groups.end()) group = groups.insert(groups.end(), Group{node, {}});
+    group->items.push_back(item);
+  }
+  bool failed = false;
+  for (Group& group : groups) {
+    group.node->run_batch(group.items, deadline, timeout, false);
+    for (BatchItem* item : group.items) {
+      const Result<Reply>& reply = item->outcome.reply;
+      failed = failed || !reply;
+      if (!reply || !is_cluster_error(*reply)) continue;
+      // Redirected, or the cluster is busy: this item alone goes on the way `route` finds
+      // (during a reshard; no call is sent twice after no reply).
+      Node* to = nullptr;
+      bool asking = false;
+      if (std::optional<Redirect> redirect =
+              parse_redirect(reply->text, group.node->endpoint().host)) {
+        redirects_.fetch_add(1, std::memory_order_relaxed);
+        to = nodes_.at(redirect->to);
+        asking = !redirect->moved;
+        if (redirect->moved) {
+          slots_[redirect->slot].store(to, std::memory_order_release);
+          refresh(deadline, false);  // A slot rarely moves alone.
+        }
+      }
+      item->outcome = route(
+          item->key, deadline,
+          [&](Node& node, bool ask) {
+            BatchItem* one = item;
+            node.run_batch(std::span(&one, 1), deadline, timeout, ask);
+            return item->outcome;
+          },
+          to, asking);
+    }
+  }
+  // A master that fails may be being replaced: the next map can name its successor.
+  if (failed) refresh(deadline, false);
+}
+
 template <class Call>
-ScriptOutcome ClusterClient::route(std::string_view key, Deadline deadline, Call call) {
+ScriptOutcome ClusterClient::route(std::string_view key, Deadline deadline, Call call, Node* start,
+                                   bool asking) {
   const std::uint16_t slot = key_slot(key);
-  Node* node = owner(slot, deadline);
+  Node* node = start != nullptr ? start : owner(slot, deadline);
   if (node == nullptr) return {no_owner(slot), false};
-  bool asking = false;
   std::chrono::nanoseconds pause = kFirstPause;
   // The TRYAGAIN or CLUSTERDOWN being retried: a retry that times out names it, since it is the
   // reason the call failed.

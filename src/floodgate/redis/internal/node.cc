@@ -91,6 +91,89 @@ ScriptOutcome Node::run_commands(std::span<const std::string> commands, Deadline
   return recorded(std::move(reply), admit);
 }
 
+namespace {
+
+// Appends `item`'s commands to `text`, each preceded by ASKING when `asking`; the script's as
+// EVALSHA, or as EVAL when `eval`. Returns how many replies they get.
+std::size_t append_item(std::string& text, const BatchItem& item, bool asking, bool eval) {
+  if (item.script == nullptr) {
+    for (const std::string& command : item.commands) {
+      if (asking) append_command(text, {"ASKING"});
+      text += command;
+    }
+    return item.commands.size() * (asking ? 2 : 1);
+  }
+  FLOODGATE_DCHECK(item.args.size() <= kMaxArgs, "run_batch: too many script arguments");
+  std::array<std::string_view, 4 + kMaxArgs> argv{
+      eval ? std::string_view("EVAL") : std::string_view("EVALSHA"),
+      eval ? std::string_view(item.script->text) : std::string_view(item.script->sha1), "1",
+      item.key};
+  const std::size_t n = 4 + std::min(item.args.size(), kMaxArgs);
+  std::copy_n(item.args.begin(), n - 4, argv.begin() + 4);
+  if (asking) append_command(text, {"ASKING"});
+  append_command(text, std::span<const std::string_view>(argv.data(), n));
+  return asking ? 2 : 1;
+}
+
+}  // namespace
+
+void Node::run_batch(std::span<BatchItem* const> items, Deadline deadline,
+                     std::chrono::nanoseconds timeout, bool asking) {
+  if (items.empty()) return;
+  const CircuitBreaker::Admit admit = breaker_.admit(std::chrono::steady_clock::now());
+  if (admit == CircuitBreaker::Admit::Refuse) {
+    for (BatchItem* item : items) item->outcome = refused();
+    return;
+  }
+  // The thread's own buffers, kept between calls: no allocation once they have grown.
+  thread_local std::string text;
+  thread_local std::vector<Reply> replies;
+  thread_local std::vector<std::size_t> counts;
+  thread_local std::vector<BatchItem*> again;
+  Pipeline& pipeline = next();
+  // Sends `batch` (as EVAL when `eval`) and hands each item its last reply; returns false if
+  // the call failed (each item then has the error).
+  const auto send = [&](std::span<BatchItem* const> batch, bool eval) {
+    text.clear();
+    replies.clear();
+    counts.clear();
+    std::size_t total = 0;
+    for (const BatchItem* item : batch) {
+      counts.push_back(append_item(text, *item, asking, eval));
+      total += counts.back();
+    }
+    Result<Reply> last = pipeline.call(text, deadline, total, timeout, &replies);
+    if (!last) {
+      for (BatchItem* item : batch) item->outcome = {last.error(), false};
+      return false;
+    }
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      at += counts[i];
+      batch[i]->outcome = {std::move(replies[at - 1]), false};
+    }
+    return true;
+  };
+  bool ok = send(items, false);
+  if (ok) {
+    again.clear();
+    for (BatchItem* item : items) {
+      if (item->script != nullptr && is_noscript(*item->outcome.reply)) again.push_back(item);
+    }
+    if (!again.empty()) {
+      noscript_.fetch_add(again.size(), std::memory_order_relaxed);
+      ok = send(again, true);
+    }
+  }
+  // One verdict for the breaker: the batch failed if no reply came, or one concerns the server.
+  bool healthy = ok;
+  for (const BatchItem* item : items) {
+    const Result<Reply>& r = item->outcome.reply;
+    if (r && r->is_error() && !is_key_error(*r) && !is_cluster_error(*r)) healthy = false;
+  }
+  breaker_.record(healthy, admit, std::chrono::steady_clock::now());
+}
+
 ScriptOutcome Node::refused() const {
   return {Error("redis " + endpoint_.to_string() +
                 ": not called, its circuit breaker is open after repeated failures"),

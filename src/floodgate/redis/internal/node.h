@@ -40,6 +40,12 @@ class Node {
   // with the breaker as `run_script`.
   ScriptOutcome run_commands(std::span<const std::string> commands, Deadline deadline, bool asking);
 
+  // Runs `items` (see `RedisClient::run_batch`) on this node in one write (and a second for the
+  // scripts it answers NOSCRIPT to, sent again as EVAL), each preceded by ASKING when `asking`,
+  // with the breaker as `run_script`: refused while it is open, fed once for the batch.
+  void run_batch(std::span<BatchItem* const> items, Deadline deadline,
+                 std::chrono::nanoseconds timeout, bool asking);
+
   // Connects each of this node's connections and loads `scripts` with SCRIPT LOAD, past the
   // breaker, trying again after a failure until `deadline`.
   Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline);

@@ -14,8 +14,9 @@ Pipeline::Pipeline(PipelineOptions options) : options_(std::move(options)) {
 
 Pipeline::~Pipeline() = default;
 
-Result<Reply> Pipeline::call(std::string_view command, Deadline deadline, std::size_t replies) {
-  Request request{command, replies, deadline, std::nullopt, false, {}};
+Result<Reply> Pipeline::call(std::string_view command, Deadline deadline, std::size_t replies,
+                             std::chrono::nanoseconds timeout, std::vector<Reply>* all) {
+  Request request{command, replies, deadline, timeout, all, std::nullopt, false, {}};
   std::unique_lock lock(mu_);
   queue_.push_back(&request);
   while (!request.done) {
@@ -97,7 +98,13 @@ void Pipeline::lead(std::unique_lock<std::mutex>& lock) {
   }
   bool sent = false;
   bool broken = false;
-  if (Result<void> connected = ensure_connected(deadline); !connected) {
+  Result<void> connected = ensure_connected(deadline);
+  // Each caller's timeout runs from here: its round trip, not its wait for the batch ahead.
+  const Deadline written_at = std::chrono::steady_clock::now();
+  for (const Request* r : batch_) {
+    if (r->timeout < deadline - written_at) deadline = written_at + r->timeout;
+  }
+  if (!connected) {
     fail_all(batch_, 0, connected.error());
   } else if (Result<void> written = connection_.write(buffer_, deadline); !written) {
     fail_all(batch_, 0, written.error());
@@ -112,6 +119,7 @@ void Pipeline::lead(std::unique_lock<std::mutex>& lock) {
           broken = true;
           break;
         }
+        if (batch_[i]->all != nullptr) batch_[i]->all->push_back(*reply);
         batch_[i]->result.emplace(std::move(*reply));
       }
     }

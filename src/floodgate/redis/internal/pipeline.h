@@ -6,8 +6,10 @@
 // I/O on the connection, it takes every queued command, writes them in one write, reads their
 // replies in order, hands each to its caller and wakes them and the first caller still queued,
 // who leads the next batch; otherwise it waits, and while it waits its command joins the next
-// batch. A batch's I/O is bound by the earliest deadline in it,
-// so every caller has its answer (a reply or an error) by its own deadline.
+// batch. A batch's I/O is bound by the earliest limit in it (each caller's deadline, and its
+// timeout counted from the batch's write), so every caller has its answer (a reply or an error)
+// by its own deadline, and a timeout measures Redis's round trip, not the wait for the batch
+// ahead.
 #pragma once
 
 #include <chrono>
@@ -56,9 +58,12 @@ class Pipeline {
   Pipeline& operator=(const Pipeline&) = delete;
 
   // Sends `command` (`replies` RESP commands, as `append_command` writes them, sent together) and
-  // returns the last one's reply, or an error if the connection fails or `deadline` passes
-  // first. An error reply from Redis is a reply, not an error.
-  Result<Reply> call(std::string_view command, Deadline deadline, std::size_t replies = 1);
+  // returns the last one's reply, or an error if the connection fails, `deadline` passes, or
+  // `timeout` passes after the write that sends it, first. An error reply from Redis is a reply,
+  // not an error. `all`, if given, receives every reply, in order.
+  Result<Reply> call(std::string_view command, Deadline deadline, std::size_t replies = 1,
+                     std::chrono::nanoseconds timeout = std::chrono::nanoseconds::max(),
+                     std::vector<Reply>* all = nullptr);
 
   PipelineStats stats() const;
 
@@ -67,6 +72,8 @@ class Pipeline {
     std::string_view command;
     std::size_t replies;
     Deadline deadline;
+    std::chrono::nanoseconds timeout;  // From the batch's write.
+    std::vector<Reply>* all;           // Every reply, if not null.
     std::optional<Result<Reply>> result;
     bool done = false;
     std::condition_variable wake;  // Signalled when done, or when the caller is to lead.

@@ -40,6 +40,25 @@ class SentinelClient final : public RedisClient {
     return call(deadline, [&](Node& node) { return node.run_commands(commands, deadline, false); });
   }
 
+  void run_batch(std::span<BatchItem* const> items, Deadline deadline,
+                 std::chrono::nanoseconds timeout) override {
+    Node* node = master_.load(std::memory_order_acquire);
+    if (node == nullptr) node = resolve(deadline, true);
+    if (node == nullptr) {
+      for (BatchItem* item : items) item->outcome = {no_master(), false};
+      return;
+    }
+    node->run_batch(items, deadline, timeout, false);
+    thread_local std::vector<BatchItem*> batch;
+    batch.assign(items.begin(), items.end());
+    // Items a failover explains go once more to the master the Sentinels name now, if another.
+    std::erase_if(batch, [](const BatchItem* item) { return !moved_maybe(item->outcome); });
+    if (batch.empty()) return;
+    Node* now = resolve(deadline, false);
+    if (now == nullptr || now == node || std::chrono::steady_clock::now() >= deadline) return;
+    now->run_batch(batch, deadline, timeout, false);
+  }
+
   Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline) override {
     Node* master = resolve(deadline, true);
     if (master == nullptr) return no_master();
@@ -56,6 +75,12 @@ class SentinelClient final : public RedisClient {
  private:
   static std::vector<std::vector<std::string>> on_connect_none() { return {}; }
 
+  // Reports whether `out` is a failure that a failover explains: no reply, or a replica's.
+  static bool moved_maybe(const ScriptOutcome& out) {
+    return out.refused || !out.reply ||
+           (out.reply->is_error() && out.reply->text.find("READONLY") != std::string::npos);
+  }
+
   // Runs `f(master)`; after a failure that a failover explains, asks the Sentinels again and, if
   // they name another master, runs it there once more.
   template <class F>
@@ -64,10 +89,7 @@ class SentinelClient final : public RedisClient {
     if (node == nullptr) node = resolve(deadline, true);
     if (node == nullptr) return {no_master(), false};
     ScriptOutcome out = f(*node);
-    const bool moved_maybe =
-        out.refused || !out.reply ||
-        (out.reply->is_error() && out.reply->text.find("READONLY") != std::string::npos);
-    if (!moved_maybe) return out;
+    if (!moved_maybe(out)) return out;
     Node* now = resolve(deadline, false);
     if (now == nullptr || now == node || std::chrono::steady_clock::now() >= deadline) return out;
     return f(*now);

@@ -20,6 +20,11 @@ class StandaloneClient final : public RedisClient {
     return node_.run_commands(commands, deadline, false);
   }
 
+  void run_batch(std::span<BatchItem* const> items, Deadline deadline,
+                 std::chrono::nanoseconds timeout) override {
+    node_.run_batch(items, deadline, timeout, false);
+  }
+
   Result<void> prepare(std::span<const Script* const> scripts, Deadline deadline) override {
     return node_.prepare(scripts, deadline);
   }
