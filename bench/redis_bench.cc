@@ -110,7 +110,16 @@ std::string key_of(std::uint64_t n) { return std::string(kPrefix) + "k" + std::t
 // The script's arguments exactly as `RedisLimiter` sends them for a server-time call of cost 1.
 std::vector<std::string> gcra_args() {
   const auto p = internal::Gcra::params(kQuota);
-  return {"", std::to_string(p.window), std::to_string(internal::Gcra::charge(1, p)), "1", "0"};
+  const auto charge = internal::Gcra::charge(1, p);
+  constexpr std::int64_t kSecond = 1'000'000'000;
+  return {"",
+          "",
+          std::to_string(p.window / kSecond),
+          std::to_string(p.window % kSecond),
+          std::to_string(charge / kSecond),
+          std::to_string(charge % kSecond),
+          "1",
+          "0"};
 }
 
 // A hiredis connection to the URL's server, authenticated and on its database.

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
@@ -48,7 +49,7 @@ class ScriptArgs {
   std::span<const std::string_view> span() const noexcept { return {views_.data(), n_}; }
 
  private:
-  static constexpr std::size_t kMax = 7;
+  static constexpr std::size_t kMax = 8;
   std::array<std::array<char, 32>, kMax> storage_;
   std::array<std::string_view, kMax> views_;
   std::size_t n_ = 0;
@@ -474,8 +475,9 @@ class RedisLimiter::Impl {
     RedisDecision decision;
     KeyState state;
   };
+  // `server_time`: the script read the instant with TIME.
   Result<Replied> from_reply(const internal::Reply& reply, std::uint64_t cost, const Quota& quota,
-                             bool write);
+                             bool write, bool server_time);
   // Counts a failed call and returns the policy's decision.
   RedisDecision failed(const std::string& why, const Pending& p, RedisFailure failure) {
     fail(why);
@@ -540,7 +542,8 @@ void RedisLimiter::Impl::remember_denial(std::string_view key, const Denial& den
 
 Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const internal::Reply& reply,
                                                                    std::uint64_t cost,
-                                                                   const Quota& quota, bool write) {
+                                                                   const Quota& quota, bool write,
+                                                                   bool server_time) {
   const auto unexpected = [&] {
     return Error("unexpected reply from the script: " + internal::describe(reply));
   };
@@ -552,6 +555,24 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
     return unexpected();
   }
   KeyState state;
+  if (options_.algorithm == Algorithm::Gcra) {
+    // "<verdict> <seconds> <fraction> <state>": the instant comes split, its fraction in
+    // microseconds when it is the server's (TIME's), else in the nanoseconds sent.
+    std::int64_t nanos = 0;
+    if (f.size == 4 && server_time && parse_number(f[2], nanos) && nanos >= 0 &&
+        nanos < 1'000'000) {
+      nanos *= 1000;
+    } else if (server_time) {
+      return unexpected();
+    }
+    if (f.size != 4 || (!server_time && !parse_number(f[2], nanos)) || nanos < 0 ||
+        nanos >= kSecond || t > std::numeric_limits<std::int64_t>::max() / kSecond ||
+        t < std::numeric_limits<std::int64_t>::min() / kSecond) {
+      return unexpected();
+    }
+    t = internal::saturating_add(t * kSecond, nanos);
+    if (f[3] != "-" && !parse_number(f[3], state.gcra)) return unexpected();
+  }
   switch (options_.algorithm) {
     case Algorithm::TokenBucket:
       if (f[2] != "-" && !parse_number(f[2], state.bucket)) return unexpected();
@@ -571,8 +592,7 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
       break;
     }
     default:
-      if (f[2] != "-" && !parse_number(f[2], state.gcra)) return unexpected();
-      break;
+      break;  // GCRA: above.
   }
   const Decision d = rule_decision(options_.algorithm, state, t, cost, quota);
   // The script decided whether to write; the rule's verdict must agree with it.
@@ -608,23 +628,35 @@ bool RedisLimiter::Impl::prepare(Pending& p, SteadyTime deadline) {
   p.item = internal::BatchItem{};
   if (options_.envoy_keys) return prepare_envoy_keys(p);
   // The script's arguments: the instant, then the rule's parameters.
-  if (p.at) {
+  const Quota& quota = p.quota;
+  const bool decides = p.cost >= 1 && p.cost <= quota.burst();
+  const std::string_view write_flag = p.write && decides ? "1" : "0";
+  if (options_.algorithm == Algorithm::Gcra) {
+    // Each count of nanoseconds as seconds and nanoseconds (see the script).
+    const auto split = [&](std::int64_t n) {
+      const std::int64_t seconds = internal::floor_div(n, kSecond);
+      p.args.add_number(seconds);
+      p.args.add_number(n - seconds * kSecond);
+    };
+    if (p.at) {
+      split(internal::clamped_nanos(*p.at));
+    } else {
+      p.args.add("");
+      p.args.add("");
+    }
+    const auto params = internal::Gcra::params(quota);
+    split(params.window);
+    split(decides ? static_cast<std::int64_t>(internal::Gcra::charge(p.cost, params)) : 0);
+    p.args.add(write_flag);
+    p.args.add(slack_ms_);
+  } else if (p.at) {
     p.args.add_number(internal::clamped_nanos(*p.at));
   } else {
     p.args.add("");
   }
-  const Quota& quota = p.quota;
-  const bool decides = p.cost >= 1 && p.cost <= quota.burst();
-  const std::string_view write_flag = p.write && decides ? "1" : "0";
   switch (options_.algorithm) {
-    case Algorithm::Gcra: {
-      const auto params = internal::Gcra::params(quota);
-      p.args.add_number(params.window);
-      p.args.add_number(decides ? internal::Gcra::charge(p.cost, params) : 0);
-      p.args.add(write_flag);
-      p.args.add(slack_ms_);
-      break;
-    }
+    case Algorithm::Gcra:
+      break;  // Above.
     case Algorithm::TokenBucket: {
       const auto params = internal::TokenBucket::params(quota);
       p.args.add_number(params.rate_per_ns);
@@ -711,7 +743,7 @@ RedisDecision RedisLimiter::Impl::finish(Pending& p) {
   const internal::Reply& reply = *outcome.reply;
   if (reply.is_error()) return failed("redis: " + reply.text, p, RedisFailure::ErrorReply);
   if (options_.envoy_keys) return finish_envoy_keys(p, reply);
-  Result<Replied> replied = from_reply(reply, p.cost, p.quota, p.write);
+  Result<Replied> replied = from_reply(reply, p.cost, p.quota, p.write, !p.at.has_value());
   if (!replied) return failed(replied.error().message(), p, RedisFailure::ErrorReply);
   redis_decisions_.fetch_add(1, std::memory_order_relaxed);
   const RedisDecision& decided = replied->decision;

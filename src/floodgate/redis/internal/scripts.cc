@@ -55,29 +55,85 @@ local state = redis.call('GET', KEYS[1])
 )lua";
 
 // GCRA: the state is the theoretical arrival time in nanoseconds (floodgate/limiters/internal/
-// gcra_rule.h). Admitted iff max(state, t) - t + charge <= window; the key then holds
-// t + that sum and lives until then.
+// gcra_rule.h), as decimal text. Admitted iff max(state, t) - t + charge <= window; the key then
+// holds t + that sum and lives until then.
+//
+// Every call runs it, so it is written for the fewest function calls (each costs Redis more than
+// the arithmetic): no prelude; the instant (ARGV[1] seconds or '' for the server's TIME, ARGV[2]
+// nanoseconds), the window (ARGV[3] seconds, ARGV[4] nanoseconds) and the charge (ARGV[5],
+// ARGV[6]) come split, so that each sum of two 64-bit nanosecond counts is exact in Lua's doubles,
+// and are read by Lua's own coercion; only the state is split here, and the new state is the only
+// number written as text. ARGV[7] '1' writes; ARGV[8] is the TTL slack in milliseconds. Replies
+// "<1 admitted|0> <seconds> <fraction> <state before|->", the fraction ARGV[2] as given, or TIME's
+// microseconds.
 constexpr std::string_view kGcra = R"lua(
-local th, tl = parse(ts)
+local E = 1000000000
+local th, tl, at
+if ARGV[1] == '' then
+  local now = redis.call('TIME')
+  th, tl = now[1] + 0, now[2] * 1000
+  at = now[1] .. ' ' .. now[2]
+else
+  th, tl = ARGV[1] + 0, ARGV[2] + 0
+  at = ARGV[1] .. ' ' .. ARGV[2]
+end
+local state = redis.call('GET', KEYS[1])
 local uh, ul = 0, 0
 if state then
-  if #state > 20 or not string.match(state, '^%-?%d+$') then
+  local n = #state
+  local sh, sl
+  if n > 9 and n < 20 then
+    sh, sl = tonumber(string.sub(state, 1, n - 9)), tonumber(string.sub(state, n - 8))
+  end
+  if not (sh and sl and sh >= 0) then
+    -- Shorter, longer or negative (an instant before 1970: -(a x E + b) is
+    -- (-a - 1) x E + (E - b)), or not a state.
+    local neg = string.byte(state, 1) == 45
+    local digits = neg and string.sub(state, 2) or state
+    local m = #digits
+    sh, sl = 0, nil
+    if m > 9 then
+      sh, sl = tonumber(string.sub(digits, 1, m - 9)), tonumber(string.sub(digits, m - 8))
+    else
+      sl = tonumber(digits)
+    end
+    if m > 19 or not sh or not sl or sh < 0 then sl = nil end
+    if sl and neg then
+      if sl > 0 then sh, sl = -sh - 1, E - sl else sh = -sh end
+    end
+  end
+  if not sl or sl < 0 or sl >= E or sh % 1 ~= 0 or sl % 1 ~= 0 then
     return redis.error_reply('floodgate: key ' .. KEYS[1] .. ' does not hold a GCRA state')
   end
-  local sh, sl = parse(state)
-  if less(th, tl, sh, sl) then uh, ul = sub(sh, sl, th, tl) end
+  if sh > th or (sh == th and sl > tl) then
+    uh, ul = sh - th, sl - tl
+    if ul < 0 then uh, ul = uh - 1, ul + E end
+  end
 end
-local wh, wl = parse(ARGV[2])
-local ch, cl = parse(ARGV[3])
-local nh, nl = add(uh, ul, ch, cl)
-local admitted = not less(wh, wl, nh, nl)
-if admitted and ARGV[4] == '1' and (ch > 0 or cl > 0) then
-  local xh, xl = add(th, tl, nh, nl)
-  local ms = nh * 1000 + math.ceil(nl / 1000000)
-  redis.call('SET', KEYS[1], format(xh, xl), 'PX', string.format('%d', ms + tonumber(ARGV[5])))
+local nh, nl = uh + ARGV[5], ul + ARGV[6]
+if nl >= E then nh, nl = nh + 1, nl - E end
+local wh = ARGV[3] + 0
+local admitted = nh < wh or (nh == wh and nl <= ARGV[4] + 0)
+if admitted and ARGV[7] == '1' and (nh > 0 or nl > 0) then
+  local xh, xl = th + nh, tl + nl
+  if xl >= E then xh, xl = xh + 1, xl - E end
+  local text
+  if xh > 0 then
+    text = string.format('%d%09d', xh, xl)
+  elseif xh == 0 then
+    text = string.format('%d', xl)
+  elseif xl > 0 then
+    text = string.format('-%d%09d', -xh - 1, E - xl)
+  else
+    text = string.format('-%d000000000', -xh)
+  end
+  local r = nl % 1000000
+  local ms = nh * 1000 + (nl - r) / 1000000 + ARGV[8]
+  if r > 0 then ms = ms + 1 end
+  redis.call('SET', KEYS[1], text, 'PX', ms)
 end
-if admitted then return '1 ' .. ts .. ' ' .. (state or '-') end
-return '0 ' .. ts .. ' ' .. (state or '-')
+if admitted then return '1 ' .. at .. ' ' .. (state or '-') end
+return '0 ' .. at .. ' ' .. (state or '-')
 )lua";
 
 // Token bucket: the state is the instant the bucket was empty, a double of nanoseconds
@@ -157,8 +213,9 @@ return verdict .. ts .. ' ' .. format(bh, bl) .. ' ' .. string.format('%d', coun
 
 // A script's text and its name, built once on first use.
 struct Built {
-  explicit Built(std::string_view body)
-      : text(std::string(kPrelude) + std::string(body)), script{text, sha1_hex(text)} {}
+  explicit Built(std::string_view body) : Built(kPrelude, body) {}
+  Built(std::string_view prelude, std::string_view body)
+      : text(std::string(prelude) + std::string(body)), script{text, sha1_hex(text)} {}
   const std::string text;
   const Script script;
 };
@@ -166,7 +223,7 @@ struct Built {
 }  // namespace
 
 const Script& gcra_script() {
-  static const Built built(kGcra);
+  static const Built built(std::string_view{}, kGcra);
   return built.script;
 }
 
