@@ -12,8 +12,8 @@ int main(int argc, char** argv) {
       .prefix = "example:",
       .default_quota = floodgate::Quota::per_minute(5),  // 5 at once, then one every 12 s
       .on_failure = floodgate::OnRedisFailure::FailClosed,
-      // The default, 5 ms, keeps a request path inside Envoy's 20 ms; a tool can wait longer.
-      .command_timeout = std::chrono::milliseconds(100),
+      // A round trip longer than this is a failure (100 ms by default); a tool can wait longer.
+      .command_timeout = std::chrono::seconds(1),
   });
   if (!limiter) {
     std::fprintf(stderr, "%s\n", limiter.error().message().c_str());
