@@ -98,7 +98,7 @@ constexpr std::array kUnsupported = {
     Unsupported{"REDIS_PIPELINE_WINDOW", false, "", "floodgate always pipelines concurrent calls"},
     Unsupported{"REDIS_PIPELINE_LIMIT", false, "", "floodgate always pipelines concurrent calls"},
     Unsupported{"REDIS_TIMEOUT", false, "",
-                "the wait for Redis is --redis-timeout per descriptor and --request-timeout per "
+                "the wait for Redis is --redis-timeout per round trip and --request-timeout per "
                 "request"},
     Unsupported{"EXPIRATION_JITTER_MAX_SECONDS", false, "",
                 "floodgate's Redis keys expire when their window ends"},

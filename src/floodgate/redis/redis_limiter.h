@@ -9,9 +9,10 @@
 // still share one timeline.
 //
 // Thread-safe: any number of threads may call any member at once. Concurrent calls on one
-// connection are written as one pipeline; no thread runs in the background. A call never waits
-// longer than the command timeout: when Redis fails to answer, the limiter's `OnRedisFailure`
-// policy decides, and says so in `RedisDecision::source`.
+// connection are written as one pipeline; no thread runs in the background. A call waits for
+// Redis's reply at most the command timeout from the write that sends it (and twice that in all,
+// with a connect; see `command_timeout`): when Redis fails to answer, the limiter's
+// `OnRedisFailure` policy decides, and says so in `RedisDecision::source`.
 #pragma once
 
 #include <atomic>
@@ -256,7 +257,7 @@ class RedisLimiter {
 
   // As `try_acquire` and `peek`, for a caller with a budget of its own (a request that makes
   // several calls before its own deadline): each waits for Redis until `deadline` at the latest,
-  // and never longer than `command_timeout`. A call whose deadline has passed is decided by
+  // and within the bounds of `command_timeout`. A call whose deadline has passed is decided by
   // `on_failure` without a round trip (the deny cache still answers), and counted in
   // `deadline_refusals`, not in `errors`.
   RedisDecision try_acquire_before(std::string_view key,

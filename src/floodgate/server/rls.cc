@@ -407,17 +407,26 @@ void to_proto(const Request& request, const Response& response, rls::RateLimitRe
   if (options.dynamic_metadata) add_dynamic_metadata(request, response, proto);
 }
 
-grpc::Status answer(Service& service, const rls::RateLimitRequest& request,
-                    rls::RateLimitResponse& response,
-                    std::chrono::steady_clock::time_point deadline, const AnswerOptions& options) {
+namespace {
+
+// Reads `proto` into `out`, or returns the status that refuses it: UNAVAILABLE while no
+// configuration is loaded, INVALID_ARGUMENT naming what is malformed.
+grpc::Status parse_request(const Service& service, const rls::RateLimitRequest& proto,
+                           Request& out) {
   if (!service.configured()) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "no rate limit configuration loaded: " + service.configuration_error());
   }
-  Result<Request> parsed = from_proto(request);
+  Result<Request> parsed = server::from_proto(proto);
   if (!parsed) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, parsed.error().message());
-  parsed->deadline = deadline;
-  const Response decided = service.should_rate_limit(*parsed, unix_now());
+  out = std::move(*parsed);
+  return grpc::Status::OK;
+}
+
+// Writes the answer to `request`, `decided`, into `response`, or returns the status that fails
+// it (`fail_on_backend_failure`).
+grpc::Status answer_decided(const Request& request, const Response& decided,
+                            rls::RateLimitResponse& response, const AnswerOptions& options) {
   if (options.fail_on_backend_failure && decided.backend_failures > 0) {
     return grpc::Status(
         grpc::StatusCode::UNAVAILABLE,
@@ -425,8 +434,21 @@ grpc::Status answer(Service& service, const rls::RateLimitRequest& request,
             std::to_string(decided.statuses.size()) +
             " descriptors could not be decided: the backend (Redis) did not answer");
   }
-  to_proto(*parsed, decided, response, options);
+  to_proto(request, decided, response, options);
   return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status answer(Service& service, const rls::RateLimitRequest& request,
+                    rls::RateLimitResponse& response,
+                    std::chrono::steady_clock::time_point deadline, const AnswerOptions& options) {
+  Request parsed;
+  if (grpc::Status refused = parse_request(service, request, parsed); !refused.ok()) {
+    return refused;
+  }
+  parsed.deadline = deadline;
+  return answer_decided(parsed, service.should_rate_limit(parsed, unix_now()), response, options);
 }
 
 // One call: asked for on a queue, then answered; each step ends with a completion on that queue.
@@ -449,33 +471,36 @@ class AsyncRls::Call {
     }
     answering_ = true;
     new Call(rls_, queue_);  // Asked for at once: the next request of this queue.
-    const auto start = std::chrono::steady_clock::now();
-    const auto deadline =
-        request_deadline(start, context_.deadline(), rls_.options_.request_timeout);
+    start_ = std::chrono::steady_clock::now();
+    deadline_ = request_deadline(start_, context_.deadline(), rls_.options_.request_timeout);
     if (rls_.workers_ != nullptr) {
-      rls_.workers_->submit([this, start, deadline] { respond(start, deadline); });
+      rls_.queue_for_workers(this);
     } else {
-      respond(start, deadline);
+      finish(answer(rls_.service_, request_, response_, deadline(), rls_.options_));
     }
   }
 
- private:
-  void respond(std::chrono::steady_clock::time_point start,
-               std::chrono::steady_clock::time_point deadline) {
-    // Stopping: no new wait for a backend.
-    if (rls_.hurry_.load(std::memory_order_acquire)) {
-      deadline = std::min(deadline, std::chrono::steady_clock::now());
-    }
-    const grpc::Status answered =
-        answer(rls_.service_, request_, response_, deadline, rls_.options_);
+  // The request's deadline for a backend; now, once the server is stopping.
+  std::chrono::steady_clock::time_point deadline() const {
+    return rls_.hurry_.load(std::memory_order_acquire)
+               ? std::min(deadline_, std::chrono::steady_clock::now())
+               : deadline_;
+  }
+
+  const rls::RateLimitRequest& request() const { return request_; }
+  rls::RateLimitResponse& response() { return response_; }
+
+  // Sends `answered` (with `response()` if OK) and counts the request.
+  void finish(const grpc::Status& answered) {
     if (rls_.metrics_ != nullptr) {
-      rls_.metrics_->observe(Endpoint::Grpc, std::chrono::steady_clock::now() - start,
+      rls_.metrics_->observe(Endpoint::Grpc, std::chrono::steady_clock::now() - start_,
                              !answered.ok());
     }
     responded_.store(true, std::memory_order_release);
     responder_.Finish(response_, answered, this);
   }
 
+ private:
   AsyncRls& rls_;
   grpc::ServerCompletionQueue& queue_;
   grpc::ServerContext context_;
@@ -484,7 +509,53 @@ class AsyncRls::Call {
   grpc::ServerAsyncResponseWriter<rls::RateLimitResponse> responder_;
   bool answering_ = false;
   std::atomic<bool> responded_{false};
+  std::chrono::steady_clock::time_point start_{};
+  std::chrono::steady_clock::time_point deadline_{};
 };
+
+void AsyncRls::queue_for_workers(Call* call) {
+  bool schedule = false;
+  {
+    const std::lock_guard lock(queued_mu_);
+    queued_.push_back(call);
+    schedule = !drain_scheduled_;
+    drain_scheduled_ = true;
+  }
+  if (schedule) workers_->submit([this] { decide_queued(); });
+}
+
+void AsyncRls::decide_queued() {
+  std::vector<Call*> calls;
+  {
+    const std::lock_guard lock(queued_mu_);
+    calls.swap(queued_);
+    drain_scheduled_ = false;
+  }
+  // Those that are malformed, or that come while no configuration is loaded, are answered now;
+  // the others are decided together.
+  std::vector<Request> requests;
+  std::vector<Call*> deciding;
+  requests.reserve(calls.size());
+  deciding.reserve(calls.size());
+  for (Call* call : calls) {
+    Request parsed;
+    if (grpc::Status refused = parse_request(service_, call->request(), parsed); !refused.ok()) {
+      call->finish(refused);
+      continue;
+    }
+    parsed.deadline = call->deadline();
+    requests.push_back(std::move(parsed));
+    deciding.push_back(call);
+  }
+  if (deciding.empty()) return;
+  std::vector<const Request*> pointers;
+  pointers.reserve(requests.size());
+  for (const Request& r : requests) pointers.push_back(&r);
+  const std::vector<Response> decided = service_.should_rate_limit_all(pointers, unix_now());
+  for (std::size_t i = 0; i < deciding.size(); ++i) {
+    deciding[i]->finish(answer_decided(requests[i], decided[i], deciding[i]->response(), options_));
+  }
+}
 
 AsyncRls::AsyncRls(server::Service& service, ServiceMetrics* metrics, AnswerOptions options,
                    Workers* workers, std::size_t threads)

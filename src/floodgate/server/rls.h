@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -121,6 +122,12 @@ class AsyncRls {
   class Call;
   // Runs each completion of `queue` until it is shut down and empty.
   static void run(grpc::ServerCompletionQueue& queue);
+  // With `workers_`: queues `call` to be decided on a worker, with every call queued when that
+  // worker starts, in one call to the service (one round trip to Redis for all of them). A
+  // worker task is submitted for a call that finds none pending; while one worker waits on
+  // Redis, the calls that come meanwhile go to the next.
+  void queue_for_workers(Call* call);
+  void decide_queued();
 
   server::Service& service_;
   ServiceMetrics* const metrics_;
@@ -128,6 +135,9 @@ class AsyncRls {
   Workers* const workers_;
   const std::size_t threads_;
   std::atomic<bool> hurry_{false};
+  std::mutex queued_mu_;
+  std::vector<Call*> queued_;     // Guarded by queued_mu_.
+  bool drain_scheduled_ = false;  // Guarded by queued_mu_: a submitted task will take `queued_`.
   envoy::service::ratelimit::v3::RateLimitService::AsyncService async_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> running_;

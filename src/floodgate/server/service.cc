@@ -205,9 +205,42 @@ std::shared_ptr<const Service::Snapshot> Service::snapshot() const {
 std::shared_ptr<const Config> Service::config() const { return snapshot()->config; }
 
 Response Service::should_rate_limit(const Request& request, Instant now) {
-  const std::shared_ptr<const Snapshot> s = snapshot();
+  Pending p;
+  p.snapshot = snapshot();
+  prepare(request, p);
+  if (!p.calls.empty()) backend_->decide(p.calls, now, request.deadline);
+  complete(request, now, p);
+  return std::move(p.response);
+}
+
+std::vector<Response> Service::should_rate_limit_all(std::span<const Request* const> requests,
+                                                     Instant now) {
+  const std::shared_ptr<const Snapshot> snap = snapshot();
+  std::vector<Pending> pending(requests.size());
+  std::vector<BackendCall> calls;
+  auto deadline = std::chrono::steady_clock::time_point::max();
+  for (std::size_t r = 0; r < requests.size(); ++r) {
+    pending[r].snapshot = snap;
+    prepare(*requests[r], pending[r]);
+    calls.insert(calls.end(), pending[r].calls.begin(), pending[r].calls.end());
+    if (!pending[r].calls.empty()) deadline = std::min(deadline, requests[r]->deadline);
+  }
+  if (!calls.empty()) backend_->decide(calls, now, deadline);
+  std::vector<Response> out;
+  out.reserve(requests.size());
+  std::size_t at = 0;
+  for (std::size_t r = 0; r < requests.size(); ++r) {
+    for (BackendCall& call : pending[r].calls) call = calls[at++];
+    complete(*requests[r], now, pending[r]);
+    out.push_back(std::move(pending[r].response));
+  }
+  return out;
+}
+
+void Service::prepare(const Request& request, Pending& p) const {
+  const Snapshot* s = p.snapshot.get();
   const std::size_t n = request.descriptors.size();
-  Response response;
+  Response& response = p.response;
   response.config = s->config;
   response.statuses.resize(n);
   // A domain the configuration does not have limits nothing, a descriptor's own limit included.
@@ -223,16 +256,11 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
       for (const std::string& name : rules[i]->rate_limit->replaces) replaced.push_back(name);
     }
   }
-  // What each descriptor is counted under, and its call to the backend if it needs state.
-  struct Applied {
-    const Counted* counted = nullptr;  // Null: no limit applies.
-    RateLimit limit;
-    std::uint64_t hits = 0;
-    std::size_t call = SIZE_MAX;  // Its index in `calls`, if the backend decides it.
-  };
-  std::vector<Applied> applied(n);
-  std::vector<std::string> keys(n);  // The calls' keys; never resized, so views stay valid.
-  std::vector<BackendCall> calls;
+  std::vector<Applied>& applied = p.applied;
+  applied.resize(n);
+  std::vector<std::string>& keys = p.keys;
+  keys.resize(n);  // The calls' keys; never resized again, so views stay valid.
+  std::vector<BackendCall>& calls = p.calls;
   calls.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     const RequestDescriptor& d = request.descriptors[i];
@@ -278,7 +306,13 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
                      .entries = d.entries,
                      .hits = a.hits});
   }
-  if (!calls.empty()) backend_->decide(calls, now, request.deadline);
+}
+
+void Service::complete(const Request& request, Instant now, Pending& p) const {
+  const std::vector<Applied>& applied = p.applied;
+  const std::vector<BackendCall>& calls = p.calls;
+  Response& response = p.response;
+  const std::size_t n = request.descriptors.size();
   for (const BackendCall& call : calls) response.backend_failures += call.failed ? 1 : 0;
   std::size_t over_limit = 0;  // Over and not in quota mode.
   std::size_t quota_descriptors = 0;
@@ -339,7 +373,6 @@ Response Service::should_rate_limit(const Request& request, Instant now) {
   if (over_limit > 0 || (quota_descriptors > 0 && quota_over == quota_descriptors)) {
     response.overall = options_.shadow_mode ? Code::Ok : Code::OverLimit;
   }
-  return response;
 }
 
 void Service::count(const Counted& counted, const std::string& stats_key, const Usage& usage,

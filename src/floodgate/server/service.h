@@ -123,6 +123,13 @@ class Service {
   // Decides `request` at `now` (nanoseconds since the Unix epoch).
   Response should_rate_limit(const Request& request, Instant now);
 
+  // Decides every request of `requests` at `now`, each as `should_rate_limit` decides it (in
+  // order: two requests on one descriptor see each other), with one call to the backend for all
+  // (on Redis, one round trip for the batch), waiting for it no later than the earliest deadline
+  // among them. Returns the responses, in order.
+  std::vector<Response> should_rate_limit_all(std::span<const Request* const> requests,
+                                              Instant now);
+
   // Installs `config` for the requests that start after it. A rule whose definition (its place
   // in the tree, algorithm, unit, count, burst) did not change keeps its state. On error (a rule
   // whose state cannot be made) the previous configuration stays.
@@ -163,6 +170,27 @@ class Service {
   // Counts `usage` for the rule, and for `stats_key` if not empty.
   static void count(const Counted& counted, const std::string& stats_key, const Usage& usage,
                     bool over, bool shadowed, float near_limit_ratio);
+
+  // What each descriptor of a request is counted under, and its call to the backend if it needs
+  // state.
+  struct Applied {
+    const Counted* counted = nullptr;  // Null: no limit applies.
+    RateLimit limit;
+    std::uint64_t hits = 0;
+    std::size_t call = SIZE_MAX;  // Its index in `calls`, if the backend decides it.
+  };
+  // A request being decided: its rules matched, the calls the backend decides, the response.
+  struct Pending {
+    std::shared_ptr<const Snapshot> snapshot;
+    Response response;
+    std::vector<Applied> applied;
+    std::vector<std::string> keys;  // The calls' keys (their views point here).
+    std::vector<BackendCall> calls;
+  };
+  // Matches `request`'s descriptors under `p.snapshot` and makes their calls.
+  void prepare(const Request& request, Pending& p) const;
+  // Makes `p.response` from the decided calls.
+  void complete(const Request& request, Instant now, Pending& p) const;
 
   explicit Service(ServiceOptions options);
 

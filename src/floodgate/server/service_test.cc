@@ -59,6 +59,48 @@ Request one(std::string_view key, std::string_view value, std::uint32_t hits = 0
       "edge", {RequestDescriptor{{Entry{key, value}}, std::nullopt, std::nullopt}}, hits};
 }
 
+// Requests decided together answer as the same requests one after the other: one backend call
+// for all, in order, so two requests on one value see each other.
+TEST(ServiceTest, RequestsDecidedTogetherAnswerAsOneAfterTheOther) {
+  auto together = make(config(), {});
+  auto alone = make(config(), {});
+  ASSERT_TRUE(together && alone);
+  std::vector<Request> requests;
+  for (int i = 0; i < 4; ++i) requests.push_back(one("ip", "10.0.0.1"));  // 3 a minute.
+  requests.push_back(one("path", "/login", 2));
+  requests.push_back(one("vip", "x"));
+  requests.push_back(one("banned", "x"));
+  requests.push_back(one("nothing", "x"));
+  requests.push_back(Request{"elsewhere", {RequestDescriptor{{Entry{"ip", "1"}}, {}, {}}}, 0});
+  requests.push_back(one("api", "k", 3));
+  requests.push_back(one("api", "k", 3));  // GCRA burst 4: 3 then 3 more is over.
+  std::vector<const Request*> pointers;
+  for (const Request& r : requests) pointers.push_back(&r);
+  const Instant at = kT0 + std::chrono::seconds(5);
+  const std::vector<Response> batch = together->should_rate_limit_all(pointers, at);
+  ASSERT_EQ(batch.size(), requests.size());
+  const std::vector<Code> expected = {Code::Ok, Code::Ok, Code::Ok,        Code::OverLimit,
+                                      Code::Ok, Code::Ok, Code::OverLimit, Code::Ok,
+                                      Code::Ok, Code::Ok, Code::OverLimit};
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const Response each = alone->should_rate_limit(requests[i], at);
+    EXPECT_EQ(batch[i].overall, expected[i]) << i;
+    EXPECT_EQ(batch[i].overall, each.overall) << i;
+    ASSERT_EQ(batch[i].statuses.size(), each.statuses.size()) << i;
+    for (std::size_t d = 0; d < each.statuses.size(); ++d) {
+      EXPECT_EQ(batch[i].statuses[d].code, each.statuses[d].code) << i;
+      EXPECT_EQ(batch[i].statuses[d].limit_remaining, each.statuses[d].limit_remaining) << i;
+      EXPECT_EQ(batch[i].statuses[d].duration_until_reset, each.statuses[d].duration_until_reset)
+          << i;
+      const auto id = [](const DescriptorStatus& st) {
+        return st.rule == nullptr ? std::string("-") : st.rule->id;
+      };
+      EXPECT_EQ(id(batch[i].statuses[d]), id(each.statuses[d])) << i;
+    }
+  }
+  EXPECT_TRUE(together->should_rate_limit_all({}, at).empty());
+}
+
 TEST(ServiceTest, FixedWindowCountsEveryHitAsEnvoyRatelimitDoes) {
   auto service_owner = make(config(), {});
   ASSERT_TRUE(service_owner);

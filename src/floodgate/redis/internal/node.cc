@@ -140,6 +140,7 @@ void Node::run_batch(std::span<BatchItem* const> items, Deadline deadline,
     std::size_t total = 0;
     for (const BatchItem* item : batch) {
       counts.push_back(append_item(text, *item, asking, eval));
+      FLOODGATE_DCHECK(counts.back() > 0, "run_batch: an item without a command");
       total += counts.back();
     }
     Result<Reply> last = pipeline.call(text, deadline, total, timeout, &replies);
