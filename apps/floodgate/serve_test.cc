@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +26,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
 #include "floodgate/testing/redis_server.h"
@@ -592,6 +595,57 @@ TEST(ServeRedisTest, TwoInstancesShareOneLimitThroughRedis) {
   // Each connected and loaded its scripts before it listened.
   EXPECT_NE(a.startup().find("Redis at \"" + redis.url() + "\": connected"), std::string::npos)
       << a.startup();
+}
+
+// Requests in flight at once are decided together (one Redis round trip for the batch) on two
+// instances: of 80 concurrent requests of 3 descriptors each, each descriptor admits exactly its
+// limit, as one request at a time would. Workers record; the test thread checks after joining.
+TEST(ServeRedisTest, ConcurrentRequestsDecidedTogetherAdmitExactlyEachLimit) {
+  testing::RedisServer redis;
+  // A long Redis timeout: every answer must be Redis's on a loaded machine.
+  const std::vector<std::string> flags = {"--redis", redis.url(), "--redis-timeout", "1"};
+  Server a(kShared, flags);
+  Server b(kShared, flags);
+  ASSERT_TRUE(a.ready() && b.ready());
+  constexpr int kThreads = 8;
+  constexpr int kEach = 10;
+  const rls::RateLimitRequest both =
+      request("fleet", {{"window", "burst"}, {"bucket", "burst"}, {"bucket2", "burst"}});
+  std::array<std::atomic<int>, 3> ok{};
+  std::atomic<int> failed{0};
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ready.fetch_add(1);
+      while (!go.load()) std::this_thread::yield();
+      for (int i = 0; i < kEach; ++i) {
+        rls::RateLimitResponse r;
+        if (!(t % 2 == 0 ? a : b).call(both, r).ok() || r.statuses_size() != 3) {
+          failed.fetch_add(1);
+          continue;
+        }
+        for (int d = 0; d < 3; ++d) {
+          if (r.statuses(d).code() == rls::RateLimitResponse::OK) {
+            ok[static_cast<std::size_t>(d)].fetch_add(1);
+          }
+        }
+      }
+    });
+  }
+  while (ready.load() < kThreads) std::this_thread::yield();
+  go.store(true);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(ok[0].load(), 5) << "Envoy's window, 5 an hour";
+  EXPECT_EQ(ok[1].load(), 4) << "GCRA, 4 an hour";
+  EXPECT_EQ(ok[2].load(), 3) << "token bucket, 3 an hour";
+  for (Server* server : {&a, &b}) {
+    const httplib::Result metrics = server->http().Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_EQ(policy_decisions(metrics->body).at("all"), 0u) << "every decision Redis's";
+  }
 }
 
 // The Redis password need not be on the command line, which every local user can read: a file,
