@@ -529,16 +529,25 @@ TEST(RedisFaultsTest, AnEndlessReplyIsRefusedAtItsHeaderAndAnsweredByThePolicy) 
     ASSERT_TRUE(limiter);
     const long before = resident_kb();
     auto slowest = std::chrono::steady_clock::duration::zero();
+    // A call on a loaded machine can time out before the server has sent the header; the
+    // header must still be refused, by name, in the calls that read it.
+    int refused = 0;
+    std::string errors;
     for (int i = 0; i < 20; ++i) {
       const Timed t = timed_acquire(*limiter, "k");
       EXPECT_EQ(t.decision.source, DecisionSource::FailClosed) << c.name;
       slowest = std::max(slowest, t.took);
+      const std::string error = limiter->last_error();
+      if (error.find(c.error) != std::string::npos) {
+        ++refused;
+      } else {
+        errors += "\n  " + error;
+      }
     }
     const long grown = resident_kb() - before;
     EXPECT_LT(slowest, kNeverHangs) << c.name;
     EXPECT_GE(limiter->stats().errors, 20u) << c.name;
-    EXPECT_NE(limiter->last_error().find(c.error), std::string::npos)
-        << c.name << ": " << limiter->last_error();
+    EXPECT_GE(refused, 10) << c.name << ": the other calls' errors:" << errors;
     EXPECT_LT(grown, 64 * 1024) << c.name << ": resident memory grew by " << grown << " kB";
     std::cout << "endless " << c.name << " reply: 20 calls answered fail-closed, slowest "
               << std::chrono::duration<double, std::milli>(slowest).count() << " ms, "
