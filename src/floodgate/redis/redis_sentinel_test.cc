@@ -1,9 +1,14 @@
 // RedisLimiter on a master that Redis Sentinel watches (redis+sentinel://), with real processes:
 // a master, its replica and Debian's redis-sentinel; the master killed (SIGKILL) and the replica
 // promoted by the Sentinel, the limiter following it.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -29,6 +34,31 @@ bool wait_for(std::chrono::seconds limit, Ready ready) {
   }
   return true;
 }
+
+// Holds 127.0.0.1:`port` while it lives, listening but never answering (as a host that died with
+// its connections open): no other test's server can start there. One did, under parallel
+// tests, and answered for the dead master.
+class PortHold {
+ public:
+  explicit PortHold(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    const int on = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);  // Past its TIME_WAITs.
+    bound_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+             ::listen(fd_, 1) == 0;
+  }
+  ~PortHold() { ::close(fd_); }
+  PortHold(const PortHold&) = delete;
+  PortHold& operator=(const PortHold&) = delete;
+  bool bound() const { return bound_; }
+
+ private:
+  int fd_;
+  bool bound_ = false;
+};
 
 // Returns the text of every element of an array reply, space-separated.
 std::string words(const internal::Reply& r) {
@@ -84,6 +114,8 @@ TEST(RedisSentinelTest, FollowsTheMasterThroughAFailover) {
   // Every write is on the replica before the master goes.
   ASSERT_EQ(master.command({"WAIT", "1", "5000"}).integer, 1);
   master.kill();
+  const PortHold dead_master(master.port());
+  EXPECT_TRUE(dead_master.bound()) << "another process took the dead master's port";
 
   // Until the Sentinel promotes the replica, the policy answers; then the new master decides,
   // with the state it replicated: 2 more of 5, then over.
