@@ -130,10 +130,14 @@ TEST(RedisSentinelTest, FollowsTheMasterThroughAFailover) {
       << "the limiter never reached the promoted replica: " << limiter->last_error()
       << "\nSentinel: " << sentinel.output();
   EXPECT_EQ(words(replica.command({"ROLE"})).substr(0, 6), "master");
+  const std::string before = replica.command({"GET", "floodgate:k"}).text;
   for (int i = 0; i < 3; ++i) {
     const RedisDecision d = limiter->try_acquire("k");
     ASSERT_EQ(d.source, DecisionSource::Redis) << limiter->last_error();
-    EXPECT_EQ(d.allowed(), i < 2) << "hit " << 4 + i << " of a limit of 5";
+    EXPECT_EQ(d.allowed(), i < 2) << "hit " << 4 + i << " of a limit of 5; the state was " << before
+                                  << " before, " << replica.command({"GET", "floodgate:k"}).text
+                                  << " now, at " << d.at.time_since_epoch().count()
+                                  << "; remaining " << d.decision.remaining();
   }
   std::cout << "failover: " << by_policy << " peeks answered by the policy meanwhile\n";
 }
