@@ -75,15 +75,22 @@ struct Contender {
   std::vector<std::string> scripts;  // Loaded before it runs.
 };
 
-redisReply* run(redisContext* c, const Command& command) {
+// Appends `command` to `c`'s output buffer, to be sent with the next read of a reply.
+void append(redisContext* c, const Command& command) {
   std::vector<const char*> argv;
   std::vector<std::size_t> lengths;
   for (const std::string& a : command) {
     argv.push_back(a.data());
     lengths.push_back(a.size());
   }
-  return static_cast<redisReply*>(
-      redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data()));
+  redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data());
+}
+
+// Sends `command` and returns its reply (null if the connection failed).
+redisReply* run(redisContext* c, const Command& command) {
+  append(c, command);
+  void* reply = nullptr;
+  return redisGetReply(c, &reply) == REDIS_OK ? static_cast<redisReply*>(reply) : nullptr;
 }
 
 // The server's main-thread CPU seconds (user + system).
@@ -114,13 +121,7 @@ double measure(redisContext* c, const Contender& contender, std::uint64_t decisi
     for (std::size_t i = 0; i < kPipeline && sent < decisions; ++i, ++sent) {
       for (const Command& command :
            contender.commands("floodgate-cost:k" + std::to_string(pick(random)))) {
-        std::vector<const char*> argv;
-        std::vector<std::size_t> lengths;
-        for (const std::string& a : command) {
-          argv.push_back(a.data());
-          lengths.push_back(a.size());
-        }
-        redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data());
+        append(c, command);
         ++replies;
       }
     }

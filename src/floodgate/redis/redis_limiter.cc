@@ -416,43 +416,40 @@ class RedisLimiter::Impl {
     }
   }
 
-  // The failure policy's decision of `p`, for `failure`; `refused`: the call was not sent
-  // because the server's breaker is open.
-  RedisDecision by_policy(const Pending& p, RedisFailure failure, bool refused = false) {
-    RedisDecision d = by_policy(p.key, p.at, p.cost, p.write, p.quota, refused);
-    d.failure = failure;
-    return d;
-  }
-  RedisDecision by_policy(std::string_view key, std::optional<Instant> at, std::uint64_t cost,
-                          bool write, const Quota& quota, bool refused) {
+  // The failure policy's decision of `p`, for `failure` (BreakerOpen: the call was not sent
+  // because the server's breaker is open).
+  RedisDecision by_policy(const Pending& p, RedisFailure failure) {
     policy_decisions_.fetch_add(1, std::memory_order_relaxed);
-    const Instant now = at.value_or(unix_now());
+    const Instant now = p.at.value_or(unix_now());
+    const Quota& quota = p.quota;
     switch (options_.on_failure) {
       case OnRedisFailure::FailOpen:
         return {Decision(Verdict::Allowed, quota.burst(), 0, 1, Nanos::zero(), Nanos::zero()), now,
-                DecisionSource::FailOpen};
+                DecisionSource::FailOpen, failure};
       case OnRedisFailure::FailClosed: {
-        const Nanos wait = refused ? options_.breaker_open_for : options_.reconnect_backoff_min;
+        const Nanos wait = failure == RedisFailure::BreakerOpen ? options_.breaker_open_for
+                                                                : options_.reconnect_backoff_min;
         return {
             Decision(Verdict::Denied, quota.burst(), 0, 1, std::max(wait, Nanos{1}), Nanos::zero()),
-            now, DecisionSource::FailClosed};
+            now, DecisionSource::FailClosed, failure};
       }
       case OnRedisFailure::Fallback:
         break;
     }
-    const std::string k(key);
+    const std::string k(p.key);
     const Decision d = std::visit(
         [&](auto& limiter) {
-          if constexpr (requires { limiter->try_acquire_with_quota_at(k, quota, now, cost); }) {
+          if constexpr (requires { limiter->try_acquire_with_quota_at(k, quota, now, p.cost); }) {
             const Quota share = share_of(quota);
-            return write ? limiter->try_acquire_with_quota_at(k, share, now, cost)
-                         : limiter->peek_with_quota_at(k, share, now, cost);
+            return p.write ? limiter->try_acquire_with_quota_at(k, share, now, p.cost)
+                           : limiter->peek_with_quota_at(k, share, now, p.cost);
           } else {
-            return write ? limiter->try_acquire_at(k, now, cost) : limiter->peek_at(k, now, cost);
+            return p.write ? limiter->try_acquire_at(k, now, p.cost)
+                           : limiter->peek_at(k, now, p.cost);
           }
         },
         fallback_);
-    return {d, now, DecisionSource::Fallback};
+    return {d, now, DecisionSource::Fallback, failure};
   }
 
   void fail(std::string message) {
@@ -732,7 +729,7 @@ RedisDecision RedisLimiter::Impl::finish(Pending& p) {
   const internal::ScriptOutcome& outcome = p.item.outcome;
   if (outcome.refused) {
     breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
-    return by_policy(p, RedisFailure::BreakerOpen, true);
+    return by_policy(p, RedisFailure::BreakerOpen);
   }
   if (!outcome.reply) {
     const std::string& why = outcome.reply.error().message();

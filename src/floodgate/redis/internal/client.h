@@ -48,8 +48,9 @@ struct ScriptOutcome {
   bool refused = false;
 };
 
-// One call of a batch (`RedisClient::run_batch`): a script on `key` with `args`, or `commands`
-// (each one RESP command, all on `key`'s slot). What it names must outlive the batch.
+// One call of a batch (`RedisClient::run_batch`): a script with KEYS[1] = `key` and ARGV =
+// `args`, or `commands` (each one RESP command, as `append_command` writes it, all on `key`'s
+// slot). What it names must outlive the batch.
 struct BatchItem {
   std::string_view key;
   const Script* script = nullptr;  // Null: `commands`.
@@ -63,22 +64,11 @@ class RedisClient {
  public:
   virtual ~RedisClient() = default;
 
-  // Runs `script` with KEYS[1] = `key` and ARGV = `args` on the server that holds `key`: EVALSHA,
-  // and EVAL when the server does not have the script (after a restart, a failover or SCRIPT
-  // FLUSH), which also loads it there. No reply by `deadline` is an error.
-  virtual ScriptOutcome run_script(const Script& script, std::string_view key,
-                                   std::span<const std::string_view> args, Deadline deadline) = 0;
-
-  // Sends `commands` (each one RESP command, as `append_command` writes it, all on `key`'s slot)
-  // to the server that holds `key`, in one write, and returns the last one's reply. No reply by
-  // `deadline` is an error.
-  virtual ScriptOutcome run_commands(std::string_view key, std::span<const std::string> commands,
-                                     Deadline deadline) = 0;
-
-  // Runs every item of `items` (see `run_script` and `run_commands`), those on one server in one
-  // pipelined write, and sets each one's outcome. No reply by `deadline`, or `timeout` after the
-  // write that sends it, is an error. Items that a cluster redirects, and scripts the server does
-  // not have, take one more round trip.
+  // Runs every item of `items` on the server that holds its key, those on one server in one
+  // pipelined write, and sets each one's outcome. A script goes as EVALSHA, and as EVAL when the
+  // server does not have it (after a restart, a failover or SCRIPT FLUSH), which also loads it
+  // there. No reply by `deadline`, or `timeout` after the write that sends it, is an error. Items
+  // that a cluster redirects, and scripts the server does not have, take one more round trip.
   virtual void run_batch(std::span<BatchItem* const> items, Deadline deadline,
                          std::chrono::nanoseconds timeout) = 0;
 

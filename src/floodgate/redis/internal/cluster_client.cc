@@ -34,16 +34,6 @@ class ClusterClient final : public RedisClient {
     for (const Endpoint& seed : url.endpoints) nodes_.at(seed);
   }
 
-  ScriptOutcome run_script(const Script& script, std::string_view key,
-                           std::span<const std::string_view> args, Deadline deadline) override;
-
-  ScriptOutcome run_commands(std::string_view key, std::span<const std::string> commands,
-                             Deadline deadline) override {
-    return route(key, deadline, [&](Node& node, bool asking) {
-      return node.run_commands(commands, deadline, asking);
-    });
-  }
-
   void run_batch(std::span<BatchItem* const> items, Deadline deadline,
                  std::chrono::nanoseconds timeout) override;
 
@@ -190,13 +180,6 @@ Result<void> ClusterClient::prepare(std::span<const Script* const> scripts, Dead
     if (Result<void> ready = master->prepare(scripts, deadline); !ready) return ready;
   }
   return {};
-}
-
-ScriptOutcome ClusterClient::run_script(const Script& script, std::string_view key,
-                                        std::span<const std::string_view> args, Deadline deadline) {
-  return route(key, deadline, [&](Node& node, bool asking) {
-    return node.run_script(script, key, args, deadline, asking);
-  });
 }
 
 void ClusterClient::run_batch(std::span<BatchItem* const> items, Deadline deadline,

@@ -46,51 +46,6 @@ Pipeline& Node::next() noexcept {
   return *pipelines_[turn_.fetch_add(1, std::memory_order_relaxed) % pipelines_.size()];
 }
 
-ScriptOutcome Node::run_script(const Script& script, std::string_view key,
-                               std::span<const std::string_view> args, Deadline deadline,
-                               bool asking) {
-  const CircuitBreaker::Admit admit = breaker_.admit(std::chrono::steady_clock::now());
-  if (admit == CircuitBreaker::Admit::Refuse) return refused();
-  FLOODGATE_DCHECK(args.size() <= kMaxArgs, "run_script: too many script arguments");
-  std::array<std::string_view, 4 + kMaxArgs> argv{"EVALSHA", script.sha1, "1", key};
-  const std::size_t n = 4 + std::min(args.size(), kMaxArgs);
-  std::copy_n(args.begin(), n - 4, argv.begin() + 4);
-  const std::span<const std::string_view> command_args(argv.data(), n);
-  const std::size_t replies = asking ? 2 : 1;
-
-  Pipeline& pipeline = next();
-  // The thread's own buffer, kept between calls: no allocation once it has grown.
-  thread_local std::string command;
-  command.clear();
-  if (asking) append_command(command, {"ASKING"});
-  append_command(command, command_args);
-  Result<Reply> reply = pipeline.call(command, deadline, replies);
-  if (reply && is_noscript(*reply)) {
-    noscript_.fetch_add(1, std::memory_order_relaxed);
-    argv[0] = "EVAL";
-    argv[1] = script.text;
-    command.clear();
-    if (asking) append_command(command, {"ASKING"});
-    append_command(command, command_args);
-    reply = pipeline.call(command, deadline, replies);
-  }
-  return recorded(std::move(reply), admit);
-}
-
-ScriptOutcome Node::run_commands(std::span<const std::string> commands, Deadline deadline,
-                                 bool asking) {
-  const CircuitBreaker::Admit admit = breaker_.admit(std::chrono::steady_clock::now());
-  if (admit == CircuitBreaker::Admit::Refuse) return refused();
-  thread_local std::string text;
-  text.clear();
-  for (const std::string& command : commands) {
-    if (asking) append_command(text, {"ASKING"});
-    text += command;
-  }
-  Result<Reply> reply = next().call(text, deadline, commands.size() * (asking ? 2 : 1));
-  return recorded(std::move(reply), admit);
-}
-
 namespace {
 
 // Appends `item`'s commands to `text`, each preceded by ASKING when `asking`; the script's as
@@ -179,13 +134,6 @@ ScriptOutcome Node::refused() const {
   return {Error("redis " + endpoint_.to_string() +
                 ": not called, its circuit breaker is open after repeated failures"),
           true};
-}
-
-ScriptOutcome Node::recorded(Result<Reply> reply, CircuitBreaker::Admit admit) {
-  const bool healthy =
-      reply && (!reply->is_error() || is_key_error(*reply) || is_cluster_error(*reply));
-  breaker_.record(healthy, admit, std::chrono::steady_clock::now());
-  return {std::move(reply), false};
 }
 
 Result<void> Node::prepare(std::span<const Script* const> scripts, Deadline deadline) {

@@ -29,20 +29,11 @@ class Node {
 
   const Endpoint& endpoint() const noexcept { return endpoint_; }
 
-  // Runs `script` on `key` with `args` (see `RedisClient::run_script`), preceded by ASKING when
-  // `asking` (a slot this node is importing). Refused without sending while the breaker is open.
-  // The outcome feeds the breaker: no reply, or an error reply about the server rather than the
-  // key, is a failure; a cluster redirection is not.
-  ScriptOutcome run_script(const Script& script, std::string_view key,
-                           std::span<const std::string_view> args, Deadline deadline, bool asking);
-
-  // Sends `commands` (see `RedisClient::run_commands`), each preceded by ASKING when `asking`,
-  // with the breaker as `run_script`.
-  ScriptOutcome run_commands(std::span<const std::string> commands, Deadline deadline, bool asking);
-
   // Runs `items` (see `RedisClient::run_batch`) on this node in one write (and a second for the
-  // scripts it answers NOSCRIPT to, sent again as EVAL), each preceded by ASKING when `asking`,
-  // with the breaker as `run_script`: refused while it is open, fed once for the batch.
+  // scripts it answers NOSCRIPT to, sent again as EVAL), each preceded by ASKING when `asking`
+  // (a slot this node is importing). Refused without sending while the breaker is open. The
+  // batch feeds the breaker once: no reply, or an error reply about the server rather than the
+  // key, is a failure; a cluster redirection is not.
   void run_batch(std::span<BatchItem* const> items, Deadline deadline,
                  std::chrono::nanoseconds timeout, bool asking);
 
@@ -63,10 +54,6 @@ class Node {
   Pipeline& next() noexcept;
   // The outcome of a call the open breaker refused.
   ScriptOutcome refused() const;
-  // Feeds `reply` to the breaker (no reply, or an error about the server rather than the key,
-  // is a failure; a cluster redirection is not) and returns it as the outcome.
-  ScriptOutcome recorded(Result<Reply> reply, CircuitBreaker::Admit admit);
-
   const Endpoint endpoint_;
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
   std::atomic<std::size_t> turn_{0};

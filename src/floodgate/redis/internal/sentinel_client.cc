@@ -29,17 +29,6 @@ class SentinelClient final : public RedisClient {
     }
   }
 
-  ScriptOutcome run_script(const Script& script, std::string_view key,
-                           std::span<const std::string_view> args, Deadline deadline) override {
-    return call(deadline,
-                [&](Node& node) { return node.run_script(script, key, args, deadline, false); });
-  }
-
-  ScriptOutcome run_commands(std::string_view /*key*/, std::span<const std::string> commands,
-                             Deadline deadline) override {
-    return call(deadline, [&](Node& node) { return node.run_commands(commands, deadline, false); });
-  }
-
   void run_batch(std::span<BatchItem* const> items, Deadline deadline,
                  std::chrono::nanoseconds timeout) override {
     Node* node = master_.load(std::memory_order_acquire);
@@ -79,20 +68,6 @@ class SentinelClient final : public RedisClient {
   static bool moved_maybe(const ScriptOutcome& out) {
     return out.refused || !out.reply ||
            (out.reply->is_error() && out.reply->text.find("READONLY") != std::string::npos);
-  }
-
-  // Runs `f(master)`; after a failure that a failover explains, asks the Sentinels again and, if
-  // they name another master, runs it there once more.
-  template <class F>
-  ScriptOutcome call(Deadline deadline, F f) {
-    Node* node = master_.load(std::memory_order_acquire);
-    if (node == nullptr) node = resolve(deadline, true);
-    if (node == nullptr) return {no_master(), false};
-    ScriptOutcome out = f(*node);
-    if (!moved_maybe(out)) return out;
-    Node* now = resolve(deadline, false);
-    if (now == nullptr || now == node || std::chrono::steady_clock::now() >= deadline) return out;
-    return f(*now);
   }
 
   // Asks the Sentinels, in turn, for the master's address, unless they were asked in the last

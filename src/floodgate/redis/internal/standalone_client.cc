@@ -10,16 +10,6 @@ class StandaloneClient final : public RedisClient {
   StandaloneClient(const RedisUrl& url, const ClientOptions& options)
       : node_(url.endpoints.front(), options, connect_commands(url)) {}
 
-  ScriptOutcome run_script(const Script& script, std::string_view key,
-                           std::span<const std::string_view> args, Deadline deadline) override {
-    return node_.run_script(script, key, args, deadline, false);
-  }
-
-  ScriptOutcome run_commands(std::string_view /*key*/, std::span<const std::string> commands,
-                             Deadline deadline) override {
-    return node_.run_commands(commands, deadline, false);
-  }
-
   void run_batch(std::span<BatchItem* const> items, Deadline deadline,
                  std::chrono::nanoseconds timeout) override {
     node_.run_batch(items, deadline, timeout, false);

@@ -2,8 +2,8 @@
 // of a client shares (the CA to verify the server with, the client certificate and key);
 // `TlsSession` runs one connection's handshake, reads and writes over a non-blocking socket
 // within deadlines. Built over OpenSSL where it is installed; elsewhere `TlsContext::create`
-// returns an error saying what is missing. Not part of the public API. A context is immutable
-// (thread-safe); a session belongs to its connection (thread-compatible).
+// returns an error saying what is missing. Not part of the public API. A context is immutable and
+// thread-safe; a session belongs to its connection and is thread-compatible.
 #pragma once
 
 #include <memory>
