@@ -37,6 +37,10 @@ MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
                           POST /json (envoyproxy/ratelimit's endpoint: the proto3-JSON request,
                           answered 200 when OK and 429 when over the limit), GET /healthcheck,
                           GET /metrics (Prometheus text format)
+  --reuse-port            share the gRPC and HTTP ports with other instances started with it
+                          (SO_REUSEPORT; the kernel spreads connections among them); without
+                          it, a port something else listens on is an error, so that a second
+                          instance cannot take part of the traffic with counts of its own
   --redis URL             keep the limits in Redis (redis://host:port[/db], unix:///path,
                           redis+cluster://host:port[,...], or
                           redis+sentinel://host:port[,...]/master-name for the master that Redis
@@ -155,6 +159,7 @@ int run_serve(const std::vector<std::string>& args) {
                                                        "response-dynamic-metadata",
                                                        "start-without-config",
                                                        "merge-domains",
+                                                       "reuse-port",
                                                        "redis-tls-skip-hostname-verification"};
   Result<Flags> given = Flags::parse("serve", args, valued, booleans);
   if (!given) return usage_error("serve", given.error().message());
@@ -219,6 +224,7 @@ int run_serve(const std::vector<std::string>& args) {
   o.quota_mode = flags.has("quota-mode");
   o.start_without_config = flags.has("start-without-config");
   o.merge_domains = flags.has("merge-domains");
+  o.reuse_port = flags.has("reuse-port");
   if (const std::optional<std::string> r = flags.get("near-limit-ratio")) {
     Result<float> ratio = server::parse_ratio(*r);
     if (!ratio) return usage_error("serve", "flag --near-limit-ratio: " + ratio.error().message());

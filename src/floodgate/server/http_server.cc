@@ -105,6 +105,35 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// Returns a socket listening on `host`:`port`, or an error naming the address and why.
+Result<int> open_listener(const std::string& host, int port, bool reuse_port, int backlog) {
+  const std::string where = "\"" + host + ":" + std::to_string(port) + "\"";
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
+      rc != 0 || found == nullptr) {
+    return Error("cannot listen on " + where + ": " + ::gai_strerror(rc));
+  }
+  const std::unique_ptr<addrinfo, void (*)(addrinfo*)> owned(found, ::freeaddrinfo);
+  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+      ::bind(fd, found->ai_addr, found->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    return Error("cannot listen on " + where + ": " +
+                 (error == EADDRINUSE ? std::string("address already in use (another process "
+                                                    "listens on it)")
+                                      : std::string(std::strerror(error))));
+  }
+  return fd;
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -577,6 +606,13 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(HttpServerOptions options) : impl_(std::make_unique<Impl>(options)) {}
 
+Result<void> try_listen(const std::string& host, int port) {
+  Result<int> fd = open_listener(host, port, false, 1);
+  if (!fd) return fd.error();
+  ::close(*fd);
+  return {};
+}
+
 HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::route(std::string method, std::string path, HttpLane lane, HttpHandler handler) {
@@ -585,26 +621,10 @@ void HttpServer::route(std::string method, std::string path, HttpLane lane, Http
 
 Result<int> HttpServer::listen(const std::string& host, int port) {
   Impl& s = *impl_;
+  Result<int> fd = open_listener(host, port, s.options.reuse_port, s.options.backlog);
+  if (!fd) return fd.error();
+  s.listen_fd = *fd;
   const std::string where = "\"" + host + ":" + std::to_string(port) + "\"";
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  const std::string service = std::to_string(port);
-  if (const int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found);
-      rc != 0 || found == nullptr) {
-    return Error("cannot listen on " + where + ": " + ::gai_strerror(rc));
-  }
-  const std::unique_ptr<addrinfo, void (*)(addrinfo*)> owned(found, ::freeaddrinfo);
-  s.listen_fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  const int one = 1;
-  if (s.listen_fd < 0 ||
-      ::setsockopt(s.listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      ::bind(s.listen_fd, found->ai_addr, found->ai_addrlen) != 0 ||
-      ::listen(s.listen_fd, 1024) != 0) {
-    return Error("cannot listen on " + where + ": " + std::strerror(errno));
-  }
   sockaddr_storage bound{};
   socklen_t size = sizeof bound;
   ::getsockname(s.listen_fd, reinterpret_cast<sockaddr*>(&bound), &size);

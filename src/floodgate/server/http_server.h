@@ -54,6 +54,12 @@ struct HttpServerOptions {
   std::size_t max_body_bytes = 4 << 20;
   std::size_t slow_threads = 8;
   std::size_t fast_threads = 2;
+  // Listen with SO_REUSEPORT, so that other processes that do as well share the port (the kernel
+  // spreads connections among them). Off: a port another socket listens on is an error.
+  bool reuse_port = false;
+  // Connections the kernel queues before they are accepted (listen(2)'s backlog; the kernel caps
+  // it at net.core.somaxconn).
+  int backlog = 4096;
 };
 
 // Counts of what the server refused or cut short, for /metrics.
@@ -67,6 +73,10 @@ struct HttpServerStats {
 // Returns `text` ("host:port", the port from 0 to 65535) as host and port, or an error quoting it.
 Result<std::pair<std::string, int>> parse_host_port(const std::string& text);
 
+// Returns an error naming the address and why, if no socket could listen on `host`:`port` now
+// without SO_REUSEPORT (a socket is bound and closed at once); nothing if one could.
+Result<void> try_listen(const std::string& host, int port);
+
 class HttpServer {
  public:
   explicit HttpServer(HttpServerOptions options = {});
@@ -79,7 +89,7 @@ class HttpServer {
   void route(std::string method, std::string path, HttpLane lane, HttpHandler handler);
 
   // Listens on `host`:`port` (0: a free one) and starts serving; returns the port, or an error
-  // naming the address.
+  // naming the address (one in use, unless both sockets reuse the port, says so).
   Result<int> listen(const std::string& host, int port);
 
   // Stops taking connections, lets the handlers running finish and their answers go out (1 s at

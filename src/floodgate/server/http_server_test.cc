@@ -1,10 +1,20 @@
 #include "floodgate/server/http_server.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -43,6 +53,60 @@ struct Fixture {
   HttpServer server;
   int port = 0;
 };
+
+// The backlog of the IPv4 socket listening on loopback port `port`, as the kernel reports it
+// (`ss -lt`'s Send-Q), or -1 if none is found.
+int listen_backlog(int port) {
+  const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return -1;
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 request;
+  } ask{};
+  ask.header.nlmsg_len = sizeof ask;
+  ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  ask.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  ask.request.sdiag_family = AF_INET;
+  ask.request.sdiag_protocol = IPPROTO_TCP;
+  ask.request.idiag_states = 1u << TCP_LISTEN;
+  int found = -1;
+  if (::send(fd, &ask, sizeof ask, 0) == static_cast<ssize_t>(sizeof ask)) {
+    alignas(nlmsghdr) char buffer[16384];
+    for (bool done = false; !done;) {
+      const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;
+      // Each message: its header (16 bytes, 4-aligned), then its payload, padded to 4 bytes.
+      std::size_t at = 0;
+      while (at + sizeof(nlmsghdr) <= static_cast<std::size_t>(n)) {
+        nlmsghdr h;
+        std::memcpy(&h, buffer + at, sizeof h);
+        if (h.nlmsg_len < sizeof h || at + h.nlmsg_len > static_cast<std::size_t>(n) ||
+            h.nlmsg_type == NLMSG_DONE || h.nlmsg_type == NLMSG_ERROR) {
+          done = true;
+          break;
+        }
+        inet_diag_msg m;
+        std::memcpy(&m, buffer + at + sizeof h, sizeof m);
+        if (ntohs(m.id.idiag_sport) == port) found = static_cast<int>(m.idiag_wqueue);
+        at += (h.nlmsg_len + 3u) & ~3u;
+      }
+    }
+  }
+  ::close(fd);
+  return found;
+}
+
+// The kernel queues as many connections not yet accepted as gRPC's listener does (4096, within
+// net.core.somaxconn), not the 5 of cpp-httplib's default.
+TEST(HttpServerTest, ListensWithABacklogLikeGrpcs) {
+  Fixture f;
+  int somaxconn = 4096;
+  if (FILE* file = std::fopen("/proc/sys/net/core/somaxconn", "r")) {
+    if (std::fscanf(file, "%d", &somaxconn) != 1) somaxconn = 4096;
+    std::fclose(file);
+  }
+  EXPECT_EQ(listen_backlog(f.port), std::min(4096, somaxconn));
+}
 
 // Pipelined requests are each answered, in order (the second and third used to be dropped).
 TEST(HttpServerTest, AnswersPipelinedRequestsInOrder) {

@@ -19,6 +19,30 @@
 
 namespace floodgate::server {
 
+namespace {
+
+// What to do about an address in use, when ports are not shared.
+std::string reuse_hint(bool reuse_port) {
+  return reuse_port ? "" : "; --reuse-port shares it with other instances that ask to";
+}
+
+// Returns an error naming `address` and why, if a socket of our own cannot listen on it (host:port
+// only; other forms of gRPC address are left to gRPC).
+Result<void> try_grpc_address(const std::string& address, bool reuse_port) {
+  Result<std::pair<std::string, int>> at = parse_host_port(address);
+  if (!at || at->second == 0) return {};
+  std::string host = at->first;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (Result<void> free = try_listen(host, at->second); !free) {
+    return Error(free.error().message() + reuse_hint(reuse_port));
+  }
+  return {};
+}
+
+}  // namespace
+
 Runner::Runner(ServeOptions options) : options_(std::move(options)) {}
 
 Runner::~Runner() { stop(); }
@@ -103,6 +127,11 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
   r->rls_->add_to(builder);
   builder.RegisterService(r->health_.get());
   builder.SetMaxReceiveMessageSize(4 << 20);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, o.reuse_port ? 1 : 0);
+  // A port in use is said here, in words, rather than by gRPC's own log.
+  if (Result<void> free = try_grpc_address(o.grpc_address, o.reuse_port); !o.reuse_port && !free) {
+    return Error("gRPC address: " + free.error().message());
+  }
   r->grpc_ = builder.BuildAndStart();
   if (!r->grpc_ || r->grpc_port_ == 0) {
     r->grpc_.reset();
@@ -113,12 +142,12 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
                  std::to_string(r->grpc_port_));
 
   if (o.http) {
-    r->http_ = std::make_unique<HttpServer>();
+    r->http_ = std::make_unique<HttpServer>(HttpServerOptions{.reuse_port = o.reuse_port});
     add_http_endpoint(*r->http_, *r->service_, r->metrics_, r->registry_, o.answer,
                       std::move(health));
     r->registry_.add(http_server_metrics(*r->http_));
     Result<int> bound = r->http_->listen(o.http_host, o.http_port);
-    if (!bound) return Error("HTTP address: " + bound.error().message());
+    if (!bound) return Error("HTTP address: " + bound.error().message() + reuse_hint(o.reuse_port));
     r->http_port_ = *bound;
     say(o.out, "HTTP on " + o.http_host + ":" + std::to_string(r->http_port_));
   }

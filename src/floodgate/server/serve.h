@@ -38,6 +38,11 @@ struct ServeOptions {
   bool http = true;                             // Serve HTTP (`http_endpoint.h`) as well.
   std::string http_host = "127.0.0.1";
   int http_port = 8080;  // 0 picks a free one.
+  // Share the gRPC and HTTP ports with other processes that ask to (SO_REUSEPORT), the kernel
+  // spreading connections among them. Off: a port in use is an error, so that a second instance
+  // (a stale one, with another configuration and counts of its own) cannot take part of the
+  // traffic unseen.
+  bool reuse_port = false;
   std::size_t max_keys_per_rule = 100'000;
   bool shadow_mode = false;  // `ServiceOptions::shadow_mode`.
   bool quota_mode = false;   // `ServiceOptions::quota_mode`.

@@ -133,7 +133,9 @@ TEST(ServeRunnerTest, StartErrorsNameTheInputAndTheValue) {
   o.grpc_address = "no-such-host.invalid:1";
   Result<std::unique_ptr<Runner>> r = Runner::start(o);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().message(), "gRPC address \"no-such-host.invalid:1\": cannot listen on it");
+  EXPECT_NE(r.error().message().find("gRPC address: cannot listen on \"no-such-host.invalid:1\": "),
+            std::string::npos)
+      << r.error().message();
   o = options_for(config, said);
   o.http_host = "no-such-host.invalid";
   r = Runner::start(o);
@@ -148,6 +150,49 @@ TEST(ServeRunnerTest, StartErrorsNameTheInputAndTheValue) {
             std::string::npos)
       << r.error().message();
   EXPECT_EQ(r.error().message().find("secret"), std::string::npos) << r.error().message();
+}
+
+TEST(ServeRunnerTest, ASecondInstanceOnTheSamePortsIsRefusedUnlessBothShareThem) {
+  ConfigFile config("domain: d\ndescriptors:\n  - key: k\n");
+  Said said;
+  Result<std::unique_ptr<Runner>> first = Runner::start(options_for(config, said));
+  ASSERT_TRUE(first) << first.error().message();
+  const std::string grpc = "127.0.0.1:" + std::to_string((*first)->grpc_port());
+  const std::string http = "127.0.0.1:" + std::to_string((*first)->http_port());
+  ServeOptions o = options_for(config, said);
+  o.grpc_address = grpc;
+  Result<std::unique_ptr<Runner>> second = Runner::start(o);
+  ASSERT_FALSE(second) << "a second instance started on gRPC " << grpc;
+  EXPECT_EQ(second.error().message(),
+            "gRPC address: cannot listen on \"" + grpc +
+                "\": address already in use (another process listens on it); --reuse-port "
+                "shares it with other instances that ask to");
+  o = options_for(config, said);
+  o.http_port = (*first)->http_port();
+  second = Runner::start(o);
+  ASSERT_FALSE(second) << "a second instance started on HTTP " << http;
+  EXPECT_EQ(second.error().message(),
+            "HTTP address: cannot listen on \"" + http +
+                "\": address already in use (another process listens on it); --reuse-port "
+                "shares it with other instances that ask to");
+  // Asking for it is not enough: the instance already there has to have asked too.
+  o.grpc_address = grpc;
+  o.reuse_port = true;
+  EXPECT_FALSE(Runner::start(o));
+  first->reset();
+
+  // Both asked: both listen on both ports.
+  o = options_for(config, said);
+  o.reuse_port = true;
+  first = Runner::start(o);
+  ASSERT_TRUE(first) << first.error().message();
+  o.grpc_address = "127.0.0.1:" + std::to_string((*first)->grpc_port());
+  o.http_port = (*first)->http_port();
+  second = Runner::start(o);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_EQ((*second)->grpc_port(), (*first)->grpc_port());
+  EXPECT_EQ((*second)->http_port(), (*first)->http_port());
+  EXPECT_EQ(status_of((*first)->http_port(), testing::get("/healthcheck")), "HTTP/1.1 200 OK");
 }
 
 TEST(ParseHostPortTest, ReadsHostAndPortAndNamesWhatIsWrong) {
