@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "build_info.h"
 #include "commands.h"
 
 namespace {
@@ -17,7 +18,7 @@ Commands:
   stress   hammer a limiter from many threads and check it never admits more than its quota
   serve    Envoy's rate limit service (gRPC) under envoyproxy/ratelimit's configuration
 
-Run floodgate COMMAND --help for a command's flags.
+Run floodgate COMMAND --help for a command's flags; floodgate --version says which build this is.
 )";
 
 }  // namespace
@@ -27,6 +28,10 @@ int main(int argc, char** argv) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kHelp.data(), args.empty() ? stderr : stdout);
     return args.empty() ? floodgate::app::kExitUsage : floodgate::app::kExitOk;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    std::printf("floodgate %s (commit %s)\n", floodgate::app::kVersion, floodgate::app::kCommit);
+    return floodgate::app::kExitOk;
   }
   const std::string command = args[0];
   args.erase(args.begin());

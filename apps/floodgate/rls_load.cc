@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "build_info.h"
 #include "envoy/service/ratelimit/v3/rls.grpc.pb.h"
 #include "flags.h"
 
@@ -187,6 +188,11 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const std::vector<std::string> args(argv + 1, argv + argc);
   if (floodgate::app::print_help_if_asked(args, kHelp)) return 0;
+  if (std::find(args.begin(), args.end(), "--version") != args.end()) {
+    std::printf("floodgate-rls-load %s (commit %s)\n", floodgate::app::kVersion,
+                floodgate::app::kCommit);
+    return 0;
+  }
   floodgate::Result<Flags> parsed =
       Flags::parse("rls-load", args,
                    {"grpc", "streams", "seconds", "descriptors", "values", "domain", "rate"}, {});

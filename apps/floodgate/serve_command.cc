@@ -1,6 +1,7 @@
 // floodgate serve: Envoy's rate limit service, answered under envoyproxy/ratelimit's
 // configuration. This file turns flags into `server::ServeOptions`; src/floodgate/server/serve.h
 // runs the service.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "build_info.h"
 #include "commands.h"
 #include "flags.h"
 #include "floodgate/server/http_server.h"
@@ -31,6 +33,7 @@ SHADOW_MODE, QUOTA_MODE, LIMIT_RESPONSE_HEADERS_ENABLED and the three header nam
 NEAR_LIMIT_RATIO, RESPONSE_DYNAMIC_METADATA, FORCE_START_WITHOUT_INITIAL_CONFIG,
 MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
   --config PATH           the configuration (required)
+  --version               print the version and the commit it was built from, and exit
   --grpc ADDR             where to listen for gRPC, host:port (default 127.0.0.1:8081; port 0
                           picks a free one); the address is printed on standard output
   --http ADDR             where to listen for HTTP (default 127.0.0.1:8080; "off": nowhere):
@@ -133,6 +136,10 @@ void say_err(const std::string& line) {
 
 int run_serve(const std::vector<std::string>& args) {
   if (print_help_if_asked(args, kHelp)) return kExitOk;
+  if (std::find(args.begin(), args.end(), "--version") != args.end()) {
+    std::printf("floodgate serve %s (commit %s)\n", kVersion, kCommit);
+    return kExitOk;
+  }
   const std::set<std::string, std::less<>> valued = {"config",
                                                      "grpc",
                                                      "http",

@@ -20,6 +20,15 @@ run nocommand 1 "$bin"
 run badcommand 1 "$bin" frobnicate
 contains badcommand badcommand.err 'unknown command "frobnicate"'
 pass "no or unknown command: status 1 and a message"
+# Which build this is: the version CMake's project() says and the commit (12 hex digits, or
+# "unknown" outside a git checkout), from floodgate and from floodgate serve alike.
+version=$(sed -n 's/^project(floodgate VERSION \([0-9.]*\) .*/\1/p' "$src/CMakeLists.txt")
+for cmd in "" serve; do
+  run "version$cmd" 0 "$bin" $cmd --version
+  grep -Eqx "floodgate${cmd:+ $cmd} $version \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)" "version$cmd.out" ||
+    fail "--version of floodgate $cmd: expected \"floodgate${cmd:+ $cmd} $version (commit ...)\", got: $(cat "version$cmd.out")"
+done
+pass "--version for floodgate and floodgate serve: version $version and the commit"
 
 # Replay is a pure function of the trace and the policy: the committed decisions, byte for byte,
 # twice, from a file and from standard input.
