@@ -12,6 +12,8 @@
 #include "build_info.h"
 #include "commands.h"
 #include "flags.h"
+#include "floodgate/core/internal/format.h"
+#include "floodgate/server/config.h"
 #include "floodgate/server/http_server.h"
 #include "floodgate/server/serve.h"
 #include "serve_environment.h"
@@ -33,6 +35,10 @@ SHADOW_MODE, QUOTA_MODE, LIMIT_RESPONSE_HEADERS_ENABLED and the three header nam
 NEAR_LIMIT_RATIO, RESPONSE_DYNAMIC_METADATA, FORCE_START_WITHOUT_INITIAL_CONFIG,
 MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
   --config PATH           the configuration (required)
+  --check-config PATH     check the configuration PATH (a file or a directory, as --config; with
+                          --merge-domains if given) and exit without serving: 0 when it loads,
+                          else 1 with every error on standard error, one "file:line: what" a
+                          line (a file that is not valid YAML stops at its first), for CI
   --version               print the version and the commit it was built from, and exit
   --grpc ADDR             where to listen for gRPC, host:port (default 127.0.0.1:8081; port 0
                           picks a free one); the address is printed on standard output
@@ -132,6 +138,27 @@ void say_err(const std::string& line) {
   std::fprintf(stderr, "floodgate serve: %s\n", line.c_str());
 }
 
+// `--check-config PATH`: every error on standard error, one "file:line: what" a line, and 1; or
+// what was read on standard output, and 0.
+int check_config(const std::string& path, bool merge_domains) {
+  const server::ConfigCheck check = server::Config::check(path, merge_domains);
+  for (const std::string& warning : check.warnings) say_err("warning: " + warning);
+  for (const std::string& error : check.errors) std::fprintf(stderr, "%s\n", error.c_str());
+  const auto count = [](std::size_t n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+  };
+  if (!check.errors.empty()) {
+    say_err("configuration " + internal::quoted(path) + ": " +
+            count(check.errors.size(), "error", "errors"));
+    return kExitUsage;
+  }
+  say_out("configuration " + internal::quoted(path) + ": OK, " +
+          count(check.domains, "domain", "domains") + ", " +
+          count(check.rules, "descriptor", "descriptors") + " in " +
+          count(check.files.size(), "file", "files"));
+  return kExitOk;
+}
+
 }  // namespace
 
 int run_serve(const std::vector<std::string>& args) {
@@ -141,6 +168,7 @@ int run_serve(const std::vector<std::string>& args) {
     return kExitOk;
   }
   const std::set<std::string, std::less<>> valued = {"config",
+                                                     "check-config",
                                                      "grpc",
                                                      "http",
                                                      "max-keys-per-rule",
@@ -191,6 +219,9 @@ int run_serve(const std::vector<std::string>& args) {
   const Flags& flags = *parsed;
   if (!flags.positional().empty()) {
     return usage_error("serve", "unexpected argument \"" + flags.positional()[0] + "\"");
+  }
+  if (const std::optional<std::string> path = flags.get("check-config")) {
+    return check_config(*path, flags.has("merge-domains"));
   }
   server::ServeOptions o{.out = say_out, .err = say_err};
   const std::optional<std::string> config = flags.get("config");

@@ -30,6 +30,23 @@ for cmd in "" serve; do
 done
 pass "--version for floodgate and floodgate serve: version $version and the commit"
 
+# serve --check-config: every error of every file, one "file:line: what" a line, and status 1;
+# a good configuration: 0 and what was read. Nothing listens either way.
+mkdir -p checkme
+printf 'domain: one\ndescriptors:\n  - key: k\n    rate_limit: {unit: fortnight, requests_per_unit: 1}\n  - key: j\n    rate_limit: {unit: second, requests_per_unit: x}\n' >checkme/a.yaml
+printf 'domain: two\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, requests_per_unit: 1}\n' >checkme/b.yaml
+printf 'domain: two\n' >checkme/c.yml
+run checkbad 1 "$bin" serve --check-config checkme
+[ "$(grep -c . checkbad.err)" = 4 ] || fail "--check-config: expected 3 errors and a count, got: $(cat checkbad.err)"
+contains checkbad checkbad.err 'checkme/a.yaml:4: unit must be second, minute'
+contains checkbad checkbad.err 'checkme/a.yaml:6: requests_per_unit must be a whole number from 0 to 4294967295 (got "x")'
+contains checkbad checkbad.err 'checkme/c.yml: domain "two" is already defined in checkme/b.yaml'
+contains checkbad checkbad.err 'configuration "checkme": 3 errors'
+rm checkme/a.yaml checkme/c.yml
+run checkgood 0 "$bin" serve --check-config checkme
+contains checkgood checkgood.out 'configuration "checkme": OK, 1 domain, 1 descriptor in 1 file'
+pass "serve --check-config: every error as file:line and status 1, or OK and 0"
+
 # Replay is a pure function of the trace and the policy: the committed decisions, byte for byte,
 # twice, from a file and from standard input.
 run golden 0 "$bin" replay "$src/tests/cli/trace.csv" --quota "2/s burst 3"

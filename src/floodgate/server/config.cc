@@ -38,6 +38,9 @@ struct Reader {
   const YamlDocument& doc;
   const std::string& file;
   std::size_t& rules;
+  // Null: the first error ends the reading. Otherwise a descriptor with an error is recorded here
+  // and skipped, and its siblings are read on.
+  std::vector<Error>* errors = nullptr;
 
   std::string where(std::uint32_t node) const {
     return file + ":" + std::to_string(doc.line(node));
@@ -253,7 +256,11 @@ Result<std::vector<Descriptor>> Reader::parse_descriptors(std::uint32_t node,
   if (doc.kind(node) != Kind::Seq) return error_at(node, "descriptors must be a list");
   for (std::uint32_t item = doc.first(node); item != kNone; item = doc.next(item)) {
     Result<Descriptor> d = parse_descriptor(item, parent);
-    if (!d) return d.error();
+    if (!d && errors == nullptr) return d.error();
+    if (!d) {
+      errors->push_back(d.error());
+      continue;
+    }
     out.push_back(std::move(*d));
   }
   return out;
@@ -451,9 +458,14 @@ Result<Config> Config::parse(std::string_view text, const std::string& file) {
 }
 
 Result<Config> Config::parse(std::string_view text, const std::string& file, std::size_t& rules) {
+  return parse(text, file, rules, nullptr);
+}
+
+Result<Config> Config::parse(std::string_view text, const std::string& file, std::size_t& rules,
+                             std::vector<Error>* errors) {
   Result<YamlDocument> doc = YamlDocument::parse(text, file);
   if (!doc) return doc.error();
-  const Reader reader{*doc, file, rules};
+  const Reader reader{*doc, file, rules, errors};
   const std::uint32_t root = doc->root();
   if (doc->kind(root) != Kind::Map) {
     return Error(file + ": must be a map with domain and descriptors");
@@ -474,6 +486,11 @@ Result<Config> Config::parse(std::string_view text, const std::string& file, std
   Result<std::vector<Descriptor>> descriptors =
       reader.parse_descriptors(doc->find(root, "descriptors"), Parent{d->name, identity});
   if (!descriptors) return descriptors.error();
+  if (errors != nullptr && !errors->empty()) {
+    Error first = errors->front();
+    errors->erase(errors->begin());
+    return first;
+  }
   d->descriptors = std::move(*descriptors);
   if (Result<void> ok = unique(d->top.index(d->descriptors)); !ok) return ok.error();
   if (Result<void> ok = index_tree(d->descriptors); !ok) return ok.error();
@@ -502,11 +519,14 @@ Result<void> Config::add(Config&& other, bool merge_domains) {
   return {};
 }
 
-Result<Config> Config::load(const std::string& path, bool merge_domains) {
+namespace {
+
+// Lists the configuration files of `path`: the file itself, or a directory's *.yaml and *.yml
+// files in name order, with a warning for each entry so named that is not a file.
+Result<void> list_files(const std::string& path, std::vector<std::string>& files,
+                        std::vector<std::string>& warnings) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  std::vector<std::string> files;
-  std::vector<std::string> warnings;
   if (fs::is_directory(path, ec)) {
     for (const fs::directory_entry& e : fs::directory_iterator(path, ec)) {
       const std::string ext = e.path().extension().string();
@@ -547,6 +567,15 @@ Result<Config> Config::load(const std::string& path, bool merge_domains) {
   } else {
     files.push_back(path);
   }
+  return {};
+}
+
+}  // namespace
+
+Result<Config> Config::load(const std::string& path, bool merge_domains) {
+  std::vector<std::string> files;
+  std::vector<std::string> warnings;
+  if (Result<void> listed = list_files(path, files, warnings); !listed) return listed.error();
   Config config;
   std::size_t rules = 0;
   for (const std::string& file : files) {
@@ -562,6 +591,37 @@ Result<Config> Config::load(const std::string& path, bool merge_domains) {
   }
   config.warnings_ = std::move(warnings);
   return config;
+}
+
+ConfigCheck Config::check(const std::string& path, bool merge_domains) {
+  ConfigCheck out;
+  if (Result<void> listed = list_files(path, out.files, out.warnings); !listed) {
+    out.errors.push_back(listed.error().message());
+    return out;
+  }
+  Config config;
+  std::size_t rules = 0;
+  for (const std::string& file : out.files) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      out.errors.push_back("config " + internal::quoted(file, internal::kNameBytes) +
+                           ": cannot open");
+      continue;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    std::vector<Error> more;
+    Result<Config> one = parse(text.str(), file, rules, &more);
+    if (!one) out.errors.push_back(one.error().message());
+    for (const Error& e : more) out.errors.push_back(e.message());
+    if (!one) continue;
+    if (Result<void> ok = config.add(std::move(*one), merge_domains); !ok) {
+      out.errors.push_back(ok.error().message());
+    }
+  }
+  out.domains = config.domains_.size();
+  out.rules = rules;
+  return out;
 }
 
 namespace {

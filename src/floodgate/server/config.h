@@ -156,6 +156,15 @@ struct Entry {
   std::string_view value;
 };
 
+// What `Config::check` found.
+struct ConfigCheck {
+  std::vector<std::string> files;     // Read, in order.
+  std::vector<std::string> errors;    // Each "file:line: what"; none: the configuration loads.
+  std::vector<std::string> warnings;  // What `load` would skip.
+  std::size_t domains = 0;            // Of the files without errors.
+  std::size_t rules = 0;              // Descriptors read, every level counted.
+};
+
 class Config {
  public:
   Config() = default;
@@ -178,6 +187,12 @@ class Config {
   // With `merge_domains` (envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG), a domain may be defined in
   // several files: their descriptors are merged, and two with one key and value are an error.
   static Result<Config> load(const std::string& path, bool merge_domains = false);
+
+  // Reads `path` as `load` does, but goes on past errors: every file is read, and in each a
+  // descriptor with an error is skipped and its siblings read on, so that one run names every
+  // mistake it can (a file that is not valid YAML stops at its first). For configuration checks
+  // in CI.
+  static ConfigCheck check(const std::string& path, bool merge_domains = false);
 
   // Returns what `load` skipped, one message each.
   const std::vector<std::string>& warnings() const { return warnings_; }
@@ -217,6 +232,11 @@ class Config {
   static Result<Config> parse(std::string_view text, const std::string& file, std::size_t& rules);
 
  private:
+  // `parse`; with `errors`, a descriptor with an error is skipped and its error added there, the
+  // first of them returned (`check`).
+  static Result<Config> parse(std::string_view text, const std::string& file, std::size_t& rules,
+                              std::vector<Error>* errors);
+
   Result<void> add(Config&& other, bool merge_domains);
 
   // Domains are kept behind pointers so that the indexes into them survive moves.

@@ -294,6 +294,60 @@ TEST(ConfigTest, EveryRuleHasAnIdentityNoOtherRuleShares) {
             shop_cart.domain("shop.cart")->descriptors[0].identity);
 }
 
+// A check reads on past errors: every file, and in a file every descriptor, so that one run names
+// every mistake; each error is the one `load` gives for it alone.
+TEST(ConfigTest, ACheckNamesEveryErrorOfEveryFile) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("floodgate-config-check-" +
+                    std::to_string(::testing::UnitTest::GetInstance()->random_seed()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const char* name, std::string_view text) {
+    std::ofstream(dir / name) << text;
+  };
+  write("a.yaml",
+        "domain: one\ndescriptors:\n"
+        "  - key: k\n    rate_limit: {unit: fortnight, requests_per_unit: 1}\n"
+        "  - key: ok\n    rate_limit: {unit: second, requests_per_unit: 1}\n"
+        "  - key: m\n    descriptors:\n"
+        "      - key: n\n        rate_limit: {unit: second, requests_per_unit: -3}\n"
+        "      - key: o\n        rate_limit: {unit: second, requests_per_units: 3}\n");
+  write("b.yaml", "domain: two\ndescriptors:\n  - key: k\n\tvalue: tab\n");
+  write("c.yaml",
+        "domain: three\ndescriptors:\n  - key: k\n    rate_limit: {unit: second, "
+        "requests_per_unit: 1}\n");
+  write("d.yaml", "domain: three\n");
+  const ConfigCheck check = Config::check(dir.string());
+  const std::string a = (dir / "a.yaml").string();
+  EXPECT_EQ(check.files.size(), 4u);
+  ASSERT_EQ(check.errors.size(), 5u) << ::testing::PrintToString(check.errors);
+  EXPECT_EQ(check.errors[0].rfind(a + ":4: unit must be", 0), 0u) << check.errors[0];
+  EXPECT_EQ(check.errors[1].rfind(a + ":10: requests_per_unit must be a whole number", 0), 0u)
+      << check.errors[1];
+  EXPECT_EQ(check.errors[2].rfind(a + ":12: rate_limit: unknown key \"requests_per_units\"", 0), 0u)
+      << check.errors[2];
+  EXPECT_EQ(check.errors[3].rfind((dir / "b.yaml").string() + ":", 0), 0u) << check.errors[3];
+  EXPECT_EQ(check.errors[4], (dir / "d.yaml").string() +
+                                 ": domain \"three\" is already defined in " +
+                                 (dir / "c.yaml").string() + " (--merge-domains merges them)");
+  // Each is what loading says, first error first.
+  Result<Config> loaded = Config::load(dir.string());
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().message(), check.errors[0]);
+
+  // Without errors: what was read.
+  std::filesystem::remove(dir / "a.yaml");
+  std::filesystem::remove(dir / "b.yaml");
+  std::filesystem::remove(dir / "d.yaml");
+  const ConfigCheck good = Config::check(dir.string());
+  EXPECT_TRUE(good.errors.empty()) << ::testing::PrintToString(good.errors);
+  EXPECT_EQ(good.domains, 1u);
+  EXPECT_EQ(good.rules, 1u);
+  EXPECT_EQ(Config::check((dir / "none").string()).errors,
+            std::vector<std::string>{"config \"" + (dir / "none").string() + "\": cannot open"});
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ConfigTest, ADirectoryIsEveryYamlFileInItAndADomainLivesInOneFile) {
   const auto dir =
       std::filesystem::temp_directory_path() /
