@@ -45,7 +45,9 @@ MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
   --http ADDR             where to listen for HTTP (default 127.0.0.1:8080; "off": nowhere):
                           POST /json (envoyproxy/ratelimit's endpoint: the proto3-JSON request,
                           answered 200 when OK and 429 when over the limit), GET /healthcheck,
-                          GET /metrics (Prometheus text format)
+                          GET /rlconfig (the rules in force, a line each, as
+                          envoyproxy/ratelimit's debug endpoint lists them), GET /metrics
+                          (Prometheus text format)
   --reuse-port            share the gRPC and HTTP ports with other instances started with it
                           (SO_REUSEPORT; the kernel spreads connections among them); without
                           it, a port something else listens on is an error, so that a second

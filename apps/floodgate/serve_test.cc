@@ -1311,8 +1311,16 @@ TEST(ServeTest, StartsWithoutAConfigurationWhenAskedAndServesOnceItLoads) {
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 500);
   EXPECT_NE(server.stderr_text().find("the configuration did not load"), std::string::npos);
+  const httplib::Result rules = server.http().Get("/rlconfig");
+  ASSERT_TRUE(rules);
+  EXPECT_EQ(rules->status, 503);
+  EXPECT_TRUE(rules->body.starts_with("no rate limit configuration loaded: ")) << rules->body;
   server.write(kConfig);
   EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
+  const httplib::Result loaded = server.http().Get("/rlconfig");
+  ASSERT_TRUE(loaded);
+  EXPECT_EQ(loaded->status, 200);
+  EXPECT_TRUE(loaded->body.starts_with("edge.ip: unit=")) << loaded->body;
   ASSERT_TRUE(server.call(request("edge", {{"ip", "1"}}), r).ok());
   EXPECT_EQ(r.statuses(0).limit_remaining(), 2u);
   EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::SERVING);

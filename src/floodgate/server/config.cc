@@ -640,6 +640,41 @@ bool has_wildcard(const Descriptor& d) {
 
 }  // namespace
 
+namespace {
+
+void dump_level(const std::vector<Descriptor>& level, std::string& out) {
+  for (const Descriptor& d : level) {
+    if (d.rate_limit) {
+      const RateLimit& r = *d.rate_limit;
+      std::string unit(r.unlimited ? "unknown" : to_string(r.unit));
+      for (char& c : unit) c = static_cast<char>(c - 'a' + 'A');
+      out += d.id + ": unit=" + unit +
+             " requests_per_unit=" + std::to_string(r.unlimited ? 0 : r.requests_per_unit) +
+             ", shadow_mode: " + (d.shadow_mode ? "true" : "false") +
+             ", quota_mode: " + (d.quota_mode ? "true" : "false");
+      if (r.unlimited) out += ", unlimited: true";
+      if (!r.unlimited && r.algorithm != Algorithm::EnvoyFixedWindow) {
+        out += ", algorithm: " + std::string(to_string(r.algorithm));
+      }
+      if (r.burst) out += ", burst: " + std::to_string(*r.burst);
+      if (!r.name.empty()) out += ", name: " + r.name;
+      for (std::size_t i = 0; i < r.replaces.size(); ++i) {
+        out += (i == 0 ? ", replaces: " : ",") + r.replaces[i];
+      }
+      out += '\n';
+    }
+    dump_level(d.descriptors, out);
+  }
+}
+
+}  // namespace
+
+std::string Config::dump() const {
+  std::string out;
+  for (const auto& [name, domain] : domains_) dump_level(domain->descriptors, out);
+  return out;
+}
+
 std::string Config::state_key(const Descriptor& rule, std::span<const Entry> entries) {
   std::string key;
   const auto append = [&key](std::string_view value) {

@@ -222,6 +222,13 @@ class Config {
   static std::string stats_key(std::string_view domain, const Descriptor& rule,
                                std::span<const Entry> entries);
 
+  // Returns the rules as envoyproxy/ratelimit's `/rlconfig` lists them: a line per descriptor
+  // with a rate limit, domains in name order and descriptors depth first in file order,
+  // "<id>: unit=<UNIT> requests_per_unit=<N>, shadow_mode: <bool>, quota_mode: <bool>"; then,
+  // where they apply, ", unlimited: true" (with unit=UNKNOWN requests_per_unit=0, as upstream),
+  // ", algorithm: <name>", ", burst: <N>", ", name: <name>" and ", replaces: <a>,<b>".
+  std::string dump() const;
+
   // Returns the domain `name`, or null.
   const Domain* domain(std::string_view name) const;
   // Returns the domains' names, in order.

@@ -294,6 +294,38 @@ TEST(ConfigTest, EveryRuleHasAnIdentityNoOtherRuleShares) {
             shop_cart.domain("shop.cart")->descriptors[0].identity);
 }
 
+// The listing of /rlconfig: envoyproxy/ratelimit's line for each rule (its own test's expected
+// line for `foo.k1_v1` verbatim), floodgate's extensions after it, depth first in file order.
+TEST(ConfigTest, DumpListsEachRuleAsEnvoyRatelimitsRlconfigDoes) {
+  Result<Config> foo = Config::parse(
+      "domain: foo\ndescriptors:\n  - key: k1\n    value: v1\n"
+      "    rate_limit: {unit: minute, requests_per_unit: 3}\n",
+      "foo.yaml");
+  ASSERT_TRUE(foo) << foo.error().message();
+  EXPECT_EQ(foo->dump(),
+            "foo.k1_v1: unit=MINUTE requests_per_unit=3, shadow_mode: false, quota_mode: false\n");
+  Result<Config> api = Config::parse(
+      "domain: api\ndescriptors:\n"
+      "  - key: user\n    value: healthcheck\n    rate_limit: {unlimited: true}\n"
+      "  - key: user\n    shadow_mode: true\n"
+      "    rate_limit: {unit: second, requests_per_unit: 10, algorithm: gcra, burst: 20, name: u}\n"
+      "    descriptors:\n      - key: path\n        quota_mode: true\n"
+      "        rate_limit: {unit: day, requests_per_unit: 0, replaces: [{name: u}]}\n"
+      "  - key: plan\n    descriptors:\n      - key: tier\n"
+      "        rate_limit: {unit: hour, requests_per_unit: 7}\n",
+      "api.yaml");
+  ASSERT_TRUE(api) << api.error().message();
+  EXPECT_EQ(
+      api->dump(),
+      "api.user_healthcheck: unit=UNKNOWN requests_per_unit=0, shadow_mode: false, "
+      "quota_mode: false, unlimited: true\n"
+      "api.user: unit=SECOND requests_per_unit=10, shadow_mode: true, quota_mode: false, "
+      "algorithm: gcra, burst: 20, name: u\n"
+      "api.user.path: unit=DAY requests_per_unit=0, shadow_mode: false, quota_mode: true, "
+      "replaces: u\n"
+      "api.plan.tier: unit=HOUR requests_per_unit=7, shadow_mode: false, quota_mode: false\n");
+}
+
 // A check reads on past errors: every file, and in a file every descriptor, so that one run names
 // every mistake; each error is the one `load` gives for it alone.
 TEST(ConfigTest, ACheckNamesEveryErrorOfEveryFile) {

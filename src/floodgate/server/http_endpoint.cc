@@ -48,6 +48,16 @@ void add_http_endpoint(HttpServer& http, Service& service, ServiceMetrics& metri
                }
                return HttpResponse{200, "text/plain", "OK\n"};
              });
+  // The rules in force, as envoyproxy/ratelimit's debug endpoint of the same name lists them.
+  http.route("GET", "/rlconfig", HttpLane::Fast, [&service](const HttpRequest&) {
+    const std::shared_ptr<const Config> config = service.config();
+    if (!service.configured() || config == nullptr) {
+      return HttpResponse{
+          503, "text/plain",
+          "no rate limit configuration loaded: " + service.configuration_error() + "\n"};
+    }
+    return HttpResponse{200, "text/plain", config->dump()};
+  });
   http.route("GET", "/metrics", HttpLane::Fast, [&registry](const HttpRequest&) {
     return HttpResponse{200, "text/plain; version=0.0.4", registry.write()};
   });

@@ -95,6 +95,13 @@ TEST(ServeRunnerTest, AnswersOverHttpReloadsWhenAskedAndStopsTwice) {
   EXPECT_EQ(status_of(r.http_port(), testing::post("/json", kJson)),
             "HTTP/1.1 429 Too Many Requests");
   EXPECT_EQ(status_of(r.http_port(), testing::get("/healthcheck")), "HTTP/1.1 200 OK");
+  const auto rlconfig = [&r] {
+    testing::Client c(r.http_port());
+    const std::string got = c.read_responses(c.send(testing::get("/rlconfig")) ? 1 : 0);
+    return got.substr(got.find("\r\n\r\n") + 4);
+  };
+  EXPECT_EQ(rlconfig(),
+            "d.k: unit=HOUR requests_per_unit=1, shadow_mode: false, quota_mode: false\n");
   testing::Client metrics(r.http_port());
   ASSERT_TRUE(metrics.send(testing::get("/metrics")));
   EXPECT_NE(metrics.read_until("floodgate_http_timeouts_total")
@@ -113,6 +120,8 @@ TEST(ServeRunnerTest, AnswersOverHttpReloadsWhenAskedAndStopsTwice) {
   }
   ASSERT_TRUE(said.has("(test)"));
   EXPECT_EQ(status_of(r.http_port(), testing::post("/json", kJson)), "HTTP/1.1 200 OK");
+  EXPECT_EQ(rlconfig(),
+            "d.k: unit=HOUR requests_per_unit=3, shadow_mode: false, quota_mode: false\n");
 
   r.stop();
   r.stop();
