@@ -31,25 +31,46 @@ packages=(
   libcpp-httplib-dev  # the HTTP client of the serve tests, and examples/http_service.cc
 )
 
+# promtool, Prometheus's checker (the metrics and alert-rule tests), comes from Debian's
+# prometheus package. That package also installs and starts a Prometheus server, which no build
+# machine should run: promtool alone is taken out of it (a static program) and installed here.
+promtool_path=/usr/local/bin/promtool
+
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ $status == "install ok installed" ]] || missing+=("$p")
 done
+need_promtool=0
+command -v promtool >/dev/null 2>&1 || need_promtool=1
 
-if ((${#missing[@]} == 0)); then
-  echo "install-deps: all ${#packages[@]} packages present; nothing to install"
+if ((${#missing[@]} == 0 && need_promtool == 0)); then
+  echo "install-deps: all ${#packages[@]} packages and promtool present; nothing to install"
   exit 0
 fi
 
 if [[ $(id -u) -ne 0 ]]; then
-  echo "install-deps: missing packages: ${missing[*]}" >&2
+  ((${#missing[@]} == 0)) || echo "install-deps: missing packages: ${missing[*]}" >&2
+  ((need_promtool == 0)) || echo "install-deps: missing: promtool (from the prometheus package)" >&2
   echo "install-deps: run as root (or: sudo $0) to install them" >&2
   exit 1
 fi
 
-echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if ((${#missing[@]} > 0)); then
+  echo "install-deps: installing ${missing[*]}"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ((need_promtool == 1)); then
+  echo "install-deps: installing promtool from the prometheus package, without the server"
+  scratch=$(mktemp -d)
+  trap 'rm -rf "$scratch"' EXIT
+  chmod 755 "$scratch"
+  chown _apt "$scratch" 2>/dev/null || true  # apt downloads as the _apt user.
+  (cd "$scratch" && apt-get download -qq prometheus)
+  dpkg-deb --fsys-tarfile "$scratch"/prometheus_*.deb | tar -x -C "$scratch" ./usr/bin/promtool
+  install -m 755 "$scratch/usr/bin/promtool" "$promtool_path"
+  "$promtool_path" --version | head -n 1
+fi
 echo "install-deps: done"

@@ -102,7 +102,7 @@ MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
   --quota-mode            every rule in quota mode: a request is over the limit only when all its
                           limited descriptors are (envoyproxy/ratelimit's QUOTA_MODE)
   --near-limit-ratio R    hits admitted past R times the limit count as near it in
-                          floodgate_rule_near_limit (default 0.8, from 0 to 1)
+                          floodgate_rule_near_limit_total (default 0.8, from 0 to 1)
   --max-keys-per-rule N   descriptor values with state per rule (default 100000); past it, new
                           values are decided without state until old ones are idle
   --start-without-config  start even if the configuration does not load: answer UNAVAILABLE
@@ -225,7 +225,7 @@ int run_serve(const std::vector<std::string>& args) {
   if (const std::optional<std::string> path = flags.get("check-config")) {
     return check_config(*path, flags.has("merge-domains"));
   }
-  server::ServeOptions o{.out = say_out, .err = say_err};
+  server::ServeOptions o{.version = kVersion, .commit = kCommit, .out = say_out, .err = say_err};
   const std::optional<std::string> config = flags.get("config");
   if (!config) return usage_error("serve", "flag --config: needed (a file or a directory)");
   o.config_path = *config;

@@ -18,6 +18,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -488,10 +489,10 @@ TEST(ServeTest, AnswersJsonOverHttpWith200Or429AndServesHealthAndMetrics) {
   ASSERT_TRUE(metrics);
   EXPECT_EQ(metrics->status, 200);
   const std::string& m = metrics->body;
-  EXPECT_NE(m.find("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.ip\"} 5\n"),
+  EXPECT_NE(m.find("floodgate_rule_hits_total{domain=\"edge\",rule=\"edge.ip\"} 5\n"),
             std::string::npos)
       << m;
-  EXPECT_NE(m.find("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.ip\"} 2\n"),
+  EXPECT_NE(m.find("floodgate_rule_over_limit_total{domain=\"edge\",rule=\"edge.ip\"} 2\n"),
             std::string::npos);
   EXPECT_NE(m.find("floodgate_requests_total{endpoint=\"http\"} 7\n"), std::string::npos);
   EXPECT_NE(m.find("floodgate_malformed_requests_total{endpoint=\"http\"} 3\n"), std::string::npos);
@@ -526,6 +527,13 @@ std::map<std::string, std::uint64_t> policy_decisions(const std::string& metrics
     out["all"] += n;
   }
   return out;
+}
+
+// Returns the value of the sample `name` (its labels included, if any) in `metrics`, or -1.
+double sample(const std::string& metrics, const std::string& name) {
+  const std::size_t at = metrics.find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(metrics.substr(at + name.size() + 2));
 }
 
 constexpr std::string_view kShared = R"(domain: fleet
@@ -774,14 +782,118 @@ TEST(ServeRedisTest, ARedisThatIsDownIsAnsweredByThePolicyAndMarksTheServiceDegr
   const std::size_t line = log.find("Redis failure policy");
   EXPECT_EQ(log.find("Redis failure policy", line + 1), std::string::npos) << log;
   EXPECT_NE(log.find("unreachable ", line), std::string::npos) << log;
+  // Each change of Redis's state said once: not deciding, then the breaker open.
+  const std::string at = "Redis at \"" + redis.url() + "\"";
+  for (const std::string& change :
+       {at + " is not deciding (unreachable: ", at + ": circuit breaker open after repeated"}) {
+    const std::size_t first = log.find(change);
+    EXPECT_NE(first, std::string::npos) << change << " in: " << log;
+    EXPECT_EQ(log.find(change, first + 1), std::string::npos) << "said twice: " << log;
+  }
+  EXPECT_EQ(sample(metrics->body, "floodgate_redis_up"), 0) << metrics->body;
+  EXPECT_EQ(sample(metrics->body, "floodgate_redis_breaker_open"), 1) << metrics->body;
+  EXPECT_GE(sample(metrics->body, "floodgate_redis_breaker_opens_total"), 1) << metrics->body;
 
   redis.restart();
   EXPECT_EQ(server.healthcheck_until_ok(10s), 200);
   EXPECT_EQ(server.health(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_TRUE(server.wait_for_stderr(at + " decides again, after ", 10s)) << server.stderr_text();
+  EXPECT_NE(server.stderr_text().find("s; its circuit breaker is closed"), std::string::npos)
+      << server.stderr_text();
+  const httplib::Result after = server.http().Get("/metrics");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(sample(after->body, "floodgate_redis_up"), 1) << after->body;
+  EXPECT_EQ(sample(after->body, "floodgate_redis_breaker_open"), 0) << after->body;
 }
 
 // Runs `command` with a shell (defined below).
 std::string run_command(const std::string& command, int& status);
+
+// Returns the sum of the samples of `family` in `metrics` whose labels contain `labels`.
+double sum_of(const std::string& metrics, const std::string& family, const std::string& labels) {
+  double sum = 0;
+  std::istringstream lines(metrics);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with(family + "{") || line.find(labels) == std::string::npos) continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+// /metrics follows Prometheus's conventions as its own checker reads them (promtool, from
+// Debian's prometheus package: scripts/install-deps.sh), with every family a Redis-backed server
+// writes; a rule's hits are counted once in the per-rule families and once in the per-value ones,
+// so that a sum() over either is the number of hits.
+TEST(ServeRedisTest, MetricsPassPromtoolAndASumCountsEachHitOnce) {
+  const std::string promtool = FLOODGATE_PROMTOOL;
+  ASSERT_FALSE(promtool.empty()) << "promtool not found: scripts/install-deps.sh installs it";
+  testing::RedisServer redis;
+  Server server(R"(domain: mail
+descriptors:
+  - key: to_domain
+    detailed_metric: true
+    rate_limit: {unit: minute, requests_per_unit: 20}
+  - key: plan
+    shadow_mode: true
+    rate_limit: {unit: second, requests_per_unit: 2, algorithm: gcra}
+)",
+                {"--redis", redis.url(), "--redis-timeout", "5", "--request-timeout", "5"});
+  ASSERT_TRUE(server.ready());
+  rls::RateLimitResponse r;
+  for (int i = 0; i < 101; ++i) {
+    ASSERT_TRUE(
+        server.call(request("mail", {{"to_domain", i % 3 == 0 ? "b.example" : "a.example"}}), r)
+            .ok());
+  }
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(server.call(request("mail", {{"plan", "free"}}), r).ok());
+  ASSERT_TRUE(server.http().Post(
+      "/json", R"({"domain":"mail","descriptors":[{"entries":[{"key":"plan","value":"free"}]}]})",
+      "application/json"));
+  const httplib::Result metrics = server.http().Get("/metrics");
+  ASSERT_TRUE(metrics);
+  const std::string& m = metrics->body;
+
+  const std::filesystem::path file = std::filesystem::path(redis.folder()) / "metrics.txt";
+  std::ofstream(file) << m;
+  int status = 0;
+  const std::string said =
+      run_command("'" + promtool + "' check metrics < '" + file.string() + "' 2>&1", status);
+  EXPECT_EQ(status, 0) << said;
+  EXPECT_EQ(said, "") << "promtool has remarks";
+
+  const std::string rule = "rule=\"mail.to_domain\"";
+  EXPECT_EQ(sum_of(m, "floodgate_rule_hits_total", rule), 101) << m;
+  EXPECT_EQ(sum_of(m, "floodgate_rule_value_hits_total", rule), 101) << m;
+  EXPECT_EQ(sum_of(m, "floodgate_rule_value_hits_total", "key=\"mail.to_domain_b.example\""), 34);
+  EXPECT_EQ(sum_of(m, "floodgate_rule_over_limit_total", rule), 101 - 40) << m;
+  EXPECT_EQ(sum_of(m, "floodgate_rule_within_limit_total", rule), 40) << m;
+  EXPECT_EQ(sum_of(m, "floodgate_rule_shadow_mode_total", "rule=\"mail.plan\""), 8 - 2) << m;
+  EXPECT_EQ(sum_of(m, "floodgate_requests_total", "endpoint="), 101 + 7 + 1) << m;
+  for (const char* family :
+       {"floodgate_build_info{version=\"", "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ", "process_virtual_memory_bytes ",
+        "process_start_time_seconds ", "process_open_fds ", "process_max_fds ", "process_threads ",
+        "floodgate_config_last_load_successful 1\n",
+        "floodgate_config_last_load_success_timestamp_seconds ", "floodgate_config_hash ",
+        "floodgate_config_rules 2\n", "floodgate_config_domains 1\n", "floodgate_redis_up 1\n",
+        "floodgate_redis_breaker_open 0\n", "floodgate_redis_breaker_opens_total 0\n",
+        "floodgate_redis_round_trip_seconds_bucket{le=\"5e-06\"} ",
+        "floodgate_request_duration_seconds_bucket{endpoint=\"grpc\",le=\"5e-06\"} ",
+        "floodgate_policy_decisions_total{reason=\"timeout\"} 0\n"}) {
+    EXPECT_NE(m.find(family), std::string::npos) << family << " missing from:\n" << m;
+  }
+  EXPECT_EQ(sample(m, "floodgate_redis_round_trip_seconds_count"),
+            sample(m, "floodgate_redis_round_trip_seconds_bucket{le=\"+Inf\"}"));
+  EXPECT_GE(sample(m, "floodgate_redis_round_trip_seconds_count"), 1) << m;
+  EXPECT_GT(sample(m, "process_resident_memory_bytes"), 1 << 20) << m;
+  EXPECT_GT(sample(m, "process_threads"), 1) << m;
+  EXPECT_GT(sample(m, "process_open_fds"), 3) << m;
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  EXPECT_LT(std::abs(sample(m, "process_start_time_seconds") - now), 300) << m;
+  EXPECT_LT(std::abs(sample(m, "floodgate_config_last_load_success_timestamp_seconds") - now), 300)
+      << m;
+}
 
 // The built envoyproxy/ratelimit (../shared/peers/envoy-ratelimit/), running on `redis` with
 // `config` as its one configuration file and `settings` added to its environment; `ready()` is

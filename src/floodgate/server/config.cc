@@ -336,6 +336,22 @@ Result<Descriptor> Reader::parse_descriptor(std::uint32_t node, const Parent& pa
   return d;
 }
 
+// Returns `hash` (FNV-1a 64) continued over `bytes`.
+std::uint64_t fnv1a(std::uint64_t hash, std::string_view bytes) {
+  for (const char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3;
+  }
+  return hash;
+}
+
+// Returns how many of `level` and the levels below have a rate limit.
+std::size_t count_rules(const std::vector<Descriptor>& level) {
+  std::size_t n = 0;
+  for (const Descriptor& d : level) n += (d.rate_limit ? 1 : 0) + count_rules(d.descriptors);
+  return n;
+}
+
 // Returns the error for two siblings with one key and value, if `repeated` names them.
 Result<void> unique(std::pair<const Descriptor*, const Descriptor*> repeated) {
   if (repeated.first == nullptr) return {};
@@ -495,11 +511,20 @@ Result<Config> Config::parse(std::string_view text, const std::string& file, std
   if (Result<void> ok = unique(d->top.index(d->descriptors)); !ok) return ok.error();
   if (Result<void> ok = index_tree(d->descriptors); !ok) return ok.error();
   Config config;
+  config.files_.push_back(file);
+  config.hash_ = fnv1a(fnv1a(fnv1a(fnv1a(config.hash_, file), std::string_view("\0", 1)), text),
+                       std::string_view("\0", 1));
+  config.rules_ = count_rules(d->descriptors);
   config.domains_.emplace(d->name, std::move(d));
   return config;
 }
 
 Result<void> Config::add(Config&& other, bool merge_domains) {
+  // Both hashes, in order: the files of `other` after these.
+  const std::uint64_t theirs = other.hash_;
+  hash_ = fnv1a(hash_, std::string_view(reinterpret_cast<const char*>(&theirs), sizeof theirs));
+  files_.insert(files_.end(), other.files_.begin(), other.files_.end());
+  rules_ += other.rules_;
   for (auto& [name, domain] : other.domains_) {
     const auto existing = domains_.find(name);
     if (existing == domains_.end()) {

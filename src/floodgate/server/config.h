@@ -197,6 +197,14 @@ class Config {
   // Returns what `load` skipped, one message each.
   const std::vector<std::string>& warnings() const { return warnings_; }
 
+  // Returns the files read, in order.
+  const std::vector<std::string>& files() const { return files_; }
+  // Returns a hash of the files' names and texts, in order (FNV-1a, kept to 53 bits so that a
+  // Prometheus gauge holds it exactly): equal files, equal hashes.
+  std::uint64_t hash() const { return hash_ & ((std::uint64_t{1} << 53) - 1); }
+  // Returns how many descriptors have a rate limit: the rules.
+  std::size_t rules() const { return rules_; }
+
   // Returns the rule that limits the request descriptor `entries` in `domain`, or null if none
   // does (an unknown domain, no matching path, or a path whose last level has no rate limit).
   const Descriptor* match(std::string_view domain, std::span<const Entry> entries) const;
@@ -249,6 +257,9 @@ class Config {
   // Domains are kept behind pointers so that the indexes into them survive moves.
   std::map<std::string, std::unique_ptr<Domain>, std::less<>> domains_;
   std::vector<std::string> warnings_;
+  std::vector<std::string> files_;
+  std::uint64_t hash_ = 0xcbf29ce484222325;  // FNV-1a's offset basis.
+  std::size_t rules_ = 0;
 };
 
 // Reports whether `value` matches `pattern`, where '*' matches any run of bytes (none included)

@@ -87,13 +87,14 @@ void ConfigWatcher::run() {
     if (next) {
       for (const std::string& warning : next->warnings()) say(warning);
     }
+    std::shared_ptr<const Config> loaded =
+        next ? std::make_shared<const Config>(std::move(*next)) : nullptr;
     const Result<void> installed =
-        next ? service_.set_config(std::make_shared<const Config>(std::move(*next)))
-             : Result<void>(next.error());
+        loaded ? service_.set_config(loaded) : Result<void>(next.error());
     lock.lock();
     if (!installed) {
       if (asked || installed.error().message() != failed) {
-        metrics_.config_load(false);
+        metrics_.config_load_failed();
         char every[32];
         std::snprintf(every, sizeof every, "%g", seconds);
         say("the configuration was not reloaded, the previous one stays (tried again every " +
@@ -102,7 +103,7 @@ void ConfigWatcher::run() {
       failed = installed.error().message();
       continue;
     }
-    metrics_.config_load(true);
+    metrics_.config_loaded(*loaded);
     signature_ = now;
     failed.clear();
     say("configuration reloaded from " + options_.path + (asked ? " (" + why + ")" : ""));

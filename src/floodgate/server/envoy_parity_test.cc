@@ -51,12 +51,14 @@ std::string json_of(const google::protobuf::Message& message) {
   return json;
 }
 
-// Returns the counter `name` of `rule` (and `key`, when given) in `service`'s metrics, or -1.
+// Returns the counter floodgate_rule_`name`_total of `rule` in `service`'s metrics (with `key`:
+// floodgate_rule_value_`name`_total of that value), or -1.
 long long counter(const Service& service, const std::string& name, const std::string& rule,
                   const std::string& key = "") {
   std::string out;
   service.write_metrics(out);
-  const std::string line = name + "{domain=\"" + rule.substr(0, rule.find('.')) + "\",rule=\"" +
+  const std::string line = (key.empty() ? "floodgate_rule_" : "floodgate_rule_value_") + name +
+                           "_total{domain=\"" + rule.substr(0, rule.find('.')) + "\",rule=\"" +
                            rule + "\"" + (key.empty() ? "" : ",key=\"" + key + "\"") + "} ";
   const std::size_t at = out.find(line);
   if (at == std::string::npos) return -1;
@@ -215,12 +217,10 @@ TEST(EnvoyParityTest, StatisticsAreNamedAsEnvoyRatelimitNamesThem) {
   (void)service->should_rate_limit(
       request("d", {{{"route", "draw"}, {"method", "GET"}, {"subject", "1"}}}), kT0);
   (void)service->should_rate_limit(request("d", {{{"outer", "o"}, {"inner", "i"}}}), kT0);
-  EXPECT_EQ(counter(*service, "floodgate_rule_total_hits", "d.route.method.subject",
-                    "d.route_draw.method_GET.subject"),
+  EXPECT_EQ(counter(*service, "hits", "d.route.method.subject", "d.route_draw.method_GET.subject"),
             1);
-  EXPECT_EQ(counter(*service, "floodgate_rule_total_hits", "d.outer.inner", "d.outer_o.inner_i"),
-            1);
-  EXPECT_EQ(counter(*service, "floodgate_rule_total_hits", "d.outer.inner"), 1);
+  EXPECT_EQ(counter(*service, "hits", "d.outer.inner", "d.outer_o.inner_i"), 1);
+  EXPECT_EQ(counter(*service, "hits", "d.outer.inner"), 1);
 }
 
 // quota_mode: a descriptor over its quota makes the request over the limit only when every
@@ -274,7 +274,7 @@ descriptors:
   EXPECT_EQ(shadowed.overall, Code::Ok);
   EXPECT_EQ(shadowed.statuses[0].code, Code::Ok);
   EXPECT_TRUE(shadowed.statuses[0].shadowed);
-  EXPECT_EQ(counter(*per_rule, "floodgate_rule_shadow_mode", "d.s"), 1);
+  EXPECT_EQ(counter(*per_rule, "shadow_mode", "d.s"), 1);
 }
 
 // A call whose hits cross the limit is split as envoyproxy/ratelimit splits it: past the limit,
@@ -290,29 +290,29 @@ descriptors:
   auto service = service_of(kText);
   ASSERT_NE(service, nullptr);
   (void)service->should_rate_limit(request("d", {{{"k", "a"}}}, 2), kT0);
-  EXPECT_EQ(counter(*service, "floodgate_rule_near_limit", "d.k"), 0) << "2 of 5: not near";
+  EXPECT_EQ(counter(*service, "near_limit", "d.k"), 0) << "2 of 5: not near";
   // 2 -> 7 of 5: 2 over, 1 near (the 5th; the near threshold is 4).
   EXPECT_EQ(service->should_rate_limit(request("d", {{{"k", "a"}}}, 5), kT0).overall,
             Code::OverLimit);
-  EXPECT_EQ(counter(*service, "floodgate_rule_over_limit", "d.k"), 2);
-  EXPECT_EQ(counter(*service, "floodgate_rule_near_limit", "d.k"), 1);
-  EXPECT_EQ(counter(*service, "floodgate_rule_within_limit", "d.k"), 2);
-  EXPECT_EQ(counter(*service, "floodgate_rule_total_hits", "d.k"), 7);
+  EXPECT_EQ(counter(*service, "over_limit", "d.k"), 2);
+  EXPECT_EQ(counter(*service, "near_limit", "d.k"), 1);
+  EXPECT_EQ(counter(*service, "within_limit", "d.k"), 2);
+  EXPECT_EQ(counter(*service, "hits", "d.k"), 7);
   // Already over: every hit is over.
   (void)service->should_rate_limit(request("d", {{{"k", "a"}}}, 3), kT0);
-  EXPECT_EQ(counter(*service, "floodgate_rule_over_limit", "d.k"), 5);
-  EXPECT_EQ(counter(*service, "floodgate_rule_near_limit", "d.k"), 1);
+  EXPECT_EQ(counter(*service, "over_limit", "d.k"), 5);
+  EXPECT_EQ(counter(*service, "near_limit", "d.k"), 1);
   // Within the limit, only the hits past the threshold are near: 3 -> 9 of 10 is 1 near.
   (void)service->should_rate_limit(request("d", {{{"t", "a"}}}, 3), kT0);
   (void)service->should_rate_limit(request("d", {{{"t", "a"}}}, 6), kT0);
-  EXPECT_EQ(counter(*service, "floodgate_rule_near_limit", "d.t"), 1);
-  EXPECT_EQ(counter(*service, "floodgate_rule_within_limit", "d.t"), 9);
+  EXPECT_EQ(counter(*service, "near_limit", "d.t"), 1);
+  EXPECT_EQ(counter(*service, "within_limit", "d.t"), 9);
   // NEAR_LIMIT_RATIO 0.5: the threshold is 5, so 3 -> 9 is 4 near.
   auto half = service_of(kText, {.near_limit_ratio = 0.5f});
   ASSERT_NE(half, nullptr);
   (void)half->should_rate_limit(request("d", {{{"t", "a"}}}, 3), kT0);
   (void)half->should_rate_limit(request("d", {{{"t", "a"}}}, 6), kT0);
-  EXPECT_EQ(counter(*half, "floodgate_rule_near_limit", "d.t"), 4);
+  EXPECT_EQ(counter(*half, "near_limit", "d.t"), 4);
 }
 
 // duration_until_reset, for Envoy's window: whole seconds to the window's end, from 1 to the unit,

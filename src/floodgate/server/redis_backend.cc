@@ -113,13 +113,91 @@ void RedisBackend::decide(std::span<BackendCall> calls, Instant,
     r.peek = call.hits == 0;
     batch.push_back(r);
   }
+  const auto start = std::chrono::steady_clock::now();
   RedisLimiter::decide_all(batch, deadline);
+  const auto took = std::chrono::steady_clock::now() - start;
+  bool sent = false;
   for (std::size_t i = 0; i < calls.size(); ++i) {
     calls[i].decision = batch[i].decision.decision;
     calls[i].failed = batch[i].decision.failure != RedisFailure::None;
+    sent = sent || batch[i].decision.source == DecisionSource::Redis ||
+           batch[i].decision.failure == RedisFailure::Timeout ||
+           batch[i].decision.failure == RedisFailure::ErrorReply;
   }
+  if (sent) round_trips_.observe(took);
   count_policy_decisions(batch);
+  observe_link(batch);
 }
+
+void RedisBackend::observe_link(std::span<const RedisCall> calls) const {
+  RedisFailure failure = RedisFailure::None;
+  const RedisCall* failed = nullptr;
+  for (const RedisCall& call : calls) {
+    if (call.decision.source == DecisionSource::Redis) return observe_link(true, {}, {});
+    const RedisFailure f = call.decision.failure;
+    // A refusal by the breaker says the most; a deadline passed before sending says nothing.
+    if (f == RedisFailure::None || f == RedisFailure::OutOfTime) continue;
+    if (failed == nullptr || f == RedisFailure::BreakerOpen) {
+      failure = f;
+      failed = &call;
+    }
+  }
+  if (failed != nullptr) observe_link(false, failure, failed->limiter->last_error());
+}
+
+void RedisBackend::observe_link(bool answered, RedisFailure failure,
+                                const std::string& error) const {
+  const Link next = answered ? Link::Up : Link::Down;
+  const bool breaker = failure == RedisFailure::BreakerOpen;
+  if (link_.load(std::memory_order_relaxed) == next &&
+      (answered || !breaker || breaker_open_.load(std::memory_order_relaxed))) {
+    return;  // No change: the common case, without the lock.
+  }
+  std::string line;
+  {
+    const std::lock_guard lock(link_mu_);
+    const Link was = link_.load(std::memory_order_relaxed);
+    const bool breaker_was = breaker_open_.load(std::memory_order_relaxed);
+    const std::string at = "Redis at " + quoted_redis_url(options_.url);
+    const std::string policy = "the failure policy (" +
+                               std::string(to_string(options_.on_failure)) +
+                               ") decides until it does";
+    if (answered) {
+      if (was == Link::Down) {
+        char seconds[32];
+        std::snprintf(
+            seconds, sizeof seconds, "%.1f",
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - down_since_).count());
+        line = at + " decides again, after " + seconds + " s" +
+               (breaker_was ? "; its circuit breaker is closed" : "");
+      }
+      breaker_open_.store(false, std::memory_order_relaxed);
+    } else {
+      if (was != Link::Down) {
+        down_since_ = std::chrono::steady_clock::now();
+        line = at + " is not deciding (" + std::string(to_string(failure)) +
+               (error.empty() ? "" : ": " + error) + "); " + policy;
+      }
+      if (breaker && !breaker_was) {
+        breaker_open_.store(true, std::memory_order_relaxed);
+        line += (line.empty() ? "" : "\n") + at +
+                ": circuit breaker open after repeated failures; calls are not sent to it for a "
+                "while, and " +
+                policy;
+      }
+    }
+    link_.store(next, std::memory_order_relaxed);
+  }
+  if (!line.empty() && options_.log) {
+    for (std::size_t from = 0; from < line.size();) {
+      const std::size_t end = std::min(line.find('\n', from), line.size());
+      options_.log(line.substr(from, end - from));
+      from = end + 1;
+    }
+  }
+}
+
+std::uint64_t RedisBackend::breaker_opens() const { return health_->stats().breaker_opens; }
 
 void RedisBackend::count_policy_decisions(std::span<const RedisCall> calls) {
   std::size_t failed = 0;
@@ -198,19 +276,30 @@ Result<void> RedisBackend::connect(Nanos timeout) {
     }
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  if (Result<void> up = health_->connect(timeout); !up) return up;
-  for (const auto& limiter : live) {
+  Result<void> up = health_->connect(timeout);
+  for (std::size_t i = 0; up && i < live.size(); ++i) {
     const Nanos left = std::max(Nanos::zero(), Nanos{deadline - std::chrono::steady_clock::now()});
-    if (Result<void> up = limiter->connect(left); !up) return up;
+    up = live[i]->connect(left);
   }
-  return {};
+  // The state Redis starts in; its caller says so, not the log of changes.
+  const std::lock_guard lock(link_mu_);
+  if (link_.load(std::memory_order_relaxed) == Link::Unknown) {
+    link_.store(up ? Link::Up : Link::Down, std::memory_order_relaxed);
+    down_since_ = std::chrono::steady_clock::now();
+  }
+  return up;
 }
 
 std::string RedisBackend::health() const {
   const RedisDecision d = health_->peek_at("check", Instant{});
-  if (d.source == DecisionSource::Redis) return {};
-  const std::string error = health_->last_error();
-  return error.empty() ? "no answer" : error;
+  if (d.source == DecisionSource::Redis) {
+    observe_link(true, {}, {});
+    return {};
+  }
+  std::string error = health_->last_error();
+  if (error.empty()) error = "no answer";
+  if (d.failure != RedisFailure::OutOfTime) observe_link(false, d.failure, error);
+  return error;
 }
 
 }  // namespace floodgate::server

@@ -19,6 +19,7 @@
 
 #include "floodgate/redis/redis_limiter.h"
 #include "floodgate/server/backend.h"
+#include "floodgate/server/metrics.h"
 #include "floodgate/server/service.h"
 
 namespace floodgate::server {
@@ -74,6 +75,19 @@ class RedisBackend final : public Backend {
   // Asks Redis (one round trip, no write): empty when it answered, else why not.
   std::string health() const;
 
+  // Whether Redis decided the latest call that reached for it (the health check's included):
+  // false from a failure (no answer in time, unreachable, an error reply, an open breaker) to the
+  // next answer. Before any call: whether `connect` succeeded.
+  bool up() const { return link_.load(std::memory_order_relaxed) == Link::Up; }
+  // Whether a server's circuit breaker keeps calls from being sent: from the first call it
+  // refused in an outage to the next answer from Redis.
+  bool breaker_open() const { return breaker_open_.load(std::memory_order_relaxed); }
+  // Times a server's circuit breaker opened (it opens again after each failed trial call).
+  std::uint64_t breaker_opens() const;
+  // How long each `decide` waited for Redis, when it sent anything: one round trip per server,
+  // and the wait for the connection's batch ahead, if any.
+  const Histogram& round_trips() const { return round_trips_; }
+
  private:
   RedisBackend(RedisBackendOptions options, std::unique_ptr<RedisLimiter> health,
                std::shared_ptr<RedisLimiter> own_limits)
@@ -81,8 +95,15 @@ class RedisBackend final : public Backend {
         health_(std::move(health)),
         own_limits_(std::move(own_limits)) {}
 
+  enum class Link : std::uint8_t { Unknown, Up, Down };
+
   // Counts the policy's decisions in `calls` (and logs them, at most once per `log_every`).
   void count_policy_decisions(std::span<const RedisCall> calls);
+  // Follows Redis's state from the outcome of `calls`, and logs each change once: down (with the
+  // error), breaker open, up again (after how long).
+  void observe_link(std::span<const RedisCall> calls) const;
+  // The same for one outcome: answered, or failed with `failure` (`error` says why).
+  void observe_link(bool answered, RedisFailure failure, const std::string& error) const;
 
   const RedisBackendOptions options_;
   std::array<std::atomic<std::uint64_t>, kRedisFailures> policy_decisions_{};
@@ -91,6 +112,12 @@ class RedisBackend final : public Backend {
   std::array<std::uint64_t, kRedisFailures> unlogged_{};  // Guarded by log_mu_.
   std::unique_ptr<RedisLimiter> health_;
   const std::shared_ptr<RedisLimiter> own_limits_;
+  Histogram round_trips_;
+  mutable std::atomic<Link> link_{Link::Unknown};
+  mutable std::atomic<bool> breaker_open_{false};
+  mutable std::mutex link_mu_;  // Held to change link_ or breaker_open_, and to log it.
+  mutable std::chrono::steady_clock::time_point down_since_{};  // Guarded by link_mu_.
+
   mutable std::mutex mu_;
   std::vector<std::weak_ptr<RedisLimiter>> limiters_;  // Guarded by mu_.
 };

@@ -73,19 +73,28 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
         "the configuration did not load; answering UNAVAILABLE until it does (tried "
         "again at every check): " +
             config.error().message());
-    r->metrics_.config_load(false);
+    r->metrics_.config_load_failed();
     r->service_ =
         Service::create_unconfigured(std::move(service_options), config.error().message());
   } else {
     if (!config) return config.error();
     for (const std::string& warning : config->warnings()) say(o.err, warning);
-    r->metrics_.config_load(true);
+    r->metrics_.config_loaded(*config);
     signature = files_signature(o.config_path);
     Result<std::unique_ptr<Service>> service = Service::create(
         std::make_shared<const Config>(std::move(*config)), std::move(service_options));
     if (!service) return service.error();
     r->service_ = std::move(*service);
   }
+  r->registry_.add([version = o.version, commit = o.commit](std::string& out) {
+    append_family(out, "floodgate_build_info",
+                  "1, labelled with the version and the git commit this server was built from.",
+                  "gauge");
+    append_sample(out, "floodgate_build_info",
+                  "version=\"" + label_value(version) + "\",commit=\"" + label_value(commit) + "\"",
+                  1);
+  });
+  r->registry_.add(process_metrics());
   r->registry_.add([&s = *r->service_](std::string& out) { s.write_metrics(out); });
   r->registry_.add([&m = r->metrics_](std::string& out) { m.write(out); });
   r->registry_.add([redis = r->redis_.get()](std::string& out) {
@@ -102,6 +111,25 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
                     "reason=\"" + std::string(to_string(static_cast<RedisFailure>(i))) + "\"",
                     decided[i]);
     }
+    if (redis == nullptr) return;
+    append_family(out, "floodgate_redis_up",
+                  "1 while Redis decides the calls sent to it, 0 from a failure (no answer in "
+                  "time, unreachable, an error reply, an open circuit breaker) to its next answer.",
+                  "gauge");
+    append_sample(out, "floodgate_redis_up", "", redis->up() ? 1 : 0);
+    append_family(out, "floodgate_redis_breaker_open",
+                  "1 while a Redis server's circuit breaker keeps calls from being sent to it.",
+                  "gauge");
+    append_sample(out, "floodgate_redis_breaker_open", "", redis->breaker_open() ? 1 : 0);
+    append_family(out, "floodgate_redis_breaker_opens_total",
+                  "Times a Redis server's circuit breaker opened (again after each failed trial).",
+                  "counter");
+    append_sample(out, "floodgate_redis_breaker_opens_total", "", redis->breaker_opens());
+    append_family(out, "floodgate_redis_round_trip_seconds",
+                  "Time a request's descriptors (or requests decided together) waited for Redis: "
+                  "one round trip per server, and any wait for the connection's batch ahead.",
+                  "histogram");
+    redis->round_trips().write(out, "floodgate_redis_round_trip_seconds", "");
   });
   if (r->redis_) {
     // Connect and load the scripts now, not in the first requests' Redis timeout.

@@ -57,6 +57,9 @@ struct ServeOptions {
   // The most threads that wait for Redis, so that gRPC's never do; started as requests need
   // them (see `Workers`).
   std::size_t redis_threads = 1024;
+  // What this build is, for `floodgate_build_info` and the start-up line (empty: not said).
+  std::string version = {};
+  std::string commit = {};
   // Lines for standard output (where it listens, Redis connected) and standard error
   // (warnings, reloads, signals); null: nowhere.
   std::function<void(const std::string&)> out = nullptr;

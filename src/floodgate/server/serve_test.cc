@@ -105,7 +105,7 @@ TEST(ServeRunnerTest, AnswersOverHttpReloadsWhenAskedAndStopsTwice) {
   testing::Client metrics(r.http_port());
   ASSERT_TRUE(metrics.send(testing::get("/metrics")));
   EXPECT_NE(metrics.read_until("floodgate_http_timeouts_total")
-                .find("floodgate_rule_over_limit{domain=\"d\",rule=\"d.k\"} 1"),
+                .find("floodgate_rule_over_limit_total{domain=\"d\",rule=\"d.k\"} 1"),
             std::string::npos)
       << metrics.received();
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <tuple>
 #include <unordered_set>
 #include <utility>
 
@@ -413,6 +414,7 @@ void Service::write_metrics(std::string& out) const {
     const RuleCounters* c;
   };
   std::vector<Row> rows;
+  std::vector<Row> value_rows;  // Per value of a `detailed_metric` rule: a family of their own.
   std::string tracked;
   append_family(tracked, "floodgate_rule_tracked_values",
                 "Descriptor values with state in this process (at most --max-keys-per-rule).",
@@ -432,7 +434,7 @@ void Service::write_metrics(std::string& out) const {
       }
       if (found->second.values) {
         found->second.values->for_each([&](const std::string& value, const RuleCounters& c) {
-          rows.push_back({base + ",key=\"" + label_value(value) + "\"", &c});
+          value_rows.push_back({base + ",key=\"" + label_value(value) + "\"", &c});
         });
       }
     };
@@ -444,24 +446,33 @@ void Service::write_metrics(std::string& out) const {
   }
   add_tracked("domain=\"\",rule=\"(limit)\"", backend_->own_limits_tracked());
   const struct {
-    const char* name;
+    const char* name;  // floodgate_rule_<name>_total, and floodgate_rule_value_<name>_total.
     const char* help;
     std::atomic<std::uint64_t> RuleCounters::*field;
   } metrics[] = {
-      {"floodgate_rule_total_hits", "Hits counted against the rule.", &RuleCounters::total_hits},
-      {"floodgate_rule_over_limit", "Hits over the limit.", &RuleCounters::over_limit},
-      {"floodgate_rule_near_limit",
+      {"hits", "Hits counted against the rule", &RuleCounters::total_hits},
+      {"over_limit", "Hits over the limit", &RuleCounters::over_limit},
+      {"near_limit",
        "Hits past the near-limit threshold (the limit times --near-limit-ratio, 0.8 by default) "
-       "and within the limit.",
+       "and within the limit",
        &RuleCounters::near_limit},
-      {"floodgate_rule_within_limit", "Hits admitted.", &RuleCounters::within_limit},
-      {"floodgate_rule_shadow_mode", "Hits over the limit answered OK by shadow mode.",
-       &RuleCounters::shadow_mode},
+      {"within_limit", "Hits admitted", &RuleCounters::within_limit},
+      {"shadow_mode", "Hits over the limit answered OK by shadow mode", &RuleCounters::shadow_mode},
   };
-  for (const auto& m : metrics) {
-    append_family(out, m.name, m.help, "counter");
-    for (const Row& row : rows) {
-      append_sample(out, m.name, row.labels, (row.c->*m.field).load(std::memory_order_relaxed));
+  // A rule's hits are counted once in floodgate_rule_*; a `detailed_metric` rule's are counted
+  // again per value, in families of their own, so that a sum over either family is right.
+  for (const auto& [family, help_tail, these] :
+       {std::tuple{"floodgate_rule_", ".", &rows},
+        std::tuple{"floodgate_rule_value_",
+                   ", per descriptor value of a rule with detailed_metric (key: its statistics "
+                   "name; at most 1000 values a rule, the rest under _other_).",
+                   &value_rows}}) {
+    for (const auto& m : metrics) {
+      const std::string name = std::string(family) + m.name + "_total";
+      append_family(out, name, std::string(m.help) + help_tail, "counter");
+      for (const Row& row : *these) {
+        append_sample(out, name, row.labels, (row.c->*m.field).load(std::memory_order_relaxed));
+      }
     }
   }
   out.append(tracked);

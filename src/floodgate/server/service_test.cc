@@ -364,12 +364,13 @@ TEST(ServiceTest, ADescriptorWithItsOwnLimitIsLimitedByItAlone) {
     return out.find(line + "\n") != std::string::npos;
   };
   // Counted per domain of the configuration.
-  EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.(limit)\"} 6")) << out;
-  EXPECT_TRUE(has("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.(limit)\"} 2")) << out;
+  EXPECT_TRUE(has("floodgate_rule_hits_total{domain=\"edge\",rule=\"edge.(limit)\"} 6")) << out;
+  EXPECT_TRUE(has("floodgate_rule_over_limit_total{domain=\"edge\",rule=\"edge.(limit)\"} 2"))
+      << out;
   EXPECT_EQ(out.find("rule=\"(limit)\"} 1"), std::string::npos) << "no other domain counted";
   EXPECT_TRUE(has("floodgate_rule_tracked_values{domain=\"\",rule=\"(limit)\"} 2")) << out;
   EXPECT_TRUE(has("floodgate_limit_overrides_untracked_total 0")) << out;
-  EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.ip\"} 1")) << out;
+  EXPECT_TRUE(has("floodgate_rule_hits_total{domain=\"edge\",rule=\"edge.ip\"} 1")) << out;
 }
 
 // However many distinct limits clients send, each stays enforced: they are keys of one bounded
@@ -492,27 +493,29 @@ TEST(ServiceTest, CountsHitsPerRuleAndPerValueWithinACap) {
   const auto has = [&](const std::string& line) {
     return out.find(line + "\n") != std::string::npos;
   };
-  EXPECT_TRUE(has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.ip\"} 5")) << out;
-  EXPECT_TRUE(has("floodgate_rule_within_limit{domain=\"edge\",rule=\"edge.ip\"} 3"));
-  EXPECT_TRUE(has("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.ip\"} 2"));
+  EXPECT_TRUE(has("floodgate_rule_hits_total{domain=\"edge\",rule=\"edge.ip\"} 5")) << out;
+  EXPECT_TRUE(has("floodgate_rule_within_limit_total{domain=\"edge\",rule=\"edge.ip\"} 3"));
+  EXPECT_TRUE(has("floodgate_rule_over_limit_total{domain=\"edge\",rule=\"edge.ip\"} 2"));
   // 2 of 3 used leaves 1 (33%): not near; 3 of 3 leaves 0: near.
-  EXPECT_TRUE(has("floodgate_rule_near_limit{domain=\"edge\",rule=\"edge.ip\"} 1"));
+  EXPECT_TRUE(has("floodgate_rule_near_limit_total{domain=\"edge\",rule=\"edge.ip\"} 1"));
   // 3 hits against 1 a minute: 1 within it (near: past 0.8 of it), 2 past it, shadowed.
-  EXPECT_TRUE(has("floodgate_rule_shadow_mode{domain=\"edge\",rule=\"edge.trial\"} 2")) << out;
-  EXPECT_TRUE(has("floodgate_rule_over_limit{domain=\"edge\",rule=\"edge.trial\"} 2"));
-  EXPECT_TRUE(has("floodgate_rule_near_limit{domain=\"edge\",rule=\"edge.trial\"} 1"));
-  EXPECT_TRUE(has(
-      "floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.tenant\",key=\"edge.tenant_t7\"} 1"));
-  // At most 1,000 values per rule; the rest share one line.
+  EXPECT_TRUE(has("floodgate_rule_shadow_mode_total{domain=\"edge\",rule=\"edge.trial\"} 2"))
+      << out;
+  EXPECT_TRUE(has("floodgate_rule_over_limit_total{domain=\"edge\",rule=\"edge.trial\"} 2"));
+  EXPECT_TRUE(has("floodgate_rule_near_limit_total{domain=\"edge\",rule=\"edge.trial\"} 1"));
   EXPECT_TRUE(
-      has("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.tenant\",key=\"_other_\"} 5"));
+      has("floodgate_rule_value_hits_total{domain=\"edge\",rule=\"edge.tenant\",key=\"edge.tenant_"
+          "t7\"} 1"));
+  // At most 1,000 values per rule; the rest share one line.
+  EXPECT_TRUE(has(
+      "floodgate_rule_value_hits_total{domain=\"edge\",rule=\"edge.tenant\",key=\"_other_\"} 5"));
   EXPECT_EQ(out.find("key=\"edge.tenant_t1004\""), std::string::npos);
-  EXPECT_NE(out.find("# TYPE floodgate_rule_total_hits counter\n"), std::string::npos);
+  EXPECT_NE(out.find("# TYPE floodgate_rule_hits_total counter\n"), std::string::npos);
   // A reload keeps the counters of rules whose id stays.
   ASSERT_TRUE(service.set_config(config(text)));
   std::string again;
   service.write_metrics(again);
-  EXPECT_NE(again.find("floodgate_rule_total_hits{domain=\"edge\",rule=\"edge.ip\"} 5\n"),
+  EXPECT_NE(again.find("floodgate_rule_hits_total{domain=\"edge\",rule=\"edge.ip\"} 5\n"),
             std::string::npos);
 }
 
@@ -654,11 +657,11 @@ TEST(ServiceTest, RulesWhoseIdsCollideNeverShareStateOrCounters) {
   }
   std::string out;
   service->write_metrics(out);
-  EXPECT_NE(out.find("floodgate_rule_total_hits{domain=\"shop\",rule=\"4:shop/9:cart.user\"} 4\n"),
+  EXPECT_NE(out.find("floodgate_rule_hits_total{domain=\"shop\",rule=\"4:shop/9:cart.user\"} 4\n"),
             std::string::npos)
       << out;
   EXPECT_NE(
-      out.find("floodgate_rule_total_hits{domain=\"shop.cart\",rule=\"9:shop.cart/4:user\"} 2\n"),
+      out.find("floodgate_rule_hits_total{domain=\"shop.cart\",rule=\"9:shop.cart/4:user\"} 2\n"),
       std::string::npos)
       << out;
   EXPECT_NE(definition_of(service->config()->domain("shop")->descriptors[0]),
