@@ -15,6 +15,7 @@
 #include "floodgate/core/internal/format.h"
 #include "floodgate/server/config.h"
 #include "floodgate/server/http_server.h"
+#include "floodgate/server/log.h"
 #include "floodgate/server/serve.h"
 #include "serve_environment.h"
 
@@ -39,6 +40,12 @@ MERGE_DOMAIN_CONFIG; a setting floodgate does not support is named at start):
                           --merge-domains if given) and exit without serving: 0 when it loads,
                           else 1 with every error on standard error, one "file:line: what" a
                           line (a file that is not valid YAML stops at its first), for CI
+  --log-format F          text (default: "2026-12-07T19:57:05.123Z info  message") or json
+                          ({"time":...,"level":...,"msg":...}), one line per event, on standard
+                          error: where it listens, what it loaded, what a reload changed, Redis
+                          not deciding and deciding again, the failure policy's decisions (at
+                          most a line per 10 s), signals
+  --log-level L           the least level written: debug, info (default), warn or error
   --version               print the version and the commit it was built from, and exit
   --grpc ADDR             where to listen for gRPC, host:port (default 127.0.0.1:8081; port 0
                           picks a free one); the address is printed on standard output
@@ -171,6 +178,8 @@ int run_serve(const std::vector<std::string>& args) {
   }
   const std::set<std::string, std::less<>> valued = {"config",
                                                      "check-config",
+                                                     "log-format",
+                                                     "log-level",
                                                      "grpc",
                                                      "http",
                                                      "max-keys-per-rule",
@@ -217,7 +226,18 @@ int run_serve(const std::vector<std::string>& args) {
   }
   Result<Flags> parsed = Flags::parse("serve", all, valued, booleans);
   if (!parsed) return usage_error("serve", parsed.error().message());
-  for (const std::string& note : env->notes) say_err(note);
+  // The log: every line on standard error, from the notes on the environment on.
+  Result<server::LogFormat> log_format =
+      server::parse_log_format(parsed->get_or("log-format", "text"));
+  if (!log_format)
+    return usage_error("serve", "flag --log-format: " + log_format.error().message());
+  Result<server::LogLevel> log_level = server::parse_log_level(parsed->get_or("log-level", "info"));
+  if (!log_level) return usage_error("serve", "flag --log-level: " + log_level.error().message());
+  const server::Log log = server::make_log(*log_format, *log_level, [](const std::string& line) {
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+  });
+  for (const std::string& note : env->notes) log(server::LogLevel::Warn, note);
   const Flags& flags = *parsed;
   if (!flags.positional().empty()) {
     return usage_error("serve", "unexpected argument \"" + flags.positional()[0] + "\"");
@@ -225,7 +245,7 @@ int run_serve(const std::vector<std::string>& args) {
   if (const std::optional<std::string> path = flags.get("check-config")) {
     return check_config(*path, flags.has("merge-domains"));
   }
-  server::ServeOptions o{.version = kVersion, .commit = kCommit, .out = say_out, .err = say_err};
+  server::ServeOptions o{.version = kVersion, .commit = kCommit, .log = log};
   const std::optional<std::string> config = flags.get("config");
   if (!config) return usage_error("serve", "flag --config: needed (a file or a directory)");
   o.config_path = *config;

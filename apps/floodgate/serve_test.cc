@@ -2,6 +2,7 @@
 // malformed requests, its metrics, a configuration reloaded while it runs, and a clean stop. Each
 // test starts its own server (port 0: a free one) and kills it whatever happens.
 #include <fcntl.h>
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -57,15 +58,12 @@ class Server {
               ("floodgate-serve-" + std::to_string(::getpid()) + "-" + std::to_string(++count_));
     std::filesystem::create_directories(folder_);
     write(config);
-    int out[2];
-    if (::pipe(out) != 0) std::abort();
     const std::string log = (folder_ / "stderr").string();
     const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(1);
-      ::dup2(out[1], 1);
       const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(err, 2);
       // "env:NAME=VALUE" sets NAME in the server's environment; a RUNTIME_ one names the
@@ -95,27 +93,29 @@ class Server {
       ::execv(FLOODGATE_BIN, argv.data());
       ::_exit(127);
     }
-    ::close(out[1]);
-    // Two lines say where it listens: "floodgate serve: gRPC on 127.0.0.1:PORT", then HTTP.
+    // Two lines of its log (standard error) say where it listens: "gRPC on 127.0.0.1:PORT", then
+    // HTTP.
     std::string line;
     const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (line.find("HTTP on ") == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline) {
-      pollfd p{out[0], POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      char buffer[256];
-      const ssize_t n = ::read(out[0], buffer, sizeof buffer);
-      if (n <= 0) break;
-      line.append(buffer, static_cast<std::size_t>(n));
+    for (;;) {
+      line = stderr_text();
+      if (line.find("HTTP on ") != std::string::npos) break;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        pid_ = -1;
+        line = stderr_text();
+        break;
+      }
+      if (std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(5ms);
     }
-    ::close(out[0]);
     stdout_ = line;
     const auto grpc_at = line.find("gRPC on 127.0.0.1:");
     const auto http_at = line.find("HTTP on 127.0.0.1:");
     if (grpc_at == std::string::npos || http_at == std::string::npos) {
       if (must_start) {
-        ADD_FAILURE() << "floodgate serve did not say where it listens; stdout: " << line
-                      << "; stderr: " << stderr_text();
+        ADD_FAILURE() << "floodgate serve did not say where it listens; its log: " << line;
       }
       return;
     }
@@ -144,7 +144,7 @@ class Server {
   const std::string& grpc_address() const { return address_; }
   int http_port() const { return http_port_; }
 
-  // What it printed on stdout as it started.
+  // What it logged as it started (to where it said it listens).
   const std::string& startup() const { return stdout_; }
 
   httplib::Client& http() { return *http_; }
@@ -221,7 +221,9 @@ class Server {
   static int count() { return count_; }
 
   // Sends `signal`.
-  void signal(int signal) const { ::kill(pid_, signal); }
+  void signal(int signal) const {
+    if (pid_ > 0) ::kill(pid_, signal);
+  }
 
   // Reports whether the process is still running.
   bool running() {
@@ -243,6 +245,7 @@ class Server {
 
   // SIGTERM; returns the exit status, or -1 if it did not exit within `within`.
   int stop(std::chrono::seconds within = 5s) {
+    if (pid_ <= 0) return exited_.value_or(-1);  // It exited as it started.
     ::kill(pid_, SIGTERM);
     const auto deadline = std::chrono::steady_clock::now() + within;
     int status = 0;
@@ -263,6 +266,7 @@ class Server {
   std::string address_;
   std::unique_ptr<rls::RateLimitService::Stub> stub_;
   std::string stdout_;
+  std::optional<int> exited_;  // Its exit status, if it exited before saying where it listens.
   std::unique_ptr<httplib::Client> http_;
   int http_port_ = 0;
 };
@@ -1757,6 +1761,9 @@ TEST(ServeTest, RefusesBadFlagsNamingTheFlagAndTheValue) {
        "flag --reset-header: \"X Reset\" is not an HTTP header name"},
       {{"--near-limit-ratio", "1.5"},
        "flag --near-limit-ratio: \"1.5\" is not a decimal number from 0 to 1"},
+      {{"--log-format", "xml"}, "flag --log-format: \"xml\" is not a log format (text or json)"},
+      {{"--log-level", "loud"},
+       "flag --log-level: \"loud\" is not a log level (debug, info, warn or error)"},
   };
   for (const auto& [flags, message] : cases) {
     Server server(kConfig, flags, /*must_start=*/false);
@@ -1978,6 +1985,53 @@ TEST(ServeTest, SighupReloadsNowAndSigusrIsIgnored) {
   EXPECT_TRUE(server.running());
   EXPECT_TRUE(serves_limit(server, 1));
   EXPECT_EQ(server.stop(), 0);
+}
+
+// The log, as JSON: each line an object with an RFC 3339 UTC time, a level and the message; at
+// start what runs, what was loaded and where it listens; on a reload what changed, rule by rule;
+// a reload that fails, at error level, with the file and line.
+TEST(ServeTest, LogsEachEventAsOneTimestampedLineWithWhatChanged) {
+  Server server(kConfig, {"--log-format", "json", "--reload-every", "3600"});
+  ASSERT_TRUE(server.ready());
+  server.write(std::string(kConfig).replace(kConfig.find("requests_per_unit: 3"), 20,
+                                            "requests_per_unit: 4") +
+               "  - key: plan\n    rate_limit: {unit: day, requests_per_unit: 1}\n");
+  server.signal(SIGHUP);
+  ASSERT_TRUE(server.wait_for_stderr("configuration reloaded from", 5s)) << server.stderr_text();
+  server.write("domain: edge\ndescriptors:\n  - key: ip\n    rate_limit: {unit: fortnight}\n");
+  server.signal(SIGHUP);
+  ASSERT_TRUE(server.wait_for_stderr("not reloaded", 5s)) << server.stderr_text();
+  EXPECT_EQ(server.stop(), 0);
+
+  std::vector<std::pair<std::string, std::string>> said;  // Level, message.
+  std::istringstream lines(server.stderr_text());
+  for (std::string line; std::getline(lines, line);) {
+    google::protobuf::Struct object;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &object).ok()) << line;
+    const auto& f = object.fields();
+    ASSERT_EQ(f.size(), 3u) << line;
+    const std::string time = f.at("time").string_value();
+    EXPECT_EQ(time.size(), 24u) << line;
+    EXPECT_TRUE(time.starts_with("20") && time[10] == 'T' && time[19] == '.' && time.ends_with("Z"))
+        << line;
+    said.emplace_back(f.at("level").string_value(), f.at("msg").string_value());
+  }
+  const auto find = [&said](const std::string& level, const std::string& text) {
+    return std::any_of(said.begin(), said.end(), [&](const auto& l) {
+      return l.first == level && l.second.find(text) != std::string::npos;
+    });
+  };
+  const std::string file = server.config_file().string();
+  EXPECT_TRUE(find("info", " starting: rules' state in this process (at most 100000 values"));
+  EXPECT_TRUE(find("info", ": 1 file (" + file + "), 1 domain (edge), 2 rules"));
+  EXPECT_TRUE(find("info", "gRPC on 127.0.0.1:"));
+  EXPECT_TRUE(find("info", "(SIGHUP): files changed 1 (" + file +
+                               "); rules added 1 (edge.plan); rules changed 1 (edge.ip: "
+                               "requests_per_unit=3 -> requests_per_unit=4)"))
+      << server.stderr_text();
+  EXPECT_TRUE(find("error", "the configuration was not reloaded, the previous one stays"));
+  EXPECT_TRUE(find("error", file + ":4: unit must be"));
+  EXPECT_TRUE(find("info", "SIGTERM, stopping"));
 }
 
 // A configuration that failed to load is tried again until it loads, even when the fixed file

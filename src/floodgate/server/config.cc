@@ -514,6 +514,7 @@ Result<Config> Config::parse(std::string_view text, const std::string& file, std
   config.files_.push_back(file);
   config.hash_ = fnv1a(fnv1a(fnv1a(fnv1a(config.hash_, file), std::string_view("\0", 1)), text),
                        std::string_view("\0", 1));
+  config.file_hashes_[file] = config.hash_;
   config.rules_ = count_rules(d->descriptors);
   config.domains_.emplace(d->name, std::move(d));
   return config;
@@ -524,6 +525,7 @@ Result<void> Config::add(Config&& other, bool merge_domains) {
   const std::uint64_t theirs = other.hash_;
   hash_ = fnv1a(hash_, std::string_view(reinterpret_cast<const char*>(&theirs), sizeof theirs));
   files_.insert(files_.end(), other.files_.begin(), other.files_.end());
+  file_hashes_.insert(other.file_hashes_.begin(), other.file_hashes_.end());
   rules_ += other.rules_;
   for (auto& [name, domain] : other.domains_) {
     const auto existing = domains_.find(name);
@@ -667,37 +669,160 @@ bool has_wildcard(const Descriptor& d) {
 
 namespace {
 
-void dump_level(const std::vector<Descriptor>& level, std::string& out) {
-  for (const Descriptor& d : level) {
-    if (d.rate_limit) {
-      const RateLimit& r = *d.rate_limit;
-      std::string unit(r.unlimited ? "unknown" : to_string(r.unit));
-      for (char& c : unit) c = static_cast<char>(c - 'a' + 'A');
-      out += d.id + ": unit=" + unit +
-             " requests_per_unit=" + std::to_string(r.unlimited ? 0 : r.requests_per_unit) +
-             ", shadow_mode: " + (d.shadow_mode ? "true" : "false") +
-             ", quota_mode: " + (d.quota_mode ? "true" : "false");
-      if (r.unlimited) out += ", unlimited: true";
-      if (!r.unlimited && r.algorithm != Algorithm::EnvoyFixedWindow) {
-        out += ", algorithm: " + std::string(to_string(r.algorithm));
-      }
-      if (r.burst) out += ", burst: " + std::to_string(*r.burst);
-      if (!r.name.empty()) out += ", name: " + r.name;
-      for (std::size_t i = 0; i < r.replaces.size(); ++i) {
-        out += (i == 0 ? ", replaces: " : ",") + r.replaces[i];
-      }
-      out += '\n';
-    }
-    dump_level(d.descriptors, out);
+// Returns the definition of `d`, which has a rate limit, as `Config::dump` writes it after the id.
+std::string definition_text(const Descriptor& d) {
+  const RateLimit& r = *d.rate_limit;
+  std::string unit(r.unlimited ? "unknown" : to_string(r.unit));
+  for (char& c : unit) c = static_cast<char>(c - 'a' + 'A');
+  std::string out = "unit=" + unit +
+                    " requests_per_unit=" + std::to_string(r.unlimited ? 0 : r.requests_per_unit) +
+                    ", shadow_mode: " + (d.shadow_mode ? "true" : "false") +
+                    ", quota_mode: " + (d.quota_mode ? "true" : "false");
+  if (r.unlimited) out += ", unlimited: true";
+  if (!r.unlimited && r.algorithm != Algorithm::EnvoyFixedWindow) {
+    out += ", algorithm: " + std::string(to_string(r.algorithm));
   }
+  if (r.burst) out += ", burst: " + std::to_string(*r.burst);
+  if (!r.name.empty()) out += ", name: " + r.name;
+  for (std::size_t i = 0; i < r.replaces.size(); ++i) {
+    out += (i == 0 ? ", replaces: " : ",") + r.replaces[i];
+  }
+  return out;
+}
+
+// Calls `f(rule)` for each descriptor with a rate limit in `level` and below, depth first.
+template <class F>
+void for_each_limited(const std::vector<Descriptor>& level, const F& f) {
+  for (const Descriptor& d : level) {
+    if (d.rate_limit) f(d);
+    for_each_limited(d.descriptors, f);
+  }
+}
+
+// Returns every rule of `config` by identity: its id and definition.
+std::map<std::string, std::pair<std::string, std::string>> rules_of(const Config& config) {
+  std::map<std::string, std::pair<std::string, std::string>> out;
+  for (const std::string& name : config.domain_names()) {
+    for_each_limited(config.domain(name)->descriptors, [&out](const Descriptor& d) {
+      out[d.identity] = {d.id, definition_text(d)};
+    });
+  }
+  return out;
+}
+
+// Returns the words (split at spaces, and at ", ") of `a` and `b` that differ, "a -> b".
+std::string difference(const std::string& a, const std::string& b) {
+  const auto words = [](std::string text) {
+    for (std::size_t at; (at = text.find(", ")) != std::string::npos;) text.replace(at, 2, " ");
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+  };
+  // "shadow_mode:" and its value are one field.
+  const auto fields = [&words](const std::string& text) {
+    std::vector<std::string> out;
+    for (const std::string& w : words(text)) {
+      if (!out.empty() && out.back().ends_with(":")) {
+        out.back() += " " + w;
+      } else {
+        out.push_back(w);
+      }
+    }
+    return out;
+  };
+  const std::vector<std::string> x = fields(a);
+  const std::vector<std::string> y = fields(b);
+  std::string from;
+  std::string to;
+  for (const std::string& w : x) {
+    if (std::find(y.begin(), y.end(), w) == y.end()) from += (from.empty() ? "" : " ") + w;
+  }
+  for (const std::string& w : y) {
+    if (std::find(x.begin(), x.end(), w) == x.end()) to += (to.empty() ? "" : " ") + w;
+  }
+  return (from.empty() ? "(none)" : from) + " -> " + (to.empty() ? "(none)" : to);
+}
+
+// Appends ", " or `head`, then `names` (at most 10, then how many more).
+void append_names(std::string& out, const std::string& head,
+                  const std::vector<std::string>& names) {
+  if (names.empty()) return;
+  out += (out.empty() ? "" : "; ") + head + " " + std::to_string(names.size()) + " (";
+  for (std::size_t i = 0; i < names.size() && i < 10; ++i) out += (i == 0 ? "" : ", ") + names[i];
+  if (names.size() > 10) out += ", and " + std::to_string(names.size() - 10) + " more";
+  out += ")";
 }
 
 }  // namespace
 
 std::string Config::dump() const {
   std::string out;
-  for (const auto& [name, domain] : domains_) dump_level(domain->descriptors, out);
+  for (const auto& [name, domain] : domains_) {
+    for_each_limited(domain->descriptors, [&out](const Descriptor& d) {
+      out += d.id + ": " + definition_text(d) + "\n";
+    });
+  }
   return out;
+}
+
+std::string describe_loaded(const Config& config) {
+  const auto list = [](std::size_t n, const char* one, const char* many,
+                       const std::vector<std::string>& names) {
+    std::string out = std::to_string(n) + " " + (n == 1 ? one : many) + " (";
+    for (std::size_t i = 0; i < names.size() && i < 10; ++i) {
+      out += (i == 0 ? "" : ", ") + names[i];
+    }
+    if (names.size() > 10) out += ", and " + std::to_string(names.size() - 10) + " more";
+    return out + ")";
+  };
+  const std::vector<std::string> domains = config.domain_names();
+  return list(config.files().size(), "file", "files", config.files()) + ", " +
+         list(domains.size(), "domain", "domains", domains) + ", " +
+         std::to_string(config.rules()) + (config.rules() == 1 ? " rule" : " rules");
+}
+
+std::string describe_change(const Config& before, const Config& after) {
+  std::string out;
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+  std::vector<std::string> changed;
+  const auto& was = before.file_hashes();
+  const auto& now = after.file_hashes();
+  for (const auto& [file, hash] : now) {
+    const auto old = was.find(file);
+    if (old == was.end()) {
+      added.push_back(file);
+    } else if (old->second != hash) {
+      changed.push_back(file);
+    }
+  }
+  for (const auto& [file, hash] : was) {
+    if (!now.contains(file)) removed.push_back(file);
+  }
+  append_names(out, "files added", added);
+  append_names(out, "files removed", removed);
+  append_names(out, "files changed", changed);
+  added.clear();
+  removed.clear();
+  changed.clear();
+  const auto old_rules = rules_of(before);
+  const auto new_rules = rules_of(after);
+  for (const auto& [identity, rule] : new_rules) {
+    const auto old = old_rules.find(identity);
+    if (old == old_rules.end()) {
+      added.push_back(rule.first);
+    } else if (old->second.second != rule.second) {
+      changed.push_back(rule.first + ": " + difference(old->second.second, rule.second));
+    }
+  }
+  for (const auto& [identity, rule] : old_rules) {
+    if (!new_rules.contains(identity)) removed.push_back(rule.first);
+  }
+  append_names(out, "rules added", added);
+  append_names(out, "rules removed", removed);
+  append_names(out, "rules changed", changed);
+  return out.empty() ? "nothing changed" : out;
 }
 
 std::string Config::state_key(const Descriptor& rule, std::span<const Entry> entries) {

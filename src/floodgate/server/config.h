@@ -204,6 +204,10 @@ class Config {
   std::uint64_t hash() const { return hash_ & ((std::uint64_t{1} << 53) - 1); }
   // Returns how many descriptors have a rate limit: the rules.
   std::size_t rules() const { return rules_; }
+  // Returns a hash of each file's name and text, by file.
+  const std::map<std::string, std::uint64_t, std::less<>>& file_hashes() const {
+    return file_hashes_;
+  }
 
   // Returns the rule that limits the request descriptor `entries` in `domain`, or null if none
   // does (an unknown domain, no matching path, or a path whose last level has no rate limit).
@@ -260,7 +264,18 @@ class Config {
   std::vector<std::string> files_;
   std::uint64_t hash_ = 0xcbf29ce484222325;  // FNV-1a's offset basis.
   std::size_t rules_ = 0;
+  std::map<std::string, std::uint64_t, std::less<>> file_hashes_;
 };
+
+// Returns what changed from `before` to `after`, for a reload's log line: the files added,
+// removed and changed, then the rules (by identity, named by id) added, removed and changed
+// (with the fields of their definition that changed, "requests_per_unit=5 -> requests_per_unit=3"),
+// at most 10 names of each, "; " between them; "nothing changed" when nothing did.
+std::string describe_change(const Config& before, const Config& after);
+
+// Returns what `config` is, for the log: "2 files (a.yaml, b.yaml), 2 domains (api, mail), 5
+// rules" (at most 10 names of each).
+std::string describe_loaded(const Config& config);
 
 // Reports whether `value` matches `pattern`, where '*' matches any run of bytes (none included)
 // and every other byte itself.

@@ -326,6 +326,34 @@ TEST(ConfigTest, DumpListsEachRuleAsEnvoyRatelimitsRlconfigDoes) {
       "api.plan.tier: unit=HOUR requests_per_unit=7, shadow_mode: false, quota_mode: false\n");
 }
 
+// What a reload's log line says changed: files, then rules by identity, with the fields that
+// changed; what a start-up line says was loaded.
+TEST(ConfigTest, AChangeIsDescribedByFileAndRule) {
+  const auto parse = [](const char* file, const char* text) {
+    Result<Config> c = Config::parse(text, file);
+    EXPECT_TRUE(c) << c.error().message();
+    return std::move(*c);
+  };
+  const Config before =
+      parse("api.yaml",
+            "domain: api\ndescriptors:\n"
+            "  - key: ip\n    rate_limit: {unit: second, requests_per_unit: 5}\n"
+            "  - key: user\n    rate_limit: {unit: minute, requests_per_unit: 3}\n"
+            "  - key: path\n    rate_limit: {unit: hour, requests_per_unit: 9}\n");
+  const Config after = parse("api.yaml",
+                             "domain: api\ndescriptors:\n"
+                             "  - key: ip\n    rate_limit: {unit: second, requests_per_unit: 3}\n"
+                             "  - key: user\n    shadow_mode: true\n"
+                             "    rate_limit: {unit: minute, requests_per_unit: 3}\n"
+                             "  - key: plan\n    rate_limit: {unit: day, requests_per_unit: 1}\n");
+  EXPECT_EQ(describe_change(before, after),
+            "files changed 1 (api.yaml); rules added 1 (api.plan); rules removed 1 (api.path); "
+            "rules changed 2 (api.ip: requests_per_unit=5 -> requests_per_unit=3, api.user: "
+            "shadow_mode: false -> shadow_mode: true)");
+  EXPECT_EQ(describe_change(after, after), "nothing changed");
+  EXPECT_EQ(describe_loaded(after), "1 file (api.yaml), 1 domain (api), 3 rules");
+}
+
 // A check reads on past errors: every file, and in a file every descriptor, so that one run names
 // every mistake; each error is the one `load` gives for it alone.
 TEST(ConfigTest, ACheckNamesEveryErrorOfEveryFile) {

@@ -64,8 +64,8 @@ void ConfigWatcher::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void ConfigWatcher::say(const std::string& line) const {
-  if (options_.log) options_.log(line);
+void ConfigWatcher::say(LogLevel level, const std::string& line) const {
+  if (options_.log) options_.log(level, line);
 }
 
 void ConfigWatcher::run() {
@@ -85,10 +85,11 @@ void ConfigWatcher::run() {
     lock.unlock();
     Result<Config> next = Config::load(options_.path, options_.merge_domains);
     if (next) {
-      for (const std::string& warning : next->warnings()) say(warning);
+      for (const std::string& warning : next->warnings()) say(LogLevel::Warn, warning);
     }
     std::shared_ptr<const Config> loaded =
         next ? std::make_shared<const Config>(std::move(*next)) : nullptr;
+    const std::shared_ptr<const Config> before = service_.config();
     const Result<void> installed =
         loaded ? service_.set_config(loaded) : Result<void>(next.error());
     lock.lock();
@@ -97,8 +98,9 @@ void ConfigWatcher::run() {
         metrics_.config_load_failed();
         char every[32];
         std::snprintf(every, sizeof every, "%g", seconds);
-        say("the configuration was not reloaded, the previous one stays (tried again every " +
-            std::string(every) + " s until it loads): " + installed.error().message());
+        say(LogLevel::Error,
+            "the configuration was not reloaded, the previous one stays (tried again every " +
+                std::string(every) + " s until it loads): " + installed.error().message());
       }
       failed = installed.error().message();
       continue;
@@ -106,7 +108,9 @@ void ConfigWatcher::run() {
     metrics_.config_loaded(*loaded);
     signature_ = now;
     failed.clear();
-    say("configuration reloaded from " + options_.path + (asked ? " (" + why + ")" : ""));
+    say(LogLevel::Info,
+        "configuration reloaded from " + options_.path + (asked ? " (" + why + ")" : "") + ": " +
+            (before ? describe_change(*before, *loaded) : describe_loaded(*loaded)));
   }
 }
 

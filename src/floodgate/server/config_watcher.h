@@ -14,6 +14,7 @@
 
 #include "floodgate/core/time.h"
 #include "floodgate/server/config.h"
+#include "floodgate/server/log.h"
 #include "floodgate/server/metrics.h"
 #include "floodgate/server/service.h"
 
@@ -27,8 +28,9 @@ struct ConfigWatcherOptions {
   std::string path;  // What `Config::load` reads: a file, or a folder of *.yaml and *.yml.
   bool merge_domains = false;  // `Config::load`'s.
   Nanos every = std::chrono::seconds(1);
-  // Receives one line per event: a reload, a failed one, a warning of the configuration read.
-  std::function<void(const std::string&)> log = nullptr;
+  // Receives one line per event: a reload and what it changed (info), a failed one (error), a
+  // warning of the configuration read (warn).
+  Log log = nullptr;
 };
 
 class ConfigWatcher {
@@ -50,7 +52,7 @@ class ConfigWatcher {
 
  private:
   void run();
-  void say(const std::string& line) const;
+  void say(LogLevel level, const std::string& line) const;
 
   Service& service_;
   ServiceMetrics& metrics_;

@@ -153,7 +153,7 @@ void RedisBackend::observe_link(bool answered, RedisFailure failure,
       (answered || !breaker || breaker_open_.load(std::memory_order_relaxed))) {
     return;  // No change: the common case, without the lock.
   }
-  std::string line;
+  std::vector<std::pair<LogLevel, std::string>> lines;
   {
     const std::lock_guard lock(link_mu_);
     const Link was = link_.load(std::memory_order_relaxed);
@@ -168,32 +168,31 @@ void RedisBackend::observe_link(bool answered, RedisFailure failure,
         std::snprintf(
             seconds, sizeof seconds, "%.1f",
             std::chrono::duration<double>(std::chrono::steady_clock::now() - down_since_).count());
-        line = at + " decides again, after " + seconds + " s" +
-               (breaker_was ? "; its circuit breaker is closed" : "");
+        lines.emplace_back(LogLevel::Info,
+                           at + " decides again, after " + seconds + " s" +
+                               (breaker_was ? "; its circuit breaker is closed" : ""));
       }
       breaker_open_.store(false, std::memory_order_relaxed);
     } else {
       if (was != Link::Down) {
         down_since_ = std::chrono::steady_clock::now();
-        line = at + " is not deciding (" + std::string(to_string(failure)) +
-               (error.empty() ? "" : ": " + error) + "); " + policy;
+        lines.emplace_back(LogLevel::Error,
+                           at + " is not deciding (" + std::string(to_string(failure)) +
+                               (error.empty() ? "" : ": " + error) + "); " + policy);
       }
       if (breaker && !breaker_was) {
         breaker_open_.store(true, std::memory_order_relaxed);
-        line += (line.empty() ? "" : "\n") + at +
-                ": circuit breaker open after repeated failures; calls are not sent to it for a "
-                "while, and " +
-                policy;
+        lines.emplace_back(LogLevel::Warn,
+                           at +
+                               ": circuit breaker open after repeated failures; calls are not sent "
+                               "to it for a while, and " +
+                               policy);
       }
     }
     link_.store(next, std::memory_order_relaxed);
   }
-  if (!line.empty() && options_.log) {
-    for (std::size_t from = 0; from < line.size();) {
-      const std::size_t end = std::min(line.find('\n', from), line.size());
-      options_.log(line.substr(from, end - from));
-      from = end + 1;
-    }
+  if (options_.log) {
+    for (const auto& [level, text] : lines) options_.log(level, text);
   }
 }
 
@@ -240,7 +239,8 @@ void RedisBackend::count_policy_decisions(std::span<const RedisCall> calls) {
       break;
     }
   }
-  options_.log(line + (latest.empty() ? (error.empty() ? "none recorded" : error) : latest));
+  options_.log(LogLevel::Warn,
+               line + (latest.empty() ? (error.empty() ? "none recorded" : error) : latest));
 }
 
 std::array<std::uint64_t, kRedisFailures> RedisBackend::policy_decisions() const {

@@ -19,6 +19,7 @@
 
 #include "floodgate/redis/redis_limiter.h"
 #include "floodgate/server/backend.h"
+#include "floodgate/server/log.h"
 #include "floodgate/server/metrics.h"
 #include "floodgate/server/service.h"
 
@@ -31,8 +32,10 @@ struct RedisBackendOptions {
   // A Redis round trip longer than this is a failure (see `RedisLimiterOptions::command_timeout`).
   Nanos command_timeout = std::chrono::milliseconds(100);
   // Where a summary of the failure policy's decisions goes (their number by reason, and the
-  // latest error), at most once per `log_every` while there are any; null: nowhere.
-  std::function<void(const std::string&)> log = nullptr;
+  // latest error; warn), at most once per `log_every` while there are any, and each change of
+  // Redis's state: not deciding (error), breaker open (warn), deciding again (info). Null:
+  // nowhere.
+  Log log = nullptr;
   Nanos log_every = std::chrono::seconds(10);
   // Written before every key (envoyproxy/ratelimit's CACHE_KEY_PREFIX). Envoy's window (the
   // default algorithm, and every descriptor's own limit) counts in envoyproxy/ratelimit's keys,

@@ -50,16 +50,30 @@ Runner::~Runner() { stop(); }
 Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
   std::unique_ptr<Runner> r(new Runner(std::move(options)));
   const ServeOptions& o = r->options_;
-  const auto say = [](const auto& sink, const std::string& line) {
-    if (sink) sink(line);
+  const auto say = [&o](LogLevel level, const std::string& line) {
+    if (o.log) o.log(level, line);
   };
+  {
+    std::string backend = "rules' state in this process (at most " +
+                          std::to_string(o.max_keys_per_rule) + " values a rule)";
+    if (o.redis) {
+      char timeout[32];
+      std::snprintf(timeout, sizeof timeout, "%g",
+                    std::chrono::duration<double>(o.redis->command_timeout).count());
+      backend = "rules' state in Redis at " + quoted_redis_url(o.redis->url) + " (" + timeout +
+                " s timeout; on failure: " + std::string(to_string(o.redis->on_failure)) + ")";
+    }
+    say(LogLevel::Info, "floodgate serve" + (o.version.empty() ? "" : " " + o.version) +
+                            (o.commit.empty() ? "" : " (commit " + o.commit + ")") +
+                            " starting: " + backend);
+  }
   ServiceOptions service_options{.max_keys_per_rule = o.max_keys_per_rule,
                                  .shadow_mode = o.shadow_mode,
                                  .quota_mode = o.quota_mode,
                                  .near_limit_ratio = o.near_limit_ratio};
   if (o.redis) {
     RedisBackendOptions redis = *o.redis;
-    if (!redis.log) redis.log = o.err;
+    if (!redis.log) redis.log = o.log;
     Result<std::shared_ptr<RedisBackend>> made = RedisBackend::create(std::move(redis));
     if (!made) return made.error();
     r->redis_ = std::move(*made);
@@ -69,7 +83,7 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
   Result<Config> config = Config::load(o.config_path, o.merge_domains);
   std::string signature;  // Of the files loaded; none loaded: the watcher tries at once.
   if (!config && o.start_without_config) {
-    say(o.err,
+    say(LogLevel::Error,
         "the configuration did not load; answering UNAVAILABLE until it does (tried "
         "again at every check): " +
             config.error().message());
@@ -78,7 +92,9 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
         Service::create_unconfigured(std::move(service_options), config.error().message());
   } else {
     if (!config) return config.error();
-    for (const std::string& warning : config->warnings()) say(o.err, warning);
+    for (const std::string& warning : config->warnings()) say(LogLevel::Warn, warning);
+    say(LogLevel::Info,
+        "configuration loaded from " + o.config_path + ": " + describe_loaded(*config));
     r->metrics_.config_loaded(*config);
     signature = files_signature(o.config_path);
     Result<std::unique_ptr<Service>> service = Service::create(
@@ -135,10 +151,11 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     // Connect and load the scripts now, not in the first requests' Redis timeout.
     const std::string url = quoted_redis_url(o.redis->url);
     if (Result<void> up = r->redis_->connect(std::chrono::seconds(1)); up) {
-      say(o.out, "Redis at " + url + ": connected");
+      say(LogLevel::Info, "Redis at " + url + ": connected");
     } else {
-      say(o.err, "Redis at " + url + " does not answer (" + up.error().message() +
-                     "); requests are answered by the Redis failure policy until it does");
+      say(LogLevel::Error,
+          "Redis at " + url + " does not answer (" + up.error().message() +
+              "); requests are answered by the Redis failure policy until it does");
     }
   }
 
@@ -166,8 +183,8 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     return Error("gRPC address \"" + o.grpc_address + "\": cannot listen on it");
   }
   r->rls_->start();
-  say(o.out, "gRPC on " + o.grpc_address.substr(0, o.grpc_address.rfind(':')) + ":" +
-                 std::to_string(r->grpc_port_));
+  say(LogLevel::Info, "gRPC on " + o.grpc_address.substr(0, o.grpc_address.rfind(':')) + ":" +
+                          std::to_string(r->grpc_port_));
 
   if (o.http) {
     r->http_ = std::make_unique<HttpServer>(HttpServerOptions{.reuse_port = o.reuse_port});
@@ -177,14 +194,14 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
     Result<int> bound = r->http_->listen(o.http_host, o.http_port);
     if (!bound) return Error("HTTP address: " + bound.error().message() + reuse_hint(o.reuse_port));
     r->http_port_ = *bound;
-    say(o.out, "HTTP on " + o.http_host + ":" + std::to_string(r->http_port_));
+    say(LogLevel::Info, "HTTP on " + o.http_host + ":" + std::to_string(r->http_port_));
   }
   r->watcher_ =
       std::make_unique<ConfigWatcher>(*r->service_, r->metrics_,
                                       ConfigWatcherOptions{.path = o.config_path,
                                                            .merge_domains = o.merge_domains,
                                                            .every = o.reload_every,
-                                                           .log = o.err},
+                                                           .log = o.log},
                                       signature);
   return r;
 }
@@ -234,7 +251,10 @@ Result<void> run(ServeOptions options) {
   sigemptyset(&signals);
   for (const int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) sigaddset(&signals, s);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  const auto err = options.err;
+  const Log log = options.log;
+  const auto say = [&log](const std::string& line) {
+    if (log) log(LogLevel::Info, line);
+  };
   Result<std::unique_ptr<Runner>> runner = Runner::start(std::move(options));
   if (!runner) return runner.error();
   int signal_number = 0;
@@ -243,11 +263,11 @@ Result<void> run(ServeOptions options) {
     if (signal_number == SIGINT || signal_number == SIGTERM) break;
     if (signal_number == SIGHUP) {
       (*runner)->reload_now("SIGHUP");
-    } else if (err) {
-      err(signal_number == SIGUSR1 ? "SIGUSR1 ignored" : "SIGUSR2 ignored");
+    } else {
+      say(signal_number == SIGUSR1 ? "SIGUSR1 ignored" : "SIGUSR2 ignored");
     }
   }
-  if (err) err(signal_number == SIGINT ? "SIGINT, stopping" : "SIGTERM, stopping");
+  say(signal_number == SIGINT ? "SIGINT, stopping" : "SIGTERM, stopping");
   (*runner)->stop();
   return {};
 }

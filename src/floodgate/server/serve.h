@@ -16,6 +16,7 @@
 
 #include "floodgate/core/result.h"
 #include "floodgate/core/time.h"
+#include "floodgate/server/log.h"
 #include "floodgate/server/metrics.h"
 #include "floodgate/server/redis_backend.h"
 #include "floodgate/server/rls.h"
@@ -60,10 +61,10 @@ struct ServeOptions {
   // What this build is, for `floodgate_build_info` and the start-up line (empty: not said).
   std::string version = {};
   std::string commit = {};
-  // Lines for standard output (where it listens, Redis connected) and standard error
-  // (warnings, reloads, signals); null: nowhere.
-  std::function<void(const std::string&)> out = nullptr;
-  std::function<void(const std::string&)> err = nullptr;
+  // Where the service says what happens: where it listens, what it loaded and what a reload
+  // changed (info); warnings of the configuration, Redis's changes of state, the failure
+  // policy's decisions (summarized, at most every 10 s), signals. Null: nowhere.
+  Log log = nullptr;
 };
 
 // The service, running. Thread-safe.

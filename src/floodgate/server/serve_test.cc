@@ -42,14 +42,15 @@ class ConfigFile {
   std::filesystem::path folder_;
 };
 
-// Lines a Runner said, kept for the test's thread.
+// Lines a Runner logged, kept for the test's thread.
 struct Said {
   std::mutex mu;
   std::vector<std::string> lines;
-  std::function<void(const std::string&)> sink() {
-    return [this](const std::string& line) {
+  // Each line as "level message".
+  Log sink() {
+    return [this](LogLevel level, const std::string& line) {
       const std::lock_guard lock(mu);
-      lines.push_back(line);
+      lines.push_back(std::string(to_string(level)) + " " + line);
     };
   }
   bool has(std::string_view text) {
@@ -67,8 +68,7 @@ ServeOptions options_for(const ConfigFile& config, Said& said) {
   o.grpc_address = "127.0.0.1:0";
   o.http_port = 0;
   o.reload_every = std::chrono::hours(1);  // Only when asked.
-  o.out = said.sink();
-  o.err = said.sink();
+  o.log = said.sink();
   return o;
 }
 
