@@ -16,6 +16,8 @@ packages=(
   clang           # the fuzz targets (make fuzz, CI): clang++ with -fsanitize=fuzzer
   libclang-rt-14-dev  # libFuzzer and clang's sanitizer runtimes
   python3         # the CLI test parses the plot as XML
+  python3-yaml    # the packaging test reads the compose, Envoy and Kubernetes files
+  systemd         # systemd-analyze verify checks the unit (packaging/)
   pkg-config      # finds hiredis and cpp-httplib
   libhiredis-dev  # the naive Redis client that floodgate bench --redis compares against
   redis-server    # the Redis backend's tests start their own servers and clusters
