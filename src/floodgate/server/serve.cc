@@ -21,14 +21,16 @@ namespace floodgate::server {
 
 namespace {
 
-// What to do about an address in use, when ports are not shared.
-std::string reuse_hint(bool reuse_port) {
-  return reuse_port ? "" : "; --reuse-port shares it with other instances that ask to";
+// Returns `why` a socket could not listen, with what to do when the address is in use and ports
+// are not shared.
+std::string listen_error(const std::string& why, bool reuse_port) {
+  if (reuse_port || why.find("address already in use") == std::string::npos) return why;
+  return why + "; --reuse-port shares it with other instances that ask to";
 }
 
 // Returns an error naming `address` and why, if a socket of our own cannot listen on it (host:port
 // only; other forms of gRPC address are left to gRPC).
-Result<void> try_grpc_address(const std::string& address, bool reuse_port) {
+Result<void> try_grpc_address(const std::string& address) {
   Result<std::pair<std::string, int>> at = parse_host_port(address);
   if (!at || at->second == 0) return {};
   std::string host = at->first;
@@ -36,7 +38,7 @@ Result<void> try_grpc_address(const std::string& address, bool reuse_port) {
     host = host.substr(1, host.size() - 2);
   }
   if (Result<void> free = try_listen(host, at->second); !free) {
-    return Error(free.error().message() + reuse_hint(reuse_port));
+    return free.error();
   }
   return {};
 }
@@ -173,9 +175,12 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
   builder.RegisterService(r->health_.get());
   builder.SetMaxReceiveMessageSize(4 << 20);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, o.reuse_port ? 1 : 0);
-  // A port in use is said here, in words, rather than by gRPC's own log.
-  if (Result<void> free = try_grpc_address(o.grpc_address, o.reuse_port); !o.reuse_port && !free) {
-    return Error("gRPC address: " + free.error().message());
+  // A port in use is said here, in words, rather than by gRPC's own log (a shared port is
+  // gRPC's to bind).
+  if (!o.reuse_port) {
+    if (Result<void> free = try_grpc_address(o.grpc_address); !free) {
+      return Error("gRPC address: " + listen_error(free.error().message(), false));
+    }
   }
   r->grpc_ = builder.BuildAndStart();
   if (!r->grpc_ || r->grpc_port_ == 0) {
@@ -192,7 +197,9 @@ Result<std::unique_ptr<Runner>> Runner::start(ServeOptions options) {
                       std::move(health));
     r->registry_.add(http_server_metrics(*r->http_));
     Result<int> bound = r->http_->listen(o.http_host, o.http_port);
-    if (!bound) return Error("HTTP address: " + bound.error().message() + reuse_hint(o.reuse_port));
+    if (!bound) {
+      return Error("HTTP address: " + listen_error(bound.error().message(), o.reuse_port));
+    }
     r->http_port_ = *bound;
     say(LogLevel::Info, "HTTP on " + o.http_host + ":" + std::to_string(r->http_port_));
   }
