@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "floodgate/core/internal/format.h"
+#include "floodgate/server/internal/json.h"
 
 namespace floodgate::server {
 
@@ -38,9 +39,9 @@ Result<LogFormat> parse_log_format(std::string_view text) {
 
 namespace {
 
-// Appends `message` with every control character, backslash and (for JSON) double quote
-// escaped as JSON escapes them.
-void append_escaped(std::string& out, std::string_view message, bool json) {
+// Appends `message` with each control byte escaped (\n, \r, \t, else \u00XX), so that it stays
+// on one line of text.
+void append_one_line(std::string& out, std::string_view message) {
   for (const char c : message) {
     const auto u = static_cast<unsigned char>(c);
     if (c == '\n') {
@@ -53,9 +54,6 @@ void append_escaped(std::string& out, std::string_view message, bool json) {
       char hex[8];
       std::snprintf(hex, sizeof hex, "\\u%04x", u);
       out += hex;
-    } else if (json && (c == '"' || c == '\\')) {
-      out += '\\';
-      out += c;
     } else {
       out += c;
     }
@@ -80,16 +78,16 @@ std::string format_log_line(LogFormat format, LogLevel level,
   line.reserve(message.size() + 64);
   if (format == LogFormat::Json) {
     line.append("{\"time\":\"").append(stamp).append("\",\"level\":\"");
-    line.append(to_string(level)).append("\",\"msg\":\"");
-    append_escaped(line, message, true);
-    line.append("\"}");
+    line.append(to_string(level)).append("\",\"msg\":");
+    internal::append_json_string(line, message);
+    line.append("}");
     return line;
   }
   char head[128];
   const std::string_view name = to_string(level);
   std::snprintf(head, sizeof head, "%s %-5.*s ", stamp, static_cast<int>(name.size()), name.data());
   line.append(head);
-  append_escaped(line, message, false);
+  append_one_line(line, message);
   return line;
 }
 

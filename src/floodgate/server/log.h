@@ -23,7 +23,8 @@ Result<LogLevel> parse_log_level(std::string_view text);
 enum class LogFormat : std::uint8_t {
   // `2026-12-07T19:57:05.123Z info  message`: the level padded to 5, then the message.
   Text,
-  // `{"time":"2026-12-07T19:57:05.123Z","level":"info","msg":"message"}`.
+  // `{"time":"2026-12-07T19:57:05.123Z","level":"info","msg":"message"}` (control bytes in the
+  // message as \u00XX).
   Json,
 };
 // Returns the format `text` names ("text", "json"), or an error quoting it.

@@ -31,7 +31,7 @@ TEST(LogTest, TextLinesHaveTheTimeInUtcTheLevelAndTheMessage) {
 
 TEST(LogTest, JsonLinesAreObjectsWithTimeLevelAndMsg) {
   EXPECT_EQ(format_log_line(LogFormat::Json, LogLevel::Warn, kWhen, "say \"hi\"\\\n"),
-            R"({"time":"2026-12-07T19:57:05.123Z","level":"warn","msg":"say \"hi\"\\\n"})");
+            R"({"time":"2026-12-07T19:57:05.123Z","level":"warn","msg":"say \"hi\"\\\u000a"})");
 }
 
 TEST(LogTest, LevelsAndFormatsAreReadByNameAndAWrongOneIsNamed) {

@@ -13,6 +13,7 @@
 
 #include "floodgate/core/internal/format.h"
 #include "floodgate/http/rate_limit_headers.h"
+#include "floodgate/server/internal/json.h"
 
 namespace floodgate::server {
 namespace {
@@ -172,26 +173,6 @@ namespace {
 // own parser: the map code then runs in libprotobuf, never instantiated here (Debian's
 // libprotobuf and code built with ThreadSanitizer disagree on its maps).
 
-// Appends `text` as a JSON string.
-void append_json_string(std::string& out, std::string_view text) {
-  out += '"';
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20) {
-      constexpr std::string_view kHex = "0123456789abcdef";
-      out += "\\u00";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
-}
-
 void append_json(std::string& out, const MetadataValue& v) {
   switch (v.kind) {
     case MetadataValue::Kind::Null:
@@ -207,7 +188,7 @@ void append_json(std::string& out, const MetadataValue& v) {
       return;
     }
     case MetadataValue::Kind::String:
-      append_json_string(out, v.string);
+      internal::append_json_string(out, v.string);
       return;
     case MetadataValue::Kind::List:
       out += '[';
@@ -221,7 +202,7 @@ void append_json(std::string& out, const MetadataValue& v) {
       out += '{';
       for (std::size_t i = 0; i < v.keys.size(); ++i) {
         if (i > 0) out += ',';
-        append_json_string(out, v.keys[i]);
+        internal::append_json_string(out, v.keys[i]);
         out += ':';
         append_json(out, v.items[i]);
       }
@@ -254,21 +235,22 @@ const std::string& unit_name(Unit unit) {
 void add_dynamic_metadata(const Request& request, const Response& response,
                           rls::RateLimitResponse& proto) {
   std::string json = "{\"domain\":";
-  append_json_string(json, request.domain);
+  internal::append_json_string(json, request.domain);
   json += ",\"descriptors\":[";
   for (std::size_t i = 0; i < request.descriptors.size(); ++i) {
     const RequestDescriptor& d = request.descriptors[i];
     json += i > 0 ? ",{\"entries\":[" : "{\"entries\":[";
     for (std::size_t j = 0; j < d.entries.size(); ++j) {
       if (j > 0) json += ',';
-      append_json_string(json,
-                         std::string(d.entries[j].key) + "=" + std::string(d.entries[j].value));
+      internal::append_json_string(
+          json, std::string(d.entries[j].key) + "=" + std::string(d.entries[j].value));
     }
     json += ']';
     if (d.limit) {
       json += ",\"limit\":";
-      append_json_string(json, "requests_per_unit:" + std::to_string(d.limit->requests_per_unit) +
-                                   " unit:" + unit_name(d.limit->unit));
+      internal::append_json_string(
+          json, "requests_per_unit:" + std::to_string(d.limit->requests_per_unit) +
+                    " unit:" + unit_name(d.limit->unit));
     }
     if (d.hits_addend) json += ",\"hitsAddend\":" + std::to_string(*d.hits_addend);
     json += '}';
