@@ -199,6 +199,14 @@ contains plot key.svg "quota 5/s burst 20"
 contains plot key.svg "</svg>"
 pass "replay: the sample access log with per-key quotas, summary and plot"
 
+# Every bar of a plot holds exactly the decisions whose instants fall in its half-open interval
+# (recomputed from --out, on random unsorted traces with instants on bar boundaries).
+for seed in 1 2; do
+  python3 "$src/tests/cli/bars_match_decisions.py" "$bin" "$work" "$seed" >"bars$seed.out" 2>&1 ||
+    fail "plot bars differ from the decisions (seed $seed): $(tail -n 3 "bars$seed.out")"
+done
+pass "replay --plot: every bar's counts equal the decisions in its interval (random traces)"
+
 # The README's two plots are what the README's command draws today.
 run day 0 "$bin" replay access.log --quota "5/s burst 20" --quotas "$src/data/quotas.txt" \
   --out none --plot day.svg

@@ -42,26 +42,83 @@ std::vector<std::pair<std::string, std::uint64_t>> TopDenials::top(std::size_t n
   return all;
 }
 
+namespace {
+
+constexpr std::int64_t kMs = 1'000'000, kS = 1000 * kMs, kMin = 60 * kS, kHour = 60 * kMin;
+constexpr std::int64_t kDay = 24 * kHour, kWeek = 7 * kDay;
+
+// Instants span at most 2^63 ns, but sums of them may not fit in int64: count in 128 bits.
+__extension__ using Wide = __int128;
+
+// Returns floor(a / b), for b > 0.
+Wide floor_div(Wide a, Wide b) { return a / b - (a % b < 0 ? 1 : 0); }
+
+// The widths of a time series' buckets, each a multiple of the one before; past the last, weeks
+// double.
+constexpr std::int64_t kLadder[] = {kMs,       2 * kMs,   10 * kMs,   20 * kMs,  100 * kMs,
+                                    200 * kMs, kS,        2 * kS,     10 * kS,   20 * kS,
+                                    kMin,      2 * kMin,  10 * kMin,  20 * kMin, kHour,
+                                    2 * kHour, 6 * kHour, 12 * kHour, kDay,      kWeek};
+
+}  // namespace
+
+Instant TimeSeries::origin() const noexcept {
+  return Instant{Nanos{static_cast<std::int64_t>(Wide{first_} * width_)}};
+}
+
+void TimeSeries::widen() {
+  std::int64_t wider = width_ * 2;  // Past a week: weeks double.
+  for (const std::int64_t w : kLadder) {
+    if (w > width_) {
+      wider = w;
+      break;
+    }
+  }
+  const auto start = [&](std::size_t i) { return (Wide{first_} + static_cast<Wide>(i)) * width_; };
+  const auto first = static_cast<std::int64_t>(floor_div(start(0), wider));
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> merged;
+  for (std::size_t i = 0; i < buckets_.size(); ++i) {
+    const auto at = static_cast<std::size_t>(floor_div(start(i), wider) - first);
+    if (at >= merged.size()) merged.resize(at + 1);
+    merged[at].first += buckets_[i].first;
+    merged[at].second += buckets_[i].second;
+  }
+  buckets_ = std::move(merged);
+  first_ = first;
+  width_ = wider;
+}
+
 void TimeSeries::add(Instant t, bool admitted) {
+  // Instants lie within +-2^62 ns, widths are at least 1 ms: 64 bits hold the index.
+  const std::int64_t raw = t.time_since_epoch().count();
+  const std::int64_t bucket = raw / width_ - (raw % width_ < 0 ? 1 : 0);
+  if (bucket >= first_ && bucket - first_ < static_cast<std::int64_t>(buckets_.size())) {
+    auto& counts = buckets_[static_cast<std::size_t>(bucket - first_)];
+    (admitted ? counts.first : counts.second) += 1;
+    return;
+  }
+  const Wide ns = raw;
   if (buckets_.empty()) {
-    origin_ = t;
+    first_ = static_cast<std::int64_t>(floor_div(ns, width_));
     buckets_.emplace_back(0, 0);
   }
-  const std::int64_t offset = std::max<std::int64_t>(0, (t - origin_).count());
-  std::uint64_t index = static_cast<std::uint64_t>(offset / width_);
-  while (index >= kMaxBuckets) {
-    // Twice as wide: merge pairs.
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> merged((buckets_.size() + 1) / 2);
-    for (std::size_t i = 0; i < buckets_.size(); ++i) {
-      merged[i / 2].first += buckets_[i].first;
-      merged[i / 2].second += buckets_[i].second;
+  for (;;) {
+    const Wide index = floor_div(ns, width_);
+    const Wide low = std::min<Wide>(index, first_);
+    const Wide high = std::max<Wide>(index, Wide{first_} + static_cast<Wide>(buckets_.size()) - 1);
+    if (high - low + 1 > static_cast<Wide>(kMaxBuckets)) {
+      widen();
+      continue;
     }
-    buckets_ = std::move(merged);
-    width_ = width_ > INT64_MAX / 2 ? INT64_MAX : width_ * 2;
-    index = static_cast<std::uint64_t>(offset / width_);
+    if (index < first_) {
+      buckets_.insert(buckets_.begin(), static_cast<std::size_t>(first_ - index), {0, 0});
+      first_ = static_cast<std::int64_t>(index);
+    }
+    const auto at = static_cast<std::size_t>(index - first_);
+    if (at >= buckets_.size()) buckets_.resize(at + 1);
+    (admitted ? buckets_[at].first : buckets_[at].second) += 1;
+    return;
   }
-  if (index >= buckets_.size()) buckets_.resize(index + 1);
-  (admitted ? buckets_[index].first : buckets_[index].second) += 1;
 }
 
 namespace {
@@ -156,20 +213,20 @@ double nice_step(double range, int ticks) {
 }
 
 // Round durations for bars and ticks, from 1 ms to a week.
-constexpr std::int64_t kMs = 1'000'000, kS = 1000 * kMs, kMin = 60 * kS, kHour = 60 * kMin;
 constexpr std::int64_t kRound[] = {
     kMs,       2 * kMs,   5 * kMs,   10 * kMs,  20 * kMs,   50 * kMs,   100 * kMs,
     200 * kMs, 500 * kMs, kS,        2 * kS,    5 * kS,     10 * kS,    15 * kS,
     30 * kS,   kMin,      2 * kMin,  5 * kMin,  10 * kMin,  15 * kMin,  30 * kMin,
     kHour,     2 * kHour, 3 * kHour, 6 * kHour, 12 * kHour, 24 * kHour, 7 * 24 * kHour};
 
-// Returns the smallest round duration of at least `ns`: one of kRound, or whole weeks.
-std::int64_t round_up(std::int64_t ns) {
+// Returns the smallest round duration of at least `ns` that `step` divides: one of kRound, or
+// whole weeks (a multiple of `step`, if `step` is longer than a week).
+std::int64_t round_up(std::int64_t ns, std::int64_t step = 1) {
   for (const std::int64_t r : kRound) {
-    if (r >= ns) return r;
+    if (r >= ns && r % step == 0) return r;
   }
-  constexpr std::int64_t kWeek = kRound[std::size(kRound) - 1];
-  return (ns / kWeek + (ns % kWeek != 0 ? 1 : 0)) * kWeek;
+  const std::int64_t unit = std::max(kWeek, step);  // Every step up to a week divides a week.
+  return static_cast<std::int64_t>((Wide{ns} + unit - 1) / unit * unit);
 }
 
 std::int64_t floor_to(std::int64_t t, std::int64_t step) {
@@ -183,37 +240,32 @@ std::string duration_text(std::int64_t ns) {
   return std::to_string(ns / kMs) + " ms";
 }
 
-// The series regrouped into round bars, aligned to multiples of their width since the epoch:
-// (admitted, denied) per bar.
-struct Bars {
-  std::int64_t first;  // The first bar's start.
-  std::int64_t width;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> counts;
-};
+}  // namespace
 
-// Instants span at most 2^63 ns, but sums of them may not fit in int64: count in 128 bits.
-__extension__ using Wide = __int128;
-
-Bars regroup(const TimeSeries& series) {
+PlotBars plot_bars(const TimeSeries& series) {
   const auto& fine = series.buckets();
   const std::int64_t fine_width = series.width().count();
-  const std::int64_t origin = series.origin().time_since_epoch().count();
+  const Wide origin = series.origin().time_since_epoch().count();
   const Wide span = Wide{fine_width} * static_cast<Wide>(std::max<std::size_t>(fine.size(), 1));
-  Bars bars;
-  bars.width = round_up(static_cast<std::int64_t>(std::max<Wide>(fine_width, span / 240)));
-  bars.first = floor_to(origin, bars.width);
-  const Wide end = origin + span;
-  const auto n = static_cast<std::size_t>((end - bars.first + bars.width - 1) / bars.width);
+  PlotBars bars;
+  bars.width =
+      round_up(static_cast<std::int64_t>(std::max<Wide>(fine_width, span / 240)), fine_width);
+  bars.first = static_cast<std::int64_t>(floor_div(origin, bars.width) * bars.width);
+  const auto n =
+      static_cast<std::size_t>(floor_div(origin + span - 1 - bars.first, bars.width) + 1);
   bars.counts.resize(std::max<std::size_t>(n, 1));
   for (std::size_t i = 0; i < fine.size(); ++i) {
+    // The bar's width is a multiple of the bucket's, both aligned to the epoch: the bucket lies
+    // inside one bar.
     const Wide start = origin + Wide{fine_width} * static_cast<Wide>(i);
-    const auto bar = std::min(bars.counts.size() - 1,
-                              static_cast<std::size_t>((start - bars.first) / bars.width));
+    const auto bar = static_cast<std::size_t>(floor_div(start - bars.first, bars.width));
     bars.counts[bar].first += fine[i].first;
     bars.counts[bar].second += fine[i].second;
   }
   return bars;
 }
+
+namespace {
 
 // Where things go on the page.
 struct Frame {
@@ -239,14 +291,41 @@ void draw_grid(std::string& svg, const Frame& f) {
   }
 }
 
-// Admitted below, denied stacked on top.
-void draw_bars(std::string& svg, const Frame& f, const Bars& bars) {
+// Returns instant `t` for a bar's tooltip: a UTC date and time for `dates` (with milliseconds
+// when `width` is not whole seconds), else seconds with three decimals.
+std::string instant_text(Wide t, std::int64_t width, bool dates) {
+  const Wide ms = floor_div(t, kMs);
+  if (!dates) {
+    const Wide whole = floor_div(ms, 1000);
+    return std::to_string(static_cast<std::int64_t>(whole)) +
+           format(".%03.0f s", static_cast<double>(ms - whole * 1000));
+  }
+  const auto secs = static_cast<std::time_t>(floor_div(t, kS));
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  std::string text = buf;
+  if (width % kS != 0) {
+    text += format(".%03.0f", static_cast<double>(ms - floor_div(t, kS) * 1000));
+  }
+  return text;
+}
+
+// Admitted below, denied stacked on top; each bar's interval and counts in its <title>.
+void draw_bars(std::string& svg, const Frame& f, const PlotBars& bars, bool dates) {
   const double bar_w = Frame::kPlotW / static_cast<double>(bars.counts.size());
   for (std::size_t i = 0; i < bars.counts.size(); ++i) {
     const auto [admitted, denied] = bars.counts[i];
     const double x = Frame::kLeft + bar_w * static_cast<double>(i);
     const double a = static_cast<double>(admitted), d = static_cast<double>(denied);
     const double w = std::max(bar_w * 0.9, 0.5);
+    if (admitted + denied == 0) continue;
+    const Wide start = Wide{bars.first} + Wide{bars.width} * static_cast<Wide>(i);
+    svg += "<g><title>" + instant_text(start, bars.width, dates) + " to " +
+           instant_text(start + bars.width, bars.width, dates) + (dates ? " UTC" : "") + ": " +
+           std::to_string(admitted + denied) + " requests, " + std::to_string(admitted) +
+           " admitted, " + std::to_string(denied) + " denied</title>\n";
     if (admitted > 0) {
       svg +=
           format("<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#2e8b57\"/>\n",
@@ -257,6 +336,7 @@ void draw_bars(std::string& svg, const Frame& f, const Bars& bars) {
           format("<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"#d9534f\"/>\n",
                  x, f.y_of(a + d), w, f.y_of(a) - f.y_of(a + d));
     }
+    svg += "</g>\n";
   }
 }
 
@@ -309,7 +389,7 @@ void draw_time_ticks(std::string& svg, const Frame& f, bool dates) {
 }
 
 // The axes' titles.
-void draw_axis_titles(std::string& svg, const Bars& bars, bool dates) {
+void draw_axis_titles(std::string& svg, const PlotBars& bars, bool dates) {
   std::string x_title = "time";
   if (dates) {
     const std::time_t secs = static_cast<std::time_t>(floor_to(bars.first, kS) / kS);
@@ -374,7 +454,7 @@ std::string printable_key(std::string_view key, std::size_t max_bytes) {
 }
 
 std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
-  const Bars bars = regroup(series);
+  const PlotBars bars = plot_bars(series);
   std::uint64_t peak = 0;
   for (const auto& [a, d] : bars.counts) peak = std::max(peak, a + d);
   double quota_per_bar = -1;  // None.
@@ -399,7 +479,7 @@ std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
          "\" y=\"22\" font-size=\"15\" font-weight=\"bold\">" + escape_xml(labels.title) +
          "</text>\n";
   draw_grid(svg, frame);
-  draw_bars(svg, frame, bars);
+  draw_bars(svg, frame, bars, dates);
   if (quota_per_bar >= 0) draw_quota_line(svg, frame, quota_per_bar);
   draw_axes(svg);
   draw_time_ticks(svg, frame, dates);

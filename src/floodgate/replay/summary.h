@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,30 +44,49 @@ class TopDenials {
   std::unordered_map<std::string, std::uint64_t, Hash, std::equal_to<>> counts_;
 };
 
-// Admitted and denied requests per time bucket. Buckets start 1 ms wide and double (merging
-// pairs) whenever the trace would need more than `kMaxBuckets`, so a trace of any span keeps
-// between kMaxBuckets / 2 and kMaxBuckets of them: fine enough for `render_svg` to regroup them
-// into bars of a round width.
+// Admitted and denied requests per time bucket. Bucket i holds the requests in
+// [origin + i * width, origin + (i + 1) * width): half-open, and aligned to multiples of the width
+// since the epoch, so to UTC's seconds, minutes, hours and days. The width starts at 1 ms and
+// grows, whenever the requests seen would need more than `kMaxBuckets`, along a ladder in which
+// each width is a multiple of the one before: 1, 2, 10, 20, 100, 200 ms, 1, 2, 10, 20 s, 1, 2, 10,
+// 20 min, 1, 2, 6, 12 h, a day, a week, then weeks doubling. A bucket therefore lies inside one
+// bar of any width it divides, and bars counted from buckets are exact. A request earlier than
+// every one before it widens the series to the left: lines need not be sorted.
 class TimeSeries {
  public:
   static constexpr std::size_t kMaxBuckets = 4096;
 
-  // Counts one request at `t`. A request before the first one seen counts in the first bucket.
+  // Counts one request at `t`.
   void add(Instant t, bool admitted);
 
   bool empty() const noexcept { return buckets_.empty(); }
-  Instant origin() const noexcept { return origin_; }
+  // The first bucket's start.
+  Instant origin() const noexcept;
   Nanos width() const noexcept { return Nanos{width_}; }
   // Admitted and denied counts, bucket by bucket from `origin()`.
-  const std::vector<std::pair<std::uint64_t, std::uint64_t>>& buckets() const noexcept {
+  const std::deque<std::pair<std::uint64_t, std::uint64_t>>& buckets() const noexcept {
     return buckets_;
   }
 
  private:
-  Instant origin_{};
+  // Widens the buckets to the next width of the ladder.
+  void widen();
+
+  std::int64_t first_ = 0;  // The first bucket's index: its start is first_ * width_.
   std::int64_t width_ = 1'000'000;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> buckets_;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> buckets_;
 };
+
+// The bars of a plot: `series` regrouped into bars of a round width (1 ms to a week, then whole
+// weeks) that the series' width divides, about 240 of them; bar i holds the requests in
+// [first + i * width, first + (i + 1) * width), aligned to multiples of the width since the
+// epoch. Exact: every request is in the bar its instant falls in.
+struct PlotBars {
+  std::int64_t first = 0;  // The first bar's start, nanoseconds since the epoch.
+  std::int64_t width = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> counts;  // (admitted, denied) per bar.
+};
+PlotBars plot_bars(const TimeSeries& series);
 
 // Returns `key` fit for one line of a terminal: at most `max_bytes` bytes of it (then "..."),
 // valid UTF-8 as it is, and control bytes and bytes that are not valid UTF-8 as \xNN.
@@ -84,7 +104,8 @@ struct PlotLabels {
 // as stacked bars of a round width (1 ms to a week, at most about 240 bars), the quota as a
 // dashed line (the requests one bar's time admits at the quota's rate), a time axis with ticks at
 // round instants (UTC clock time when the instants look like dates after 2001, else seconds) and
-// a legend. A series bucket counts in the bar where it starts.
+// a legend. The bars are `plot_bars(series)`; each has a <title> (a tooltip) with its interval
+// and its counts: "2026-12-07 10:29:00 to 10:30:00 UTC: 120 requests, 100 admitted, 20 denied".
 std::string render_svg(const TimeSeries& series, const PlotLabels& labels);
 
 }  // namespace floodgate::replay
