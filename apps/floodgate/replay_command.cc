@@ -72,7 +72,8 @@ Input:
 Output:
   --out FILE            the decisions, as CSV time_ns,key,cost,allowed,remaining,retry_after_ns
                         (default: standard output; "none" writes none)
-  --plot FILE           an SVG of admitted and denied requests over time, with the quota as a line
+  --plot FILE           an SVG of admitted and denied requests over time (each bar's counts in
+                        its tooltip); with --plot-key, the key's quota as a line
   --plot-key KEY        plot one key's requests and quota instead of the whole trace
   --top N               keys to list in the summary's top denials (default 10)
   --quiet               no progress bar (it is drawn only when stderr is a terminal)
@@ -529,10 +530,16 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
 bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
                 const replay::TimeSeries& series) {
   replay::PlotLabels labels;
+  // A key's plot has its quota as a line, and starts a bar before its first request. The quota
+  // limits each key, not the sum the all-keys plot draws: there it is named, not drawn.
   labels.title = "floodgate replay: " + std::string(to_string(o.policy.algorithm)) + ", " +
-                 (o.plot_key ? "key " + *o.plot_key : "all keys");
-  labels.quota = o.plot_key ? replayer.quota_of(*o.plot_key) : o.policy.quota;
-  labels.quota_label = "quota " + labels.quota->to_string() + (o.plot_key ? "" : " (one key)");
+                 (o.plot_key ? "key " + *o.plot_key
+                             : "all keys (each key's quota: " + o.policy.quota.to_string() + ")");
+  if (o.plot_key) {
+    labels.quota = replayer.quota_of(*o.plot_key);
+    labels.quota_label = "quota " + labels.quota->to_string();
+    labels.lead_bar = true;
+  }
   const std::string svg = replay::render_svg(series, labels);
   std::FILE* plot = std::fopen(o.plot_path->c_str(), "wb");
   bool written = plot != nullptr && std::fwrite(svg.data(), 1, svg.size(), plot) == svg.size();

@@ -211,6 +211,12 @@ pass "replay --plot: every bar's counts equal the decisions in its interval (ran
 run day 0 "$bin" replay access.log --quota "5/s burst 20" --quotas "$src/data/quotas.txt" \
   --out none --plot day.svg
 cmp day.svg "$src/docs/replay-day.svg" || fail "docs/replay-day.svg is not what replay draws now"
+# The per-key quota is not drawn over the sum of all keys (it read as a site cap), but named.
+! grep -q "stroke-dasharray" day.svg || fail "the all-keys plot draws a per-key quota line"
+contains day day.svg "all keys (each key's quota: 5/s burst 20)"
+# A key's plot starts a bar before its first request: its first bar is empty.
+first_bar=$(grep -m1 -o "<title>[^<]*</title>" key.svg)
+grep -q "<rect x=\"70.00\"" key.svg && fail "the key's plot has a request in its first bar: $first_bar"
 cmp key.svg "$src/docs/replay-scraper.svg" || fail "docs/replay-scraper.svg is not what replay draws now"
 contains day day.err "most denied keys:"
 pass "the README's plots are current"

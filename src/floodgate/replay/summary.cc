@@ -347,6 +347,16 @@ void draw_quota_line(std::string& svg, const Frame& f, double quota_per_bar) {
       Frame::kLeft, Frame::kLeft + Frame::kPlotW, f.y_of(quota_per_bar), f.y_of(quota_per_bar));
 }
 
+// The quota is above every bar: said at the top of the plot, with its value, rather than drawn
+// so high that the bars would be flat.
+void draw_quota_off_scale(std::string& svg, double quota_per_bar) {
+  const double x = Frame::kLeft + Frame::kPlotW;
+  svg += format("<path d=\"M %g %g l 5 -8 l 5 8 z\" fill=\"#1f4e9c\"/>\n", x - 10, Frame::kTop - 2);
+  svg += "<text x=\"" + format("%g", x - 14) + "\" y=\"" + format("%g", Frame::kTop - 3) +
+         "\" text-anchor=\"end\" fill=\"#1f4e9c\">quota above the scale: " +
+         format("%.6g", quota_per_bar) + " per bar</text>\n";
+}
+
 void draw_axes(std::string& svg) {
   constexpr double kLeft = Frame::kLeft, kBottom = Frame::kTop + Frame::kPlotH;
   svg += format("<line x1=\"%g\" x2=\"%g\" y1=\"%g\" y2=\"%g\" stroke=\"black\"/>\n", kLeft,
@@ -454,7 +464,11 @@ std::string printable_key(std::string_view key, std::size_t max_bytes) {
 }
 
 std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
-  const PlotBars bars = plot_bars(series);
+  PlotBars bars = plot_bars(series);
+  if (labels.lead_bar && !series.empty() && bars.first >= INT64_MIN + bars.width) {
+    bars.first -= bars.width;
+    bars.counts.insert(bars.counts.begin(), {0, 0});
+  }
   std::uint64_t peak = 0;
   for (const auto& [a, d] : bars.counts) peak = std::max(peak, a + d);
   double quota_per_bar = -1;  // None.
@@ -465,7 +479,7 @@ std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
   const Frame frame{
       .first = bars.first,
       .t_span = static_cast<double>(bars.width) * static_cast<double>(bars.counts.size()),
-      .y_max = std::max({1.0, static_cast<double>(peak), quota_per_bar}) * 1.08,
+      .y_max = std::max(1.0, static_cast<double>(peak)) * 1.08,
   };
   const bool dates =
       series.origin().time_since_epoch().count() > 978'307'200'000'000'000LL;  // After 2001-01-01.
@@ -480,7 +494,9 @@ std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
          "</text>\n";
   draw_grid(svg, frame);
   draw_bars(svg, frame, bars, dates);
-  if (quota_per_bar >= 0) draw_quota_line(svg, frame, quota_per_bar);
+  if (quota_per_bar >= 0 && quota_per_bar <= frame.y_max)
+    draw_quota_line(svg, frame, quota_per_bar);
+  if (quota_per_bar > frame.y_max) draw_quota_off_scale(svg, quota_per_bar);
   draw_axes(svg);
   draw_time_ticks(svg, frame, dates);
   draw_axis_titles(svg, bars, dates);

@@ -95,14 +95,17 @@ std::string printable_key(std::string_view key, std::size_t max_bytes = 60);
 // What the plot says about itself.
 struct PlotLabels {
   std::string title;
-  // The quota to draw as a line (requests a bucket at its rate), and what it applies to.
+  // The quota to draw as a line (requests a bar at its rate), and what it applies to.
   std::optional<Quota> quota;
   std::string quota_label;
+  // One empty bar before the first request's, so that a key's plot shows the calm before it.
+  bool lead_bar = false;
 };
 
 // Returns an SVG document (no scripts, no external references) with admitted and denied requests
-// as stacked bars of a round width (1 ms to a week, at most about 240 bars), the quota as a
-// dashed line (the requests one bar's time admits at the quota's rate), a time axis with ticks at
+// as stacked bars of a round width (1 ms to a week, at most about 240 bars), the y axis scaled to
+// the tallest bar, the quota as a dashed line (the requests one bar's time admits at the quota's
+// rate; above the scale, a marker at the top says its value instead), a time axis with ticks at
 // round instants (UTC clock time when the instants look like dates after 2001, else seconds) and
 // a legend. The bars are `plot_bars(series)`; each has a <title> (a tooltip) with its interval
 // and its counts: "2026-12-07 10:29:00 to 10:30:00 UTC: 120 requests, 100 admitted, 20 denied".

@@ -148,6 +148,43 @@ TEST(RenderSvgTest, EachBarSaysItsIntervalAndCountsInATooltip) {
             std::string::npos);
 }
 
+// The y axis follows the bars: a quota far above them (1000/s against a few requests a second)
+// is said at the top with its value instead of flattening the bars to 0.1 px.
+TEST(RenderSvgTest, AQuotaAboveTheBarsIsAMarkerNotTheScale) {
+  TimeSeries series;
+  const Instant t0{std::chrono::seconds(1'796'673'420)};
+  for (int i = 0; i < 240; ++i) series.add(t0 + std::chrono::seconds(i), true);
+  const std::string svg = render_svg(
+      series, {.title = "t", .quota = Quota::per_second(1000), .quota_label = "quota 1000/s"});
+  EXPECT_NE(svg.find("quota above the scale: 1000 per bar"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find("<line x1=\"70\" x2=\"940\" y1=\"50.0\" y2=\"50.0\" stroke=\"#1f4e9c\""),
+            std::string::npos);
+  // One request a 1 s bar: the axis ends near 1, not near 1000.
+  EXPECT_NE(svg.find("text-anchor=\"end\">1</text>"), std::string::npos) << svg.substr(0, 2000);
+  EXPECT_EQ(svg.find(">1000</text>"), std::string::npos);
+
+  // Within the bars' range, it is a dashed line across the plot.
+  const std::string within =
+      render_svg(series, {.title = "t", .quota = Quota::per_second(1), .quota_label = "quota 1/s"});
+  EXPECT_EQ(within.find("quota above the scale"), std::string::npos);
+  EXPECT_NE(within.find("stroke=\"#1f4e9c\" stroke-width=\"2\" stroke-dasharray"),
+            std::string::npos);
+}
+
+TEST(RenderSvgTest, ALeadBarShowsTheCalmBeforeTheFirstRequest) {
+  TimeSeries series;
+  const Instant t0{std::chrono::seconds(1'796'673'420)};
+  for (int i = 0; i < 240; ++i) series.add(t0 + std::chrono::seconds(i), true);
+  const PlotBars bars = plot_bars(series);
+  const std::string plain = render_svg(
+      series, {.title = "t", .quota = std::nullopt, .quota_label = "", .lead_bar = false});
+  const std::string lead = render_svg(
+      series, {.title = "t", .quota = std::nullopt, .quota_label = "", .lead_bar = true});
+  EXPECT_NE(plain.find("<rect x=\"70.00\""), std::string::npos) << "a request in the first bar";
+  EXPECT_EQ(lead.find("<rect x=\"70.00\""), std::string::npos) << "the first bar is empty";
+  EXPECT_EQ(bars.first, t0.time_since_epoch().count());
+}
+
 TEST(RenderSvgTest, InstantsAtBothEndsOfTheRangeDrawAFewHundredBars) {
   TimeSeries series;
   const Instant lowest{Nanos{-internal::kTimeLimit}};
