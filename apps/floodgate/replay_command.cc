@@ -71,7 +71,8 @@ Input:
 
 Output:
   --out FILE            the decisions, as CSV time_ns,key,cost,allowed,remaining,retry_after_ns
-                        (default: standard output; "none" writes none)
+                        (default: standard output, unless it is a terminal: then none, and
+                        the summary says so; "-" writes them there anyway, "none" nowhere)
   --plot FILE           an SVG of admitted and denied requests over time (each bar's counts in
                         its tooltip); with --plot-key, the key's quota as a line
   --plot-key KEY        plot one key's requests and quota instead of the whole trace
@@ -206,6 +207,7 @@ struct ReplayOptions {
   bool skip_bad_lines = false;
   std::uint64_t top = 10;
   std::string out_name = "-";  // A file, "-" or "none".
+  bool out_held_back = false;  // No --out, and standard output is a terminal: none, said so.
   std::optional<std::string> quotas_path;
   std::optional<std::string> plot_path;
   std::optional<std::string> plot_key;
@@ -262,7 +264,10 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   Result<std::uint64_t> top = flags.get_uint("top", 10, 0, 1000);
   if (!top) return top.error();
   o.top = *top;
+  // Decisions go to standard output unless it is a terminal, where a trace's worth of lines
+  // would scroll the summary away: there, only when asked (--out -).
   o.out_name = flags.get_or("out", "-");
+  o.out_held_back = !flags.get("out") && ::isatty(STDOUT_FILENO) == 1;
   o.plot_path = flags.get("plot");
   o.plot_key = flags.get("plot-key");
   if (o.plot_key && !o.plot_path) return Error("flag --plot-key: needs --plot FILE as well");
@@ -320,7 +325,7 @@ Result<void> check_outputs_are_not_inputs(const ReplayOptions& o) {
   inputs.push_back({"the trace", o.trace_path == "-" ? "/dev/stdin" : o.trace_path});
   if (o.quotas_path) inputs.push_back({"the --quotas file", *o.quotas_path});
   std::vector<Named> outputs;
-  if (o.out_name != "none") {
+  if (o.out_name != "none" && !o.out_held_back) {
     outputs.push_back({"--out", o.out_name == "-" ? "/dev/stdout" : o.out_name});
   }
   if (o.plot_path) outputs.push_back({"--plot", *o.plot_path});
@@ -354,7 +359,7 @@ Result<Files> open_files(const ReplayOptions& o) {
     f.input_owner.reset(f.input);
   }
   if (Result<void> distinct = check_outputs_are_not_inputs(o); !distinct) return distinct.error();
-  if (o.out_name == "none") {
+  if (o.out_name == "none" || o.out_held_back) {
     f.output = nullptr;
   } else if (o.out_name != "-") {
     f.output = std::fopen(o.out_name.c_str(), "wb");
@@ -512,6 +517,11 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
                  with_commas(stats.overflow_decisions).c_str());
   }
   if (!redis_line) std::fprintf(stderr, "\n");
+  if (o.out_held_back) {
+    std::fprintf(
+        stderr,
+        "  decisions: not written to the terminal (--out FILE writes them, --out - here)\n");
+  }
   const auto top = tally.denials.top(o.top);
   if (top.empty()) return;
   const std::uint64_t bound = tally.denials.error_bound();

@@ -199,6 +199,16 @@ contains plot key.svg "quota 5/s burst 20"
 contains plot key.svg "</svg>"
 pass "replay: the sample access log with per-key quotas, summary and plot"
 
+# On a terminal (a pseudo-terminal from script(1)), decisions are not written unless asked: the
+# summary says so; --out - writes them there anyway.
+script -qec "'$bin' replay '$src/tests/cli/trace.csv' --quota '2/s burst 3'" /dev/null >tty.out 2>&1 ||
+  fail "replay on a terminal failed: $(cat tty.out)"
+contains tty tty.out "decisions: not written to the terminal (--out FILE writes them, --out - here)"
+! grep -q "^0,alice" tty.out || fail "decisions were written to the terminal: $(head -c 300 tty.out)"
+script -qec "'$bin' replay '$src/tests/cli/trace.csv' --quota '2/s burst 3' --out -" /dev/null >ttyout.out 2>&1
+contains ttyout ttyout.out "time_ns,key,cost,allowed,remaining,retry_after_ns"
+pass "replay on a terminal: decisions only when asked (--out -)"
+
 # Every bar of a plot holds exactly the decisions whose instants fall in its half-open interval
 # (recomputed from --out, on random unsorted traces with instants on bar boundaries).
 for seed in 1 2; do
