@@ -77,6 +77,12 @@ Output:
                         its tooltip); with --plot-key, the key's quota as a line
   --plot-key KEY        plot one key's requests and quota instead of the whole trace
   --top N               keys to list in the summary's top denials (default 10)
+  --sweep Q1,Q2,...     also decide the trace under each of these quotas (the default quota of
+                        every key in turn; --quotas rules still apply to the keys they match),
+                        in the same pass, and compare them in the summary: requests denied,
+                        distinct keys denied, the most denied keys (at most 32 quotas)
+  --sweep-out FILE      the comparison as CSV: quota,requests,denied,denied_fraction,
+                        keys_denied,keys_denied_exact,most_denied (key=count;...)
   --quiet               no progress bar (it is drawn only when stderr is a terminal)
 
 The decisions are a pure function of the trace and the policy: the same input gives
@@ -215,15 +221,20 @@ struct ReplayOptions {
   std::optional<std::string> redis_url;
   bool server_time = false;
   std::string redis_prefix;
+  std::vector<Quota> sweep;  // --sweep: each a default quota to compare.
+  std::optional<std::string> sweep_out;
 };
+
+// The most quotas one --sweep may compare.
+constexpr std::size_t kMaxSweep = 32;
 
 // Reads the flags, or returns an error naming the flag and its value.
 Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
-  Result<Flags> parsed =
-      Flags::parse("replay", args,
-                   {"quota", "algorithm", "quotas", "max-keys", "format", "key-field", "on-error",
-                    "out", "plot", "plot-key", "top", "redis", "time", "redis-prefix"},
-                   {"quiet"});
+  Result<Flags> parsed = Flags::parse(
+      "replay", args,
+      {"quota", "algorithm", "quotas", "max-keys", "format", "key-field", "on-error", "out", "plot",
+       "plot-key", "top", "redis", "time", "redis-prefix", "sweep", "sweep-out"},
+      {"quiet"});
   if (!parsed) return parsed.error();
   const Flags& flags = *parsed;
   if (flags.positional().size() != 1) {
@@ -284,6 +295,25 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   }
   o.server_time = time == "server";
   o.redis_prefix = flags.get_or("redis-prefix", "");
+  if (const std::optional<std::string> sweep = flags.get("sweep")) {
+    if (o.redis_url) return Error("flag --sweep: decides in this process only, not with --redis");
+    std::string_view rest = *sweep;
+    while (!rest.empty() || o.sweep.empty()) {
+      const std::size_t comma = rest.find(',');
+      std::string_view one = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!one.empty() && one.front() == ' ') one.remove_prefix(1);
+      while (!one.empty() && one.back() == ' ') one.remove_suffix(1);
+      Result<Quota> q = Quota::parse(one);
+      if (!q) return Error("flag --sweep: " + q.error().message());
+      if (o.sweep.size() == kMaxSweep) {
+        return Error("flag --sweep: more than " + std::to_string(kMaxSweep) + " quotas");
+      }
+      o.sweep.push_back(*q);
+    }
+  }
+  o.sweep_out = flags.get("sweep-out");
+  if (o.sweep_out && o.sweep.empty()) return Error("flag --sweep-out: needs --sweep Q1,Q2,...");
   return o;
 }
 
@@ -388,7 +418,17 @@ struct Tally {
   std::uint64_t skipped = 0;
   std::optional<Instant> first, last;
   replay::TopDenials denials;
+  replay::DistinctKeys denied_keys;
   replay::TimeSeries series;  // Only when plotting.
+};
+
+// One quota of --sweep: the trace decided again under it.
+struct SweepRun {
+  Quota quota;
+  replay::Replayer replayer;
+  std::uint64_t denied = 0;
+  replay::DistinctKeys denied_keys;
+  replay::TopDenials denials;
 };
 
 // Writes one decision, made at `at`, as a CSV line.
@@ -410,7 +450,8 @@ void write_decision(CsvWriter& csv, const replay::Request& request, const Decisi
 // writing each decision and counting into `tally`. Returns kExitOk; kExitBadInput if it stopped
 // at a malformed line or header; kExitUsage if the trace could not be read or Redis failed.
 int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Replayer& replayer,
-               Decide* redis, CsvWriter* csv, Progress& progress, Tally& tally) {
+               Decide* redis, CsvWriter* csv, Progress& progress, Tally& tally,
+               std::vector<SweepRun>& sweep) {
   while (true) {
     Result<std::optional<replay::Request>> next = reader.next();
     if (!next) {
@@ -465,7 +506,16 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
     ++tally.requests;
     tally.admitted += decision.allowed() ? 1u : 0u;
     tally.never += decision.verdict() == Verdict::ExceedsBurst ? 1u : 0u;
-    if (!decision.allowed()) tally.denials.add(request.key);
+    if (!decision.allowed()) {
+      tally.denials.add(request.key);
+      tally.denied_keys.add(request.key);
+    }
+    for (SweepRun& run : sweep) {
+      if (run.replayer.decide(request).allowed()) continue;
+      ++run.denied;
+      run.denied_keys.add(request.key);
+      run.denials.add(request.key);
+    }
     if (!tally.first || at < *tally.first) tally.first = at;
     if (!tally.last || at > *tally.last) tally.last = at;
     if (o.plot_path && (!o.plot_key || request.key == *o.plot_key)) {
@@ -500,7 +550,9 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
     std::fprintf(stderr, " (%s can never pass: cost above the burst)",
                  with_commas(tally.never).c_str());
   }
-  std::fprintf(stderr, "\n");
+  std::fprintf(stderr, "\n  keys denied %12s   distinct keys with a request denied%s\n",
+               with_commas(tally.denied_keys.count()).c_str(),
+               tally.denied_keys.exact() ? "" : " (estimated: within about 2%)");
   if (tally.skipped > 0) {
     std::fprintf(stderr, "  skipped   %14s   malformed lines\n",
                  with_commas(tally.skipped).c_str());
@@ -534,6 +586,61 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
     std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(),
                  replay::printable_key(key).c_str(), replayer.quota_of(key).to_string().c_str());
   }
+}
+
+// Returns the `n` most denied keys of `run` as "key=count;key=count".
+std::string most_denied(const SweepRun& run, std::size_t n) {
+  std::string out;
+  for (const auto& [key, count] : run.denials.top(n)) {
+    out += (out.empty() ? "" : ";") + replay::printable_key(key) + "=" + std::to_string(count);
+  }
+  return out;
+}
+
+// Prints the --sweep comparison on stderr, and writes it to --sweep-out; returns false, having
+// said why, if the file cannot be written.
+bool report_sweep(const ReplayOptions& o, const Tally& tally, const std::vector<SweepRun>& sweep) {
+  if (sweep.empty()) return true;
+  std::fprintf(stderr,
+               "  sweep: the same %s requests under each quota (--quotas rules still apply)\n"
+               "    %-22s %14s %8s %13s   most denied keys\n",
+               with_commas(tally.requests).c_str(), "quota", "denied", "", "keys denied");
+  for (const SweepRun& run : sweep) {
+    std::fprintf(stderr, "    %-22s %14s %8s %13s%s  %s\n", run.quota.to_string().c_str(),
+                 with_commas(run.denied).c_str(), percent(run.denied, tally.requests).c_str(),
+                 with_commas(run.denied_keys.count()).c_str(), run.denied_keys.exact() ? " " : "~",
+                 most_denied(run, 3).c_str());
+  }
+  if (!o.sweep_out) return true;
+  std::string csv =
+      "quota,requests,denied,denied_fraction,keys_denied,keys_denied_exact,most_denied\n";
+  const auto quoted = [](const std::string& field) {
+    std::string q = "\"";
+    for (const char c : field) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+  };
+  for (const SweepRun& run : sweep) {
+    char fraction[32];
+    std::snprintf(fraction, sizeof fraction, "%.6f",
+                  tally.requests == 0
+                      ? 0.0
+                      : static_cast<double>(run.denied) / static_cast<double>(tally.requests));
+    csv += quoted(run.quota.to_string()) + "," + std::to_string(tally.requests) + "," +
+           std::to_string(run.denied) + "," + fraction + "," +
+           std::to_string(run.denied_keys.count()) + "," +
+           (run.denied_keys.exact() ? "true" : "false") + "," + quoted(most_denied(run, o.top)) +
+           "\n";
+  }
+  std::FILE* file = std::fopen(o.sweep_out->c_str(), "wb");
+  bool written = file != nullptr && std::fwrite(csv.data(), 1, csv.size(), file) == csv.size();
+  if (file != nullptr) written = std::fclose(file) == 0 && written;
+  if (!written) {
+    std::fprintf(stderr, "floodgate replay: writing --sweep-out \"%s\" failed: %s\n",
+                 o.sweep_out->c_str(), std::strerror(errno));
+    return false;
+  }
+  std::fprintf(stderr, "  sweep: %s\n", o.sweep_out->c_str());
+  return true;
 }
 
 // Draws the plot the options ask for; returns false, having said why, if it cannot be written.
@@ -604,8 +711,20 @@ int run_replay(const std::vector<std::string>& args) {
   csv.text("time_ns,key,cost,allowed,remaining,retry_after_ns\n");
   Progress progress(!o.quiet && ::isatty(STDERR_FILENO) != 0, files->input);
   Tally tally;
+  std::vector<SweepRun> sweep;
+  for (const Quota& quota : o.sweep) {
+    replay::Policy policy = o.policy;
+    policy.quota = quota;
+    Result<replay::Replayer> made = replay::Replayer::create(std::move(policy));
+    if (!made) return fail("flag --sweep: " + made.error().message());
+    sweep.push_back(SweepRun{.quota = quota,
+                             .replayer = std::move(*made),
+                             .denied = 0,
+                             .denied_keys = replay::DistinctKeys(),
+                             .denials = replay::TopDenials()});
+  }
   const int status = decide_all(o, reader, *replayer, redis ? &redis : nullptr,
-                                files->output != nullptr ? &csv : nullptr, progress, tally);
+                                files->output != nullptr ? &csv : nullptr, progress, tally, sweep);
   progress.clear();
   if (!csv.flush()) {
     std::fprintf(stderr, "floodgate replay: writing decisions to \"%s\" failed: %s\n",
@@ -614,6 +733,7 @@ int run_replay(const std::vector<std::string>& args) {
   }
   if (redis_summary) redis_line = redis_summary();
   print_summary(o, *replayer, tally, redis_line);
+  if (!report_sweep(o, tally, sweep)) return kExitUsage;
   if (o.plot_path && !write_plot(o, *replayer, tally.series)) return kExitUsage;
   return status;
 }

@@ -199,6 +199,30 @@ contains plot key.svg "quota 5/s burst 20"
 contains plot key.svg "</svg>"
 pass "replay: the sample access log with per-key quotas, summary and plot"
 
+# --sweep: each quota's row is what a replay under that quota alone gives (denied, and the
+# distinct keys denied, recomputed from its decisions); the summary counts the keys denied too.
+run sweep 0 "$bin" replay access.log --quota "5/s burst 20" --out none \
+  --sweep "1/s burst 5, 5/s burst 20,50/s" --sweep-out sweep.csv
+contains sweep sweep.err "keys denied            2   distinct keys with a request denied"
+contains sweep sweep.err "sweep: the same 82,857 requests under each quota"
+[ "$(head -n 1 sweep.csv)" = "quota,requests,denied,denied_fraction,keys_denied,keys_denied_exact,most_denied" ] ||
+  fail "--sweep-out header: $(head -n 1 sweep.csv)"
+for q in "1/s burst 5" "5/s burst 20" "50/s"; do
+  run alone 0 "$bin" replay access.log --quota "$q" --out alone.csv
+  denied=$(awk -F, 'NR > 1 && $4 == "false"' alone.csv | wc -l)
+  keys=$(awk -F, 'NR > 1 && $4 == "false" { print $2 }' alone.csv | sort -u | wc -l)
+  grep -q "^\"$q\",82857,$denied,[0-9.]*,$keys,true," sweep.csv ||
+    fail "--sweep row for $q is not $denied denied over $keys keys: $(grep "^\"$q\"" sweep.csv)"
+done
+run sweepbad 1 "$bin" replay access.log --sweep "5/s,5/x"
+contains sweepbad sweepbad.err 'flag --sweep: '
+contains sweepbad sweepbad.err '5/x'
+run sweepalone 1 "$bin" replay access.log --sweep-out s.csv
+contains sweepalone sweepalone.err "flag --sweep-out: needs --sweep Q1,Q2,..."
+run sweepmany 1 "$bin" replay access.log --sweep "$(printf '1/s,%.0s' $(seq 33))1/s"
+contains sweepmany sweepmany.err "flag --sweep: more than 32 quotas"
+pass "replay --sweep: each quota's denials and keys denied equal its own replay's; bad sweeps named"
+
 # On a terminal (a pseudo-terminal from script(1)), decisions are not written unless asked: the
 # summary says so; --out - writes them there anyway.
 script -qec "'$bin' replay '$src/tests/cli/trace.csv' --quota '2/s burst 3'" /dev/null >tty.out 2>&1 ||

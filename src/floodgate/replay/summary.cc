@@ -1,9 +1,12 @@
 #include "floodgate/replay/summary.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <functional>
+#include <utility>
 
 namespace floodgate::replay {
 
@@ -40,6 +43,82 @@ std::vector<std::pair<std::string, std::uint64_t>> TopDenials::top(std::size_t n
   std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(k), all.end(), order);
   all.resize(k);
   return all;
+}
+
+namespace {
+
+constexpr int kRegisterBits = 14;  // 2^14 HyperLogLog registers.
+
+// A 64-bit hash of `key` whose every bit is mixed (splitmix64's finalizer over the library's
+// hash), for HyperLogLog's register index and leading zeros.
+std::uint64_t mixed_hash(std::string_view key) {
+  std::uint64_t h = std::hash<std::string_view>{}(key);
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  return h ^ (h >> 31);
+}
+
+}  // namespace
+
+void DistinctKeys::add(std::string_view key) {
+  const std::uint64_t hash = mixed_hash(key);
+  if (!registers_.empty()) return add_hash(hash);
+  if (table_.empty()) table_.assign(1024, 0);
+  const std::uint64_t stored = hash == 0 ? 1 : hash;
+  const std::size_t mask = table_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    if (table_[i] == stored) return;
+    if (table_[i] == 0) {
+      table_[i] = stored;
+      break;
+    }
+  }
+  if (++distinct_ > kExactLimit) {
+    // Past the limit: HyperLogLog from here on, from every hash seen.
+    registers_.assign(std::size_t{1} << kRegisterBits, 0);
+    for (const std::uint64_t h : table_) {
+      if (h != 0) add_hash(h);
+    }
+    table_ = {};
+    return;
+  }
+  if (distinct_ * 2 > table_.size()) {
+    std::vector<std::uint64_t> old =
+        std::exchange(table_, std::vector<std::uint64_t>(table_.size() * 2, 0));
+    const std::size_t wider = table_.size() - 1;
+    for (const std::uint64_t h : old) {
+      if (h == 0) continue;
+      std::size_t i = h & wider;
+      while (table_[i] != 0) i = (i + 1) & wider;
+      table_[i] = h;
+    }
+  }
+}
+
+void DistinctKeys::add_hash(std::uint64_t hash) {
+  const std::size_t index = hash >> (64 - kRegisterBits);
+  const std::uint64_t rest = hash << kRegisterBits;
+  const auto rank =
+      static_cast<std::uint8_t>(rest == 0 ? 64 - kRegisterBits + 1 : std::countl_zero(rest) + 1);
+  registers_[index] = std::max(registers_[index], rank);
+}
+
+std::uint64_t DistinctKeys::count() const {
+  if (registers_.empty()) return distinct_;
+  const double m = static_cast<double>(registers_.size());
+  double sum = 0;
+  std::size_t zeros = 0;
+  for (const std::uint8_t r : registers_) {
+    sum += std::ldexp(1.0, -r);
+    zeros += r == 0 ? 1 : 0;
+  }
+  const double alpha = 0.7213 / (1 + 1.079 / m);
+  double estimate = alpha * m * m / sum;
+  // Few keys for the registers: linear counting of the empty ones is the better estimate.
+  if (estimate <= 2.5 * m && zeros > 0) estimate = m * std::log(m / static_cast<double>(zeros));
+  return static_cast<std::uint64_t>(std::llround(estimate));
 }
 
 namespace {
