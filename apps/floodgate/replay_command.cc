@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -14,6 +15,7 @@
 
 #include "commands.h"
 #include "flags.h"
+#include "floodgate/core/internal/format.h"
 #include "floodgate/replay/key_quotas.h"
 #include "floodgate/replay/replayer.h"
 #include "floodgate/replay/summary.h"
@@ -76,6 +78,12 @@ Output:
   --plot FILE           an SVG of admitted and denied requests over time (each bar's counts in
                         its tooltip); with --plot-key, the key's quota as a line
   --plot-key KEY        plot one key's requests and quota instead of the whole trace
+  --from T, --to T      plot the time [T, T2) only (every request is still decided): a time,
+                        2026-11-27T13:00:00Z or "2026-11-27 13:00:00" (UTC; up to nine decimals;
+                        an offset like +02:00), or seconds since the epoch, 1796288400.5
+  --bar D               bars of D (10ms, 15s, 1m, 1h, 1d; a whole number of a unit, from 1 ms to
+                        365 d) instead of about 240 round bars; past 4,096 of them, the bars
+                        widen and the summary says so
   --top N               keys to list in the summary's top denials (default 10)
   --sweep Q1,Q2,...     also decide the trace under each of these quotas (the default quota of
                         every key in turn; --quotas rules still apply to the keys they match),
@@ -223,18 +231,108 @@ struct ReplayOptions {
   std::string redis_prefix;
   std::vector<Quota> sweep;  // --sweep: each a default quota to compare.
   std::optional<std::string> sweep_out;
+  std::optional<Instant> plot_from, plot_to;  // --from, --to.
+  std::optional<Nanos> bar;                   // --bar.
 };
+
+// The most bars --bar may draw over --from and --to.
+constexpr std::int64_t kMaxBars = 10'000;
+
+// Returns `text` as a duration for --bar: a whole number and a unit (ms, s, m or min, h, d), from
+// 1 ms to 365 days; or an error quoting it.
+Result<Nanos> parse_bar(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, n);
+  const std::string_view unit = text.substr(digits);
+  std::int64_t scale = 0;
+  for (const auto& [name, ns] :
+       {std::pair{"ms", std::int64_t{1'000'000}}, std::pair{"s", std::int64_t{1'000'000'000}},
+        std::pair{"m", std::int64_t{60'000'000'000}},
+        std::pair{"min", std::int64_t{60'000'000'000}},
+        std::pair{"h", std::int64_t{3'600'000'000'000}},
+        std::pair{"d", std::int64_t{86'400'000'000'000}}}) {
+    if (unit == name) scale = ns;
+  }
+  constexpr std::uint64_t kMaxNs = 365ULL * 86'400'000'000'000;
+  if (digits == 0 || ec != std::errc() || end != text.data() + digits || scale == 0 || n == 0 ||
+      n > kMaxNs / static_cast<std::uint64_t>(scale)) {
+    return Error("\"" + std::string(text) +
+                 "\" is not a duration from 1 ms to 365 d (a whole number and ms, s, m, h or d)");
+  }
+  return Nanos{static_cast<std::int64_t>(n) * scale};
+}
+
+// Returns `text` as an instant for --from and --to: RFC 3339 (2026-11-27T13:00:00Z, decimals
+// and an offset allowed) or seconds since the epoch; or an error quoting it.
+Result<Instant> parse_plot_time(std::string_view text) {
+  const auto bad = [&] {
+    return Error("\"" + std::string(text) +
+                 "\" is not a time like 2026-11-27T13:00:00Z (UTC without a zone; +02:00 for an "
+                 "offset), nor seconds since the epoch");
+  };
+  if (text.find('-', 1) == std::string_view::npos) {
+    Result<Instant> seconds = replay::parse_time_seconds(text);
+    if (!seconds) return bad();
+    return *seconds;
+  }
+  const std::string copy(text);
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, used = 0;
+  if (std::sscanf(copy.c_str(), "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &year, &month, &day, &hour,
+                  &minute, &second, &used) != 6 ||
+      used != 19) {
+    return bad();
+  }
+  std::string_view rest = text.substr(19);
+  std::int64_t nanos = 0;
+  if (!rest.empty() && rest.front() == '.') {
+    std::size_t i = 1;
+    for (; i < rest.size() && i <= 9 && rest[i] >= '0' && rest[i] <= '9'; ++i) {
+      nanos = nanos * 10 + (rest[i] - '0');
+    }
+    if (i == 1) return bad();
+    for (std::size_t k = i; k <= 9; ++k) nanos *= 10;
+    rest.remove_prefix(i);
+  }
+  std::int64_t offset = 0;
+  if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+    int oh = 0, om = 0;
+    const std::string digits(rest.substr(1));
+    if (std::sscanf(digits.c_str(), "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59) {
+      return bad();
+    }
+    offset = (rest[0] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  } else if (rest != "Z" && !rest.empty()) {  // No zone: UTC, as the plot is.
+    return bad();
+  }
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  const std::time_t t = ::timegm(&tm);
+  // timegm normalizes: a day or time out of range comes back changed.
+  if (tm.tm_year != year - 1900 || tm.tm_mon != month - 1 || tm.tm_mday != day ||
+      tm.tm_hour != hour || tm.tm_min != minute || tm.tm_sec != second) {
+    return bad();
+  }
+  return Instant{Nanos{(static_cast<std::int64_t>(t) - offset) * 1'000'000'000 + nanos}};
+}
 
 // The most quotas one --sweep may compare.
 constexpr std::size_t kMaxSweep = 32;
 
 // Reads the flags, or returns an error naming the flag and its value.
 Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
-  Result<Flags> parsed = Flags::parse(
-      "replay", args,
-      {"quota", "algorithm", "quotas", "max-keys", "format", "key-field", "on-error", "out", "plot",
-       "plot-key", "top", "redis", "time", "redis-prefix", "sweep", "sweep-out"},
-      {"quiet"});
+  Result<Flags> parsed =
+      Flags::parse("replay", args,
+                   {"quota", "algorithm", "quotas", "max-keys", "format", "key-field", "on-error",
+                    "out", "plot", "plot-key", "top", "redis", "time", "redis-prefix", "sweep",
+                    "sweep-out", "from", "to", "bar"},
+                   {"quiet"});
   if (!parsed) return parsed.error();
   const Flags& flags = *parsed;
   if (flags.positional().size() != 1) {
@@ -310,6 +408,32 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
         return Error("flag --sweep: more than " + std::to_string(kMaxSweep) + " quotas");
       }
       o.sweep.push_back(*q);
+    }
+  }
+  for (const auto& [flag, into] : {std::pair{"from", &o.plot_from}, std::pair{"to", &o.plot_to}}) {
+    if (const std::optional<std::string> text = flags.get(flag)) {
+      if (!o.plot_path) return Error("flag --" + std::string(flag) + ": needs --plot FILE");
+      Result<Instant> t = parse_plot_time(*text);
+      if (!t) return Error("flag --" + std::string(flag) + ": " + t.error().message());
+      *into = *t;
+    }
+  }
+  if (o.plot_from.has_value() != o.plot_to.has_value()) {
+    return Error(std::string("flag --") + (o.plot_from ? "from" : "to") + ": needs --" +
+                 (o.plot_from ? "to" : "from") + " as well");
+  }
+  if (o.plot_from && *o.plot_from >= *o.plot_to) {
+    return Error("flags --from and --to: --from \"" + *flags.get("from") +
+                 "\" is not before --to \"" + *flags.get("to") + "\"");
+  }
+  if (const std::optional<std::string> text = flags.get("bar")) {
+    if (!o.plot_path) return Error("flag --bar: needs --plot FILE");
+    Result<Nanos> bar = parse_bar(*text);
+    if (!bar) return Error("flag --bar: " + bar.error().message());
+    o.bar = *bar;
+    if (o.plot_from && (*o.plot_to - *o.plot_from) / *o.bar > kMaxBars) {
+      return Error("flag --bar: " + *text + " from --from to --to is more than " +
+                   std::to_string(kMaxBars) + " bars");
     }
   }
   o.sweep_out = flags.get("sweep-out");
@@ -518,7 +642,8 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
     }
     if (!tally.first || at < *tally.first) tally.first = at;
     if (!tally.last || at > *tally.last) tally.last = at;
-    if (o.plot_path && (!o.plot_key || request.key == *o.plot_key)) {
+    if (o.plot_path && (!o.plot_key || request.key == *o.plot_key) &&
+        (!o.plot_from || (at >= *o.plot_from && at < *o.plot_to))) {
       tally.series.add(at, decision.allowed());
     }
     if (csv != nullptr) write_decision(*csv, request, decision, at);
@@ -657,6 +782,8 @@ bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
     labels.quota_label = "quota " + labels.quota->to_string();
     labels.lead_bar = true;
   }
+  if (o.plot_from) labels.window = std::pair{*o.plot_from, *o.plot_to};
+  labels.bar_is_bucket = o.bar.has_value();
   const std::string svg = replay::render_svg(series, labels);
   std::FILE* plot = std::fopen(o.plot_path->c_str(), "wb");
   bool written = plot != nullptr && std::fwrite(svg.data(), 1, svg.size(), plot) == svg.size();
@@ -666,8 +793,14 @@ bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
                  o.plot_path->c_str(), std::strerror(errno));
     return false;
   }
-  std::fprintf(stderr, "  plot: %s%s\n", o.plot_path->c_str(),
-               series.empty() ? " (no requests to draw)" : "");
+  std::string note = series.empty() ? " (no requests to draw)" : "";
+  if (o.bar && series.width() != *o.bar) {
+    note += " (bars of " + internal::format_duration(series.width()) + ": --bar " +
+            internal::format_duration(*o.bar) + " would be more than " +
+            std::to_string(replay::TimeSeries::kMaxBuckets) +
+            " bars over these requests; --from and --to narrow the time)";
+  }
+  std::fprintf(stderr, "  plot: %s%s\n", o.plot_path->c_str(), note.c_str());
   return true;
 }
 
@@ -711,6 +844,7 @@ int run_replay(const std::vector<std::string>& args) {
   csv.text("time_ns,key,cost,allowed,remaining,retry_after_ns\n");
   Progress progress(!o.quiet && ::isatty(STDERR_FILENO) != 0, files->input);
   Tally tally;
+  if (o.bar) tally.series = replay::TimeSeries(*o.bar);
   std::vector<SweepRun> sweep;
   for (const Quota& quota : o.sweep) {
     replay::Policy policy = o.policy;

@@ -17,7 +17,10 @@ floodgate, work, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = random.Random(seed)
 S = 1_000_000_000
 base = calendar.timegm((2026, 12, 7, 10, 0, 0)) * S
-for case, span in enumerate([90 * S, 2 * 3600 * S, 26 * 3600 * S, 9 * 86400 * S]):
+# The last two cases plot a window of the trace (--from, --to) in bars of a given width (--bar).
+cases = [(90 * S, None), (2 * 3600 * S, None), (26 * 3600 * S, None), (9 * 86400 * S, None),
+         (2 * 3600 * S, (60, "1m")), (26 * 3600 * S, (600, "10m"))]
+for case, (span, bar) in enumerate(cases):
     lines = []
     for i in range(rng.randrange(2000, 20000)):
         t = base + rng.randrange(span)
@@ -30,8 +33,15 @@ for case, span in enumerate([90 * S, 2 * 3600 * S, 26 * 3600 * S, 9 * 86400 * S]
     with open(trace, "w") as f:
         f.write("time_ns,key\n" + "\n".join(lines) + "\n")
     out, plot = f"{work}/bars{case}.out.csv", f"{work}/bars{case}.svg"
+    window = None
+    flags = []
+    if bar:
+        width, text = bar
+        start = base + rng.randrange(span // 2) // S * S  # Not on a bar's start, in general.
+        window = (start, start + rng.randrange(span // 4, span // 2))
+        flags = ["--bar", text, "--from", str(window[0] / S), "--to", f"{window[1] // S}.{window[1] % S:09d}"]
     r = subprocess.run([floodgate, "replay", trace, "--quota", "2/s burst 3", "--out", out,
-                        "--plot", plot], capture_output=True, text=True)
+                        "--plot", plot] + flags, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"replay of case {case} failed: {r.stderr}")
     decisions = []
@@ -49,9 +59,13 @@ for case, span in enumerate([90 * S, 2 * 3600 * S, 26 * 3600 * S, 9 * 86400 * S]
         whole, _, ms = text.partition(".")
         return calendar.timegm(time.strptime(whole, "%Y-%m-%d %H:%M:%S")) * S + int(ms or 0) * 1_000_000
 
+    if window:  # Only the window's requests are drawn, in bars of the given width.
+        decisions = [(t, ok) for t, ok in decisions if window[0] <= t < window[1]]
     counted = 0
     for start_text, end_text, total, admitted, denied in bars:
         start, end = ns(start_text), ns(end_text)
+        if bar and end - start != bar[0] * S:
+            sys.exit(f"case {case}: a bar from {start_text} to {end_text}, not --bar {bar[1]}")
         inside = [ok for t, ok in decisions if start <= t < end]
         got = (int(total), int(admitted), int(denied))
         want = (len(inside), sum(inside), len(inside) - sum(inside))

@@ -239,7 +239,21 @@ for seed in 1 2; do
   python3 "$src/tests/cli/bars_match_decisions.py" "$bin" "$work" "$seed" >"bars$seed.out" 2>&1 ||
     fail "plot bars differ from the decisions (seed $seed): $(tail -n 3 "bars$seed.out")"
 done
-pass "replay --plot: every bar's counts equal the decisions in its interval (random traces)"
+pass "replay --plot: every bar's counts equal the decisions in its interval (random traces, windows)"
+# --from, --to and --bar: bad values named; a --bar too fine for the trace says what it drew.
+run fromto 1 "$bin" replay access.log --out none --plot ft.svg --from 2026-13-01T00:00:00Z --to 1
+contains fromto fromto.err 'flag --from: "2026-13-01T00:00:00Z" is not a time like'
+run fromonly 1 "$bin" replay access.log --out none --plot ft.svg --from 1
+contains fromonly fromonly.err "flag --from: needs --to as well"
+run backwards 1 "$bin" replay access.log --out none --plot ft.svg --from 5 --to 5
+contains backwards backwards.err 'flags --from and --to: --from "5" is not before --to "5"'
+run badbar 1 "$bin" replay access.log --out none --plot ft.svg --bar 10y
+contains badbar badbar.err 'flag --bar: "10y" is not a duration from 1 ms to 365 d'
+run manybars 1 "$bin" replay access.log --out none --plot ft.svg --bar 1ms --from 0 --to 86400
+contains manybars manybars.err "flag --bar: 1ms from --from to --to is more than 10000 bars"
+run finebar 0 "$bin" replay access.log --out none --plot ft.svg --bar 1s
+contains finebar finebar.err "(bars of 1m: --bar 1s would be more than 4096 bars over these requests"
+pass "replay --from, --to, --bar: bad values named, a bar too fine for the trace widened and said"
 
 # The README's two plots are what the README's command draws today.
 run day 0 "$bin" replay access.log --quota "5/s burst 20" --quotas "$src/data/quotas.txt" \

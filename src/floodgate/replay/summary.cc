@@ -146,9 +146,11 @@ Instant TimeSeries::origin() const noexcept {
 }
 
 void TimeSeries::widen() {
-  std::int64_t wider = width_ * 2;  // Past a week: weeks double.
+  // The next width of the ladder that is a multiple of this one, if one is within 10 times it;
+  // else twice this one (past a week: weeks double).
+  std::int64_t wider = width_ * 2;
   for (const std::int64_t w : kLadder) {
-    if (w > width_) {
+    if (w > width_ && w % width_ == 0 && w / width_ <= 10) {
       wider = w;
       break;
     }
@@ -321,25 +323,33 @@ std::string duration_text(std::int64_t ns) {
 
 }  // namespace
 
-PlotBars plot_bars(const TimeSeries& series) {
+PlotBars plot_bars(const TimeSeries& series, std::optional<std::pair<Instant, Instant>> window,
+                   bool bar_is_bucket) {
   const auto& fine = series.buckets();
   const std::int64_t fine_width = series.width().count();
   const Wide origin = series.origin().time_since_epoch().count();
-  const Wide span = Wide{fine_width} * static_cast<Wide>(std::max<std::size_t>(fine.size(), 1));
+  Wide from = origin;
+  Wide span = Wide{fine_width} * static_cast<Wide>(std::max<std::size_t>(fine.size(), 1));
+  if (window) {
+    from = window->first.time_since_epoch().count();
+    span = std::max<Wide>(1, Wide{window->second.time_since_epoch().count()} - from);
+  }
   PlotBars bars;
   bars.width =
-      round_up(static_cast<std::int64_t>(std::max<Wide>(fine_width, span / 240)), fine_width);
-  bars.first = static_cast<std::int64_t>(floor_div(origin, bars.width) * bars.width);
-  const auto n =
-      static_cast<std::size_t>(floor_div(origin + span - 1 - bars.first, bars.width) + 1);
+      bar_is_bucket
+          ? fine_width
+          : round_up(static_cast<std::int64_t>(std::max<Wide>(fine_width, span / 240)), fine_width);
+  bars.first = static_cast<std::int64_t>(floor_div(from, bars.width) * bars.width);
+  const auto n = static_cast<std::size_t>(floor_div(from + span - 1 - bars.first, bars.width) + 1);
   bars.counts.resize(std::max<std::size_t>(n, 1));
   for (std::size_t i = 0; i < fine.size(); ++i) {
     // The bar's width is a multiple of the bucket's, both aligned to the epoch: the bucket lies
     // inside one bar.
     const Wide start = origin + Wide{fine_width} * static_cast<Wide>(i);
-    const auto bar = static_cast<std::size_t>(floor_div(start - bars.first, bars.width));
-    bars.counts[bar].first += fine[i].first;
-    bars.counts[bar].second += fine[i].second;
+    const Wide bar = floor_div(start - bars.first, bars.width);
+    if (bar < 0 || bar >= static_cast<Wide>(bars.counts.size())) continue;  // Off the window.
+    bars.counts[static_cast<std::size_t>(bar)].first += fine[i].first;
+    bars.counts[static_cast<std::size_t>(bar)].second += fine[i].second;
   }
   return bars;
 }
@@ -543,8 +553,9 @@ std::string printable_key(std::string_view key, std::size_t max_bytes) {
 }
 
 std::string render_svg(const TimeSeries& series, const PlotLabels& labels) {
-  PlotBars bars = plot_bars(series);
-  if (labels.lead_bar && !series.empty() && bars.first >= INT64_MIN + bars.width) {
+  PlotBars bars = plot_bars(series, labels.window, labels.bar_is_bucket);
+  if (labels.lead_bar && !labels.window && !series.empty() &&
+      bars.first >= INT64_MIN + bars.width) {
     bars.first -= bars.width;
     bars.counts.insert(bars.counts.begin(), {0, 0});
   }

@@ -79,6 +79,11 @@ class TimeSeries {
  public:
   static constexpr std::size_t kMaxBuckets = 4096;
 
+  // Buckets of `base_width` (1 ms by default) to start with; past `kMaxBuckets` they widen to the
+  // next width of the ladder that `base_width`'s multiples reach (else they double).
+  explicit TimeSeries(Nanos base_width = std::chrono::milliseconds(1))
+      : width_(std::max<std::int64_t>(base_width.count(), 1)) {}
+
   // Counts one request at `t`.
   void add(Instant t, bool admitted);
 
@@ -109,7 +114,11 @@ struct PlotBars {
   std::int64_t width = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> counts;  // (admitted, denied) per bar.
 };
-PlotBars plot_bars(const TimeSeries& series);
+// With `window` [from, to), the bars cover it whole, requests or not; with `bar`, they are the
+// series' buckets (the series built with that base width: exact unless it had to widen).
+PlotBars plot_bars(const TimeSeries& series,
+                   std::optional<std::pair<Instant, Instant>> window = std::nullopt,
+                   bool bar_is_bucket = false);
 
 // Returns `key` fit for one line of a terminal: at most `max_bytes` bytes of it (then "..."),
 // valid UTF-8 as it is, and control bytes and bytes that are not valid UTF-8 as \xNN.
@@ -123,6 +132,10 @@ struct PlotLabels {
   std::string quota_label;
   // One empty bar before the first request's, so that a key's plot shows the calm before it.
   bool lead_bar = false;
+  // The time to draw, [from, to) (`plot_bars`'s window); none: the requests' span.
+  std::optional<std::pair<Instant, Instant>> window = std::nullopt;
+  // Draw the series' buckets as the bars (`--bar`), rather than round bars of about 240.
+  bool bar_is_bucket = false;
 };
 
 // Returns an SVG document (no scripts, no external references) with admitted and denied requests
