@@ -713,6 +713,19 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
   }
 }
 
+// Writes `text` to the file `path`; returns false, having said why on stderr (naming it as
+// `what`), if it cannot be written whole.
+bool write_file(const std::string& path, const std::string& text, const char* what) {
+  std::FILE* file = std::fopen(path.c_str(), "wb");
+  bool written = file != nullptr && std::fwrite(text.data(), 1, text.size(), file) == text.size();
+  if (file != nullptr) written = std::fclose(file) == 0 && written;
+  if (!written) {
+    std::fprintf(stderr, "floodgate replay: writing %s \"%s\" failed: %s\n", what, path.c_str(),
+                 std::strerror(errno));
+  }
+  return written;
+}
+
 // Returns the `n` most denied keys of `run` as "key=count;key=count".
 std::string most_denied(const SweepRun& run, std::size_t n) {
   std::string out;
@@ -756,14 +769,7 @@ bool report_sweep(const ReplayOptions& o, const Tally& tally, const std::vector<
            (run.denied_keys.exact() ? "true" : "false") + "," + quoted(most_denied(run, o.top)) +
            "\n";
   }
-  std::FILE* file = std::fopen(o.sweep_out->c_str(), "wb");
-  bool written = file != nullptr && std::fwrite(csv.data(), 1, csv.size(), file) == csv.size();
-  if (file != nullptr) written = std::fclose(file) == 0 && written;
-  if (!written) {
-    std::fprintf(stderr, "floodgate replay: writing --sweep-out \"%s\" failed: %s\n",
-                 o.sweep_out->c_str(), std::strerror(errno));
-    return false;
-  }
+  if (!write_file(*o.sweep_out, csv, "--sweep-out")) return false;
   std::fprintf(stderr, "  sweep: %s\n", o.sweep_out->c_str());
   return true;
 }
@@ -785,14 +791,7 @@ bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
   if (o.plot_from) labels.window = std::pair{*o.plot_from, *o.plot_to};
   labels.bar_is_bucket = o.bar.has_value();
   const std::string svg = replay::render_svg(series, labels);
-  std::FILE* plot = std::fopen(o.plot_path->c_str(), "wb");
-  bool written = plot != nullptr && std::fwrite(svg.data(), 1, svg.size(), plot) == svg.size();
-  if (plot != nullptr) written = std::fclose(plot) == 0 && written;
-  if (!written) {
-    std::fprintf(stderr, "floodgate replay: writing the plot \"%s\" failed: %s\n",
-                 o.plot_path->c_str(), std::strerror(errno));
-    return false;
-  }
+  if (!write_file(*o.plot_path, svg, "the plot")) return false;
   std::string note = series.empty() ? " (no requests to draw)" : "";
   if (o.bar && series.width() != *o.bar) {
     note += " (bars of " + internal::format_duration(series.width()) + ": --bar " +
