@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -11,11 +12,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "commands.h"
 #include "flags.h"
 #include "floodgate/core/internal/format.h"
+#include "floodgate/core/internal/string_hash.h"
 #include "floodgate/replay/key_quotas.h"
 #include "floodgate/replay/replayer.h"
 #include "floodgate/replay/summary.h"
@@ -89,6 +92,10 @@ Output:
                         every key in turn; --quotas rules still apply to the keys they match),
                         in the same pass, and compare them in the summary: requests denied,
                         distinct keys denied, the most denied keys (at most 32 quotas)
+  --keys-out FILE       a CSV line per key: key,requests,denied,first_denied_ns,last_denied_ns
+                        (the earliest and latest denials), peak_per_second (the most requests in
+                        one UTC second, the trace read in order), the most denied first; at most 5,000,000 keys (the summary
+                        says how many more there were)
   --sweep-out FILE      the comparison as CSV: quota,requests,denied,denied_fraction,
                         keys_denied,keys_denied_exact,most_denied (key=count;...)
   --quiet               no progress bar (it is drawn only when stderr is a terminal)
@@ -232,6 +239,7 @@ struct ReplayOptions {
   std::vector<Quota> sweep;  // --sweep: each a default quota to compare.
   std::optional<std::string> sweep_out;
   std::optional<Instant> plot_from, plot_to;  // --from, --to.
+  std::optional<std::string> keys_out;        // --keys-out.
   std::optional<Nanos> bar;                   // --bar.
 };
 
@@ -327,12 +335,12 @@ constexpr std::size_t kMaxSweep = 32;
 
 // Reads the flags, or returns an error naming the flag and its value.
 Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
-  Result<Flags> parsed =
-      Flags::parse("replay", args,
-                   {"quota", "algorithm", "quotas", "max-keys", "format", "key-field", "on-error",
-                    "out", "plot", "plot-key", "top", "redis", "time", "redis-prefix", "sweep",
-                    "sweep-out", "from", "to", "bar"},
-                   {"quiet"});
+  Result<Flags> parsed = Flags::parse(
+      "replay", args,
+      {"quota", "algorithm", "quotas",   "max-keys", "format", "key-field", "on-error",
+       "out",   "plot",      "plot-key", "top",      "redis",  "time",      "redis-prefix",
+       "sweep", "sweep-out", "from",     "to",       "bar",    "keys-out"},
+      {"quiet"});
   if (!parsed) return parsed.error();
   const Flags& flags = *parsed;
   if (flags.positional().size() != 1) {
@@ -437,6 +445,7 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
     }
   }
   o.sweep_out = flags.get("sweep-out");
+  o.keys_out = flags.get("keys-out");
   if (o.sweep_out && o.sweep.empty()) return Error("flag --sweep-out: needs --sweep Q1,Q2,...");
   return o;
 }
@@ -544,7 +553,22 @@ struct Tally {
   replay::TopDenials denials;
   replay::DistinctKeys denied_keys;
   replay::TimeSeries series;  // Only when plotting.
+  // Per key, for --keys-out: at most kMaxKeysOut of them; the requests of keys past it are
+  // counted in `keys_left_out`.
+  struct KeyRecord {
+    std::uint64_t requests = 0;
+    std::uint64_t denied = 0;
+    std::int64_t first_denied = 0;  // The earliest and latest denials, when `denied` > 0.
+    std::int64_t last_denied = 0;
+    std::int64_t second = 0;  // The UTC second of the key's latest request, and its requests.
+    std::uint64_t in_second = 0;
+    std::uint64_t peak = 0;
+  };
+  std::unordered_map<std::string, KeyRecord, internal::StringHash, std::equal_to<>> keys;
+  std::uint64_t keys_left_out = 0;
 };
+
+constexpr std::size_t kMaxKeysOut = 5'000'000;
 
 // One quota of --sweep: the trace decided again under it.
 struct SweepRun {
@@ -633,6 +657,30 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
     if (!decision.allowed()) {
       tally.denials.add(request.key);
       tally.denied_keys.add(request.key);
+    }
+    if (o.keys_out) {
+      auto found = tally.keys.find(request.key);
+      if (found == tally.keys.end() && tally.keys.size() < kMaxKeysOut) {
+        found = tally.keys.emplace(std::string(request.key), Tally::KeyRecord{}).first;
+      }
+      if (found == tally.keys.end()) {
+        ++tally.keys_left_out;
+      } else {
+        Tally::KeyRecord& k = found->second;
+        const std::int64_t ns = at.time_since_epoch().count();
+        const std::int64_t second = ns / 1'000'000'000 - (ns % 1'000'000'000 < 0 ? 1 : 0);
+        if (k.requests == 0 || second != k.second) {
+          k.second = second;
+          k.in_second = 0;
+        }
+        k.peak = std::max(k.peak, ++k.in_second);
+        ++k.requests;
+        if (!decision.allowed()) {
+          k.first_denied = k.denied == 0 ? ns : std::min(k.first_denied, ns);
+          k.last_denied = k.denied == 0 ? ns : std::max(k.last_denied, ns);
+          ++k.denied;
+        }
+      }
     }
     for (SweepRun& run : sweep) {
       if (run.replayer.decide(request).allowed()) continue;
@@ -724,6 +772,56 @@ bool write_file(const std::string& path, const std::string& text, const char* wh
                  std::strerror(errno));
   }
   return written;
+}
+
+// Writes --keys-out: a line per key, the most denied first; returns false, having said why, if
+// the file cannot be written.
+bool write_keys(const ReplayOptions& o, const Tally& tally) {
+  if (!o.keys_out) return true;
+  std::vector<const std::pair<const std::string, Tally::KeyRecord>*> order;
+  order.reserve(tally.keys.size());
+  for (const auto& entry : tally.keys) order.push_back(&entry);
+  std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+    if (a->second.denied != b->second.denied) return a->second.denied > b->second.denied;
+    if (a->second.requests != b->second.requests) return a->second.requests > b->second.requests;
+    return a->first < b->first;
+  });
+  std::FILE* file = std::fopen(o.keys_out->c_str(), "wb");
+  bool written = file != nullptr;
+  if (written) {
+    CsvWriter csv(file);
+    csv.text("key,requests,denied,first_denied_ns,last_denied_ns,peak_per_second\n");
+    for (const auto* entry : order) {
+      const Tally::KeyRecord& k = entry->second;
+      csv.key(entry->first);
+      csv.text(",");
+      csv.number(k.requests);
+      csv.text(",");
+      csv.number(k.denied);
+      csv.text(",");
+      if (k.denied > 0) csv.number(k.first_denied);
+      csv.text(",");
+      if (k.denied > 0) csv.number(k.last_denied);
+      csv.text(",");
+      csv.number(k.peak);
+      csv.end_line();
+    }
+    written = csv.flush();
+    written = std::fclose(file) == 0 && written;
+  }
+  if (!written) {
+    std::fprintf(stderr, "floodgate replay: writing --keys-out \"%s\" failed: %s\n",
+                 o.keys_out->c_str(), std::strerror(errno));
+    return false;
+  }
+  std::fprintf(stderr, "  keys: %s (%s keys%s)\n", o.keys_out->c_str(),
+               with_commas(tally.keys.size()).c_str(),
+               tally.keys_left_out == 0
+                   ? ""
+                   : ("; " + with_commas(tally.keys_left_out) + " requests of keys past " +
+                      with_commas(kMaxKeysOut) + " left out")
+                         .c_str());
+  return true;
 }
 
 // Returns the `n` most denied keys of `run` as "key=count;key=count".
@@ -867,6 +965,7 @@ int run_replay(const std::vector<std::string>& args) {
   if (redis_summary) redis_line = redis_summary();
   print_summary(o, *replayer, tally, redis_line);
   if (!report_sweep(o, tally, sweep)) return kExitUsage;
+  if (!write_keys(o, tally)) return kExitUsage;
   if (o.plot_path && !write_plot(o, *replayer, tally.series)) return kExitUsage;
   return status;
 }

@@ -223,6 +223,11 @@ run sweepmany 1 "$bin" replay access.log --sweep "$(printf '1/s,%.0s' $(seq 33))
 contains sweepmany sweepmany.err "flag --sweep: more than 32 quotas"
 pass "replay --sweep: each quota's denials and keys denied equal its own replay's; bad sweeps named"
 
+# --keys-out: a line per key, equal to what the decisions say of it.
+python3 "$src/tests/cli/keys_match_decisions.py" "$bin" "$work" 1 >keysout.out 2>&1 ||
+  fail "--keys-out differs from the decisions: $(tail -n 3 keysout.out)"
+pass "replay --keys-out: every key's requests, denials, first and last denial and peak per second"
+
 # On a terminal (a pseudo-terminal from script(1)), decisions are not written unless asked: the
 # summary says so; --out - writes them there anyway.
 script -qec "'$bin' replay '$src/tests/cli/trace.csv' --quota '2/s burst 3'" /dev/null >tty.out 2>&1 ||
