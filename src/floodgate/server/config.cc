@@ -782,7 +782,7 @@ std::string describe_loaded(const Config& config) {
          std::to_string(config.rules()) + (config.rules() == 1 ? " rule" : " rules");
 }
 
-std::string describe_change(const Config& before, const Config& after) {
+std::string describe_change(const Config& before, const Config& after, std::size_t max_rules) {
   std::string out;
   std::vector<std::string> added;
   std::vector<std::string> removed;
@@ -803,6 +803,11 @@ std::string describe_change(const Config& before, const Config& after) {
   append_names(out, "files added", added);
   append_names(out, "files removed", removed);
   append_names(out, "files changed", changed);
+  if (before.rules() > max_rules || after.rules() > max_rules) {
+    return out + (out.empty() ? "" : "; ") + "rules: " + std::to_string(before.rules()) +
+           " before, " + std::to_string(after.rules()) + " now (more than " +
+           std::to_string(max_rules) + ": not compared one by one)";
+  }
   added.clear();
   removed.clear();
   changed.clear();

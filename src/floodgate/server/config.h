@@ -270,8 +270,11 @@ class Config {
 // Returns what changed from `before` to `after`, for a reload's log line: the files added,
 // removed and changed, then the rules (by identity, named by id) added, removed and changed
 // (with the fields of their definition that changed, "requests_per_unit=5 -> requests_per_unit=3"),
-// at most 10 names of each, "; " between them; "nothing changed" when nothing did.
-std::string describe_change(const Config& before, const Config& after);
+// at most 10 names of each, "; " between them; "nothing changed" when nothing did. Past
+// `max_rules` rules in either, the rules are counted, not compared one by one (a reload of a
+// million rules would otherwise build two maps of them for one log line).
+std::string describe_change(const Config& before, const Config& after,
+                            std::size_t max_rules = 100'000);
 
 // Returns what `config` is, for the log: "2 files (a.yaml, b.yaml), 2 domains (api, mail), 5
 // rules" (at most 10 names of each).

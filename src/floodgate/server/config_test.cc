@@ -351,6 +351,9 @@ TEST(ConfigTest, AChangeIsDescribedByFileAndRule) {
             "rules changed 2 (api.ip: requests_per_unit=5 -> requests_per_unit=3, api.user: "
             "shadow_mode: false -> shadow_mode: true)");
   EXPECT_EQ(describe_change(after, after), "nothing changed");
+  EXPECT_EQ(describe_change(before, after, /*max_rules=*/2),
+            "files changed 1 (api.yaml); rules: 3 before, 3 now (more than 2: not compared one by "
+            "one)");
   EXPECT_EQ(describe_loaded(after), "1 file (api.yaml), 1 domain (api), 3 rules");
 }
 
