@@ -2,8 +2,10 @@
 // of a client shares (the CA to verify the server with, the client certificate and key);
 // `TlsSession` runs one connection's handshake, reads and writes over a non-blocking socket
 // within deadlines. Built over OpenSSL where it is installed; elsewhere `TlsContext::create`
-// returns an error saying what is missing. Not part of the public API. A context is immutable and
-// thread-safe; a session belongs to its connection and is thread-compatible.
+// returns an error saying what is missing. Not part of the public API.
+//
+// Thread safety: any thread may use a `TlsContext` (it does not change once made). A
+// `TlsSession` is its connection's: one thread at a time calls it.
 #pragma once
 
 #include <memory>
