@@ -345,13 +345,6 @@ std::uint64_t fnv1a(std::uint64_t hash, std::string_view bytes) {
   return hash;
 }
 
-// Returns how many of `level` and the levels below have a rate limit.
-std::size_t count_rules(const std::vector<Descriptor>& level) {
-  std::size_t n = 0;
-  for (const Descriptor& d : level) n += (d.rate_limit ? 1 : 0) + count_rules(d.descriptors);
-  return n;
-}
-
 // Returns the error for two siblings with one key and value, if `repeated` names them.
 Result<void> unique(std::pair<const Descriptor*, const Descriptor*> repeated) {
   if (repeated.first == nullptr) return {};
@@ -515,7 +508,9 @@ Result<Config> Config::parse(std::string_view text, const std::string& file, std
   config.hash_ = fnv1a(fnv1a(fnv1a(fnv1a(config.hash_, file), std::string_view("\0", 1)), text),
                        std::string_view("\0", 1));
   config.file_hashes_[file] = config.hash_;
-  config.rules_ = count_rules(d->descriptors);
+  for_each_descriptor(d->descriptors, [&config](const Descriptor& rule) {
+    config.rules_ += rule.rate_limit ? 1u : 0u;
+  });
   config.domains_.emplace(d->name, std::move(d));
   return config;
 }
@@ -599,22 +594,43 @@ Result<void> list_files(const std::string& path, std::vector<std::string>& files
 
 }  // namespace
 
+Result<void> Config::read_files(const std::vector<std::string>& files, bool merge_domains,
+                                std::size_t& rules, std::vector<std::string>* errors) {
+  // Without `errors`, the first error is returned; with it, each is added there and reading goes
+  // on.
+  const auto failed = [errors](const Error& e) {
+    if (errors != nullptr) errors->push_back(e.message());
+    return errors == nullptr;
+  };
+  for (const std::string& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      const Error e("config " + internal::quoted(file, internal::kNameBytes) + ": cannot open");
+      if (failed(e)) return e;
+      continue;
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    std::vector<Error> more;
+    Result<Config> one = parse(text.str(), file, rules, errors != nullptr ? &more : nullptr);
+    if (!one && failed(one.error())) return one.error();
+    for (const Error& e : more) failed(e);
+    if (!one) continue;
+    if (Result<void> ok = add(std::move(*one), merge_domains); !ok && failed(ok.error())) {
+      return ok.error();
+    }
+  }
+  return {};
+}
+
 Result<Config> Config::load(const std::string& path, bool merge_domains) {
   std::vector<std::string> files;
   std::vector<std::string> warnings;
   if (Result<void> listed = list_files(path, files, warnings); !listed) return listed.error();
   Config config;
   std::size_t rules = 0;
-  for (const std::string& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      return Error("config " + internal::quoted(file, internal::kNameBytes) + ": cannot open");
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    Result<Config> one = parse(text.str(), file, rules);
-    if (!one) return one.error();
-    if (Result<void> ok = config.add(std::move(*one), merge_domains); !ok) return ok.error();
+  if (Result<void> read = config.read_files(files, merge_domains, rules, nullptr); !read) {
+    return read.error();
   }
   config.warnings_ = std::move(warnings);
   return config;
@@ -627,27 +643,8 @@ ConfigCheck Config::check(const std::string& path, bool merge_domains) {
     return out;
   }
   Config config;
-  std::size_t rules = 0;
-  for (const std::string& file : out.files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      out.errors.push_back("config " + internal::quoted(file, internal::kNameBytes) +
-                           ": cannot open");
-      continue;
-    }
-    std::stringstream text;
-    text << in.rdbuf();
-    std::vector<Error> more;
-    Result<Config> one = parse(text.str(), file, rules, &more);
-    if (!one) out.errors.push_back(one.error().message());
-    for (const Error& e : more) out.errors.push_back(e.message());
-    if (!one) continue;
-    if (Result<void> ok = config.add(std::move(*one), merge_domains); !ok) {
-      out.errors.push_back(ok.error().message());
-    }
-  }
+  (void)config.read_files(out.files, merge_domains, out.rules, &out.errors);
   out.domains = config.domains_.size();
-  out.rules = rules;
   return out;
 }
 
@@ -690,21 +687,12 @@ std::string definition_text(const Descriptor& d) {
   return out;
 }
 
-// Calls `f(rule)` for each descriptor with a rate limit in `level` and below, depth first.
-template <class F>
-void for_each_limited(const std::vector<Descriptor>& level, const F& f) {
-  for (const Descriptor& d : level) {
-    if (d.rate_limit) f(d);
-    for_each_limited(d.descriptors, f);
-  }
-}
-
 // Returns every rule of `config` by identity: its id and definition.
 std::map<std::string, std::pair<std::string, std::string>> rules_of(const Config& config) {
   std::map<std::string, std::pair<std::string, std::string>> out;
   for (const std::string& name : config.domain_names()) {
-    for_each_limited(config.domain(name)->descriptors, [&out](const Descriptor& d) {
-      out[d.identity] = {d.id, definition_text(d)};
+    for_each_descriptor(config.domain(name)->descriptors, [&out](const Descriptor& d) {
+      if (d.rate_limit) out[d.identity] = {d.id, definition_text(d)};
     });
   }
   return out;
@@ -759,8 +747,8 @@ void append_names(std::string& out, const std::string& head,
 std::string Config::dump() const {
   std::string out;
   for (const auto& [name, domain] : domains_) {
-    for_each_limited(domain->descriptors, [&out](const Descriptor& d) {
-      out += d.id + ": " + definition_text(d) + "\n";
+    for_each_descriptor(domain->descriptors, [&out](const Descriptor& d) {
+      if (d.rate_limit) out += d.id + ": " + definition_text(d) + "\n";
     });
   }
   return out;

@@ -251,6 +251,10 @@ class Config {
   static Result<Config> parse(std::string_view text, const std::string& file, std::size_t& rules);
 
  private:
+  // Reads `files` into this configuration, counting descriptors in `rules`. Without `errors`,
+  // returns the first error; with it, adds every error there, reads on, and returns nothing.
+  Result<void> read_files(const std::vector<std::string>& files, bool merge_domains,
+                          std::size_t& rules, std::vector<std::string>* errors);
   // `parse`; with `errors`, a descriptor with an error is skipped and its error added there, the
   // first of them returned (`check`).
   static Result<Config> parse(std::string_view text, const std::string& file, std::size_t& rules,
@@ -266,6 +270,16 @@ class Config {
   std::size_t rules_ = 0;
   std::map<std::string, std::uint64_t, std::less<>> file_hashes_;
 };
+
+// Calls `f(d)` for every descriptor of `level` and of the levels below it, depth first in file
+// order.
+template <class F>
+void for_each_descriptor(const std::vector<Descriptor>& level, const F& f) {
+  for (const Descriptor& d : level) {
+    f(d);
+    for_each_descriptor(d.descriptors, f);
+  }
+}
 
 // Returns what changed from `before` to `after`, for a reload's log line: the files added,
 // removed and changed, then the rules (by identity, named by id) added, removed and changed

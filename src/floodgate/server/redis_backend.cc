@@ -133,7 +133,7 @@ void RedisBackend::observe_link(std::span<const RedisCall> calls) const {
   RedisFailure failure = RedisFailure::None;
   const RedisCall* failed = nullptr;
   for (const RedisCall& call : calls) {
-    if (call.decision.source == DecisionSource::Redis) return observe_link(true, {}, {});
+    if (call.decision.source == DecisionSource::Redis) return observe_link(true, {}, nullptr);
     const RedisFailure f = call.decision.failure;
     // A refusal by the breaker says the most; a deadline passed before sending says nothing.
     if (f == RedisFailure::None || f == RedisFailure::OutOfTime) continue;
@@ -142,11 +142,11 @@ void RedisBackend::observe_link(std::span<const RedisCall> calls) const {
       failed = &call;
     }
   }
-  if (failed != nullptr) observe_link(false, failure, failed->limiter->last_error());
+  if (failed != nullptr) observe_link(false, failure, failed->limiter);
 }
 
 void RedisBackend::observe_link(bool answered, RedisFailure failure,
-                                const std::string& error) const {
+                                const RedisLimiter* failed) const {
   const Link next = answered ? Link::Up : Link::Down;
   const bool breaker = failure == RedisFailure::BreakerOpen;
   if (link_.load(std::memory_order_relaxed) == next &&
@@ -176,6 +176,7 @@ void RedisBackend::observe_link(bool answered, RedisFailure failure,
     } else {
       if (was != Link::Down) {
         down_since_ = std::chrono::steady_clock::now();
+        const std::string error = failed != nullptr ? failed->last_error() : std::string();
         lines.emplace_back(LogLevel::Error,
                            at + " is not deciding (" + std::string(to_string(failure)) +
                                (error.empty() ? "" : ": " + error) + "); " + policy);
@@ -293,13 +294,12 @@ Result<void> RedisBackend::connect(Nanos timeout) {
 std::string RedisBackend::health() const {
   const RedisDecision d = health_->peek_at("check", Instant{});
   if (d.source == DecisionSource::Redis) {
-    observe_link(true, {}, {});
+    observe_link(true, {}, nullptr);
     return {};
   }
-  std::string error = health_->last_error();
-  if (error.empty()) error = "no answer";
-  if (d.failure != RedisFailure::OutOfTime) observe_link(false, d.failure, error);
-  return error;
+  if (d.failure != RedisFailure::OutOfTime) observe_link(false, d.failure, health_.get());
+  const std::string error = health_->last_error();
+  return error.empty() ? "no answer" : error;
 }
 
 }  // namespace floodgate::server

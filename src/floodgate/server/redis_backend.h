@@ -105,8 +105,9 @@ class RedisBackend final : public Backend {
   // Follows Redis's state from the outcome of `calls`, and logs each change once: down (with the
   // error), breaker open, up again (after how long).
   void observe_link(std::span<const RedisCall> calls) const;
-  // The same for one outcome: answered, or failed with `failure` (`error` says why).
-  void observe_link(bool answered, RedisFailure failure, const std::string& error) const;
+  // The same for one outcome: answered, or failed with `failure` (the last error of `failed`
+  // says why; it is read only when the state changes).
+  void observe_link(bool answered, RedisFailure failure, const RedisLimiter* failed) const;
 
   const RedisBackendOptions options_;
   std::array<std::atomic<std::uint64_t>, kRedisFailures> policy_decisions_{};

@@ -19,15 +19,6 @@ namespace {
 
 constexpr std::uint32_t kUnlimitedRemaining = std::numeric_limits<std::uint32_t>::max();
 
-// Calls `f(rule)` for every rule of `level` and below.
-template <class F>
-void for_each_rule(const std::vector<Descriptor>& level, F& f) {
-  for (const Descriptor& d : level) {
-    f(d);
-    for_each_rule(d.descriptors, f);
-  }
-}
-
 // Returns the time until the end of the aligned window of `unit` that holds `now`.
 Nanos until_window_end(Unit unit, Instant now) {
   const std::int64_t period = length_of(unit).count();
@@ -118,7 +109,7 @@ Result<std::shared_ptr<const Service::Snapshot>> Service::build(
     if (rule.rate_limit) hashed.emplace_back(std::hash<std::string_view>{}(rule.id), &rule);
   };
   for (const std::string& name : config->domain_names()) {
-    for_each_rule(config->domain(name)->descriptors, hash_id);
+    for_each_descriptor(config->domain(name)->descriptors, hash_id);
   }
   std::sort(hashed.begin(), hashed.end());
   std::unordered_set<const Descriptor*> shared_id;
@@ -156,7 +147,7 @@ Result<std::shared_ptr<const Service::Snapshot>> Service::build(
     next->states.emplace(&rule, std::move(*made));
   };
   for (const std::string& name : config->domain_names()) {
-    for_each_rule(config->domain(name)->descriptors, add);
+    for_each_descriptor(config->domain(name)->descriptors, add);
     Counted c;
     if (const auto same = kept_overrides.find(name); same != kept_overrides.end()) c = same->second;
     c.label = name + ".(limit)";
@@ -438,7 +429,7 @@ void Service::write_metrics(std::string& out) const {
         });
       }
     };
-    for_each_rule(s->config->domain(domain)->descriptors, collect);
+    for_each_descriptor(s->config->domain(domain)->descriptors, collect);
     const Counted& own = s->override_counters.at(domain);
     rows.push_back(
         {"domain=\"" + label_value(domain) + "\",rule=\"" + label_value(own.label) + "\"",
