@@ -1,6 +1,7 @@
 // Fuzz target: a trace (CSV or access log, any bytes) through the whole replay: the reader, the
 // replayer under each algorithm and a choice of quotas and key limits, the summary and the plot.
 // Every request is in the clamp range, every decision keeps its contract, and the SVG is UTF-8.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -61,16 +62,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using floodgate::fuzz::fail;
   floodgate::fuzz::FuzzInput in(data, size);
   static const TraceFormat kFormats[] = {TraceFormat::Auto, TraceFormat::Csv,
-                                         TraceFormat::AccessLog};
-  static const LogField kFields[] = {LogField::Client,  LogField::Ident, LogField::User,
-                                     LogField::Request, LogField::Path,  LogField::Status,
-                                     LogField::Referer, LogField::Agent};
+                                         TraceFormat::AccessLog, TraceFormat::Json};
+  static const char* const kFields[] = {"",     "client", "ident",   "user",  "request",
+                                        "path", "status", "referer", "agent", "method",
+                                        "xff",  "host",   "key",     "a.b"};
+  static const char* const kLogFormats[] = {"", "combined", "envoy", "istio",
+                                            R"($remote_addr [$time_iso8601] "$request" $status)"};
   static const char* const kQuotas[] = {"10/s", "1/ns",     "3/7ns",   "5/s burst 1",
                                         "1/d",  "1/26687d", "1000/ms", "7/3s burst 9",
                                         "2/h",  "60/m"};
   static const std::size_t kMaxKeys[] = {1, 2, 1000};
-  const TraceFormat format = in.pick(kFormats);
-  const LogField field = in.pick(kFields);
+  TraceOptions options;
+  options.format = in.pick(kFormats);
+  options.key_field = in.pick(kFields);
+  options.log_format = in.pick(kLogFormats);
+  if (in.pick(std::array{false, true})) {
+    options.include.push_back(LineFilter::parse("status=2*,4??").value());
+  }
   Policy policy;
   policy.algorithm = in.pick(kAlgorithms);
   policy.quota = Quota::parse(in.pick(kQuotas)).value();
@@ -85,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (text.empty()) return 0;  // fmemopen needs a buffer of at least one byte.
   std::FILE* file = fmemopen(text.data(), text.size(), "r");
   if (file == nullptr) return 0;
-  TraceReader reader(file, "fuzz", format, field);
+  TraceReader reader(file, "fuzz", std::move(options));
   TopDenials denials(4);
   TimeSeries series;
   for (int lines = 0; lines < 100'000; ++lines) {

@@ -28,7 +28,8 @@ int usage_error(std::string_view command, const std::string& message) {
 
 Result<Flags> Flags::parse(std::string_view command, const std::vector<std::string>& args,
                            const std::set<std::string, std::less<>>& valued,
-                           const std::set<std::string, std::less<>>& booleans) {
+                           const std::set<std::string, std::less<>>& booleans,
+                           const std::set<std::string, std::less<>>& repeatable) {
   Flags flags;
   flags.command_ = command;
   const std::string help = " (see floodgate " + std::string(command) + " --help)";
@@ -44,7 +45,7 @@ Result<Flags> Flags::parse(std::string_view command, const std::vector<std::stri
     }
     const std::size_t eq = arg.find('=');
     const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-    if (valued.contains(name)) {
+    if (valued.contains(name) || repeatable.contains(name)) {
       std::string value;
       if (eq != std::string::npos) {
         value = arg.substr(eq + 1);
@@ -52,6 +53,10 @@ Result<Flags> Flags::parse(std::string_view command, const std::vector<std::stri
         value = args[++i];
       } else {
         return Error("flag --" + name + ": needs a value" + help);
+      }
+      if (repeatable.contains(name)) {
+        flags.repeated_[name].push_back(value);
+        continue;
       }
       if (flags.values_.contains(name)) {
         return Error("flag --" + name + ": given twice (\"" + flags.values_[name] + "\" and \"" +
@@ -68,6 +73,11 @@ Result<Flags> Flags::parse(std::string_view command, const std::vector<std::stri
     }
   }
   return flags;
+}
+
+std::vector<std::string> Flags::get_all(std::string_view name) const {
+  const auto it = repeated_.find(name);
+  return it == repeated_.end() ? std::vector<std::string>() : it->second;
 }
 
 std::optional<std::string> Flags::get(std::string_view name) const {

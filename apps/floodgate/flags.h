@@ -24,13 +24,17 @@ int usage_error(std::string_view command, const std::string& message);
 class Flags {
  public:
   // Reads `args` (without the program and subcommand names) for `command`. `valued` names the
-  // flags that take a value, `booleans` those that do not.
+  // flags that take a value, `booleans` those that do not, `repeatable` those that take a value
+  // and may be given more than once (read with `get_all`).
   static Result<Flags> parse(std::string_view command, const std::vector<std::string>& args,
                              const std::set<std::string, std::less<>>& valued,
-                             const std::set<std::string, std::less<>>& booleans);
+                             const std::set<std::string, std::less<>>& booleans,
+                             const std::set<std::string, std::less<>>& repeatable = {});
 
   // Returns the value of `--name`, or nothing if it was not given.
   std::optional<std::string> get(std::string_view name) const;
+  // Returns every value of the repeatable `--name`, in the order given.
+  std::vector<std::string> get_all(std::string_view name) const;
   // Returns the value of `--name`, or `fallback`.
   std::string get_or(std::string_view name, std::string fallback) const;
   // Reports whether the boolean `--name` was given.
@@ -52,6 +56,7 @@ class Flags {
   std::string command_;
   std::map<std::string, std::string, std::less<>> values_;
   std::set<std::string, std::less<>> present_;
+  std::map<std::string, std::vector<std::string>, std::less<>> repeated_;
   std::vector<std::string> positional_;
 };
 

@@ -26,6 +26,10 @@
 #ifdef FLOODGATE_CLI_HAS_REDIS
 #include "redis_replay.h"
 #endif
+#ifdef FLOODGATE_CLI_HAS_SERVER
+#include "floodgate/server/config.h"
+#include "floodgate/server/service_replay.h"
+#endif
 
 namespace floodgate::app {
 namespace {
@@ -37,11 +41,15 @@ decisions as CSV, and prints a summary on stderr. TRACE is a file, or - for stan
 
 Trace formats (told apart by the first line, or by --format):
   CSV with a header naming its columns in any order: time_ns (integer nanoseconds) or time
-  (seconds, up to nine decimals), key, and optionally cost (default 1); other columns are ignored.
+  (seconds, up to nine decimals), key, and optionally cost (default 1); other columns are fields.
       time_ns,key,cost
       1700000000000000000,alice,1
-  Common or Combined Log Format (nginx, Apache): the key is the client address or the field
-  named by --key-field; the time is the bracketed timestamp; every request costs 1.
+  Access logs: the Common or Combined Log Format (nginx, Apache) by default; Envoy's default
+  format when a line starts with "[2026-..."; or the format string the server was configured
+  with (--log-format). The time is the log's own; every request costs 1.
+  JSON lines, one object a line: members by name, nested ones as a.b; the time is the first of
+  time, timestamp, ts, @timestamp, start_time, time_iso8601, time_local, msec (or --time-field).
+  A request's key is a field (--key-field): the key column of CSV, else the client's address.
 
 Policy:
   --quota TEXT          the default quota per key, e.g. "100/s burst 20", "1000/min" (default 10/s)
@@ -68,11 +76,41 @@ Redis (the decisions of a fleet's shared limit, through floodgate's Redis backen
                         one share their keys' state)
 
 Input:
-  --format auto|csv|log   the trace's format (default auto)
-  --key-field NAME        for logs: client (default), ident, user, request, path, status,
-                          referer, agent
+  --format auto|csv|log|json  the trace's format (default auto)
+  --log-format TEXT       an access log's format as nginx's log_format or Envoy's access log
+                          says it ('$remote_addr - $remote_user [$time_local] "$request" ...',
+                          '[%START_TIME%] "%REQ(:METHOD)% ...'), or combined, common, envoy, istio;
+                          each variable is a field of that name (remote_addr, REQ(:AUTHORITY))
+  --key-field NAME        the field that keys a request: the format's own name for it, or one
+                          of client, method, path (no query string), status, host, xff (the
+                          first address of X-Forwarded-For), user, ident, request, referer,
+                          agent, found in any format that has their source
+  --cost-field NAME       the field that is a request's cost (default: CSV's cost column, or 1)
+  --time-field NAME       JSON: the member that is the time; a string is RFC 3339 or an access
+                          log's time, a number counts --time-unit s|ms|us|ns (default s)
+  --include FIELD=GLOB[,GLOB...]  read only lines whose field matches a glob (* any run, ? one
+                          byte); given again, every one must hold: --include method=GET,HEAD
+  --exclude FIELD=GLOB[,GLOB...]  leave out lines whose field matches: --exclude 'path=/static/*'
+                          --exclude 'status=5??'; the summary counts the lines left out
   --on-error stop|skip    at a malformed line: stop with exit status 2 (default), or report it and
                           go on; either way everything decided before it is written
+
+A whole envoyproxy/ratelimit configuration (what floodgate serve would have answered):
+  --config PATH         the configuration (a file or a directory of them, as floodgate serve
+                        reads it); each line becomes one rate limit request, decided by the
+                        service's own code at the line's time: nested descriptors, wildcards,
+                        shadow mode, unlimited, replaces and the algorithm extensions
+  --domain D            the domain the requests name
+  --descriptor K=V[,K2=V2...]  one descriptor of each request (given again, more descriptors);
+                        a value is text with the line's fields in it: remote_address=$client,
+                        path=$path, generic_key=global, user=${user}-$host. A descriptor that
+                        names a field the line lacks is not sent, as Envoy sends none when a
+                        header is missing. A request is denied when a descriptor is over its
+                        rule's limit; the decisions gain a column with each descriptor's status
+                        (ok, over, shadow, - not sent), and the summary a row per rule: hits,
+                        over the limit, shadowed, the most limited values. With --plot, a plot
+                        per rule beside it (plot.svg -> plot.<rule>.svg). Not with --quota,
+                        --algorithm, --quotas, --redis, --sweep, --max-keys
 
 Output:
   --out FILE            the decisions, as CSV time_ns,key,cost,allowed,remaining,retry_after_ns
@@ -223,8 +261,7 @@ struct ReplayOptions {
   std::string trace_path;  // A file, or "-".
   std::string trace_name;  // For messages: the path, or "stdin".
   replay::Policy policy;
-  replay::TraceFormat format = replay::TraceFormat::Auto;
-  replay::LogField key_field = replay::LogField::Client;
+  replay::TraceOptions trace;  // The format, key field and filters.
   bool skip_bad_lines = false;
   std::uint64_t top = 10;
   std::string out_name = "-";  // A file, "-" or "none".
@@ -241,6 +278,14 @@ struct ReplayOptions {
   std::optional<Instant> plot_from, plot_to;  // --from, --to.
   std::optional<std::string> keys_out;        // --keys-out.
   std::optional<Nanos> bar;                   // --bar.
+#ifdef FLOODGATE_CLI_HAS_SERVER
+  // --config, --domain, --descriptor: the requests decided by the service under a configuration.
+  std::optional<std::string> config_path;
+  std::shared_ptr<const server::Config> config;
+  std::string domain;
+  std::vector<server::DescriptorTemplate> descriptors;
+#endif
+  bool config_mode = false;
 };
 
 // The most bars --bar may draw over --from and --to.
@@ -337,10 +382,11 @@ constexpr std::size_t kMaxSweep = 32;
 Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   Result<Flags> parsed = Flags::parse(
       "replay", args,
-      {"quota", "algorithm", "quotas",   "max-keys", "format", "key-field", "on-error",
-       "out",   "plot",      "plot-key", "top",      "redis",  "time",      "redis-prefix",
-       "sweep", "sweep-out", "from",     "to",       "bar",    "keys-out"},
-      {"quiet"});
+      {"quota",      "algorithm",  "quotas",    "max-keys", "format", "key-field", "on-error",
+       "out",        "plot",       "plot-key",  "top",      "redis",  "time",      "redis-prefix",
+       "sweep",      "sweep-out",  "from",      "to",       "bar",    "keys-out",  "log-format",
+       "cost-field", "time-field", "time-unit", "config",   "domain"},
+      {"quiet"}, {"include", "exclude", "descriptor"});
   if (!parsed) return parsed.error();
   const Flags& flags = *parsed;
   if (flags.positional().size() != 1) {
@@ -369,10 +415,36 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   o.policy.max_keys = *max_keys;
   Result<replay::TraceFormat> format = replay::parse_trace_format(flags.get_or("format", "auto"));
   if (!format) return Error("flag --format: " + format.error().message());
-  o.format = *format;
-  Result<replay::LogField> field = replay::parse_log_field(flags.get_or("key-field", "client"));
-  if (!field) return Error("flag --key-field: " + field.error().message());
-  o.key_field = *field;
+  o.trace.format = *format;
+  if (const std::optional<std::string> log_format = flags.get("log-format")) {
+    if (o.trace.format == replay::TraceFormat::Csv || o.trace.format == replay::TraceFormat::Json) {
+      return Error("flag --log-format: for access logs, not --format " + *flags.get("format"));
+    }
+    // Read now, so that a format that cannot be read is a flag's error, not line 1's.
+    Result<std::unique_ptr<replay::LineFormat>> made = replay::make_pattern_format(*log_format);
+    if (!made) return Error("flag --log-format: " + made.error().message());
+    o.trace.log_format = *log_format;
+  }
+  o.trace.key_field = flags.get_or("key-field", "");
+  o.trace.cost_field = flags.get_or("cost-field", "");
+  o.trace.time_field = flags.get_or("time-field", "");
+  Result<replay::TimeUnit> unit = replay::parse_time_unit(flags.get_or("time-unit", "s"));
+  if (!unit) return Error("flag --time-unit: " + unit.error().message());
+  o.trace.time_unit = *unit;
+  for (const char* only : {"time-field", "time-unit"}) {
+    if (flags.get(only) && o.trace.format != replay::TraceFormat::Json &&
+        o.trace.format != replay::TraceFormat::Auto) {
+      return Error("flag --" + std::string(only) + ": for JSON lines only (--format json)");
+    }
+  }
+  for (const auto& [flag, into] :
+       {std::pair{"include", &o.trace.include}, std::pair{"exclude", &o.trace.exclude}}) {
+    for (const std::string& text : flags.get_all(flag)) {
+      Result<replay::LineFilter> filter = replay::LineFilter::parse(text);
+      if (!filter) return Error("flag --" + std::string(flag) + ": " + filter.error().message());
+      into->push_back(std::move(*filter));
+    }
+  }
   const std::string on_error = flags.get_or("on-error", "stop");
   if (on_error != "stop" && on_error != "skip") {
     return Error("flag --on-error: \"" + on_error + "\" must be stop or skip");
@@ -442,6 +514,43 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
     if (o.plot_from && (*o.plot_to - *o.plot_from) / *o.bar > kMaxBars) {
       return Error("flag --bar: " + *text + " from --from to --to is more than " +
                    std::to_string(kMaxBars) + " bars");
+    }
+  }
+  if (const std::optional<std::string> config = flags.get("config")) {
+#ifdef FLOODGATE_CLI_HAS_SERVER
+    for (const char* other : {"quota", "algorithm", "quotas", "redis", "sweep", "max-keys"}) {
+      if (flags.get(other)) {
+        return Error("flag --" + std::string(other) +
+                     ": not with --config (the configuration's rules decide)");
+      }
+    }
+    const std::optional<std::string> domain = flags.get("domain");
+    if (!domain) return Error("flag --config: needs --domain D, the domain the requests name");
+    const std::vector<std::string> descriptors = flags.get_all("descriptor");
+    if (descriptors.empty()) {
+      return Error("flag --config: needs at least one --descriptor, e.g. 'remote_address=$client'");
+    }
+    for (const std::string& text : descriptors) {
+      Result<server::DescriptorTemplate> d = server::DescriptorTemplate::parse(text);
+      if (!d) return Error("flag --descriptor: " + d.error().message());
+      o.descriptors.push_back(std::move(*d));
+    }
+    Result<server::Config> loaded = server::Config::load(*config);
+    if (!loaded) return Error("flag --config: " + loaded.error().message());
+    o.config = std::make_shared<const server::Config>(std::move(*loaded));
+    o.config_path = *config;
+    o.domain = *domain;
+    o.config_mode = true;
+#else
+    return Error(
+        "flag --config: this floodgate was built without the service (install "
+        "libyaml-dev: scripts/install-deps.sh)");
+#endif
+  } else {
+    for (const char* only : {"domain", "descriptor"}) {
+      if (flags.get(only) || !flags.get_all(only).empty()) {
+        return Error("flag --" + std::string(only) + ": needs --config PATH");
+      }
     }
   }
   o.sweep_out = flags.get("sweep-out");
@@ -540,6 +649,7 @@ Result<Files> open_files(const ReplayOptions& o) {
 struct Decided {
   Decision decision;
   Instant at;
+  std::string_view descriptors = {};  // With --config: each descriptor's status ("ok;over;-").
 };
 using Decide = std::function<Result<Decided>(const replay::Request&)>;
 
@@ -549,6 +659,7 @@ struct Tally {
   std::uint64_t admitted = 0;
   std::uint64_t never = 0;  // ExceedsBurst: can never pass.
   std::uint64_t skipped = 0;
+  std::uint64_t filtered = 0;  // Lines --include and --exclude dropped.
   std::optional<Instant> first, last;
   replay::TopDenials denials;
   replay::DistinctKeys denied_keys;
@@ -581,7 +692,7 @@ struct SweepRun {
 
 // Writes one decision, made at `at`, as a CSV line.
 void write_decision(CsvWriter& csv, const replay::Request& request, const Decision& decision,
-                    Instant at) {
+                    Instant at, bool config_mode, std::string_view descriptors) {
   csv.number(at.time_since_epoch().count());
   csv.text(",");
   csv.key(request.key);
@@ -591,6 +702,10 @@ void write_decision(CsvWriter& csv, const replay::Request& request, const Decisi
   csv.number(decision.remaining());
   csv.text(",");
   csv.number(decision.retry_after().count());
+  if (config_mode) {
+    csv.text(",");
+    csv.text(descriptors);
+  }
   csv.end_line();
 }
 
@@ -639,7 +754,7 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
     const replay::Request& request = **next;
     Result<Decided> decided =
         redis != nullptr ? (*redis)(request)
-                         : Result<Decided>(Decided{replayer.decide(request), request.time});
+                         : Result<Decided>(Decided{replayer.decide(request), request.time, {}});
     if (!decided) {
       progress.clear();
       std::fprintf(stderr, "floodgate replay: %s, at %s line %llu\n",
@@ -694,7 +809,9 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
         (!o.plot_from || (at >= *o.plot_from && at < *o.plot_to))) {
       tally.series.add(at, decision.allowed());
     }
-    if (csv != nullptr) write_decision(*csv, request, decision, at);
+    if (csv != nullptr) {
+      write_decision(*csv, request, decision, at, o.config_mode, decided->descriptors);
+    }
     if ((tally.requests & 0xffff) == 0) progress.update(reader.line_number(), reader.bytes_read());
   }
 }
@@ -707,9 +824,17 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
   if (!o.policy.key_quotas.rules().empty()) {
     rules = ", " + std::to_string(o.policy.key_quotas.rules().size()) + " per-key rule(s)";
   }
-  std::fprintf(stderr, "floodgate replay %s: %s, %s per key%s\n", o.trace_name.c_str(),
-               std::string(to_string(o.policy.algorithm)).c_str(),
-               o.policy.quota.to_string().c_str(), rules.c_str());
+  if (o.config_mode) {
+#ifdef FLOODGATE_CLI_HAS_SERVER
+    std::fprintf(stderr, "floodgate replay %s: configuration %s, domain %s, %zu descriptor(s)\n",
+                 o.trace_name.c_str(), o.config_path->c_str(), o.domain.c_str(),
+                 o.descriptors.size());
+#endif
+  } else {
+    std::fprintf(stderr, "floodgate replay %s: %s, %s per key%s\n", o.trace_name.c_str(),
+                 std::string(to_string(o.policy.algorithm)).c_str(),
+                 o.policy.quota.to_string().c_str(), rules.c_str());
+  }
   std::fprintf(stderr, "  requests  %14s", with_commas(tally.requests).c_str());
   if (tally.first) {
     std::fprintf(stderr, "   from %s to %s", utc(*tally.first).c_str(), utc(*tally.last).c_str());
@@ -730,18 +855,24 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
     std::fprintf(stderr, "  skipped   %14s   malformed lines\n",
                  with_commas(tally.skipped).c_str());
   }
+  if (tally.filtered > 0) {
+    std::fprintf(stderr, "  filtered  %14s   lines that --include or --exclude left out\n",
+                 with_commas(tally.filtered).c_str());
+  }
   if (redis_line) {
     std::fprintf(stderr, "  %s\n", redis_line->c_str());
+  } else if (o.config_mode) {
+    // The service keeps each rule's state; the summary per rule follows.
   } else {
     // A key keeps state until its bucket is full again; it need not be denying anyone.
     std::fprintf(stderr, "  keys not yet refilled at the end: %s",
                  with_commas(replayer.sweep()).c_str());
   }
-  if (!redis_line && stats.overflow_decisions > 0) {
+  if (!redis_line && !o.config_mode && stats.overflow_decisions > 0) {
     std::fprintf(stderr, "; %s requests found the limiter full (raise --max-keys)",
                  with_commas(stats.overflow_decisions).c_str());
   }
-  if (!redis_line) std::fprintf(stderr, "\n");
+  if (!redis_line && !o.config_mode) std::fprintf(stderr, "\n");
   if (o.out_held_back) {
     std::fprintf(
         stderr,
@@ -757,7 +888,8 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
                        .c_str());
   for (const auto& [key, count] : top) {
     std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(),
-                 replay::printable_key(key).c_str(), replayer.quota_of(key).to_string().c_str());
+                 replay::printable_key(key).c_str(),
+                 o.config_mode ? "" : replayer.quota_of(key).to_string().c_str());
   }
 }
 
@@ -881,7 +1013,12 @@ bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
   labels.title = "floodgate replay: " + std::string(to_string(o.policy.algorithm)) + ", " +
                  (o.plot_key ? "key " + *o.plot_key
                              : "all keys (each key's quota: " + o.policy.quota.to_string() + ")");
-  if (o.plot_key) {
+  if (o.config_mode) {
+    labels.title = "floodgate replay: domain " + o.domain + ", " +
+                   (o.plot_key ? "key " + *o.plot_key : "every request") +
+                   " (a request is denied when a rule it meets is over its limit)";
+  }
+  if (o.plot_key && !o.config_mode) {
     labels.quota = replayer.quota_of(*o.plot_key);
     labels.quota_label = "quota " + labels.quota->to_string();
     labels.lead_bar = true;
@@ -900,6 +1037,86 @@ bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
   std::fprintf(stderr, "  plot: %s%s\n", o.plot_path->c_str(), note.c_str());
   return true;
 }
+
+#ifdef FLOODGATE_CLI_HAS_SERVER
+// Returns a rule's limit as text: "10/s", "100/min burst 20 gcra", "unlimited".
+std::string limit_text(const server::Descriptor& rule) {
+  const server::RateLimit& limit = *rule.rate_limit;
+  if (limit.unlimited) return "unlimited";
+  const std::optional<Quota> quota = limit.quota();
+  std::string text = quota ? quota->to_string() : "0 (always over)";
+  if (limit.algorithm != Algorithm::EnvoyFixedWindow) {
+    text += " " + std::string(to_string(limit.algorithm));
+  }
+  return text;
+}
+
+// Returns where the plot of rule `id` goes, beside --plot: "plot.svg" -> "plot.<id>.svg", the id's
+// bytes other than letters, digits, '.', '-' and '_' written as '_'.
+std::string rule_plot_path(const std::string& plot, const std::string& id) {
+  std::string safe;
+  for (const char c : id) {
+    safe += std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == '_'
+                ? c
+                : '_';
+  }
+  const std::size_t slash = plot.rfind('/');
+  const std::size_t dot = plot.rfind('.');
+  const bool has_extension =
+      dot != std::string::npos && (slash == std::string::npos || dot > slash);
+  return (has_extension ? plot.substr(0, dot) : plot) + "." + safe + ".svg";
+}
+
+// Prints what each rule did on stderr, and draws a plot per rule beside --plot; returns false,
+// having said why, if a plot cannot be written.
+bool report_rules(const ReplayOptions& o, const server::ServiceReplay& service,
+                  std::uint64_t requests) {
+  const std::vector<const server::RuleReplay*> rules = service.rules();
+  std::fprintf(
+      stderr, "  rules that limited a request (%zu of %zu in domain %s):\n", rules.size(),
+      [&] {
+        std::size_t n = 0;
+        server::for_each_descriptor(
+            o.config->domain(o.domain)->descriptors,
+            [&](const server::Descriptor& r) { n += r.rate_limit ? 1u : 0u; });
+        return n;
+      }(),
+      o.domain.c_str());
+  std::fprintf(stderr, "    %-36s %-22s %12s %12s %8s %10s\n", "rule", "limit", "hits",
+               "over limit", "", "shadowed");
+  for (const server::RuleReplay* rule : rules) {
+    std::fprintf(stderr, "    %-36s %-22s %12s %12s %8s %10s\n", rule->rule->id.c_str(),
+                 limit_text(*rule->rule).c_str(), with_commas(rule->hits).c_str(),
+                 with_commas(rule->over).c_str(), percent(rule->over, rule->hits).c_str(),
+                 with_commas(rule->shadowed).c_str());
+    const auto top = rule->limited.top(std::min<std::uint64_t>(o.top, 5));
+    for (const auto& [value, count] : top) {
+      std::fprintf(stderr, "        %12s  %s\n", with_commas(count).c_str(),
+                   replay::printable_key(value).c_str());
+    }
+  }
+  if (service.empty_requests() > 0) {
+    std::fprintf(stderr,
+                 "  %s of %s requests sent no descriptor (every --descriptor named a field "
+                 "the line lacked)\n",
+                 with_commas(service.empty_requests()).c_str(), with_commas(requests).c_str());
+  }
+  if (!o.plot_path) return true;
+  for (const server::RuleReplay* rule : rules) {
+    replay::PlotLabels labels;
+    labels.title = "floodgate replay: rule " + rule->rule->id +
+                   " (each value's limit: " + limit_text(*rule->rule) + ")";
+    if (o.plot_from) labels.window = std::pair{*o.plot_from, *o.plot_to};
+    labels.bar_is_bucket = o.bar.has_value();
+    const std::string path = rule_plot_path(*o.plot_path, rule->rule->id);
+    if (!write_file(path, replay::render_svg(rule->series, labels), "a rule's plot")) {
+      return false;
+    }
+    std::fprintf(stderr, "  plot of %s: %s\n", rule->rule->id.c_str(), path.c_str());
+  }
+  return true;
+}
+#endif
 
 }  // namespace
 
@@ -924,7 +1141,7 @@ int run_replay(const std::vector<std::string>& args) {
     redis = [shared](const replay::Request& r) -> Result<Decided> {
       Result<RedisReplay::Decided> d = shared->decide(r);
       if (!d) return d.error();
-      return Decided{d->decision, d->at};
+      return Decided{d->decision, d->at, {}};
     };
     redis_summary = [shared] { return shared->summary(); };
 #else
@@ -936,9 +1153,57 @@ int run_replay(const std::vector<std::string>& args) {
   Result<Files> files = open_files(o);
   if (!files) return fail(files.error().message());
 
-  replay::TraceReader reader(files->input, o.trace_name, o.format, o.key_field);
+  replay::TraceOptions trace = o.trace;
+  Decide service_decide;
+#ifdef FLOODGATE_CLI_HAS_SERVER
+  std::optional<server::ServiceReplay> service;
+  std::vector<std::string_view> values;
+  if (o.config_mode) {
+    server::ServiceReplay::Options so;
+    so.config = o.config;
+    so.domain = o.domain;
+    so.descriptors = o.descriptors;
+    so.series = o.plot_path.has_value();
+    so.bar = o.bar.value_or(Nanos{std::chrono::milliseconds(1)});
+    Result<server::ServiceReplay> made = server::ServiceReplay::create(std::move(so));
+    if (!made) return fail(made.error().message());
+    service.emplace(std::move(*made));
+    trace.fields = service->fields();
+  }
+#endif
+  replay::TraceReader reader(files->input, o.trace_name, std::move(trace));
+#ifdef FLOODGATE_CLI_HAS_SERVER
+  if (service) {
+    service_decide = [&](const replay::Request& r) -> Result<Decided> {
+      if (r.cost > UINT32_MAX) {
+        return Error("cost " + std::to_string(r.cost) +
+                     " is more hits than one rate limit request carries (at most 4294967295)");
+      }
+      values.clear();
+      for (std::size_t i = 0; i < reader.field_count(); ++i) values.push_back(reader.field(i));
+      const server::Response& response = service->decide(r.time, r.cost, values);
+      std::uint64_t remaining = UINT32_MAX;
+      Nanos retry{0};
+      for (const server::DescriptorStatus& status : response.statuses) {
+        const bool limited =
+            status.own_limit.has_value() || (status.rule != nullptr && status.rule->rate_limit &&
+                                             !status.rule->rate_limit->unlimited);
+        if (limited) remaining = std::min<std::uint64_t>(remaining, status.limit_remaining);
+        if (status.code == server::Code::OverLimit && !status.shadowed) {
+          retry = std::max(retry, status.duration_until_reset);
+        }
+      }
+      const bool allowed = response.overall == server::Code::Ok;
+      return Decided{
+          Decision(allowed ? Verdict::Allowed : Verdict::Denied, 0,
+                   static_cast<std::int64_t>(remaining), 1, allowed ? Nanos{0} : retry, retry),
+          r.time, service->statuses()};
+    };
+  }
+#endif
   CsvWriter csv(files->output);
-  csv.text("time_ns,key,cost,allowed,remaining,retry_after_ns\n");
+  csv.text(o.config_mode ? "time_ns,key,cost,allowed,remaining,retry_after_ns,descriptors\n"
+                         : "time_ns,key,cost,allowed,remaining,retry_after_ns\n");
   Progress progress(!o.quiet && ::isatty(STDERR_FILENO) != 0, files->input);
   Tally tally;
   if (o.bar) tally.series = replay::TimeSeries(*o.bar);
@@ -954,9 +1219,11 @@ int run_replay(const std::vector<std::string>& args) {
                              .denied_keys = replay::DistinctKeys(),
                              .denials = replay::TopDenials()});
   }
-  const int status = decide_all(o, reader, *replayer, redis ? &redis : nullptr,
+  Decide* elsewhere = redis ? &redis : service_decide ? &service_decide : nullptr;
+  const int status = decide_all(o, reader, *replayer, elsewhere,
                                 files->output != nullptr ? &csv : nullptr, progress, tally, sweep);
   progress.clear();
+  tally.filtered = reader.filtered();
   if (!csv.flush()) {
     std::fprintf(stderr, "floodgate replay: writing decisions to \"%s\" failed: %s\n",
                  o.out_name.c_str(), std::strerror(errno));
@@ -965,6 +1232,9 @@ int run_replay(const std::vector<std::string>& args) {
   if (redis_summary) redis_line = redis_summary();
   print_summary(o, *replayer, tally, redis_line);
   if (!report_sweep(o, tally, sweep)) return kExitUsage;
+#ifdef FLOODGATE_CLI_HAS_SERVER
+  if (service && !report_rules(o, *service, tally.requests)) return kExitUsage;
+#endif
   if (!write_keys(o, tally)) return kExitUsage;
   if (o.plot_path && !write_plot(o, *replayer, tally.series)) return kExitUsage;
   return status;

@@ -274,6 +274,24 @@ cmp key.svg "$src/docs/replay-scraper.svg" || fail "docs/replay-scraper.svg is n
 contains day day.err "most denied keys:"
 pass "the README's plots are current"
 
+# The logs people have: JSON lines, Envoy's and Istio's access logs and an nginx log_format give
+# the decisions of the Combined log they were written from; --include/--exclude those of the log
+# filtered by hand.
+python3 "$src/tests/cli/formats_agree.py" "$bin" "$src" "$work" >formats.out 2>&1 ||
+  fail "log formats disagree: $(tail -n 3 formats.out)"
+pass "replay: JSON, Envoy, Istio and nginx formats decide as the Combined log; filters as filtered logs"
+run badlogformat 1 "$bin" replay access.log --log-format '$remote_addr$status [$time_local]'
+contains badlogformat badlogformat.err 'flag --log-format: log format "$remote_addr$status [$time_local]": fields remote_addr and status have no text between them'
+run badkeyfield 2 "$bin" replay access.log --key-field nope --out none
+contains badkeyfield badkeyfield.err 'access.log:1: field "nope": the Common/Combined Log Format has no such field; its fields: remote_addr, ident'
+run badinclude 1 "$bin" replay access.log --include 'status'
+contains badinclude badinclude.err 'flag --include: "status" is not a condition like path=/api/*'
+run badunit 1 "$bin" replay access.log --format json --time-unit min
+contains badunit badunit.err 'flag --time-unit: time unit "min": must be s, ms, us or ns'
+run badjson 2 "$bin" replay "$src/tests/cli/trace.csv" --format json
+contains badjson badjson.err 'trace.csv:1: not a JSON object'
+pass "replay: a log format, key field, filter or time unit that cannot be used is named"
+
 # stress: a short run passes every check; bench: a short run prints JSON rows with ratios.
 run stress 0 "$bin" stress --threads 2 --ops 2000 --seed 7
 contains stress stress.out "linearizable against the GCRA rule       ok"

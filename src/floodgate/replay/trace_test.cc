@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -67,36 +68,55 @@ TEST(TraceTest, AccessLogTimestampsAreUtcWithTheirOffset) {
   EXPECT_TRUE(parse_log_time("01/Jan/2100:00:00:00 +0000"));
 }
 
-TEST(TraceTest, AccessLogLinesGiveTheChosenField) {
+// Parses `line` in `format` and returns the value of the field `name`, or "(absent)", or the
+// error.
+std::string field_of(LineFormat& format, std::string_view line, std::string_view name) {
+  Record record;
+  if (Result<void> parsed = format.parse(line, record); !parsed) {
+    return "error " + parsed.error().message();
+  }
+  Result<FieldRef> ref = FieldRef::resolve(format, name);
+  if (!ref) return "error " + ref.error().message();
+  const std::string_view value = ref->get(record);
+  return present(value) ? std::string(value) : "(absent)";
+}
+
+TEST(TraceTest, AccessLogLinesGiveEveryField) {
   const std::string combined =
       R"(203.0.113.9 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif?x=1 HTTP/1.0" 200 2326 )"
       R"x("http://example.com/" "Mozilla/5.0 (X11; \"quoted\")")x";
-  const auto key = [&](LogField field) {
-    return std::string(parse_access_log_line(combined, field)->key);
-  };
-  EXPECT_EQ(key(LogField::Client), "203.0.113.9");
-  EXPECT_EQ(key(LogField::Ident), "-");
-  EXPECT_EQ(key(LogField::User), "frank");
-  EXPECT_EQ(key(LogField::Request), "GET /a.gif?x=1 HTTP/1.0");
-  EXPECT_EQ(key(LogField::Path), "/a.gif");
-  EXPECT_EQ(key(LogField::Status), "200");
-  EXPECT_EQ(key(LogField::Referer), "http://example.com/");
-  EXPECT_EQ(key(LogField::Agent), R"x(Mozilla/5.0 (X11; \"quoted\"))x");
-  EXPECT_EQ(parse_access_log_line(combined, LogField::Client)->time.time_since_epoch().count(),
-            971211336LL * 1'000'000'000);
+  const std::unique_ptr<LineFormat> log = make_access_log_format();
+  const auto key = [&](std::string_view name) { return field_of(*log, combined, name); };
+  EXPECT_EQ(key("client"), "203.0.113.9");
+  EXPECT_EQ(key("remote_addr"), "203.0.113.9");
+  EXPECT_EQ(key("ident"), "-");
+  EXPECT_EQ(key("user"), "frank");
+  EXPECT_EQ(key("request"), "GET /a.gif?x=1 HTTP/1.0");
+  EXPECT_EQ(key("method"), "GET");
+  EXPECT_EQ(key("path"), "/a.gif");
+  EXPECT_EQ(key("status"), "200");
+  EXPECT_EQ(key("body_bytes_sent"), "2326");
+  EXPECT_EQ(key("referer"), "http://example.com/");
+  EXPECT_EQ(key("agent"), R"x(Mozilla/5.0 (X11; \"quoted\"))x");
+  Record record;
+  ASSERT_TRUE(log->parse(combined, record));
+  EXPECT_EQ(record.time.time_since_epoch().count(), 971211336LL * 1'000'000'000);
 
   const std::string common = R"(::1 - - [10/Oct/2000:13:55:36 +0000] "GET / HTTP/1.1" 404 0)";
-  EXPECT_EQ(parse_access_log_line(common, LogField::Client)->key, "::1");
-  expect_error(parse_access_log_line(common, LogField::Agent), {"agent", "Common"});
-  expect_error(parse_access_log_line("garbage", LogField::Client), {"not an access log line"});
-  expect_error(parse_access_log_line(R"(1.2.3.4 - - 10/Oct/2000 "GET /" 200 1)", LogField::Client),
-               {"time", "'['"});
-  expect_error(parse_access_log_line(R"(1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "GET / 200 1)",
-                                     LogField::Client),
-               {"request"});
-  expect_error(parse_access_log_line(R"(1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "\x16\x03" 400 0)",
-                                     LogField::Path),
-               {"path", "no target"});
+  EXPECT_EQ(field_of(*log, common, "client"), "::1");
+  EXPECT_EQ(field_of(*log, common, "agent"), "(absent)");
+  EXPECT_NE(
+      field_of(*log, common, "xff").find("field \"xff\": the Common/Combined Log Format has none"),
+      std::string::npos);
+  const auto error = [&](std::string_view line, std::string_view name = "client") {
+    return field_of(*log, line, name);
+  };
+  EXPECT_NE(error("garbage").find("not an access log line"), std::string::npos);
+  EXPECT_NE(error(R"(1.2.3.4 - - 10/Oct/2000 "GET /" 200 1)").find("'['"), std::string::npos);
+  EXPECT_NE(error(R"(1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "GET / 200 1)").find("request"),
+            std::string::npos);
+  EXPECT_EQ(error(R"(1.2.3.4 - - [10/Oct/2000:13:55:36 +0000] "\x16\x03" 400 0)", "path"),
+            "(absent)");
 }
 
 TEST(TraceTest, CsvColumnsComeInAnyOrderAndFieldsMayBeQuoted) {
@@ -105,24 +125,27 @@ TEST(TraceTest, CsvColumnsComeInAnyOrderAndFieldsMayBeQuoted) {
   EXPECT_EQ(columns->time, 3);
   EXPECT_EQ(columns->key, 2);
   EXPECT_EQ(columns->cost, 1);
-  std::string scratch;
-  const Result<Request> r = parse_csv_line(R"(eu,5,"a,""b""",42)", *columns, scratch);
-  ASSERT_TRUE(r) << r.error().message();
-  EXPECT_EQ(r->key, R"(a,"b")");
-  EXPECT_EQ(r->cost, 5u);
-  EXPECT_EQ(r->time.time_since_epoch().count(), 42);
-  expect_error(parse_csv_line("eu,5,k", *columns, scratch), {"expected 4 fields", "found 3"});
-  expect_error(parse_csv_line(R"(eu,5,"open,42)", *columns, scratch), {"never closed"});
-  expect_error(parse_csv_line("eu,x,k,42", *columns, scratch), {"cost", "\"x\""});
+  Result<std::unique_ptr<LineFormat>> csv = make_csv_format("region,cost,key,time_ns");
+  ASSERT_TRUE(csv);
+  const std::string line = R"(eu,5,"a,""b""",42)";
+  EXPECT_EQ(field_of(**csv, line, "key"), R"(a,"b")");
+  EXPECT_EQ(field_of(**csv, line, "cost"), "5");
+  EXPECT_EQ(field_of(**csv, line, "region"), "eu");
+  Record record;
+  ASSERT_TRUE((*csv)->parse(line, record));
+  EXPECT_EQ(record.time.time_since_epoch().count(), 42);
+  EXPECT_NE(field_of(**csv, "eu,5,k", "key").find("expected 4 fields as the header says, found 3"),
+            std::string::npos);
+  EXPECT_NE(field_of(**csv, R"(eu,5,"open,42)", "key").find("never closed"), std::string::npos);
   expect_error(parse_csv_header("time,key,time_ns"), {"time and time_ns"});
   expect_error(parse_csv_header("time_ns,user"), {"no key column"});
   expect_error(parse_csv_header("key,cost"), {"no time_ns or time column"});
   expect_error(parse_csv_header("time,key,key"), {"\"key\" appears twice"});
 }
 
-std::vector<std::string> read_all(const std::string& text, TraceFormat format = TraceFormat::Auto) {
+std::vector<std::string> read_all(const std::string& text, TraceOptions options = {}) {
   std::FILE* file = fmemopen(const_cast<char*>(text.data()), text.size(), "r");
-  TraceReader reader(file, "t.csv", format, LogField::Client);
+  TraceReader reader(file, "t.csv", std::move(options));
   std::vector<std::string> out;
   while (true) {
     auto next = reader.next();
@@ -155,7 +178,9 @@ TEST(TraceTest, TheReaderNamesTheLineOfEachErrorAndGoesOn) {
       << long_line[0];
   EXPECT_EQ(long_line[1], "2000000000 b 1");
   // A bad header ends the stream after one error: no later line has columns.
-  const auto bad_header = read_all("time_ns,user\n1,a\n", TraceFormat::Csv);
+  TraceOptions csv;
+  csv.format = TraceFormat::Csv;
+  const auto bad_header = read_all("time_ns,user\n1,a\n", csv);
   ASSERT_EQ(bad_header.size(), 1u);
   EXPECT_NE(bad_header[0].find("t.csv:1: header"), std::string::npos) << bad_header[0];
 }
@@ -165,7 +190,7 @@ TEST(TraceTest, AReadErrorIsReportedOnceWithItsReasonAndEndsTheStream) {
   // reading it forever, saying "Success".
   std::FILE* dir = std::fopen("/", "r");
   ASSERT_NE(dir, nullptr);
-  TraceReader reader(dir, "/", TraceFormat::Auto, LogField::Client);
+  TraceReader reader(dir, "/", {});
   const auto first = reader.next();
   ASSERT_FALSE(first);
   EXPECT_EQ(first.error().message(), "/: read error after line 0: Is a directory");
@@ -183,7 +208,7 @@ TEST(TraceTest, ALineLongerThanTheLimitIsReportedAtTheLimitAndSkipped) {
   const std::size_t reported_after = text.size() + 1;  // One byte past the limit.
   text += std::string(200'000, 'k') + "\n2,b\n";
   std::FILE* file = fmemopen(text.data(), text.size(), "r");
-  TraceReader reader(file, "t.csv", TraceFormat::Auto, LogField::Client);
+  TraceReader reader(file, "t.csv", {});
   const auto error = reader.next();
   ASSERT_FALSE(error);
   EXPECT_EQ(reader.stopped(), TraceReader::Stop::No);

@@ -66,6 +66,11 @@ Instant unix_now() {
       std::chrono::duration_cast<Nanos>(std::chrono::system_clock::now().time_since_epoch())};
 }
 
+// Returns the instant `options` decides at.
+Instant now_of(const AnswerOptions& options) {
+  return options.clock ? options.clock() : unix_now();
+}
+
 // Returns the instant to wait for a backend until: `start` plus the request timeout, or the
 // caller's own deadline less a tenth of the time left to it (1 ms at least), if sooner.
 std::chrono::steady_clock::time_point request_deadline(
@@ -430,7 +435,8 @@ grpc::Status answer(Service& service, const rls::RateLimitRequest& request,
     return refused;
   }
   parsed.deadline = deadline;
-  return answer_decided(parsed, service.should_rate_limit(parsed, unix_now()), response, options);
+  return answer_decided(parsed, service.should_rate_limit(parsed, now_of(options)), response,
+                        options);
 }
 
 // One call: asked for on a queue, then answered; each step ends with a completion on that queue.
@@ -533,7 +539,7 @@ void AsyncRls::decide_queued() {
   std::vector<const Request*> pointers;
   pointers.reserve(requests.size());
   for (const Request& r : requests) pointers.push_back(&r);
-  const std::vector<Response> decided = service_.should_rate_limit_all(pointers, unix_now());
+  const std::vector<Response> decided = service_.should_rate_limit_all(pointers, now_of(options_));
   for (std::size_t i = 0; i < deciding.size(); ++i) {
     deciding[i]->finish(answer_decided(requests[i], decided[i], deciding[i]->response(), options_));
   }

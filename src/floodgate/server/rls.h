@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,6 +60,10 @@ struct AnswerOptions {
   // answered UNAVAILABLE, so that Envoy's `failure_mode_deny` decides it, as with
   // envoyproxy/ratelimit (`--on-redis-failure error`).
   bool fail_on_backend_failure = false;
+  // The time requests are decided at (nanoseconds since the Unix epoch); empty: the system
+  // clock. A simulation sets its own: `floodgate replay --config` is checked against the service
+  // answering over gRPC at the instants of a trace.
+  std::function<Instant()> clock = nullptr;
   // The longest one request may wait for a backend, for a caller without a sooner deadline of
   // its own (gRPC's; Envoy's filter sends its timeout, 20 ms by default, and the backend's
   // failure policy then answers before Envoy gives up).
