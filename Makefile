@@ -2,7 +2,8 @@
 # each installs what is missing (scripts/install-deps.sh), builds, and then runs.
 #
 #   make run     build and run the main job: replay a day of a web server's access log through
-#                a per-client rate limit, print the summary, draw the plot
+#                a per-client rate limit (and three others to compare), print the summary, draw
+#                the plot, write the HTML report
 #   make test    build and run the whole suite (ends with CTest's summary)
 #   make bench   build and run the benchmarks (ratios against the in-tree baseline), then the
 #                hot path as users build it, at -O2 and -O3 (ratios against a minimal GCRA)
@@ -33,9 +34,12 @@ run: build
 	@mkdir -p $(REPLAY_OUT)
 	gzip -dc data/access.log.gz | ./build/$(PRESET)/apps/floodgate/floodgate replay - \
 	  --quota "5/s burst 20" --quotas data/quotas.txt \
-	  --out $(REPLAY_OUT)/decisions.csv --plot $(REPLAY_OUT)/plot.svg
+	  --sweep "1/s burst 5,5/s burst 20,10/s burst 50" \
+	  --out $(REPLAY_OUT)/decisions.csv --plot $(REPLAY_OUT)/plot.svg \
+	  --report $(REPLAY_OUT)/report.html
 	@echo "Decisions: $(CURDIR)/$(REPLAY_OUT)/decisions.csv"
 	@echo "Plot (open it in a browser): $(CURDIR)/$(REPLAY_OUT)/plot.svg"
+	@echo "Report (open it in a browser): $(CURDIR)/$(REPLAY_OUT)/report.html"
 
 test: build
 	ctest --preset $(PRESET) -j $(JOBS)

@@ -31,6 +31,7 @@ packages=(
   protobuf-compiler-grpc
   libyaml-dev     # floodgate serve: envoyproxy/ratelimit's YAML configuration (libyaml events)
   libcpp-httplib-dev  # the HTTP client of the serve tests, and examples/http_service.cc
+  chromium        # the replay report's test loads the page in a real headless browser
 )
 
 # promtool, Prometheus's checker (the metrics and alert-rule tests), comes from Debian's

@@ -15,12 +15,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "build_info.h"
 #include "commands.h"
 #include "flags.h"
 #include "floodgate/core/internal/format.h"
 #include "floodgate/core/internal/string_hash.h"
 #include "floodgate/replay/key_quotas.h"
 #include "floodgate/replay/replayer.h"
+#include "floodgate/replay/report.h"
 #include "floodgate/replay/summary.h"
 #include "floodgate/replay/trace.h"
 #ifdef FLOODGATE_CLI_HAS_REDIS
@@ -118,7 +120,8 @@ Output:
                         the summary says so; "-" writes them there anyway, "none" nowhere)
   --plot FILE           an SVG of admitted and denied requests over time (each bar's counts in
                         its tooltip); with --plot-key, the key's quota as a line
-  --plot-key KEY        plot one key's requests and quota instead of the whole trace
+  --plot-key KEY        plot (and --report) one key's requests and quota instead of the whole
+                        trace
   --from T, --to T      plot the time [T, T2) only (every request is still decided): a time,
                         2026-11-27T13:00:00Z or "2026-11-27 13:00:00" (UTC; up to nine decimals;
                         an offset like +02:00), or seconds since the epoch, 1796288400.5
@@ -136,6 +139,10 @@ Output:
                         says how many more there were)
   --sweep-out FILE      the comparison as CSV: quota,requests,denied,denied_fraction,
                         keys_denied,keys_denied_exact,most_denied (key=count;...)
+  --report FILE         one self-contained HTML page (nothing fetched): the summary, the plot,
+                        the keys (the 2,000 most denied, sortable by any column; #sort=keys:1:desc
+                        in its address sorts as it opens), the --sweep comparison and, with
+                        --config, a section per rule with its plot
   --quiet               no progress bar (it is drawn only when stderr is a terminal)
 
 The decisions are a pure function of the trace and the policy: the same input gives
@@ -278,6 +285,7 @@ struct ReplayOptions {
   std::optional<Instant> plot_from, plot_to;  // --from, --to.
   std::optional<std::string> keys_out;        // --keys-out.
   std::optional<Nanos> bar;                   // --bar.
+  std::optional<std::string> report;          // --report.
 #ifdef FLOODGATE_CLI_HAS_SERVER
   // --config, --domain, --descriptor: the requests decided by the service under a configuration.
   std::optional<std::string> config_path;
@@ -385,7 +393,7 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
       {"quota",      "algorithm",  "quotas",    "max-keys", "format", "key-field", "on-error",
        "out",        "plot",       "plot-key",  "top",      "redis",  "time",      "redis-prefix",
        "sweep",      "sweep-out",  "from",      "to",       "bar",    "keys-out",  "log-format",
-       "cost-field", "time-field", "time-unit", "config",   "domain"},
+       "cost-field", "time-field", "time-unit", "config",   "domain", "report"},
       {"quiet"}, {"include", "exclude", "descriptor"});
   if (!parsed) return parsed.error();
   const Flags& flags = *parsed;
@@ -458,8 +466,10 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   o.out_name = flags.get_or("out", "-");
   o.out_held_back = !flags.get("out") && ::isatty(STDOUT_FILENO) == 1;
   o.plot_path = flags.get("plot");
+  o.report = flags.get("report");
   o.plot_key = flags.get("plot-key");
-  if (o.plot_key && !o.plot_path) return Error("flag --plot-key: needs --plot FILE as well");
+  const bool drawn = o.plot_path || o.report;
+  if (o.plot_key && !drawn) return Error("flag --plot-key: needs --plot FILE or --report FILE");
   o.quiet = flags.has("quiet");
   o.redis_url = flags.get("redis");
   for (const char* only : {"time", "redis-prefix"}) {
@@ -492,7 +502,8 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
   }
   for (const auto& [flag, into] : {std::pair{"from", &o.plot_from}, std::pair{"to", &o.plot_to}}) {
     if (const std::optional<std::string> text = flags.get(flag)) {
-      if (!o.plot_path) return Error("flag --" + std::string(flag) + ": needs --plot FILE");
+      if (!drawn)
+        return Error("flag --" + std::string(flag) + ": needs --plot FILE or --report FILE");
       Result<Instant> t = parse_plot_time(*text);
       if (!t) return Error("flag --" + std::string(flag) + ": " + t.error().message());
       *into = *t;
@@ -507,7 +518,7 @@ Result<ReplayOptions> parse_options(const std::vector<std::string>& args) {
                  "\" is not before --to \"" + *flags.get("to") + "\"");
   }
   if (const std::optional<std::string> text = flags.get("bar")) {
-    if (!o.plot_path) return Error("flag --bar: needs --plot FILE");
+    if (!drawn) return Error("flag --bar: needs --plot FILE or --report FILE");
     Result<Nanos> bar = parse_bar(*text);
     if (!bar) return Error("flag --bar: " + bar.error().message());
     o.bar = *bar;
@@ -601,6 +612,9 @@ Result<void> check_outputs_are_not_inputs(const ReplayOptions& o) {
     outputs.push_back({"--out", o.out_name == "-" ? "/dev/stdout" : o.out_name});
   }
   if (o.plot_path) outputs.push_back({"--plot", *o.plot_path});
+  if (o.report) outputs.push_back({"--report", *o.report});
+  if (o.keys_out) outputs.push_back({"--keys-out", *o.keys_out});
+  if (o.sweep_out) outputs.push_back({"--sweep-out", *o.sweep_out});
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const std::optional<FileId> out = file_id(outputs[i].path);
     if (!out) continue;
@@ -773,7 +787,7 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
       tally.denials.add(request.key);
       tally.denied_keys.add(request.key);
     }
-    if (o.keys_out) {
+    if (o.keys_out || o.report) {
       auto found = tally.keys.find(request.key);
       if (found == tally.keys.end() && tally.keys.size() < kMaxKeysOut) {
         found = tally.keys.emplace(std::string(request.key), Tally::KeyRecord{}).first;
@@ -805,7 +819,7 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
     }
     if (!tally.first || at < *tally.first) tally.first = at;
     if (!tally.last || at > *tally.last) tally.last = at;
-    if (o.plot_path && (!o.plot_key || request.key == *o.plot_key) &&
+    if ((o.plot_path || o.report) && (!o.plot_key || request.key == *o.plot_key) &&
         (!o.plot_from || (at >= *o.plot_from && at < *o.plot_to))) {
       tally.series.add(at, decision.allowed());
     }
@@ -887,9 +901,13 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
                  : (" (approximate: each count may be high by up to " + std::to_string(bound) + ")")
                        .c_str());
   for (const auto& [key, count] : top) {
-    std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(),
-                 replay::printable_key(key).c_str(),
-                 o.config_mode ? "" : replayer.quota_of(key).to_string().c_str());
+    if (o.config_mode) {
+      std::fprintf(stderr, "    %12s  %s\n", with_commas(count).c_str(),
+                   replay::printable_key(key).c_str());
+    } else {
+      std::fprintf(stderr, "    %12s  %-40s %s\n", with_commas(count).c_str(),
+                   replay::printable_key(key).c_str(), replayer.quota_of(key).to_string().c_str());
+    }
   }
 }
 
@@ -908,9 +926,11 @@ bool write_file(const std::string& path, const std::string& text, const char* wh
 
 // Writes --keys-out: a line per key, the most denied first; returns false, having said why, if
 // the file cannot be written.
-bool write_keys(const ReplayOptions& o, const Tally& tally) {
-  if (!o.keys_out) return true;
-  std::vector<const std::pair<const std::string, Tally::KeyRecord>*> order;
+using KeyEntry = std::pair<const std::string, Tally::KeyRecord>;
+
+// Returns the keys counted, the most denied first (then the most requests, then by name).
+std::vector<const KeyEntry*> sorted_keys(const Tally& tally) {
+  std::vector<const KeyEntry*> order;
   order.reserve(tally.keys.size());
   for (const auto& entry : tally.keys) order.push_back(&entry);
   std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
@@ -918,6 +938,12 @@ bool write_keys(const ReplayOptions& o, const Tally& tally) {
     if (a->second.requests != b->second.requests) return a->second.requests > b->second.requests;
     return a->first < b->first;
   });
+  return order;
+}
+
+bool write_keys(const ReplayOptions& o, const Tally& tally) {
+  if (!o.keys_out) return true;
+  const std::vector<const KeyEntry*> order = sorted_keys(tally);
   std::FILE* file = std::fopen(o.keys_out->c_str(), "wb");
   bool written = file != nullptr;
   if (written) {
@@ -1004,9 +1030,9 @@ bool report_sweep(const ReplayOptions& o, const Tally& tally, const std::vector<
   return true;
 }
 
-// Draws the plot the options ask for; returns false, having said why, if it cannot be written.
-bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
-                const replay::TimeSeries& series) {
+// Returns the plot of every request (or of --plot-key's).
+std::string plot_svg(const ReplayOptions& o, replay::Replayer& replayer,
+                     const replay::TimeSeries& series) {
   replay::PlotLabels labels;
   // A key's plot has its quota as a line, and starts a bar before its first request. The quota
   // limits each key, not the sum the all-keys plot draws: there it is named, not drawn.
@@ -1025,8 +1051,14 @@ bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
   }
   if (o.plot_from) labels.window = std::pair{*o.plot_from, *o.plot_to};
   labels.bar_is_bucket = o.bar.has_value();
-  const std::string svg = replay::render_svg(series, labels);
-  if (!write_file(*o.plot_path, svg, "the plot")) return false;
+  return replay::render_svg(series, labels);
+}
+
+// Draws the plot the options ask for; returns false, having said why, if it cannot be written.
+bool write_plot(const ReplayOptions& o, replay::Replayer& replayer,
+                const replay::TimeSeries& series) {
+  if (!o.plot_path) return true;
+  if (!write_file(*o.plot_path, plot_svg(o, replayer, series), "the plot")) return false;
   std::string note = series.empty() ? " (no requests to draw)" : "";
   if (o.bar && series.width() != *o.bar) {
     note += " (bars of " + internal::format_duration(series.width()) + ": --bar " +
@@ -1051,11 +1083,16 @@ std::string limit_text(const server::Descriptor& rule) {
   return text;
 }
 
-// Returns where the plot of rule `id` goes, beside --plot: "plot.svg" -> "plot.<id>.svg", the id's
-// bytes other than letters, digits, '.', '-' and '_' written as '_'.
-std::string rule_plot_path(const std::string& plot, const std::string& id) {
+// Returns where the plot of rule `id` of `domain` goes, beside --plot: "plot.svg" ->
+// "plot.<id less the domain>.svg", bytes other than letters, digits, '.', '-' and '_' written
+// as '_'.
+std::string rule_plot_path(const std::string& plot, const std::string& domain,
+                           const std::string& id) {
   std::string safe;
-  for (const char c : id) {
+  const std::string_view name = std::string_view(id).starts_with(domain + ".")
+                                    ? std::string_view(id).substr(domain.size() + 1)
+                                    : std::string_view(id);
+  for (const char c : name) {
     safe += std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '-' || c == '_'
                 ? c
                 : '_';
@@ -1067,13 +1104,39 @@ std::string rule_plot_path(const std::string& plot, const std::string& id) {
   return (has_extension ? plot.substr(0, dot) : plot) + "." + safe + ".svg";
 }
 
+// Returns the plot of one rule's hits.
+std::string rule_svg(const ReplayOptions& o, const server::RuleReplay& rule) {
+  replay::PlotLabels labels;
+  labels.title = "floodgate replay: rule " + rule.rule->id +
+                 " (each value's limit: " + limit_text(*rule.rule) + ")";
+  if (o.plot_from) labels.window = std::pair{*o.plot_from, *o.plot_to};
+  labels.bar_is_bucket = o.bar.has_value();
+  return replay::render_svg(rule.series, labels);
+}
+
+// Returns each rule's section of the report.
+std::vector<replay::Report::Rule> report_rules_of(const ReplayOptions& o,
+                                                  const server::ServiceReplay& service) {
+  std::vector<replay::Report::Rule> out;
+  for (const server::RuleReplay* rule : service.rules()) {
+    out.push_back({.id = rule->rule->id,
+                   .limit = limit_text(*rule->rule),
+                   .hits = rule->hits,
+                   .over = rule->over,
+                   .shadowed = rule->shadowed,
+                   .most_limited = rule->limited.top(std::max<std::uint64_t>(o.top, 10)),
+                   .svg = rule_svg(o, *rule)});
+  }
+  return out;
+}
+
 // Prints what each rule did on stderr, and draws a plot per rule beside --plot; returns false,
 // having said why, if a plot cannot be written.
 bool report_rules(const ReplayOptions& o, const server::ServiceReplay& service,
                   std::uint64_t requests) {
   const std::vector<const server::RuleReplay*> rules = service.rules();
   std::fprintf(
-      stderr, "  rules that limited a request (%zu of %zu in domain %s):\n", rules.size(),
+      stderr, "  rules that requests met (%zu of %zu in domain %s):\n", rules.size(),
       [&] {
         std::size_t n = 0;
         server::for_each_descriptor(
@@ -1082,10 +1145,14 @@ bool report_rules(const ReplayOptions& o, const server::ServiceReplay& service,
         return n;
       }(),
       o.domain.c_str());
-  std::fprintf(stderr, "    %-36s %-22s %12s %12s %8s %10s\n", "rule", "limit", "hits",
+  int width = 4;
+  for (const server::RuleReplay* rule : rules) {
+    width = std::max(width, static_cast<int>(rule->rule->id.size()));
+  }
+  std::fprintf(stderr, "    %-*s %-22s %12s %12s %8s %10s\n", width, "rule", "limit", "hits",
                "over limit", "", "shadowed");
   for (const server::RuleReplay* rule : rules) {
-    std::fprintf(stderr, "    %-36s %-22s %12s %12s %8s %10s\n", rule->rule->id.c_str(),
+    std::fprintf(stderr, "    %-*s %-22s %12s %12s %8s %10s\n", width, rule->rule->id.c_str(),
                  limit_text(*rule->rule).c_str(), with_commas(rule->hits).c_str(),
                  with_commas(rule->over).c_str(), percent(rule->over, rule->hits).c_str(),
                  with_commas(rule->shadowed).c_str());
@@ -1103,20 +1170,80 @@ bool report_rules(const ReplayOptions& o, const server::ServiceReplay& service,
   }
   if (!o.plot_path) return true;
   for (const server::RuleReplay* rule : rules) {
-    replay::PlotLabels labels;
-    labels.title = "floodgate replay: rule " + rule->rule->id +
-                   " (each value's limit: " + limit_text(*rule->rule) + ")";
-    if (o.plot_from) labels.window = std::pair{*o.plot_from, *o.plot_to};
-    labels.bar_is_bucket = o.bar.has_value();
-    const std::string path = rule_plot_path(*o.plot_path, rule->rule->id);
-    if (!write_file(path, replay::render_svg(rule->series, labels), "a rule's plot")) {
-      return false;
-    }
+    const std::string path = rule_plot_path(*o.plot_path, o.domain, rule->rule->id);
+    if (!write_file(path, rule_svg(o, *rule), "a rule's plot")) return false;
     std::fprintf(stderr, "  plot of %s: %s\n", rule->rule->id.c_str(), path.c_str());
   }
   return true;
 }
 #endif
+
+// Writes --report; returns false, having said why, if it cannot be written.
+bool write_report(const ReplayOptions& o, replay::Replayer& replayer, const Tally& tally,
+                  const std::vector<SweepRun>& sweep, std::vector<replay::Report::Rule> rules) {
+  if (!o.report) return true;
+  replay::Report r;
+  r.title = "floodgate replay " + o.trace_name;
+  if (o.config_mode) {
+#ifdef FLOODGATE_CLI_HAS_SERVER
+    r.subtitle = "The configuration " + *o.config_path + ", domain " + o.domain + ", descriptors:";
+    for (const server::DescriptorTemplate& d : o.descriptors) r.subtitle += " " + d.text();
+#endif
+  } else {
+    r.subtitle =
+        std::string(to_string(o.policy.algorithm)) + ", " + o.policy.quota.to_string() + " per key";
+    if (!o.policy.key_quotas.rules().empty()) {
+      r.subtitle += ", " + std::to_string(o.policy.key_quotas.rules().size()) +
+                    " per-key rule(s) from " + *o.quotas_path;
+    }
+  }
+  if (tally.first) {
+    r.subtitle += "; requests from " + utc(*tally.first) + " to " + utc(*tally.last);
+  }
+  const std::uint64_t denied = tally.requests - tally.admitted;
+  r.requests = tally.requests;
+  r.summary = {
+      {"requests", "requests", tally.requests, ""},
+      {"admitted", "admitted", tally.admitted, percent(tally.admitted, tally.requests)},
+      {"denied", "denied", denied, percent(denied, tally.requests)},
+      {"keys_denied", "distinct keys denied", tally.denied_keys.count(),
+       tally.denied_keys.exact() ? "" : "estimated: within about 2%"},
+  };
+  if (tally.never > 0) {
+    r.summary.push_back({"never", "can never pass (cost above the burst)", tally.never, ""});
+  }
+  if (tally.skipped > 0) {
+    r.summary.push_back({"skipped", "malformed lines skipped", tally.skipped, ""});
+  }
+  if (tally.filtered > 0) {
+    r.summary.push_back({"filtered", "lines --include/--exclude left out", tally.filtered, ""});
+  }
+  r.svg = plot_svg(o, replayer, tally.series);
+  r.keys_asked = true;
+  r.keys_total = tally.keys.size();
+  for (const KeyEntry* entry : sorted_keys(tally)) {
+    if (r.keys.size() == replay::kReportMaxKeys) break;
+    const Tally::KeyRecord& k = entry->second;
+    r.keys.push_back({.key = entry->first,
+                      .requests = k.requests,
+                      .denied = k.denied,
+                      .first_denied = k.first_denied,
+                      .last_denied = k.last_denied,
+                      .peak_per_second = k.peak});
+  }
+  for (const SweepRun& run : sweep) {
+    r.sweep.push_back({.quota = run.quota.to_string(),
+                       .denied = run.denied,
+                       .keys_denied = run.denied_keys.count(),
+                       .keys_exact = run.denied_keys.exact(),
+                       .most_denied = most_denied(run, o.top)});
+  }
+  r.rules = std::move(rules);
+  r.generator = std::string("floodgate ") + kVersion + " (commit " + kCommit + ")";
+  if (!write_file(*o.report, replay::render_report(r), "--report")) return false;
+  std::fprintf(stderr, "  report: %s\n", o.report->c_str());
+  return true;
+}
 
 }  // namespace
 
@@ -1163,7 +1290,7 @@ int run_replay(const std::vector<std::string>& args) {
     so.config = o.config;
     so.domain = o.domain;
     so.descriptors = o.descriptors;
-    so.series = o.plot_path.has_value();
+    so.series = o.plot_path || o.report;
     so.bar = o.bar.value_or(Nanos{std::chrono::milliseconds(1)});
     Result<server::ServiceReplay> made = server::ServiceReplay::create(std::move(so));
     if (!made) return fail(made.error().message());
@@ -1236,7 +1363,12 @@ int run_replay(const std::vector<std::string>& args) {
   if (service && !report_rules(o, *service, tally.requests)) return kExitUsage;
 #endif
   if (!write_keys(o, tally)) return kExitUsage;
-  if (o.plot_path && !write_plot(o, *replayer, tally.series)) return kExitUsage;
+  if (!write_plot(o, *replayer, tally.series)) return kExitUsage;
+  std::vector<replay::Report::Rule> report_rules;
+#ifdef FLOODGATE_CLI_HAS_SERVER
+  if (service && o.report) report_rules = report_rules_of(o, *service);
+#endif
+  if (!write_report(o, *replayer, tally, sweep, std::move(report_rules))) return kExitUsage;
   return status;
 }
 

@@ -292,6 +292,44 @@ run badjson 2 "$bin" replay "$src/tests/cli/trace.csv" --format json
 contains badjson badjson.err 'trace.csv:1: not a JSON object'
 pass "replay: a log format, key field, filter or time unit that cannot be used is named"
 
+# --config: a whole envoyproxy/ratelimit configuration (the line-for-line check against the
+# service over gRPC is ReplayConfigTest); the docs' example and plot are what it gives today.
+run config 0 "$bin" replay access.log --config "$src/data/edge.yaml" --domain edge \
+  --descriptor 'remote_address=$client' --descriptor 'path=$path,remote_address=$client' \
+  --descriptor 'generic_key=global' --out config.csv --plot edge.svg
+contains config config.err "rules that requests met (5 of 5 in domain edge):"
+contains config config.err "edge.path_/api/*.remote_address       120/m burst 40 gcra          20,861       19,389    92.9%          0"
+contains config config.err "edge.generic_key_global               40/s                         82,857            0     0.0%        258"
+[ "$(head -n 1 config.csv)" = "time_ns,key,cost,allowed,remaining,retry_after_ns,descriptors" ] ||
+  fail "--config decisions header: $(head -n 1 config.csv)"
+[ "$(grep -c ',false,' config.csv)" = 19488 ] || fail "--config: expected 19488 denials in config.csv"
+cmp edge.path__api__.remote_address.svg "$src/docs/replay-config-api.svg" ||
+  fail "docs/replay-config-api.svg is not what replay --config draws now"
+run confignodomain 1 "$bin" replay access.log --config "$src/data/edge.yaml" --descriptor 'a=$client'
+contains confignodomain confignodomain.err "flag --config: needs --domain D"
+run configdomain 1 "$bin" replay access.log --config "$src/data/edge.yaml" --domain web \
+  --descriptor 'remote_address=$client'
+contains configdomain configdomain.err 'domain "web": the configuration has no such domain (it has edge)'
+run configkey 1 "$bin" replay access.log --config "$src/data/edge.yaml" --domain edge \
+  --descriptor 'user=$client'
+contains configkey configkey.err 'no rule of domain "edge" starts with key "user"'
+run configquota 1 "$bin" replay access.log --config "$src/data/edge.yaml" --domain edge \
+  --descriptor 'remote_address=$client' --quota 5/s
+contains configquota configquota.err "flag --quota: not with --config (the configuration's rules decide)"
+run descriptoronly 1 "$bin" replay access.log --descriptor 'remote_address=$client'
+contains descriptoronly descriptoronly.err "flag --descriptor: needs --config PATH"
+printf 'time_ns,key,cost\n1,a,4294967296\n' >bigcost.csv
+run configcost 1 "$bin" replay bigcost.csv --config "$src/data/edge.yaml" --domain edge \
+  --descriptor 'remote_address=$key' --out none
+contains configcost configcost.err "cost 4294967296 is more hits than one rate limit request carries (at most 4294967295), at bigcost.csv line 2"
+pass "replay --config: rules' counts, denials and the docs' plot; bad --config flags named"
+
+# --report: one self-contained page, loaded in a real headless Chromium: no console message, its
+# script runs and sorts, and every number it shows equals the CSV outputs of the same run.
+python3 "$src/tests/cli/report_test.py" "$bin" "$src" "$work/report" >report.out 2>&1 ||
+  fail "the report: $(tail -n 3 report.out)"
+pass "replay --report: loads in Chromium without console messages; its numbers are the CSVs'"
+
 # stress: a short run passes every check; bench: a short run prints JSON rows with ratios.
 run stress 0 "$bin" stress --threads 2 --ops 2000 --seed 7
 contains stress stress.out "linearizable against the GCRA rule       ok"

@@ -232,47 +232,6 @@ std::size_t utf8_length(std::string_view text) {
   return n;
 }
 
-// Returns `text` as XML character data: markup escaped, control bytes as '?', and bytes that are
-// not valid UTF-8 as U+FFFD, so that the document stays well-formed whatever the key.
-std::string escape_xml(std::string_view text) {
-  std::string out;
-  while (!text.empty()) {
-    const std::size_t n = utf8_length(text);
-    const char c = text.front();
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER.
-      text.remove_prefix(1);
-      continue;
-    }
-    if (n > 1) {
-      // U+FFFE and U+FFFF are not XML characters either.
-      const std::string_view sequence = text.substr(0, n);
-      out += sequence == "\xEF\xBF\xBE" || sequence == "\xEF\xBF\xBF" ? "\xEF\xBF\xBD"
-                                                                      : std::string(sequence);
-      text.remove_prefix(n);
-      continue;
-    }
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
-    }
-    text.remove_prefix(1);
-  }
-  return out;
-}
-
 // printf into a string. Every caller passes a literal format of at most four doubles.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -322,6 +281,45 @@ std::string duration_text(std::int64_t ns) {
 }
 
 }  // namespace
+
+std::string escape_xml(std::string_view text) {
+  std::string out;
+  while (!text.empty()) {
+    const std::size_t n = utf8_length(text);
+    const char c = text.front();
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER.
+      text.remove_prefix(1);
+      continue;
+    }
+    if (n > 1) {
+      // U+FFFE and U+FFFF are not XML characters either.
+      const std::string_view sequence = text.substr(0, n);
+      out += sequence == "\xEF\xBF\xBE" || sequence == "\xEF\xBF\xBF" ? "\xEF\xBF\xBD"
+                                                                      : std::string(sequence);
+      text.remove_prefix(n);
+      continue;
+    }
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '?' : c;
+    }
+    text.remove_prefix(1);
+  }
+  return out;
+}
 
 PlotBars plot_bars(const TimeSeries& series, std::optional<std::pair<Instant, Instant>> window,
                    bool bar_is_bucket) {

@@ -124,6 +124,11 @@ PlotBars plot_bars(const TimeSeries& series,
 // valid UTF-8 as it is, and control bytes and bytes that are not valid UTF-8 as \xNN.
 std::string printable_key(std::string_view key, std::size_t max_bytes = 60);
 
+// Returns `text` as XML or HTML character data (fit for an attribute's value too): markup and
+// quotes escaped, control bytes as '?', and bytes that are not valid UTF-8 as U+FFFD, so that the
+// document stays well-formed whatever the key.
+std::string escape_xml(std::string_view text);
+
 // What the plot says about itself.
 struct PlotLabels {
   std::string title;

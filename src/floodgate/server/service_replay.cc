@@ -125,37 +125,46 @@ Result<ServiceReplay> ServiceReplay::create(Options options) {
 
 const Response& ServiceReplay::decide(Instant time, std::uint64_t hits,
                                       std::span<const std::string_view> values) {
-  // The request: one descriptor per template whose fields the line has. Entries point into
-  // `values_`, which is not resized from here on.
+  // The request: one descriptor per template whose fields the line has. Entries point into the
+  // templates, the line (a value that is one field) or `values_` (one built of several pieces;
+  // not resized from here on).
   std::size_t sent = 0;
   sent_.clear();
   for (std::size_t d = 0; d < options_.descriptors.size(); ++d) {
     const DescriptorTemplate& t = options_.descriptors[d];
+    if (request_.descriptors.size() <= sent) request_.descriptors.emplace_back();
+    RequestDescriptor& out = request_.descriptors[sent];
+    out.entries.clear();
     bool complete = true;
     for (std::size_t e = 0; e < t.entries_.size() && complete; ++e) {
-      std::string& value = values_[d][e];
-      value.clear();
-      for (const DescriptorTemplate::Piece& p : t.entries_[e].value) {
-        if (p.field_name.empty()) {
-          value += p.literal;
-          continue;
+      const std::vector<DescriptorTemplate::Piece>& pieces = t.entries_[e].value;
+      std::string_view value;
+      if (pieces.size() == 1 && pieces[0].field_name.empty()) {
+        value = pieces[0].literal;
+      } else if (pieces.size() == 1) {
+        value = values[pieces[0].field];  // The field itself: no copy.
+        complete = replay::present(value);
+      } else {
+        std::string& built = values_[d][e];
+        built.clear();
+        for (const DescriptorTemplate::Piece& p : pieces) {
+          if (p.field_name.empty()) {
+            built += p.literal;
+            continue;
+          }
+          const std::string_view v = values[p.field];
+          if (!replay::present(v)) {
+            complete = false;
+            break;
+          }
+          built += v;
         }
-        const std::string_view v = values[p.field];
-        if (!replay::present(v)) {
-          complete = false;
-          break;
-        }
-        value += v;
+        value = built;
       }
+      out.entries.push_back(Entry{t.entries_[e].key, value});
     }
     sent_.push_back(complete);
-    if (!complete) continue;
-    if (request_.descriptors.size() <= sent) request_.descriptors.emplace_back();
-    RequestDescriptor& out = request_.descriptors[sent++];
-    out.entries.clear();
-    for (std::size_t e = 0; e < t.entries_.size(); ++e) {
-      out.entries.push_back(Entry{t.entries_[e].key, values_[d][e]});
-    }
+    if (complete) ++sent;
   }
   request_.descriptors.resize(sent);
   request_.domain = options_.domain;  // Set here: a move of this replay moves the string.

@@ -55,7 +55,7 @@ class DescriptorTemplate {
 // What one rule of the configuration did over a replay.
 struct RuleReplay {
   const Descriptor* rule = nullptr;
-  std::uint64_t hits = 0;               // Request descriptors it limited.
+  std::uint64_t hits = 0;               // Request descriptors it applied to.
   std::uint64_t over = 0;               // Of them, over its limit and not shadowed (refused).
   std::uint64_t shadowed = 0;           // Over its limit in shadow mode: answered OK.
   replay::TopDenials limited;           // Its most limited values (over or shadowed), "k=v,k2=v2".
@@ -92,7 +92,7 @@ class ServiceReplay {
   // limit), "shadow" (over, in shadow mode: answered OK), or "-" (not sent: a field was absent).
   const std::string& statuses() const noexcept { return statuses_; }
 
-  // Returns each rule that limited a request so far, in the configuration's order.
+  // Returns each rule that a request met so far, in the configuration's order.
   std::vector<const RuleReplay*> rules() const;
 
   // Returns requests that sent no descriptor (every template named a field the line lacked).
