@@ -911,8 +911,12 @@ std::vector<std::string> Config::domain_names() const {
 const Descriptor* Config::match(std::string_view domain_name,
                                 std::span<const Entry> entries) const {
   const Domain* d = domain(domain_name);
-  if (d == nullptr || entries.empty()) return nullptr;
-  const Level* level = &d->top;
+  return d == nullptr ? nullptr : match(*d, entries);
+}
+
+const Descriptor* Config::match(const Domain& d, std::span<const Entry> entries) {
+  if (entries.empty()) return nullptr;
+  const Level* level = &d.top;
   const Descriptor* found = nullptr;
   for (const Entry& e : entries) {
     found = level->find(e.key, e.value);

@@ -212,6 +212,9 @@ class Config {
   // Returns the rule that limits the request descriptor `entries` in `domain`, or null if none
   // does (an unknown domain, no matching path, or a path whose last level has no rate limit).
   const Descriptor* match(std::string_view domain, std::span<const Entry> entries) const;
+  // `match` in `domain` (one of this configuration's), for a caller that looked it up once for
+  // every descriptor of a request.
+  static const Descriptor* match(const Domain& domain, std::span<const Entry> entries);
 
   // Returns the key the state of request descriptor `entries` is kept under when `rule` (what
   // `match` returned for them) limits it: the values, each length-prefixed; a level with

@@ -236,20 +236,23 @@ void Service::prepare(const Request& request, Pending& p) const {
   response.config = s->config;
   response.statuses.resize(n);
   // A domain the configuration does not have limits nothing, a descriptor's own limit included.
-  const bool known_domain = s->config->domain(request.domain) != nullptr;
-  std::vector<const Descriptor*> rules(n, nullptr);
+  // Looked up once for every descriptor.
+  const Domain* domain = s->config->domain(request.domain);
+  const bool known_domain = domain != nullptr;
+  std::vector<Applied>& applied = p.applied;
+  applied.resize(n);
   std::vector<std::string_view> replaced;
   for (std::size_t i = 0; i < n; ++i) {
     const RequestDescriptor& d = request.descriptors[i];
     // Its own limit: the configuration is not consulted (as envoyproxy/ratelimit).
-    if (d.limit) continue;
-    rules[i] = s->config->match(request.domain, d.entries);
-    if (rules[i] != nullptr) {
-      for (const std::string& name : rules[i]->rate_limit->replaces) replaced.push_back(name);
+    if (d.limit || domain == nullptr) continue;
+    applied[i].rule = Config::match(*domain, d.entries);
+    if (applied[i].rule != nullptr) {
+      for (const std::string& name : applied[i].rule->rate_limit->replaces) {
+        replaced.push_back(name);
+      }
     }
   }
-  std::vector<Applied>& applied = p.applied;
-  applied.resize(n);
   std::vector<std::string>& keys = p.keys;
   keys.resize(n);  // The calls' keys; never resized again, so views stay valid.
   std::vector<BackendCall>& calls = p.calls;
@@ -270,7 +273,7 @@ void Service::prepare(const Request& request, Pending& p) const {
       if (validate(a.limit)) quota = a.limit.quota();
       if (quota) keys[i] = override_key(request.domain, d.limit->unit, d.entries);
     } else {
-      const Descriptor* rule = rules[i];
+      const Descriptor* rule = a.rule;
       if (rule == nullptr) continue;
       const RateLimit& limit = *rule->rate_limit;
       // Unlimited wins over being replaced, as in envoyproxy/ratelimit.
@@ -290,10 +293,10 @@ void Service::prepare(const Request& request, Pending& p) const {
     }
     if (!quota) continue;
     a.call = calls.size();
-    calls.push_back({.state = d.limit ? nullptr : s->states.at(rules[i]).get(),
+    calls.push_back({.state = d.limit ? nullptr : s->states.at(a.rule).get(),
                      .own_limit = d.limit ? quota : std::nullopt,
                      .key = keys[i],
-                     .rule = d.limit ? nullptr : rules[i],
+                     .rule = d.limit ? nullptr : a.rule,
                      .domain = request.domain,
                      .entries = d.entries,
                      .hits = a.hits});

@@ -174,6 +174,7 @@ class Service {
   // What each descriptor of a request is counted under, and its call to the backend if it needs
   // state.
   struct Applied {
+    const Descriptor* rule = nullptr;  // The rule `Config::match` found, if any.
     const Counted* counted = nullptr;  // Null: no limit applies.
     RateLimit limit;
     std::uint64_t hits = 0;

@@ -207,7 +207,6 @@ const Response& ServiceReplay::decide(Instant time, std::uint64_t hits,
         scratch_.append(entry.key).append("=").append(entry.value);
       }
       rule->limited.add(scratch_);
-      rule->limited_values.add(scratch_);
     }
   }
   return response_;

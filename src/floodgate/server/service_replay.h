@@ -59,7 +59,6 @@ struct RuleReplay {
   std::uint64_t over = 0;               // Of them, over its limit and not shadowed (refused).
   std::uint64_t shadowed = 0;           // Over its limit in shadow mode: answered OK.
   replay::TopDenials limited;           // Its most limited values (over or shadowed), "k=v,k2=v2".
-  replay::DistinctKeys limited_values;  // How many distinct values were limited.
   replay::TimeSeries series;            // Hits within and over the limit over time, when plotted.
 };
 
