@@ -105,9 +105,10 @@ A whole envoyproxy/ratelimit configuration (what floodgate serve would have answ
   --domain D            the domain the requests name
   --descriptor K=V[,K2=V2...]  one descriptor of each request (given again, more descriptors);
                         a value is text with the line's fields in it: remote_address=$client,
-                        path=$path, generic_key=global, user=${user}-$host. A descriptor that
-                        names a field the line lacks is not sent, as Envoy sends none when a
-                        header is missing. A request is denied when a descriptor is over its
+                        path=$path, generic_key=global, user=$user-$host, id=${req.client}
+                        (braces for names with other characters). A descriptor that names a
+                        field the line lacks, or whose value is "-" (nginx's and Envoy's "no
+                        value"), is not sent, as Envoy sends none when a header is missing. A request is denied when a descriptor is over its
                         rule's limit; the decisions gain a column with each descriptor's status
                         (ok, over, shadow, - not sent), and the summary a row per rule: hits,
                         over the limit, shadowed, the most limited values. With --plot, a plot

@@ -12,7 +12,7 @@
 //
 // A `FieldRef` reads one value from a parsed line, by the format's own name for it or by a name
 // every format answers (`client`, `method`, `path`, `status`, `host`, `xff`: see
-// `LineFormat::find`). A `LineFilter` keeps or drops lines by their fields' values.
+// `FieldRef::resolve`). A `LineFilter` keeps or drops lines by their fields' values.
 //
 // Not thread-safe: a format parses one line at a time.
 #pragma once
@@ -33,7 +33,7 @@ namespace floodgate::replay {
 // until the next line is parsed; an absent value has a null data pointer.
 struct Record {
   Instant time{};
-  std::vector<std::string_view> values;  // By slot: see `LineFormat::find`.
+  std::vector<std::string_view> values;  // By slot: see `LineFormat::slot`.
 };
 
 // Returns whether `value` is present in its record (a present value may be empty).

@@ -68,6 +68,14 @@ Result<DescriptorTemplate> DescriptorTemplate::parse(std::string_view text) {
   return t;
 }
 
+namespace {
+
+// Reports whether a line has a value for a descriptor: the field is present and not "-", what
+// nginx and Envoy write for a value they do not have (a header that was not sent).
+bool has_value(std::string_view value) { return replay::present(value) && value != "-"; }
+
+}  // namespace
+
 ServiceReplay::ServiceReplay(Options options) : options_(std::move(options)) {}
 
 Result<ServiceReplay> ServiceReplay::create(Options options) {
@@ -143,7 +151,7 @@ const Response& ServiceReplay::decide(Instant time, std::uint64_t hits,
         value = pieces[0].literal;
       } else if (pieces.size() == 1) {
         value = values[pieces[0].field];  // The field itself: no copy.
-        complete = replay::present(value);
+        complete = has_value(value);
       } else {
         std::string& built = values_[d][e];
         built.clear();
@@ -153,7 +161,7 @@ const Response& ServiceReplay::decide(Instant time, std::uint64_t hits,
             continue;
           }
           const std::string_view v = values[p.field];
-          if (!replay::present(v)) {
+          if (!has_value(v)) {
             complete = false;
             break;
           }

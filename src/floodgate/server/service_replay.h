@@ -6,8 +6,9 @@
 //
 // A request's descriptors come from templates, one per descriptor: entries `key=value`, each value
 // literal text with the line's fields in it (`remote_address=$client`, `path=${path}`,
-// `generic_key=global`). A descriptor that names a field the line does not have is not sent, as
-// Envoy sends none when a header its action reads is missing.
+// `generic_key=global`). A descriptor that names a field the line does not have, or whose value
+// there is "-" (what nginx and Envoy write for a value they do not have), is not sent, as Envoy
+// sends none when a header its action reads is missing.
 //
 // Not thread-safe: one replay per thread.
 #pragma once
@@ -30,8 +31,9 @@ namespace floodgate::server {
 // One descriptor of the requests a replay sends: `key=value` entries, the values templates.
 class DescriptorTemplate {
  public:
-  // Returns the template that `text` says, "k=v[,k2=v2...]" (a value's `$name` or `${name}` is
-  // the line's field; `$$` is a dollar sign), or an error quoting it.
+  // Returns the template that `text` says, "k=v[,k2=v2...]" (a value's `$name` is the line's
+  // field, a name of letters, digits and '_'; `${name}` any other name, `${req.client}`,
+  // `${REQ(X-USER)}`; `$$` is a dollar sign), or an error quoting it.
   static Result<DescriptorTemplate> parse(std::string_view text);
 
   const std::string& text() const noexcept { return text_; }
@@ -55,11 +57,11 @@ class DescriptorTemplate {
 // What one rule of the configuration did over a replay.
 struct RuleReplay {
   const Descriptor* rule = nullptr;
-  std::uint64_t hits = 0;               // Request descriptors it applied to.
-  std::uint64_t over = 0;               // Of them, over its limit and not shadowed (refused).
-  std::uint64_t shadowed = 0;           // Over its limit in shadow mode: answered OK.
-  replay::TopDenials limited;           // Its most limited values (over or shadowed), "k=v,k2=v2".
-  replay::TimeSeries series;            // Hits within and over the limit over time, when plotted.
+  std::uint64_t hits = 0;      // Request descriptors it applied to.
+  std::uint64_t over = 0;      // Of them, over its limit and not shadowed (refused).
+  std::uint64_t shadowed = 0;  // Over its limit in shadow mode: answered OK.
+  replay::TopDenials limited;  // Its most limited values (over or shadowed), "k=v,k2=v2".
+  replay::TimeSeries series;   // Hits within and over the limit over time, when plotted.
 };
 
 class ServiceReplay {

@@ -92,6 +92,7 @@ TEST(ServiceReplayTest, DecidesAsTheServiceAndCountsEachRule) {
       {0, "a", absent, false, "over;-;shadow"},     // a's 2/s; no path: not sent.
       {0, "b", "/web", true, "ok;ok;shadow"},       // No rule for /web: OK without a limit.
       {1000, "a", absent, true, "ok;-;ok"},         // A new second.
+      {1000, "c", "-", true, "ok;-;shadow"},        // "-": no value, as nginx and Envoy write it.
   };
   for (const Step& s : steps) {
     const std::string_view values[] = {s.client, s.path.data() == nullptr ? absent : s.path};
@@ -102,16 +103,16 @@ TEST(ServiceReplayTest, DecidesAsTheServiceAndCountsEachRule) {
   const std::vector<const RuleReplay*> rules = replay->rules();
   ASSERT_EQ(rules.size(), 3u);
   EXPECT_EQ(rules[0]->rule->id, "edge.remote_address");
-  EXPECT_EQ(rules[0]->hits, 5u);
+  EXPECT_EQ(rules[0]->hits, 6u);
   EXPECT_EQ(rules[0]->over, 1u);
   EXPECT_EQ(rules[1]->rule->id, "edge.path_/api/*.remote_address");
   EXPECT_EQ(rules[1]->hits, 2u);
   EXPECT_EQ(rules[1]->over, 1u);
   EXPECT_EQ(rules[1]->limited.top(1)[0].first, "path=/api/x,remote_address=a");
   EXPECT_EQ(rules[2]->rule->id, "edge.generic_key_global");
-  EXPECT_EQ(rules[2]->hits, 5u);
+  EXPECT_EQ(rules[2]->hits, 6u);
   EXPECT_EQ(rules[2]->over, 0u);
-  EXPECT_EQ(rules[2]->shadowed, 3u);
+  EXPECT_EQ(rules[2]->shadowed, 4u);
   EXPECT_EQ(replay->empty_requests(), 0u);
 }
 
