@@ -36,6 +36,9 @@
 namespace floodgate::app {
 namespace {
 
+using internal::percent;
+using internal::with_commas;
+
 constexpr std::string_view kHelp = R"(usage: floodgate replay [flags] TRACE
 
 Decides every request of TRACE as a rate limiter with one limit per key would, writes the
@@ -195,23 +198,6 @@ class CsvWriter {
   std::FILE* file_;
   std::string buffer_;
 };
-
-std::string with_commas(std::uint64_t n) {
-  const std::string digits = std::to_string(n);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-std::string percent(std::uint64_t part, std::uint64_t whole) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%.1f%%",
-                whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole));
-  return buf;
-}
 
 std::string utc(Instant t) {
   const std::int64_t ns = t.time_since_epoch().count();

@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <optional>
 #include <utility>
 
@@ -229,6 +230,23 @@ std::string Quota::to_string() const {
   std::string text = std::to_string(count_) + "/" + period;
   if (burst_ != count_) text += " burst " + std::to_string(burst_);
   return text;
+}
+
+std::string internal::with_commas(std::uint64_t n) {
+  const std::string digits = std::to_string(n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string internal::percent(std::uint64_t part, std::uint64_t whole) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%",
+                whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+  return buf;
 }
 
 std::string internal::quoted(std::string_view text, std::size_t max_bytes) {

@@ -68,12 +68,7 @@ class PatternFormat final : public LineFormat {
 
   std::string describe() const override { return kind_; }
 
-  std::optional<std::size_t> slot(std::string_view name) override {
-    for (std::size_t i = 0; i < names_.size(); ++i) {
-      if (names_[i] == name) return i;
-    }
-    return std::nullopt;
-  }
+  std::optional<std::size_t> slot(std::string_view name) override { return index_of(names_, name); }
 
   std::vector<std::string> names() const override { return names_; }
 
@@ -150,9 +145,7 @@ class JsonFormat final : public LineFormat {
   std::string describe() const override { return "JSON lines"; }
 
   std::optional<std::size_t> slot(std::string_view name) override {
-    for (std::size_t i = 0; i < wanted_.size(); ++i) {
-      if (wanted_[i] == name) return i;
-    }
+    if (const std::optional<std::size_t> known = index_of(wanted_, name)) return known;
     wanted_.emplace_back(name);
     scratch_.emplace_back();
     is_string_.push_back(false);

@@ -70,6 +70,16 @@ class LineFormat {
   // Parses `line` into `record` (its time and the value of every slot), or returns an error
   // naming the field and its value.
   virtual Result<void> parse(std::string_view line, Record& record) = 0;
+
+ protected:
+  // Returns the index of `name` in `names`, or nothing.
+  static std::optional<std::size_t> index_of(const std::vector<std::string>& names,
+                                             std::string_view name) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == name) return i;
+    }
+    return std::nullopt;
+  }
 };
 
 // Returns the format that a format string or preset describes, or an error naming what in it

@@ -5,27 +5,14 @@
 #include <ctime>
 #include <string_view>
 
+#include "floodgate/core/internal/format.h"
 #include "floodgate/replay/summary.h"
 
 namespace floodgate::replay {
 namespace {
 
-std::string with_commas(std::uint64_t n) {
-  const std::string digits = std::to_string(n);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-std::string percent(std::uint64_t part, std::uint64_t whole) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f%%",
-                whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole));
-  return buf;
-}
+using internal::percent;
+using internal::with_commas;
 
 // An instant as UTC to the millisecond, "2026-11-27 13:00:00.250".
 std::string utc(std::int64_t ns) {

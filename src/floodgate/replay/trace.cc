@@ -345,12 +345,7 @@ class CsvFormat final : public LineFormat {
 
   std::string describe() const override { return "CSV header"; }
 
-  std::optional<std::size_t> slot(std::string_view name) override {
-    for (std::size_t i = 0; i < names_.size(); ++i) {
-      if (names_[i] == name) return i;
-    }
-    return std::nullopt;
-  }
+  std::optional<std::size_t> slot(std::string_view name) override { return index_of(names_, name); }
 
   std::vector<std::string> names() const override { return names_; }
 
