@@ -22,15 +22,20 @@ using PerClient = KeyedLimiter<std::string, GcraRule, ManualClock>;
 TEST(AcquireAllTest, AClientOverItsOwnLimitDoesNotSpendTheGlobalOne) {
   GcraLimiter<ManualClock> global{Quota::per_second(5)};
   PerClient per_client{{.default_quota = Quota::per_second(2)}};
-  const auto client = [&](const char* name) {
-    return [&per_client, name] { return per_client.try_acquire_at(name, kNow); };
-  };
-  EXPECT_TRUE(acquire_all_at(kNow, 1, client("a"), global).allowed());
-  EXPECT_TRUE(acquire_all_at(kNow, 1, client("a"), global).allowed());
-  const AllOrNone third = acquire_all_at(kNow, 1, client("a"), global);
+  EXPECT_TRUE(acquire_all_at(kNow, 1, global, for_key(per_client, "a")).allowed());
+  EXPECT_TRUE(acquire_all_at(kNow, 1, global, for_key(per_client, "a")).allowed());
+  const AllOrNone<2> third = acquire_all_at(kNow, 1, global, for_key(per_client, "a"));
   EXPECT_FALSE(third.allowed());
-  EXPECT_EQ(third.refused_by, 1u);  // The last call: the client's own limit.
-  EXPECT_EQ(third.decision.verdict(), Verdict::Denied);
+  EXPECT_EQ(third.refused, 1u);  // In the order given: the client's own limit.
+  EXPECT_TRUE(third.refused_by(1));
+  EXPECT_FALSE(third.refused_by(0));
+  EXPECT_EQ(third.decision().verdict(), Verdict::Denied);
+  EXPECT_GT(third.decision().retry_after(), Nanos::zero());
+  // Every limit's answer, for the headers: the global one has its 3 left, the refused request's
+  // permit given back.
+  EXPECT_EQ(third.decisions[0].remaining(), 3u);
+  EXPECT_TRUE(third.decisions[0].allowed());
+  EXPECT_EQ(&third.decision(), &third.decisions[1]);
   EXPECT_EQ(global.peek_at(kNow, 0).remaining(), 3u) << "the refused request took nothing";
 }
 
@@ -38,40 +43,48 @@ TEST(AcquireAllTest, AGlobalLimitThatIsSpentDoesNotChargeTheClient) {
   GcraLimiter<ManualClock> global{Quota::per_second(3)};
   PerClient per_client{{.default_quota = Quota::per_second(2)}};
   for (const char* name : {"a", "b", "c"}) {
-    EXPECT_TRUE(acquire_all_at(
-        kNow, 1, [&] { return per_client.try_acquire_at(name, kNow); }, global));
+    EXPECT_TRUE(acquire_all_at(kNow, 1, global, for_key(per_client, name)));
   }
-  bool called = false;
-  const AllOrNone refused = acquire_all_at(
-      kNow, 1,
-      [&] {
-        called = true;
-        return per_client.try_acquire_at("d", kNow);
-      },
-      global);
+  const AllOrNone<2> refused = acquire_all_at(kNow, 1, global, for_key(per_client, "d"));
   EXPECT_FALSE(refused.allowed());
-  EXPECT_EQ(refused.refused_by, 0u);
-  EXPECT_FALSE(called) << "the client's limit is not asked once a reserved one refuses";
-  EXPECT_EQ(refused.decision, global.peek_at(kNow, 1));
-  EXPECT_GT(refused.decision.retry_after(), Nanos::zero());
-  EXPECT_EQ(per_client.peek_at("d", kNow, 0).remaining(), 2u);
+  EXPECT_TRUE(refused.refused_by(0));
+  EXPECT_EQ(refused.decision(), global.peek_at(kNow, 1));
+  EXPECT_GT(refused.decision().retry_after(), Nanos::zero());
+  EXPECT_EQ(per_client.peek_at("d", kNow, 0).remaining(), 2u)
+      << "the client's limit is not charged once an earlier one refuses";
+  EXPECT_EQ(refused.decisions[1].remaining(), 2u);
 }
 
 TEST(AcquireAllTest, EveryReservationBeforeARefusalIsGivenBack) {
   GcraLimiter<ManualClock> global{Quota::per_second(10)};
   TokenBucketLimiter<ManualClock> region{Quota::per_second(1)};
   PerClient per_client{{.default_quota = Quota::per_second(5)}};
-  const auto last = [&] { return per_client.try_acquire_at("a", kNow); };
-  EXPECT_TRUE(acquire_all_at(kNow, 1, last, global, region).allowed());
-  const AllOrNone second = acquire_all_at(kNow, 1, last, global, region);
-  EXPECT_EQ(second.refused_by, 1u);  // The region.
+  EXPECT_TRUE(acquire_all_at(kNow, 1, global, region, for_key(per_client, "a")).allowed());
+  const AllOrNone<3> second = acquire_all_at(kNow, 1, global, region, for_key(per_client, "a"));
+  EXPECT_TRUE(second.refused_by(1));  // The region.
   EXPECT_EQ(global.peek_at(kNow, 0).remaining(), 9u);
   EXPECT_EQ(per_client.peek_at("a", kNow, 0).remaining(), 4u);
   // A cost above a burst is refused as never possible, and takes nothing either.
-  const AllOrNone never = acquire_all_at(kNow, 11, last, global, region);
-  EXPECT_EQ(never.refused_by, 0u);
-  EXPECT_EQ(never.decision.verdict(), Verdict::ExceedsBurst);
+  const AllOrNone<3> never = acquire_all_at(kNow, 11, global, region, for_key(per_client, "a"));
+  EXPECT_TRUE(never.refused_by(0));
+  EXPECT_EQ(never.decision().verdict(), Verdict::ExceedsBurst);
   EXPECT_EQ(global.peek_at(kNow, 0).remaining(), 9u);
+}
+
+TEST(AcquireAllTest, WhenAllAdmitTheDecisionIsTheLimitWithTheFewestLeft) {
+  GcraLimiter<ManualClock> global{Quota::per_second(100)};
+  GcraLimiter<ManualClock> region{Quota::per_second(4)};
+  PerClient per_client{{.default_quota = Quota::per_second(10)}};
+  const AllOrNone<3> r = acquire_all_at(kNow, 1, global, region, for_key(per_client, "a"));
+  ASSERT_TRUE(r.allowed());
+  EXPECT_EQ(r.refused, AllOrNone<3>::kNone);
+  EXPECT_EQ(r.decisions[0].remaining(), 99u);
+  EXPECT_EQ(r.decisions[1].remaining(), 3u);
+  EXPECT_EQ(r.decisions[2].remaining(), 9u);
+  EXPECT_EQ(&r.decision(), &r.decisions[1]);
+  // One limit alone, reservable or not, is a limit too.
+  EXPECT_TRUE(acquire_all_at(kNow, 1, global).allowed());
+  EXPECT_TRUE(acquire_all_at(kNow, 1, for_key(per_client, "b")).allowed());
 }
 
 TEST(AcquireAllTest, ConcurrentRequestsNeverTakeMoreThanEitherLimit) {
@@ -89,8 +102,7 @@ TEST(AcquireAllTest, ConcurrentRequestsNeverTakeMoreThanEitherLimit) {
       for (int i = 0; i < kEach; ++i) {
         const int c = (w + i) % 4;
         const std::string name = "client" + std::to_string(c);
-        if (acquire_all_at(
-                kNow, 1, [&] { return per_client.try_acquire_at(name, kNow); }, global)) {
+        if (acquire_all_at(kNow, 1, global, for_key(per_client, name))) {
           admitted[static_cast<std::size_t>(c)].fetch_add(1);
         }
       }
