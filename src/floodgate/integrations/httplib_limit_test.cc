@@ -1,0 +1,156 @@
+// The cpp-httplib integration against a real cpp-httplib server on loopback, with concurrent
+// clients: exact admitted counts, 429 with Retry-After and the RateLimit fields, and the fields
+// on admitted answers. Time stands still (ManualClock): no permit comes back during a test.
+#include "floodgate/integrations/httplib_limit.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "floodgate/floodgate.h"
+
+namespace floodgate::http {
+namespace {
+
+// A server on a free loopback port, serving GET /hello behind `handler`; stopped and joined at
+// the end of the test, even on failure.
+class Server {
+ public:
+  explicit Server(httplib::Server::HandlerWithResponse handler) {
+    server_.set_pre_routing_handler(std::move(handler));
+    server_.Get("/hello", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("hello\n", "text/plain");
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!server_.is_running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  ~Server() {
+    server_.stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+  bool running() const { return server_.is_running(); }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// What a client saw: one answer.
+struct Seen {
+  std::string client;
+  int status = 0;  // 0: no answer.
+  std::string retry_after, rate_limit, policy, body;
+};
+
+// Sends `per_thread` requests from each of `threads` threads, thread t as client "c<t % clients>"
+// (header X-Client), and returns every answer. Workers only record.
+std::vector<Seen> hammer(int port, int threads, int per_thread, int clients) {
+  std::vector<std::vector<Seen>> seen(static_cast<std::size_t>(threads));
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      httplib::Client client("127.0.0.1", port);
+      client.set_connection_timeout(5);
+      client.set_read_timeout(5);
+      const std::string name = "c" + std::to_string(t % clients);
+      for (int i = 0; i < per_thread; ++i) {
+        Seen s{.client = name,
+               .status = 0,
+               .retry_after = {},
+               .rate_limit = {},
+               .policy = {},
+               .body = {}};
+        if (const httplib::Result r = client.Get("/hello", {{"X-Client", name}})) {
+          s.status = r->status;
+          s.retry_after = r->get_header_value("Retry-After");
+          s.rate_limit = r->get_header_value("RateLimit");
+          s.policy = r->get_header_value("RateLimit-Policy");
+          s.body = r->body;
+        }
+        seen[static_cast<std::size_t>(t)].push_back(std::move(s));
+      }
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  std::vector<Seen> all;
+  for (auto& v : seen) all.insert(all.end(), v.begin(), v.end());
+  return all;
+}
+
+using PerClient = KeyedLimiter<std::string, GcraRule, ManualClock>;
+
+TEST(HttplibLimitTest, ConcurrentClientsGetExactlyTheirBurstAndThen429) {
+  PerClient per_client{{.default_quota = Quota::per_second(2).with_burst(5)}};
+  HttplibOptions options;
+  options.name = "client";
+  options.key = [](const httplib::Request& req) { return req.get_header_value("X-Client"); };
+  Server server(limit_requests(per_key(per_client), options));
+  ASSERT_TRUE(server.running());
+  const std::vector<Seen> seen = hammer(server.port(), 8, 25, 4);  // 50 requests a client.
+  std::map<std::string, int> admitted;
+  for (const Seen& s : seen) {
+    ASSERT_NE(s.status, 0) << "a request got no answer";
+    EXPECT_EQ(s.policy, R"("client";q=2;w=1)");
+    if (s.status == 200) {
+      ++admitted[s.client];
+      EXPECT_EQ(s.body, "hello\n");
+      EXPECT_TRUE(s.retry_after.empty());
+    } else {
+      EXPECT_EQ(s.status, 429);
+      EXPECT_EQ(s.retry_after, "1");
+      EXPECT_EQ(s.rate_limit, R"("client";r=0;t=3)");
+      EXPECT_EQ(s.body, "too many requests\n");
+    }
+  }
+  ASSERT_EQ(admitted.size(), 4u);
+  for (const auto& [client, n] : admitted) EXPECT_EQ(n, 5) << client;
+}
+
+TEST(HttplibLimitTest, OneLimitForEveryClientAdmitsItsBurstInAll) {
+  GcraLimiter<ManualClock> global{Quota::per_second(10)};
+  Server server(limit_requests(one_limit(global), {.name = "global",
+                                                   .key = nullptr,
+                                                   .cost = 2,
+                                                   .window = PolicyWindow::Burst,
+                                                   .body = "slow down\n"}));
+  ASSERT_TRUE(server.running());
+  const std::vector<Seen> seen = hammer(server.port(), 4, 10, 4);
+  int admitted = 0;
+  for (const Seen& s : seen) {
+    ASSERT_NE(s.status, 0) << "a request got no answer";
+    EXPECT_EQ(s.policy, R"("global";q=10;w=1)");
+    admitted += s.status == 200 ? 1 : 0;
+    if (s.status != 200) {
+      EXPECT_EQ(s.body, "slow down\n");
+    }
+  }
+  EXPECT_EQ(admitted, 5);  // A burst of 10 at 2 permits a request.
+}
+
+TEST(HttplibLimitTest, AnAdmittedAnswerSaysWhatIsLeft) {
+  PerClient per_client{{.default_quota = Quota::per_second(5).with_burst(10)}};
+  Server server(limit_requests(
+      per_key(per_client),
+      {.name = "ip", .key = nullptr, .cost = 1, .window = PolicyWindow::Burst, .body = "no\n"}));
+  ASSERT_TRUE(server.running());
+  httplib::Client client("127.0.0.1", server.port());
+  client.set_read_timeout(5);
+  const httplib::Result r = client.Get("/hello");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("RateLimit-Policy"), R"("ip";q=10;w=2)");
+  EXPECT_EQ(r->get_header_value("RateLimit"), R"("ip";r=9;t=1)");
+}
+
+}  // namespace
+}  // namespace floodgate::http
