@@ -3,8 +3,10 @@
 // thread decides once every worker is joined. Every request has a 5 s deadline.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,6 +53,30 @@ inline std::vector<Seen> hammer(int port, int threads, int per_thread, int clien
   std::vector<Seen> all;
   for (auto& v : seen) all.insert(all.end(), v.begin(), v.end());
   return all;
+}
+
+// Checks what `hammer` saw from `clients` clients against a limit of burst `burst` per client
+// ("client", 2/s) that time never refills: each admitted exactly `burst` times, with the body
+// and no Retry-After; every other answer 429 with Retry-After 1, nothing left, and the 429 body.
+inline void expect_each_client_got_its_burst(const std::vector<Seen>& seen, int clients,
+                                             int burst) {
+  std::map<std::string, int> admitted;
+  for (const Seen& s : seen) {
+    ASSERT_NE(s.status, 0) << "a request got no answer";
+    EXPECT_EQ(s.policy, R"("client";q=2;w=1)");
+    if (s.status == 200) {
+      ++admitted[s.client];
+      EXPECT_EQ(s.body, "hello\n");
+      EXPECT_TRUE(s.retry_after.empty());
+    } else {
+      EXPECT_EQ(s.status, 429);
+      EXPECT_EQ(s.retry_after, "1");
+      EXPECT_EQ(s.rate_limit, R"("client";r=0;t=3)");
+      EXPECT_EQ(s.body, "too many requests\n");
+    }
+  }
+  ASSERT_EQ(admitted.size(), static_cast<std::size_t>(clients));
+  for (const auto& [client, n] : admitted) EXPECT_EQ(n, burst) << client;
 }
 
 }  // namespace floodgate::http
