@@ -9,6 +9,8 @@
 #                hot path as users build it, at -O2 and -O3 (ratios against a minimal GCRA)
 #   make tsan    build with ThreadSanitizer and run every test but the consumer and lint ones
 #   make asan    build with AddressSanitizer + UBSan and run the whole suite
+#   make docs    the API reference from the public headers' contracts (doxygen), in
+#                build/docs/html, and the public members still without one
 #   make fuzz    build the libFuzzer targets (clang, ASan + UBSan) and fuzz each for FUZZ_SECONDS
 #                (default 60); `make fuzz-ci` runs each for a fixed FUZZ_RUNS inputs (CI)
 
@@ -17,7 +19,7 @@ JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= 20000
 
-.PHONY: all deps build run test bench tsan asan fuzz fuzz-ci format clean
+.PHONY: all deps build run test bench tsan asan fuzz fuzz-ci format clean docs
 
 all: build
 
@@ -73,3 +75,9 @@ format:
 
 clean:
 	rm -rf build
+
+docs: deps
+	@rm -rf build/docs && mkdir -p build/docs
+	doxygen docs/api/Doxyfile
+	@echo "API reference: $(CURDIR)/build/docs/html/index.html"
+	@echo "$$(grep -c 'is not documented' build/docs/warnings.log) public members without a contract (build/docs/warnings.log)"

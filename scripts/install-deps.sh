@@ -32,6 +32,7 @@ packages=(
   libyaml-dev     # floodgate serve: envoyproxy/ratelimit's YAML configuration (libyaml events)
   libcpp-httplib-dev  # the HTTP client of the serve tests, and examples/http_service.cc
   chromium        # the replay report's test loads the page in a real headless browser
+  doxygen         # make docs: the API reference from the headers' contracts
 )
 
 # promtool, Prometheus's checker (the metrics and alert-rule tests), comes from Debian's

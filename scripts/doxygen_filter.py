@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Doxygen's input filter for floodgate's headers (docs/api/Doxyfile): the contracts are plain
+`//` comments, as the conventions ask; doxygen reads only `///`. This turns, for doxygen alone:
+  - a header's opening comment block into the file's documentation (`/// @file`);
+  - a comment block directly above a declaration into that declaration's documentation;
+  - a comment after a member or enumerator on its line into its documentation (`///<`).
+A comment block followed by a blank line stays a plain comment. Prints the file to stdout."""
+import re
+import sys
+
+lines = open(sys.argv[1], encoding="utf-8", errors="replace").read().split("\n")
+
+
+def doc(text):
+    """Comment text as doxygen reads it literally: its command and markup characters escaped."""
+    return (text.replace("\\", "\\\\").replace("@", "\\@").replace("<", "\\<")
+            .replace(">", "\\>").replace("#", "\\#").replace("%", "\\%"))
+out = []
+i = 0
+n = len(lines)
+comment = re.compile(r"^(\s*)//(?!/)( ?)(.*)$")
+trailing = re.compile(r"^(\s*[^/\s}].*?[;,{])(\s{2,})//(?!/) (.*)$")
+first_code = next((k for k, l in enumerate(lines) if l.strip() and not l.strip().startswith("//")), n)
+while i < n:
+    m = comment.match(lines[i])
+    if m:
+        # The whole block of comment lines.
+        j = i
+        while j < n and comment.match(lines[j]):
+            j += 1
+        block = lines[i:j]
+        if i < first_code:
+            out.append("/// @file")
+            out.extend(m2.group(1) + "/// " + doc(m2.group(3)) for m2 in map(comment.match, block))
+        elif j < n and lines[j].strip() and not lines[j].strip().startswith("#"):
+            out.extend(m2.group(1) + "/// " + doc(m2.group(3)) for m2 in map(comment.match, block))
+        else:
+            out.extend(block)
+        i = j
+        continue
+    t = trailing.match(lines[i])
+    out.append(f"{t.group(1)}{t.group(2)}///< {doc(t.group(3))}" if t else lines[i])
+    i += 1
+sys.stdout.write("\n".join(out))
