@@ -64,9 +64,9 @@ std::string limit_item(std::string_view name, const Decision& decision);
 // One limit a request was checked against: its name in the fields, its quota and its answer
 // (`AllOrNone::decisions` gives one per limit).
 struct LimitState {
-  std::string_view name;
-  Quota quota;
-  Decision decision;
+  std::string_view name;  // Its name in the fields' items.
+  Quota quota;            // Its quota, for `RateLimit-Policy`.
+  Decision decision;      // Its answer, for `RateLimit` (and `Retry-After`, if it refused).
 };
 
 // The header fields of an answer.

@@ -26,21 +26,26 @@
 
 namespace floodgate::http {
 
+// How `limit_beast` decides and answers.
 struct BeastOptions {
-  std::string name = "limit";  // The limit's name in the header fields.
-  std::uint64_t cost = 1;      // The permits a request takes.
-  PolicyWindow window = PolicyWindow::Rate;
+  std::string name = "limit";                // The limit's name in the header fields.
+  std::uint64_t cost = 1;                    // The permits a request takes.
+  PolicyWindow window = PolicyWindow::Rate;  // How the quota is advertised.
   std::string body = "too many requests\n";  // The body of a 429.
 };
 
 // What `limit_beast` decided for one request, and the header fields its answer carries.
 class BeastLimit {
  public:
+  // What `limit_beast` returns: its decision, the fields and the body of a refusal.
   BeastLimit(Decision decision, HeaderFields fields, std::string body)
       : decision_(decision), fields_(std::move(fields)), body_(std::move(body)) {}
 
+  // Reports whether the request was admitted.
   bool allowed() const noexcept { return decision_.allowed(); }
+  // Returns the limit's decision.
   const Decision& decision() const noexcept { return decision_; }
+  // Returns the header fields the answer carries.
   const HeaderFields& fields() const noexcept { return fields_; }
 
   // Adds `RateLimit-Policy` and `RateLimit` (and `Retry-After`, if refused) to `res`.

@@ -31,10 +31,11 @@
 
 namespace floodgate::grpc_limit {
 
+// How `limit_call` decides and answers.
 struct Options {
   std::string name = "limit";  // The limit's name in the `ratelimit` items.
   std::uint64_t cost = 1;      // The permits a call takes.
-  http::PolicyWindow window = http::PolicyWindow::Rate;
+  http::PolicyWindow window = http::PolicyWindow::Rate;  // How the quota is advertised.
   std::string message = "rate limited";  // The refusal's status message, before the wait.
 };
 

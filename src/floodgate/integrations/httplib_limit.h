@@ -26,6 +26,7 @@
 
 namespace floodgate::http {
 
+// How `limit_requests` keys, decides and answers.
 struct HttplibOptions {
   // The limit's name in the header fields.
   std::string name = "limit";

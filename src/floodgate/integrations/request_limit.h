@@ -43,10 +43,13 @@ const Decision& decision_of(const D& d) noexcept { return d.decision; }
 template <class Limiter>
 class OneLimit {
  public:
+  // Holds `limiter`, which must outlive it.
   explicit OneLimit(Limiter& limiter) noexcept : limiter_(&limiter) {}
+  // Takes `cost` from the one limit, whatever the key.
   Decision decide(std::string_view /*key*/, std::uint64_t cost) const {
     return limiter_->try_acquire(cost);
   }
+  // Returns the limiter's quota.
   Quota quota(std::string_view /*key*/) const { return limiter_->quota(); }
 
  private:
@@ -65,10 +68,13 @@ OneLimit<Limiter> one_limit(Limiter& limiter) noexcept { return OneLimit<Limiter
 template <class Keyed>
 class PerKey {
  public:
+  // Holds `keyed`, which must outlive it.
   explicit PerKey(Keyed& keyed) noexcept : keyed_(&keyed) {}
+  // Takes `cost` from `key`'s limit.
   Decision decide(std::string_view key, std::uint64_t cost) const {
     return internal::decision_of(keyed_->try_acquire(key, cost));
   }
+  // Returns `key`'s quota.
   Quota quota(std::string_view key) const { return keyed_->quota_of(key); }
 
  private:

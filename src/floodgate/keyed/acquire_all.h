@@ -77,13 +77,16 @@ concept AllOrNoneLimits = sizeof...(L) >= 1 && internal::AllButLastReservable<L.
 template <class Keyed>
 class KeyLimit {
  public:
-  using KeyView = typename Keyed::KeyView;
+  using KeyView = typename Keyed::KeyView;  // What the keyed limiter's lookups take.
 
+  // Holds `keyed` and a view of `key`: both must outlive it.
   KeyLimit(Keyed& keyed, KeyView key) noexcept : keyed_(&keyed), key_(key) {}
 
+  // Takes `cost` from the key's limit at `now`.
   Decision try_acquire_at(Instant now, std::uint64_t cost = 1) {
     return keyed_->try_acquire_at(key_, now, cost);
   }
+  // Reports what `try_acquire_at(now, cost)` would decide, taking nothing.
   Decision peek_at(Instant now, std::uint64_t cost = 1) const {
     return keyed_->peek_at(key_, now, cost);
   }
@@ -103,7 +106,7 @@ KeyLimit<Keyed> for_key(Keyed& keyed, typename Keyed::KeyView key) noexcept {
 // What `acquire_all_at` did, with `N` limits.
 template <std::size_t N>
 struct [[nodiscard]] AllOrNone {
-  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);  // `refused` when none did.
 
   // Every limit's answer, in the order the limits were given, for a reply's headers. The one that
   // refused: its own answer (a reserved limiter's `peek_at(now, cost)`, with the wait a retry
@@ -113,7 +116,9 @@ struct [[nodiscard]] AllOrNone {
   // The index of the limit that refused, in the order given; `kNone` when all admitted.
   std::size_t refused = kNone;
 
+  // Reports whether every limit admitted the request (and all were charged).
   bool allowed() const noexcept { return refused == kNone; }
+  // `allowed()`.
   explicit operator bool() const noexcept { return allowed(); }
 
   // Reports whether the limit at `index` (in the order given) refused.

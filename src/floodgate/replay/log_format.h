@@ -32,7 +32,7 @@ namespace floodgate::replay {
 // The fields of one parsed line. A value points into the line (or the format's scratch), valid
 // until the next line is parsed; an absent value has a null data pointer.
 struct Record {
-  Instant time{};
+  Instant time{};                        // The line's time.
   std::vector<std::string_view> values;  // By slot: see `LineFormat::slot`.
 };
 
@@ -118,6 +118,7 @@ class FieldRef {
   // Returns the value in `record`, or an absent one (see `present`).
   std::string_view get(const Record& record) const noexcept;
 
+  // Returns the name it was resolved from.
   const std::string& name() const noexcept { return name_; }
 
  private:
@@ -142,6 +143,7 @@ class LineFilter {
   // Reports whether `record` meets the condition (after `bind`).
   bool matches(const Record& record) const noexcept;
 
+  // Returns the condition as given, `NAME=GLOB[,GLOB...]`.
   const std::string& text() const noexcept { return text_; }
 
  private:

@@ -36,9 +36,9 @@ namespace floodgate::replay {
 
 // One request of a trace. `key` points into the reader's line buffer: valid until the next read.
 struct Request {
-  Instant time{};
-  std::string_view key;
-  std::uint64_t cost = 1;
+  Instant time{};          // When it came.
+  std::string_view key;    // What it is limited by.
+  std::uint64_t cost = 1;  // The permits it takes.
 };
 
 // The format of a trace.
@@ -51,9 +51,9 @@ Result<TraceFormat> parse_trace_format(std::string_view name);
 struct CsvColumns {
   int time = -1;            // Index of `time_ns` or `time`.
   bool in_seconds = false;  // `time` (seconds with a fraction) rather than `time_ns`.
-  int key = -1;
-  int cost = -1;  // -1: every cost is 1.
-  int count = 0;  // Columns in the header.
+  int key = -1;             // Index of `key`.
+  int cost = -1;            // -1: every cost is 1.
+  int count = 0;            // Columns in the header.
 };
 
 // Returns the columns of the CSV header `line`, or an error naming what is missing or doubled.
@@ -90,7 +90,7 @@ Result<std::uint64_t> parse_cost(std::string_view text);
 
 // What a reader reads, and how.
 struct TraceOptions {
-  TraceFormat format = TraceFormat::Auto;
+  TraceFormat format = TraceFormat::Auto;  // Auto: told apart by the first line.
   // For an access log: a format string or preset (log_format.h); empty: Common or Combined.
   std::string log_format;
   // The field that keys a request; empty: `key` for CSV, `client` for the others.
@@ -100,11 +100,11 @@ struct TraceOptions {
   // JSON lines: the member that is the time (empty: see `make_json_format`) and the unit of a
   // number there.
   std::string time_field;
-  TimeUnit time_unit = TimeUnit::Seconds;
+  TimeUnit time_unit = TimeUnit::Seconds;  // The unit of a number in `time_field`.
   // A line is read if it meets every `include` condition and none of the `exclude` ones; the
   // others are counted (`filtered`), not returned.
   std::vector<LineFilter> include;
-  std::vector<LineFilter> exclude;
+  std::vector<LineFilter> exclude;  // Lines meeting any of these are left out.
   // More fields the caller reads from each request (`TraceReader::field`).
   std::vector<std::string> fields;
 };
@@ -151,6 +151,7 @@ class TraceReader {
   // Returns the value of `TraceOptions::fields[i]` in the request last returned, or an absent one
   // (`present`) if its line has none.
   std::string_view field(std::size_t i) const noexcept { return fields_[i].get(record_); }
+  // Returns how many fields `field` reads: `TraceOptions::fields`' count.
   std::size_t field_count() const noexcept { return options_.fields.size(); }
 
   // Returns how many lines the filters dropped.
