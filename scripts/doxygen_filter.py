@@ -33,7 +33,26 @@ while i < n:
             out.append("/// @file")
             out.extend(m2.group(1) + "/// " + doc(m2.group(3)) for m2 in map(comment.match, block))
         elif j < n and lines[j].strip() and not lines[j].strip().startswith("#"):
+            # The block documents every declaration up to the next blank line (overloads, an
+            # accessor and its operator): one member group, its documentation shared.
+            k = j
+            while (k < n and lines[k].strip() and not lines[k].strip().startswith("}")
+                   and not re.match(r"^\s*(public|private|protected):", lines[k])
+                   and not comment.match(lines[k])):
+                k += 1
+            grouped = k - j > 1 and not lines[j].lstrip().startswith(("class ", "struct ",
+                                                                          "template", "enum "))
+            indent = comment.match(block[0]).group(1)
+            if grouped:
+                out.append(indent + "///@{")
             out.extend(m2.group(1) + "/// " + doc(m2.group(3)) for m2 in map(comment.match, block))
+            if grouped:
+                for line in lines[j:k]:
+                    t = trailing.match(line)
+                    out.append(f"{t.group(1)}{t.group(2)}///< {doc(t.group(3))}" if t else line)
+                out.append(indent + "///@}")
+                i = k
+                continue
         else:
             out.extend(block)
         i = j
