@@ -20,6 +20,20 @@ i = 0
 n = len(lines)
 comment = re.compile(r"^(\s*)//(?!/)( ?)(.*)$")
 trailing = re.compile(r"^(\s*[^/\s}].*?[;,{])(\s{2,})//(?!/) (.*)$")
+
+
+def as_doc(line):
+    """A comment line as documentation: `// text` -> `/// text`."""
+    m = comment.match(line)
+    return m.group(1) + "/// " + doc(m.group(3))
+
+
+def with_trailing_doc(line):
+    """A code line whose trailing comment documents its member: `x;  // text` -> `x;  ///< text`."""
+    t = trailing.match(line)
+    return f"{t.group(1)}{t.group(2)}///< {doc(t.group(3))}" if t else line
+
+
 first_code = next((k for k, l in enumerate(lines) if l.strip() and not l.strip().startswith("//")), n)
 while i < n:
     m = comment.match(lines[i])
@@ -31,7 +45,7 @@ while i < n:
         block = lines[i:j]
         if i < first_code:
             out.append("/// @file")
-            out.extend(m2.group(1) + "/// " + doc(m2.group(3)) for m2 in map(comment.match, block))
+            out.extend(map(as_doc, block))
         elif j < n and lines[j].strip() and not lines[j].strip().startswith("#"):
             # The block documents every declaration up to the next blank line (overloads, an
             # accessor and its operator): one member group, its documentation shared.
@@ -45,11 +59,9 @@ while i < n:
             indent = comment.match(block[0]).group(1)
             if grouped:
                 out.append(indent + "///@{")
-            out.extend(m2.group(1) + "/// " + doc(m2.group(3)) for m2 in map(comment.match, block))
+            out.extend(map(as_doc, block))
             if grouped:
-                for line in lines[j:k]:
-                    t = trailing.match(line)
-                    out.append(f"{t.group(1)}{t.group(2)}///< {doc(t.group(3))}" if t else line)
+                out.extend(map(with_trailing_doc, lines[j:k]))
                 out.append(indent + "///@}")
                 i = k
                 continue
@@ -57,7 +69,6 @@ while i < n:
             out.extend(block)
         i = j
         continue
-    t = trailing.match(lines[i])
-    out.append(f"{t.group(1)}{t.group(2)}///< {doc(t.group(3))}" if t else lines[i])
+    out.append(with_trailing_doc(lines[i]))
     i += 1
 sys.stdout.write("\n".join(out))

@@ -325,49 +325,9 @@ Result<Instant> parse_plot_time(std::string_view text) {
     if (!seconds) return bad();
     return *seconds;
   }
-  const std::string copy(text);
-  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, used = 0;
-  if (std::sscanf(copy.c_str(), "%4d-%2d-%2d%*1[T ]%2d:%2d:%2d%n", &year, &month, &day, &hour,
-                  &minute, &second, &used) != 6 ||
-      used != 19) {
-    return bad();
-  }
-  std::string_view rest = text.substr(19);
-  std::int64_t nanos = 0;
-  if (!rest.empty() && rest.front() == '.') {
-    std::size_t i = 1;
-    for (; i < rest.size() && i <= 9 && rest[i] >= '0' && rest[i] <= '9'; ++i) {
-      nanos = nanos * 10 + (rest[i] - '0');
-    }
-    if (i == 1) return bad();
-    for (std::size_t k = i; k <= 9; ++k) nanos *= 10;
-    rest.remove_prefix(i);
-  }
-  std::int64_t offset = 0;
-  if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int oh = 0, om = 0;
-    const std::string digits(rest.substr(1));
-    if (std::sscanf(digits.c_str(), "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59) {
-      return bad();
-    }
-    offset = (rest[0] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
-  } else if (rest != "Z" && !rest.empty()) {  // No zone: UTC, as the plot is.
-    return bad();
-  }
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  const std::time_t t = ::timegm(&tm);
-  // timegm normalizes: a day or time out of range comes back changed.
-  if (tm.tm_year != year - 1900 || tm.tm_mon != month - 1 || tm.tm_mday != day ||
-      tm.tm_hour != hour || tm.tm_min != minute || tm.tm_sec != second) {
-    return bad();
-  }
-  return Instant{Nanos{(static_cast<std::int64_t>(t) - offset) * 1'000'000'000 + nanos}};
+  Result<Instant> time = replay::parse_rfc3339(text);
+  if (!time) return bad();
+  return *time;
 }
 
 // The most quotas one --sweep may compare.
@@ -710,11 +670,12 @@ void write_decision(CsvWriter& csv, const replay::Request& request, const Decisi
   csv.end_line();
 }
 
-// Decides every request `reader` yields, in process or, when `redis` is not null, in Redis,
-// writing each decision and counting into `tally`. Returns kExitOk; kExitBadInput if it stopped
-// at a malformed line or header; kExitUsage if the trace could not be read or Redis failed.
+// Decides every request `reader` yields, in process or, when `elsewhere` is not null, by it (in
+// Redis, or by the service under --config), writing each decision and counting into `tally`.
+// Returns kExitOk; kExitBadInput if it stopped at a malformed line or header; kExitUsage if the
+// trace could not be read or the decider failed.
 int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Replayer& replayer,
-               Decide* redis, CsvWriter* csv, Progress& progress, Tally& tally,
+               Decide* elsewhere, CsvWriter* csv, Progress& progress, Tally& tally,
                std::vector<SweepRun>& sweep) {
   while (true) {
     Result<std::optional<replay::Request>> next = reader.next();
@@ -754,8 +715,8 @@ int decide_all(const ReplayOptions& o, replay::TraceReader& reader, replay::Repl
     if (!next->has_value()) return kExitOk;
     const replay::Request& request = **next;
     Result<Decided> decided =
-        redis != nullptr ? (*redis)(request)
-                         : Result<Decided>(Decided{replayer.decide(request), request.time, {}});
+        elsewhere != nullptr ? (*elsewhere)(request)
+                             : Result<Decided>(Decided{replayer.decide(request), request.time, {}});
     if (!decided) {
       progress.clear();
       std::fprintf(stderr, "floodgate replay: %s, at %s line %llu\n",
@@ -862,18 +823,16 @@ void print_summary(const ReplayOptions& o, replay::Replayer& replayer, const Tal
   }
   if (redis_line) {
     std::fprintf(stderr, "  %s\n", redis_line->c_str());
-  } else if (o.config_mode) {
-    // The service keeps each rule's state; the summary per rule follows.
-  } else {
+  } else if (!o.config_mode) {  // With --config the service keeps the state: rules follow.
     // A key keeps state until its bucket is full again; it need not be denying anyone.
     std::fprintf(stderr, "  keys not yet refilled at the end: %s",
                  with_commas(replayer.sweep()).c_str());
+    if (stats.overflow_decisions > 0) {
+      std::fprintf(stderr, "; %s requests found the limiter full (raise --max-keys)",
+                   with_commas(stats.overflow_decisions).c_str());
+    }
+    std::fprintf(stderr, "\n");
   }
-  if (!redis_line && !o.config_mode && stats.overflow_decisions > 0) {
-    std::fprintf(stderr, "; %s requests found the limiter full (raise --max-keys)",
-                 with_commas(stats.overflow_decisions).c_str());
-  }
-  if (!redis_line && !o.config_mode) std::fprintf(stderr, "\n");
   if (o.out_held_back) {
     std::fprintf(
         stderr,
@@ -1271,7 +1230,8 @@ int run_replay(const std::vector<std::string>& args) {
   Decide service_decide;
 #ifdef FLOODGATE_CLI_HAS_SERVER
   std::optional<server::ServiceReplay> service;
-  std::vector<std::string_view> values;
+  std::vector<std::string_view> values;  // A line's fields, for the service.
+  std::string statuses;                  // Its descriptors' statuses, for the decisions.
   if (o.config_mode) {
     server::ServiceReplay::Options so;
     so.config = o.config;
@@ -1288,7 +1248,9 @@ int run_replay(const std::vector<std::string>& args) {
   replay::TraceReader reader(files->input, o.trace_name, std::move(trace));
 #ifdef FLOODGATE_CLI_HAS_SERVER
   if (service) {
-    service_decide = [&](const replay::Request& r) -> Result<Decided> {
+    // Each descriptor's status, made only when decisions are written.
+    const bool writing = files->output != nullptr;
+    service_decide = [&, writing](const replay::Request& r) -> Result<Decided> {
       if (r.cost > UINT32_MAX) {
         return Error("cost " + std::to_string(r.cost) +
                      " is more hits than one rate limit request carries (at most 4294967295)");
@@ -1311,7 +1273,7 @@ int run_replay(const std::vector<std::string>& args) {
       return Decided{
           Decision(allowed ? Verdict::Allowed : Verdict::Denied, 0,
                    static_cast<std::int64_t>(remaining), 1, allowed ? Nanos{0} : retry, retry),
-          r.time, service->statuses()};
+          r.time, writing ? (statuses = service->statuses()) : std::string_view()};
     };
   }
 #endif

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "floodgate/http/rate_limit_headers.h"
+#include "floodgate/integrations/internal/check_request.h"
 #include "floodgate/integrations/request_limit.h"
 
 namespace floodgate::http {
@@ -86,11 +87,9 @@ requires requires(const Key& k) {
 }
 BeastLimit limit_beast(const Limit& limit, const Key& key, const BeastOptions& options = {}) {
   const std::string_view text(key.data(), key.size());
-  const Decision decision = limit.decide(text, options.cost);
-  const LimitState state[] = {{options.name, limit.quota(text), decision}};
-  HeaderFields fields = header_fields(
-      state, decision.allowed() ? std::nullopt : std::optional<std::size_t>(0), options.window);
-  return BeastLimit(decision, std::move(fields), options.body);
+  internal::CheckedRequest checked =
+      internal::check_request(limit, text, options.name, options.cost, options.window);
+  return BeastLimit(checked.decision, std::move(checked.fields), options.body);
 }
 
 }  // namespace floodgate::http

@@ -27,6 +27,7 @@
 #include <string_view>
 
 #include "floodgate/http/rate_limit_headers.h"
+#include "floodgate/integrations/internal/check_request.h"
 #include "floodgate/integrations/request_limit.h"
 
 namespace floodgate::grpc_limit {
@@ -68,10 +69,8 @@ inline std::optional<std::string> metadata_value(const grpc::ServerContextBase& 
 template <RequestLimit Limit>
 grpc::Status limit_call(const Limit& limit, grpc::ServerContextBase& context, std::string_view key,
                         const Options& options = {}) {
-  const Decision decision = limit.decide(key, options.cost);
-  const http::LimitState state[] = {{options.name, limit.quota(key), decision}};
-  const http::HeaderFields fields = http::header_fields(
-      state, decision.allowed() ? std::nullopt : std::optional<std::size_t>(0), options.window);
+  const auto [decision, fields] =
+      internal::check_request(limit, key, options.name, options.cost, options.window);
   context.AddTrailingMetadata("ratelimit-policy", fields.policy);
   context.AddTrailingMetadata("ratelimit", fields.limit);
   if (decision.allowed()) return grpc::Status::OK;

@@ -22,6 +22,7 @@
 #include <utility>
 
 #include "floodgate/http/rate_limit_headers.h"
+#include "floodgate/integrations/internal/check_request.h"
 #include "floodgate/integrations/request_limit.h"
 
 namespace floodgate::http {
@@ -48,10 +49,8 @@ httplib::Server::HandlerWithResponse limit_requests(Limit limit, HttplibOptions 
   return [limit = std::move(limit), options = std::move(options)](const httplib::Request& req,
                                                                   httplib::Response& res) {
     const std::string key = options.key ? options.key(req) : req.remote_addr;
-    const Decision decision = limit.decide(key, options.cost);
-    const LimitState state[] = {{options.name, limit.quota(key), decision}};
-    const HeaderFields fields = header_fields(
-        state, decision.allowed() ? std::nullopt : std::optional<std::size_t>(0), options.window);
+    const auto [decision, fields] =
+        internal::check_request(limit, key, options.name, options.cost, options.window);
     res.set_header("RateLimit-Policy", fields.policy);
     res.set_header("RateLimit", fields.limit);
     if (decision.allowed()) return httplib::Server::HandlerResponse::Unhandled;

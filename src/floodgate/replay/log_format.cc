@@ -6,21 +6,16 @@
 #include <utility>
 
 #include "floodgate/core/internal/format.h"
+#include "floodgate/replay/internal/text.h"
 #include "floodgate/replay/key_quotas.h"
 #include "floodgate/replay/trace.h"
 
 namespace floodgate::replay {
 namespace {
 
+using internal::field_error;
+using internal::is_digit;
 using internal::quoted;
-
-constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
-
-Error field_error(std::string_view field, std::string_view value, std::string_view problem) {
-  return Error("field " + std::string(field) + ": " + quoted(value) + " " + std::string(problem));
-}
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // The presets `make_pattern_format` knows by name.
 constexpr std::pair<std::string_view, std::string_view> kPresets[] = {
@@ -85,14 +80,7 @@ class PatternFormat final : public LineFormat {
       if (next.empty()) {  // The last field: the rest of the line.
         end = line.size();
       } else if (quoted_[i]) {
-        for (std::size_t k = at; k < line.size(); ++k) {
-          if (line[k] == '\\') {
-            ++k;
-          } else if (line[k] == '"') {
-            end = k;
-            break;
-          }
-        }
+        end = internal::closing_quote(line, at);
         if (end != std::string_view::npos && line.compare(end, next.size(), next) != 0) {
           end = std::string_view::npos;
         }
@@ -317,12 +305,7 @@ class JsonFormat final : public LineFormat {
   }
 
   // The slot of the member at `path_`, if it was asked for.
-  std::optional<std::size_t> wanted_slot() const {
-    for (std::size_t i = 0; i < wanted_.size(); ++i) {
-      if (wanted_[i] == path_) return i;
-    }
-    return std::nullopt;
-  }
+  std::optional<std::size_t> wanted_slot() const { return index_of(wanted_, path_); }
 
   // Reads the object at `at_`, recording the members asked for.
   Result<void> object(Record& record, int depth) {
@@ -373,7 +356,7 @@ class JsonFormat final : public LineFormat {
     if (at_ >= line_.size()) return syntax("a member without a value");
     const char c = line_[at_];
     if (c == '{') return object(record, depth + 1);
-    if (c == '[') return skip_array(depth + 1);
+    if (c == '[') return skip_array(record, depth + 1);
     if (c == '"') {
       std::string_view raw;
       bool escaped = false;
@@ -412,26 +395,23 @@ class JsonFormat final : public LineFormat {
     return {};
   }
 
-  // Skips the array at `at_`: its values cannot be named.
-  Result<void> skip_array(int depth) {
+  // Skips the array at `at_`: its values cannot be named, so none is recorded in `record`.
+  Result<void> skip_array(Record& record, int depth) {
     if (depth >= kMaxDepth) return syntax("arrays nested deeper than 32");
     ++at_;  // '['
-    const std::string saved = path_;
-    path_ = "\x01";  // No member asked for has this name: nothing inside is recorded.
-    Record ignored;
-    ignored.values.assign(wanted_.size(), std::string_view());
+    // No member asked for has a name with this byte: nothing inside is recorded.
+    const std::size_t base = path_.size();
+    path_ += '\x01';
     skip_space();
     if (at_ < line_.size() && line_[at_] == ']') {
       ++at_;
-      path_ = saved;
+      path_.resize(base);
       return {};
     }
     while (true) {
       skip_space();
-      const std::size_t base = path_.size();
-      Result<void> read =
-          line_.substr(at_).starts_with('[') ? skip_array(depth + 1) : value(ignored, depth);
-      path_.resize(base);
+      Result<void> read = value(record, depth);
+      path_.resize(base + 1);
       if (!read) return read;
       skip_space();
       if (at_ < line_.size() && line_[at_] == ',') {
@@ -440,7 +420,7 @@ class JsonFormat final : public LineFormat {
       }
       if (at_ < line_.size() && line_[at_] == ']') {
         ++at_;
-        path_ = saved;
+        path_.resize(base);
         return {};
       }
       return syntax("expected ',' or ']'");
@@ -506,10 +486,7 @@ Result<TimeUnit> parse_time_unit(std::string_view name) {
 
 Result<std::unique_ptr<LineFormat>> make_pattern_format(std::string_view format) {
   for (const auto& [name, text] : kPresets) {
-    if (format == name) {
-      Result<std::unique_ptr<LineFormat>> made = make_pattern_format(text);
-      return made;
-    }
+    if (format == name) return make_pattern_format(text);
   }
   std::string_view body = format;
   // Envoy's format strings end with a newline, written or escaped; the line has none.

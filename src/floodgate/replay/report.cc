@@ -1,6 +1,5 @@
 #include "floodgate/replay/report.h"
 
-#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <string_view>
@@ -32,8 +31,11 @@ std::string number_cell(std::uint64_t n) {
   return "<td class=\"n\" data-value=\"" + std::to_string(n) + "\">" + with_commas(n) + "</td>";
 }
 
-std::string text_cell(std::string_view text) {
-  return "<td data-value=\"" + escape_xml(text) + "\">" + escape_xml(text) + "</td>";
+// A text cell, its text also its sort value; `css_class` "k" for keys (monospace, wrapped).
+std::string text_cell(std::string_view text, std::string_view css_class = "") {
+  const std::string escaped = escape_xml(text);
+  return "<td" + (css_class.empty() ? std::string() : " class=\"" + std::string(css_class) + "\"") +
+         " data-value=\"" + escaped + "\">" + escaped + "</td>";
 }
 
 // A header row; `numeric` says which columns sort as numbers.
@@ -154,8 +156,7 @@ std::string render_report(const Report& r) {
         html += "<table id=\"rule-" + std::to_string(i) + "\" class=\"sortable limited\">" +
                 header({{"value", false}, {"limited", true}}) + "<tbody>\n";
         for (const auto& [value, count] : rule.most_limited) {
-          html += "<tr><td class=\"k\" data-value=\"" + escape_xml(value) + "\">" +
-                  escape_xml(value) + "</td>" + number_cell(count) + "</tr>\n";
+          html += "<tr>" + text_cell(value, "k") + number_cell(count) + "</tr>\n";
         }
         html += "</tbody></table>\n";
       }
@@ -174,12 +175,10 @@ std::string render_report(const Report& r) {
             "<tbody>\n";
     for (const Report::SweepRow& row : r.sweep) {
       // The share in hundredths of a percent, as an integer, so that it sorts exactly.
-      const std::uint64_t basis =
-          r.requests == 0 ? 0 : row.denied * 10'000 / std::max<std::uint64_t>(r.requests, 1);
+      const std::uint64_t basis = r.requests == 0 ? 0 : row.denied * 10'000 / r.requests;
       html += "<tr>" + text_cell(row.quota) + number_cell(row.denied) + "<td class=\"n\" " +
               "data-value=\"" + std::to_string(basis) + "\">" + percent(row.denied, r.requests) +
-              "</td>" + number_cell(row.keys_denied) + "<td class=\"k\" data-value=\"" +
-              escape_xml(row.most_denied) + "\">" + escape_xml(row.most_denied) + "</td></tr>\n";
+              "</td>" + number_cell(row.keys_denied) + text_cell(row.most_denied, "k") + "</tr>\n";
     }
     html += "</tbody></table>\n";
   }
@@ -208,9 +207,9 @@ std::string render_report(const Report& r) {
                              : "<td class=\"n\" data-value=\"" + std::to_string(ns) + "\">" +
                                    utc(ns) + "</td>";
       };
-      html += "<tr><td class=\"k\" data-value=\"" + escape_xml(k.key) + "\">" + escape_xml(k.key) +
-              "</td>" + number_cell(k.requests) + number_cell(k.denied) + when(k.first_denied) +
-              when(k.last_denied) + number_cell(k.peak_per_second) + "</tr>\n";
+      html += "<tr>" + text_cell(k.key, "k") + number_cell(k.requests) + number_cell(k.denied) +
+              when(k.first_denied) + when(k.last_denied) + number_cell(k.peak_per_second) +
+              "</tr>\n";
     }
     html += "</tbody></table>\n";
   }

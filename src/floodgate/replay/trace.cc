@@ -10,10 +10,13 @@
 
 #include "floodgate/core/internal/format.h"
 #include "floodgate/core/internal/time_math.h"
+#include "floodgate/replay/internal/text.h"
 
 namespace floodgate::replay {
 namespace {
 
+using internal::field_error;
+using internal::is_digit;
 using internal::quoted;
 
 // Returns a CSV header field as a column name: without surrounding spaces and quotes.
@@ -24,10 +27,6 @@ std::string_view csv_header_name(std::string_view field) {
     field = field.substr(1, field.size() - 2);
   }
   return field;
-}
-
-Error field_error(std::string_view field, std::string_view value, std::string_view problem) {
-  return Error("field " + std::string(field) + ": " + quoted(value) + " " + std::string(problem));
 }
 
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
@@ -61,17 +60,12 @@ std::string_view take_token(std::string_view& rest) {
 // starts with the opening quote. Returns nothing if the quote is not closed.
 std::optional<std::string_view> take_quoted(std::string_view& rest) {
   if (rest.empty() || rest.front() != '"') return std::nullopt;
-  for (std::size_t i = 1; i < rest.size(); ++i) {
-    if (rest[i] == '\\') {
-      ++i;
-    } else if (rest[i] == '"') {
-      const std::string_view inside = rest.substr(1, i - 1);
-      rest = rest.substr(i + 1);
-      if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-      return inside;
-    }
-  }
-  return std::nullopt;
+  const std::size_t close = internal::closing_quote(rest, 1);
+  if (close == std::string_view::npos) return std::nullopt;
+  const std::string_view inside = rest.substr(1, close - 1);
+  rest = rest.substr(close + 1);
+  if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  return inside;
 }
 
 constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -94,8 +88,6 @@ int days_in_month(std::int64_t year, int month) {
   static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   return kDays[month - 1] + (month == 2 && is_leap(year) ? 1 : 0);
 }
-
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 }  // namespace
 

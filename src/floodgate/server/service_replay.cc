@@ -179,29 +179,17 @@ const Response& ServiceReplay::decide(Instant time, std::uint64_t hits,
   request_.hits_addend = static_cast<std::uint32_t>(hits);
   if (sent == 0) ++empty_requests_;
   response_ = service_->should_rate_limit(request_, time);
-  statuses_.clear();
-  for (std::size_t d = 0, i = 0; d < sent_.size(); ++d) {
-    if (d > 0) statuses_ += ';';
-    if (!sent_[d]) {
-      statuses_ += '-';
-      continue;
-    }
-    const DescriptorStatus& status = response_.statuses[i++];
-    statuses_ += status.shadowed ? "shadow" : status.code == Code::OverLimit ? "over" : "ok";
-  }
   for (std::size_t i = 0; i < response_.statuses.size(); ++i) {
     const DescriptorStatus& status = response_.statuses[i];
     if (status.rule == nullptr || !status.rule->rate_limit) continue;
-    RuleReplay* rule = nullptr;
-    for (const auto& [r, tally] : by_rule_) {
-      if (r == status.rule) rule = tally;
-    }
+    const auto found = std::find_if(rules_.begin(), rules_.end(),
+                                    [&](const auto& r) { return r->rule == status.rule; });
+    RuleReplay* rule = found != rules_.end() ? found->get() : nullptr;
     if (rule == nullptr) {
       rules_.push_back(std::make_unique<RuleReplay>());
       rule = rules_.back().get();
       rule->rule = status.rule;
       if (options_.series) rule->series = replay::TimeSeries(options_.bar);
-      by_rule_.emplace_back(status.rule, rule);
     }
     ++rule->hits;
     const bool over = status.code == Code::OverLimit && !status.shadowed;
@@ -218,6 +206,20 @@ const Response& ServiceReplay::decide(Instant time, std::uint64_t hits,
     }
   }
   return response_;
+}
+
+std::string ServiceReplay::statuses() const {
+  std::string out;
+  for (std::size_t d = 0, i = 0; d < sent_.size(); ++d) {
+    if (d > 0) out += ';';
+    if (!sent_[d]) {
+      out += '-';
+      continue;
+    }
+    const DescriptorStatus& status = response_.statuses[i++];
+    out += status.shadowed ? "shadow" : status.code == Code::OverLimit ? "over" : "ok";
+  }
+  return out;
 }
 
 std::vector<const RuleReplay*> ServiceReplay::rules() const {

@@ -91,7 +91,8 @@ class ServiceReplay {
 
   // Returns each template's status in the last `decide`, joined by ';': "ok", "over" (over the
   // limit), "shadow" (over, in shadow mode: answered OK), or "-" (not sent: a field was absent).
-  const std::string& statuses() const noexcept { return statuses_; }
+  // Made when asked, for a caller that writes them.
+  std::string statuses() const;
 
   // Returns each rule that a request met so far, in the configuration's order.
   std::vector<const RuleReplay*> rules() const;
@@ -111,11 +112,9 @@ class ServiceReplay {
   std::vector<std::vector<std::string>> values_;
   Request request_;
   Response response_;
-  std::vector<std::unique_ptr<RuleReplay>> rules_;  // In the order first limited.
-  std::vector<std::pair<const Descriptor*, RuleReplay*>> by_rule_;
+  std::vector<std::unique_ptr<RuleReplay>> rules_;  // In the order first met.
   std::uint64_t empty_requests_ = 0;
   std::string scratch_;
-  std::string statuses_;
   std::vector<bool> sent_;  // Per template, in the last `decide`: whether it was sent.
 };
 
