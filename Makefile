@@ -80,4 +80,5 @@ docs: deps
 	@rm -rf build/docs && mkdir -p build/docs
 	doxygen docs/api/Doxyfile
 	@echo "API reference: $(CURDIR)/build/docs/html/index.html"
-	@echo "$$(grep -c 'is not documented' build/docs/warnings.log) public members without a contract (build/docs/warnings.log)"
+	@if [ -s build/docs/warnings.log ]; then cat build/docs/warnings.log; \
+	  echo "doxygen warned: $$(grep -c 'is not documented' build/docs/warnings.log) public members without a contract"; exit 1; fi

@@ -19,7 +19,7 @@ out = []
 i = 0
 n = len(lines)
 comment = re.compile(r"^(\s*)//(?!/)( ?)(.*)$")
-trailing = re.compile(r"^(\s*[^/\s}].*?[;,{])(\s{2,})//(?!/) (.*)$")
+trailing = re.compile(r"^(\s*[^/\s}].*?[;,{])(\s{2,})//(?!/) (?!NOLINT)(.*)$")
 
 
 def as_doc(line):
@@ -46,15 +46,25 @@ while i < n:
         if i < first_code:
             out.append("/// @file")
             out.extend(map(as_doc, block))
-        elif j < n and lines[j].strip() and not lines[j].strip().startswith("#"):
+        elif j < n and lines[j].strip() and (not lines[j].strip().startswith("#")
+                                             or lines[j].strip().startswith("#define")):
             # The block documents every declaration up to the next blank line (overloads, an
             # accessor and its operator): one member group, its documentation shared.
+            # Inline bodies are skipped by their braces; the run ends at a blank line, an access
+            # specifier, another comment block or the brace that closes the enclosing scope.
             k = j
-            while (k < n and lines[k].strip() and not lines[k].strip().startswith("}")
-                   and not re.match(r"^\s*(public|private|protected):", lines[k])
-                   and not comment.match(lines[k])):
+            depth = 0
+            while k < n and lines[k].strip():
+                if depth == 0 and (re.match(r"^\s*(public|private|protected):", lines[k])
+                                   or comment.match(lines[k])):
+                    break
+                code = re.sub(r'"(\\.|[^"\\])*"|\'(\\.|[^\'\\])*\'|//.*$', "", lines[k])
+                if depth + code.count("{") - code.count("}") < 0:
+                    break
+                depth += code.count("{") - code.count("}")
                 k += 1
-            grouped = k - j > 1 and not lines[j].lstrip().startswith(("class ", "struct ",
+            # A body cut by a blank line is not a run of declarations: no group then.
+            grouped = k - j > 1 and depth == 0 and not lines[j].lstrip().startswith(("class ", "struct ",
                                                                           "template", "enum "))
             indent = comment.match(block[0]).group(1)
             if grouped:

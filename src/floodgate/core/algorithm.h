@@ -17,6 +17,7 @@
 
 namespace floodgate {
 
+// One of floodgate's rules; `to_string` and `parse_algorithm` convert it to and from text.
 enum class Algorithm : std::uint8_t {
   // GCRA (`GcraLimiter`): a token bucket of `burst` permits kept as one arrival time; exact.
   Gcra,

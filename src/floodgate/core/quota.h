@@ -30,6 +30,7 @@
 
 namespace floodgate {
 
+// A rate and a burst, checked against the limits above when made.
 class Quota {
  public:
   // Returns a quota of `count` permits per second, with burst `count`. Aborts if the quota breaks
@@ -66,6 +67,7 @@ class Quota {
   // Returns the quota as text that `parse` reads back, such as "100/s burst 20".
   std::string to_string() const;
 
+  // Quotas are equal when their count, period and burst are.
   friend bool operator==(const Quota&, const Quota&) = default;
 
  private:

@@ -28,11 +28,13 @@ namespace floodgate {
 // Why an untrusted input was rejected, in one human-readable sentence.
 class Error {
  public:
+  // An error with `message`, which should name the input, the rule and the value.
   explicit Error(std::string message) : message_(std::move(message)) {}
 
   // Returns the message, which names the input, the rule and the offending value.
   const std::string& message() const noexcept { return message_; }
 
+  // Errors are equal when their messages are.
   friend bool operator==(const Error&, const Error&) = default;
 
  private:
@@ -43,6 +45,7 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
+  // A result that holds `value`, or `error`. Implicit, so a function returns either directly.
   Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 
@@ -92,7 +95,8 @@ class [[nodiscard]] Result {
 template <>
 class [[nodiscard]] Result<void> {
  public:
-  Result() = default;                                // Success.
+  // Success, or `error`. Implicit, as for `Result<T>`.
+  Result() = default;
   Result(Error error) : error_(std::move(error)) {}  // NOLINT: implicit, as for Result<T>
 
   // Reports whether the call succeeded.

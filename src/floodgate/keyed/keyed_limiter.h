@@ -149,7 +149,10 @@ class KeyedLimiter {
   };
 
  public:
+  // The options this limiter is made with.
   using Options = KeyedLimiterOptions<Key>;
+  // What the calls take as a key without copying it: `std::string_view` for `std::string`, a
+  // const reference for fixed-size keys (integers, enums, byte arrays).
   using KeyView = typename internal::KeyBytes<Key>::View;
 
   // Creates an empty limiter. Aborts if `max_keys` is 0.

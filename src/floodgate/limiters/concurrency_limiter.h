@@ -37,6 +37,7 @@ class ConcurrencyLimiter {
   // Marks one operation in flight until destroyed, released or moved from. Move-only.
   class [[nodiscard]] Permit {
    public:
+    // Takes `other`'s permit (this one's is released first); `other` then holds none.
     Permit(Permit&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)) {}
     Permit& operator=(Permit&& other) noexcept {
       if (this != &other) {

@@ -28,6 +28,8 @@ class GcraLimiter : public BucketLimiter<GcraRule, C, T> {
   using BucketLimiter<GcraRule, C, T>::BucketLimiter;
 };
 
+// `GcraLimiter limiter{quota}` runs on the steady clock; `GcraLimiter limiter{quota, clock}`
+// on `clock`'s type.
 GcraLimiter(Quota)->GcraLimiter<>;
 template <Clock C>
 GcraLimiter(Quota, C) -> GcraLimiter<C>;

@@ -136,6 +136,7 @@ constexpr std::string_view to_string(WaitStatus status) noexcept {
 
 // The outcome of a blocking `acquire`.
 struct [[nodiscard]] WaitResult {
+  // Whether the permits were taken, and if not, why.
   WaitStatus status;
   // `Allowed`: the instant the permits were ready (the caller returned at or after it).
   // `DeadlineTooSoon`: the instant they would have been ready. `Cancelled`: when the wait

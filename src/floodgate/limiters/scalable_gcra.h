@@ -20,6 +20,7 @@
 
 namespace floodgate {
 
+// How `ScalableGcraLimiter` spreads one limit over threads. The defaults suit most uses.
 struct ScalableGcraOptions {
   // Shards, one per thread: the first `shards` threads to use a `ScalableGcraLimiter` (counted
   // among live threads; an exited thread's place goes to the next new one) each lease into a shard
@@ -67,6 +68,8 @@ class ScalableGcraLimiter {
   using State = Impl::State;
 
  public:
+  // A full bucket of `quota`, spread as `options` say, on `clock`. A `shards` above 64 is taken
+  // as 64; a `lease` is kept between one interval and the burst's window.
   explicit ScalableGcraLimiter(Quota quota, ScalableGcraOptions options = {}, C clock = C{})
       : quota_(quota),
         p_(Impl::params(quota)),
@@ -119,9 +122,13 @@ class ScalableGcraLimiter {
     return Impl::acquire(from, now, cost, p_).decision;
   }
 
+  // Returns the quota.
   const Quota& quota() const noexcept { return quota_; }
+  // Returns the clock that the forms without an instant read.
   const C& clock() const noexcept { return clock_; }
+  // Returns the number of shards, after the options' 0 and 64 were applied.
   std::size_t shards() const noexcept { return shard_count_; }
+  // Returns the length of one lease, after the options' 0 and bounds were applied.
   Nanos lease() const noexcept { return Nanos{lease_}; }
 
   // Returns the most permits that threads' leases can hold unused while a call is denied:
@@ -246,6 +253,7 @@ class ScalableGcraLimiter {
   C clock_;
 };
 
+// `ScalableGcraLimiter limiter{quota}` and `limiter{quota, options}` run on the steady clock.
 ScalableGcraLimiter(Quota)->ScalableGcraLimiter<>;
 ScalableGcraLimiter(Quota, ScalableGcraOptions)->ScalableGcraLimiter<>;
 

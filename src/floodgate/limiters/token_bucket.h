@@ -42,6 +42,8 @@ class TokenBucketLimiter : public BucketLimiter<TokenBucketRule, C, T> {
   using BucketLimiter<TokenBucketRule, C, T>::BucketLimiter;
 };
 
+// `TokenBucketLimiter limiter{quota}` runs on the steady clock; `TokenBucketLimiter limiter{quota,
+// clock}` on `clock`'s type.
 TokenBucketLimiter(Quota)->TokenBucketLimiter<>;
 template <Clock C>
 TokenBucketLimiter(Quota, C) -> TokenBucketLimiter<C>;

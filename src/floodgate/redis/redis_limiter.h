@@ -92,6 +92,8 @@ inline constexpr std::size_t kRedisFailures = 6;
 // Returns "none", "timeout", "unreachable", "breaker-open", "error-reply" or "out-of-time".
 std::string_view to_string(RedisFailure failure) noexcept;
 
+// Where a `RedisLimiter` keeps its state, how it decides, and what it does when Redis does not
+// answer. Checked by `RedisLimiter::create`.
 struct RedisLimiterOptions {
   // redis://[[user]:password@]host[:port][/db], unix:///path/to.sock[?db=N],
   // redis+cluster://host:port[,host:port...] (seed nodes of a Redis Cluster), or
@@ -160,6 +162,7 @@ struct RedisLimiterOptions {
 
 // A decision and where it came from.
 struct [[nodiscard]] RedisDecision {
+  // The answer: admitted or not, what is left, and when to retry.
   Decision decision;
   // The instant it was made at, in nanoseconds since the Unix epoch: the server's `TIME` for
   // `try_acquire` and `peek`, the caller's instant for the `_at` forms, and this host's
@@ -197,11 +200,11 @@ class RedisLimiter;
 // One call of `RedisLimiter::decide_all`: `cost` permits for `key` on `limiter`, under `quota`
 // if given (see `try_acquire_with_quota_before`), else the key's.
 struct RedisCall {
-  RedisLimiter* limiter = nullptr;
-  std::string_view key;
-  std::uint64_t cost = 1;
-  bool peek = false;  // Report only, consuming nothing (`peek_before`).
-  const Quota* quota = nullptr;
+  RedisLimiter* limiter = nullptr;  // The limiter that decides it; must not be null.
+  std::string_view key;             // The key, without the limiter's prefix.
+  std::uint64_t cost = 1;           // Permits asked for.
+  bool peek = false;                // Report only, consuming nothing (`peek_before`).
+  const Quota* quota = nullptr;     // The quota to decide under; null: the key's.
   // Out: the decision.
   RedisDecision decision = {Decision(Verdict::Denied, 0, 0, 1, Nanos::zero(), Nanos::zero()),
                             Instant{}, DecisionSource::FailClosed};
@@ -301,6 +304,7 @@ class RedisLimiter {
   // Returns the options the limiter was created with.
   const RedisLimiterOptions& options() const noexcept;
 
+  // Returns the limiter's counters (see `RedisLimiterStats`).
   RedisLimiterStats stats() const;
 
   // Returns the latest failure's message, or an empty string if none has happened.

@@ -33,8 +33,8 @@ bool glob_match(std::string_view pattern, std::string_view text) noexcept;
 
 // One rule: keys matching `pattern` get `quota`.
 struct KeyQuotaRule {
-  std::string pattern;
-  Quota quota = Quota::per_second(1);
+  std::string pattern;                 // A glob (`glob_match`) over the whole key.
+  Quota quota = Quota::per_second(1);  // The quota of the keys it matches.
 };
 
 // An ordered list of rules; the first match wins.
@@ -52,6 +52,7 @@ class KeyQuotas {
   // Returns the quota of the first rule that matches `key`, or nothing.
   std::optional<Quota> match(std::string_view key) const;
 
+  // Returns the rules, in the order they are tried.
   const std::vector<KeyQuotaRule>& rules() const noexcept { return rules_; }
 
  private:

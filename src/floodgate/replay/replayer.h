@@ -27,10 +27,10 @@ namespace floodgate::replay {
 
 // What a replay decides with.
 struct Policy {
-  Algorithm algorithm = Algorithm::Gcra;
-  Quota quota = Quota::per_second(10);
-  KeyQuotas key_quotas{};
-  std::size_t max_keys = 1'000'000;  // Keys with state at once.
+  Algorithm algorithm = Algorithm::Gcra;  // Every key's rule.
+  Quota quota = Quota::per_second(10);    // The quota of every key no rule of `key_quotas` matches.
+  KeyQuotas key_quotas{};                 // Quotas by key pattern; the first match wins.
+  std::size_t max_keys = 1'000'000;       // Keys with state at once.
 };
 
 // Counters of a replay's keys.
@@ -39,12 +39,15 @@ struct ReplayStats {
   std::uint64_t overflow_decisions = 0;  // Requests decided by the full keyed limiter's policy.
 };
 
+// Decides a trace's requests in the order given, as one limiter per key under a `Policy` would
+// (see the file comment for requests out of time order). Not thread-safe; movable.
 class Replayer {
  public:
   // Returns a replayer for `policy`, or an error naming a quota the algorithm cannot use (the
   // window algorithms need a burst equal to the count).
   static Result<Replayer> create(Policy policy);
 
+  // Takes `other`'s keys and policy; `other` is left only to be destroyed or assigned to.
   Replayer(Replayer&&) noexcept;
   Replayer& operator=(Replayer&&) noexcept;
   ~Replayer();
@@ -55,6 +58,7 @@ class Replayer {
   // Returns the quota `key` is limited by.
   Quota quota_of(std::string_view key) const;
 
+  // Returns the counters of the replay's keys.
   ReplayStats stats() const;
 
   // Drops the state of every key that no longer needs it at the latest instant decided so far
@@ -62,6 +66,7 @@ class Replayer {
   // keep state.
   std::uint64_t sweep();
 
+  // Returns the policy the replayer was created with.
   const Policy& policy() const noexcept;
 
   // The engine behind one algorithm (internal).

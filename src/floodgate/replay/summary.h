@@ -29,6 +29,7 @@ class TopDenials {
   // A capacity of 0 is taken as 1.
   explicit TopDenials(std::size_t capacity = 4096) : capacity_(capacity == 0 ? 1 : capacity) {}
 
+  // Counts one denial of `key`.
   void add(std::string_view key);
 
   // Returns up to `n` keys with their counts, most denied first (ties by key).
@@ -50,9 +51,12 @@ class TopDenials {
 // 16 KiB), the exact ones carried into it.
 class DistinctKeys {
  public:
+  // The most keys counted exactly.
   static constexpr std::size_t kExactLimit = 100'000;
 
+  // Counts `key`, once however often it is added.
   void add(std::string_view key);
+  // Returns how many distinct keys were added (see `exact`).
   std::uint64_t count() const;
   // Whether `count` is exact (no more than `kExactLimit` keys seen).
   bool exact() const noexcept { return registers_.empty(); }
@@ -77,6 +81,7 @@ class DistinctKeys {
 // every one before it widens the series to the left: lines need not be sorted.
 class TimeSeries {
  public:
+  // The most buckets kept; the series widens them rather than keep more.
   static constexpr std::size_t kMaxBuckets = 4096;
 
   // Buckets of `base_width` (1 ms by default) to start with; past `kMaxBuckets` they widen to the
@@ -87,6 +92,7 @@ class TimeSeries {
   // Counts one request at `t`.
   void add(Instant t, bool admitted);
 
+  // Reports whether no request has been counted.
   bool empty() const noexcept { return buckets_.empty(); }
   // The first bucket's start.
   Instant origin() const noexcept;
@@ -111,7 +117,7 @@ class TimeSeries {
 // epoch. Exact: every request is in the bar its instant falls in.
 struct PlotBars {
   std::int64_t first = 0;  // The first bar's start, nanoseconds since the epoch.
-  std::int64_t width = 0;
+  std::int64_t width = 0;  // Each bar's width, in nanoseconds.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> counts;  // (admitted, denied) per bar.
 };
 // With `window` [from, to), the bars cover it whole, requests or not; with `bar`, they are the
@@ -131,6 +137,7 @@ std::string escape_xml(std::string_view text);
 
 // What the plot says about itself.
 struct PlotLabels {
+  // The plot's heading.
   std::string title;
   // The quota to draw as a line (requests a bar at its rate), and what it applies to.
   std::optional<Quota> quota;

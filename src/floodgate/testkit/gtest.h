@@ -14,6 +14,7 @@
 
 #include "floodgate/testkit/runner.h"
 
+// Fails the test (EXPECT, or ASSERT: returns from it) unless `report.ok()`, printing the report.
 #define FLOODGATE_EXPECT_RUN_OK(report) EXPECT_TRUE((report).ok()) << (report).describe()
 #define FLOODGATE_ASSERT_RUN_OK(report) ASSERT_TRUE((report).ok()) << (report).describe()
 
@@ -22,6 +23,7 @@ namespace floodgate::testkit {
 // Fails the current worker's run when a GoogleTest assertion fails inside a worker thread.
 class WorkerAssertionGuard : public ::testing::EmptyTestEventListener {
  public:
+  // Called by GoogleTest for each assertion's result: fails the run of the worker it came from.
   void OnTestPartResult(const ::testing::TestPartResult& result) override {
     if (!result.failed()) return;
     internal::fail_current_worker(

@@ -35,10 +35,11 @@ namespace floodgate::testkit {
 
 // One limiter call as a worker records it: its instant, its cost and the decision.
 struct LimiterCall {
-  Instant at;
-  std::uint64_t cost;
-  Decision decision;
+  Instant at;          // The instant passed to the limiter.
+  std::uint64_t cost;  // The permits asked for.
+  Decision decision;   // What the limiter answered.
 
+  // Calls are equal when their instants, costs and decisions are.
   friend bool operator==(const LimiterCall&, const LimiterCall&) = default;
 };
 

@@ -57,6 +57,7 @@ concept ExplainingModel = SequentialModel<M, R> &&
   { model.expected(state, record) } -> std::convertible_to<std::string>;
 };
 
+// What the search found: an order exists (`Yes`), none does (`No`), or the budget ran out first.
 enum class Linearizability : std::uint8_t { Yes, No, Unknown };
 
 // Returns "linearizable", "not linearizable" or "unknown (time budget spent)".
@@ -74,6 +75,7 @@ inline std::string_view to_string(Linearizability verdict) noexcept {
 
 // The verdict, with what a report needs when it is `No`.
 struct LinearizabilityResult {
+  // Whether an order was found.
   Linearizability verdict = Linearizability::Yes;
   // For `No`: the longest order found that explains a prefix (indexes into the history), and the
   // operation that no order could explain next (the pending one that returned first).
@@ -82,8 +84,12 @@ struct LinearizabilityResult {
   std::uint64_t nodes = 0;  // Search nodes visited, over all partitions.
 };
 
+// How long the search may run, and how.
 struct LinearizabilityOptions {
+  // The search's time; past it the verdict is `Unknown`.
   std::chrono::milliseconds budget{10'000};
+  // Tries one of each set of interchangeable pending operations (equal records), not each. Off
+  // only to compare against the plain search.
   bool symmetry_reduction = true;
 };
 

@@ -65,6 +65,7 @@ auto allowed_outcomes(const State& initial, const std::vector<std::vector<Input>
 template <typename Output>
 class OutcomeTable {
  public:
+  // A table that grades outcomes against `allowed`, with nothing counted yet.
   explicit OutcomeTable(std::set<Outcome<Output>> allowed) : allowed_(std::move(allowed)) {}
 
   // Counts one run's outcome.

@@ -21,17 +21,18 @@ namespace floodgate::testkit {
 
 // One admitted request: its instant and its cost.
 struct Admission {
-  Instant at;
-  std::uint64_t cost;
+  Instant at;          // When it was admitted.
+  std::uint64_t cost;  // Permits admitted.
 };
 
 // A window that admitted more than the quota allows.
 struct RateBoundViolation {
-  Instant from;
-  Instant to;
+  Instant from;            // The window's first instant.
+  Instant to;              // The window's last instant.
   std::uint64_t admitted;  // Total cost admitted at instants in [from, to].
   std::uint64_t allowed;   // burst + floor(count x (to - from) / period).
 
+  // Returns the violation as one sentence with its numbers.
   std::string describe() const {
     return "admitted " + std::to_string(admitted) + " in [" +
            std::to_string(from.time_since_epoch().count()) + "ns, " +

@@ -44,7 +44,9 @@ namespace floodgate::testkit {
 // The exit code of a process the watchdog ended: a run stalled or outlived its deadline.
 inline constexpr int kHangExitCode = 86;
 
+// How `run` runs its workers, and when its watchdog ends a run that hangs.
 struct RunOptions {
+  // The number of worker threads, each running the body once.
   int workers = 4;
   // The watchdog fires when no worker starts or finishes an operation for this long.
   std::chrono::milliseconds stall_timeout{10'000};
@@ -78,25 +80,25 @@ std::string_view to_string(WorkerPhase phase) noexcept;
 
 // One thing that went wrong: which worker, in which operation, and what.
 struct Failure {
-  int worker;
+  int worker;               // The worker's index, from 0; -1 for the run itself.
   int operation;            // The index of the worker's operation, or -1 outside any.
   std::string description;  // The operation's description, if any.
-  std::string message;
+  std::string message;      // What went wrong, in the words of the check or the exception.
 };
 
 // One recorded operation. `invoked` and `returned` come from one process-wide counter, so
 // `a.returned < b.invoked` means that `a` finished before `b` started (real-time order).
 template <typename R>
 struct Operation {
-  int worker;
-  int index;
-  std::string description;
-  std::uint64_t invoked;
-  std::uint64_t returned;
-  std::chrono::steady_clock::time_point invoked_at;  // For humans; order by the stamps.
-  std::chrono::steady_clock::time_point returned_at;
-  std::optional<R> result;  // Empty if the operation threw.
-  std::string error;        // The exception's message if it threw.
+  int worker;                                         // The worker that ran it.
+  int index;                                          // Its index among the worker's operations.
+  std::string description;                            // The description given to `step`.
+  std::uint64_t invoked;                              // The stamp taken before it ran.
+  std::uint64_t returned;                             // The stamp taken after it returned.
+  std::chrono::steady_clock::time_point invoked_at;   // For humans; order by the stamps.
+  std::chrono::steady_clock::time_point returned_at;  // For humans; order by the stamps.
+  std::optional<R> result;                            // Empty if the operation threw.
+  std::string error;                                  // The exception's message if it threw.
 };
 
 // Returns `value` as text: `to_string(value)` found by lookup, or `operator<<`, or "?".
@@ -163,6 +165,7 @@ class RunCore {
 template <typename R>
 class Worker {
  public:
+  // Made by `run` for each worker; not for users.
   Worker(internal::RunCore& core, int index, std::vector<Operation<R>>& operations)
       : core_(core),
         index_(index),
@@ -247,11 +250,11 @@ class Worker {
 // What a run did: the failures, every worker's last phase, and the history of operations.
 template <typename R>
 struct RunReport {
-  RunOptions options;
-  std::vector<Failure> failures;
-  std::vector<WorkerPhase> phases;
-  std::vector<Operation<R>> history;  // Sorted by invoke stamp.
-  std::chrono::steady_clock::duration elapsed{};
+  RunOptions options;                             // The options the run had.
+  std::vector<Failure> failures;                  // Every failure, in the order reported.
+  std::vector<WorkerPhase> phases;                // Each worker's last phase, by index.
+  std::vector<Operation<R>> history;              // Sorted by invoke stamp.
+  std::chrono::steady_clock::duration elapsed{};  // From the run's start to the last join.
 
   // Reports whether no worker failed, threw, or missed the start line.
   bool ok() const noexcept { return failures.empty(); }

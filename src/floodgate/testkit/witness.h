@@ -22,9 +22,9 @@ namespace floodgate::testkit {
 // Why a history has no valid witness order.
 struct WitnessViolation {
   std::size_t position;  // Index, in witness order, of the first operation that does not fit.
-  int worker;
-  int operation;
-  std::string message;
+  int worker;            // The worker that ran it.
+  int operation;         // Its index among the worker's operations.
+  std::string message;   // What the replay reported.
 };
 
 // Checks `history` in the order of `ticket(op)`: `replay(op)` must return nothing for every
