@@ -175,6 +175,61 @@ TEST(RedisClusterTest, DecideAllWritesOnceToEachMasterOfTheBatch) {
   }
 }
 
+// All or none on a cluster: keys with one hash tag share a slot and are decided in one script on
+// its master; keys in two slots are refused before anything is sent, naming both slots.
+TEST(RedisClusterTest, AcquireAllTakesKeysOfOneSlotOnItsMaster) {
+  RedisCluster& c = cluster();
+  auto global = make_limiter({.url = c.url(),
+                              .prefix = "all:global:",
+                              .default_quota = Quota::per_hour(3),
+                              .on_failure = OnRedisFailure::FailClosed,
+                              .command_timeout = 2s});
+  ASSERT_TRUE(global);
+  auto per_client = RedisLimiter::create({.url = c.url(),
+                                          .prefix = "all:client:",
+                                          .default_quota = Quota::per_hour(1),
+                                          .on_failure = OnRedisFailure::FailClosed,
+                                          .connect_timeout = 2s,  // As make_limiter set.
+                                          .command_timeout = 2s},
+                                         *global);
+  ASSERT_TRUE(per_client) << per_client.error().message();
+  const auto request = [&](const std::string& client) {
+    return std::vector<RedisCall>{{.limiter = global.get(), .key = "{fleet}"},
+                                  {.limiter = per_client->get(), .key = "{fleet}:" + client}};
+  };
+  const Instant now{Nanos{1'764'662'400'000'000'000}};
+  std::vector<bool> admitted;
+  for (const char* client : {"a", "a", "b", "c", "d"}) {
+    std::vector<RedisCall> calls = request(client);
+    const Result<RedisAllOrNone> r = RedisLimiter::acquire_all_at(calls, now);
+    ASSERT_TRUE(r) << r.error().message();
+    ASSERT_EQ(calls[0].decision.source, DecisionSource::Redis) << global->last_error();
+    admitted.push_back(r->allowed());
+  }
+  // a, then a again (its own limit refuses, the global one keeps its permit), b, c, then d
+  // (the global limit of 3 refuses).
+  EXPECT_EQ(admitted, (std::vector<bool>{true, false, true, true, false}));
+  const std::size_t master = c.master_of(key_slot("fleet"));
+  ASSERT_LT(master, c.size());
+  for (const char* stored :
+       {"all:global:{fleet}", "all:client:{fleet}:a", "all:client:{fleet}:c"}) {
+    EXPECT_EQ(c.node(master).command({"EXISTS", stored}).integer, 1) << stored;
+  }
+  EXPECT_EQ(c.node(master).command({"EXISTS", "all:client:{fleet}:d"}).integer, 0);
+
+  // Without a shared hash tag the keys are in two slots (those of the whole stored keys).
+  std::vector<RedisCall> apart = {{.limiter = global.get(), .key = "global"},
+                                  {.limiter = per_client->get(), .key = "a"}};
+  const Result<RedisAllOrNone> r = RedisLimiter::acquire_all_at(apart, now);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(),
+            "acquire_all: call 1 (key \"a\"): on a Redis Cluster every key must be in one slot, "
+            "but \"all:client:a\" is in slot " +
+                std::to_string(key_slot("all:client:a")) + " and \"all:global:global\" in slot " +
+                std::to_string(key_slot("all:global:global")) +
+                "; give every key one hash tag, such as \"{fleet}\"");
+}
+
 TEST(RedisClusterTest, ConnectLoadsTheScriptOnEveryMaster) {
   std::vector<std::size_t> masters;
   for (std::size_t i = 0; i < cluster().size(); ++i) {

@@ -18,6 +18,8 @@
 #include "floodgate/limiters/internal/window_rules.h"
 #include "floodgate/limiters/rules.h"
 #include "floodgate/redis/internal/client.h"
+#include "floodgate/redis/internal/cluster_slots.h"
+#include "floodgate/redis/internal/scripts.h"
 #include "floodgate/redis/internal/url.h"
 
 namespace floodgate {
@@ -219,7 +221,9 @@ class RedisLimiter::Impl {
   // `client`: connections made for `options` (`make_client`), or shared with another limiter
   // whose connection options are the same.
   Impl(RedisLimiterOptions options, std::shared_ptr<internal::RedisClient> client)
-      : options_(std::move(options)), client_(std::move(client)) {
+      : options_(std::move(options)),
+        cluster_(internal::parse_redis_url(options_.url).value().cluster),
+        client_(std::move(client)) {
     if (options_.on_failure == OnRedisFailure::Fallback) make_fallback();
     for (auto& shard : deny_shards_) {
       shard.capacity = options_.deny_cache_keys / kDenyShards +
@@ -299,6 +303,10 @@ class RedisLimiter::Impl {
   // Returns the decision of `p`, sent, from its outcome.
   RedisDecision finish(Pending& p);
 
+  // `RedisLimiter::acquire_all` and `acquire_all_at` (`at` empty: the server's instant).
+  static Result<RedisAllOrNone> acquire_all(std::span<RedisCall> calls, std::optional<Instant> at,
+                                            SteadyTime deadline);
+
   // The latest a call sent at `sent` waits for: `deadline`, or twice the command timeout (the
   // round trip ahead of it on its connection, then its own) with a connect.
   SteadyTime hard_deadline(SteadyTime sent, SteadyTime deadline) const {
@@ -341,11 +349,14 @@ class RedisLimiter::Impl {
   }
 
   Result<void> connect(Nanos timeout) {
-    const internal::Script* script = &script_of(options_.algorithm);
+    // GCRA's limiters load the all-or-none script too (`acquire_all`).
+    const std::array<const internal::Script*, 2> scripts = {&script_of(options_.algorithm),
+                                                            &internal::gcra_all_script()};
+    const std::size_t n = options_.algorithm == Algorithm::Gcra && !options_.envoy_keys ? 2 : 1;
     const SteadyTime now = std::chrono::steady_clock::now();
     const SteadyTime deadline =
         timeout >= SteadyTime::max() - now ? SteadyTime::max() : now + timeout;
-    Result<void> ready = client_->prepare(std::span(&script, 1), deadline);
+    Result<void> ready = client_->prepare(std::span(scripts.data(), n), deadline);
     if (!ready) {
       const std::lock_guard lock(error_mu_);
       last_error_ = ready.error().message();
@@ -418,8 +429,8 @@ class RedisLimiter::Impl {
 
   // The failure policy's decision of `p`, for `failure` (BreakerOpen: the call was not sent
   // because the server's breaker is open).
-  RedisDecision by_policy(const Pending& p, RedisFailure failure) {
-    policy_decisions_.fetch_add(1, std::memory_order_relaxed);
+  RedisDecision by_policy(const Pending& p, RedisFailure failure, bool count = true) {
+    if (count) policy_decisions_.fetch_add(1, std::memory_order_relaxed);
     const Instant now = p.at.value_or(unix_now());
     const Quota& quota = p.quota;
     switch (options_.on_failure) {
@@ -485,6 +496,7 @@ class RedisLimiter::Impl {
   RedisDecision finish_envoy_keys(Pending& p, const internal::Reply& reply);
 
   const RedisLimiterOptions options_;
+  const bool cluster_;  // A Redis Cluster: multi-key scripts need their keys in one slot.
   const std::string slack_ms_ =
       std::to_string(std::chrono::ceil<std::chrono::milliseconds>(options_.ttl_slack).count());
   std::shared_ptr<internal::RedisClient> client_;  // Possibly shared with other limiters.
@@ -780,6 +792,199 @@ RedisDecision RedisLimiter::Impl::finish_envoy_keys(Pending& p, const internal::
   return RedisDecision{d, *p.at, DecisionSource::Redis};
 }
 
+Result<RedisAllOrNone> RedisLimiter::Impl::acquire_all(std::span<RedisCall> calls,
+                                                       std::optional<Instant> at,
+                                                       SteadyTime deadline) {
+  constexpr std::size_t kMaxCalls = 16;
+  if (calls.empty() || calls.size() > kMaxCalls) {
+    return Error("acquire_all takes 1 to " + std::to_string(kMaxCalls) + " calls (got " +
+                 std::to_string(calls.size()) + ")");
+  }
+  const auto which = [&](std::size_t i) {
+    return "acquire_all: call " + std::to_string(i) + " (key " + internal::quoted(calls[i].key) +
+           ")";
+  };
+  std::vector<Impl*> impls;
+  std::vector<std::string> stored;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    const RedisCall& call = calls[i];
+    if (call.limiter == nullptr) return Error(which(i) + " has no limiter");
+    if (call.peek) return Error(which(i) + " is a peek: all or none takes permits");
+    Impl& impl = *call.limiter->impl_;
+    if (impl.options_.algorithm != Algorithm::Gcra || impl.options_.envoy_keys) {
+      return Error(which(i) + ": its limiter runs " +
+                   std::string(to_string(impl.options_.algorithm)) +
+                   (impl.options_.envoy_keys ? " in envoyproxy/ratelimit's keys" : "") +
+                   "; all or none runs on gcra");
+    }
+    if (!impls.empty() && impl.client_ != impls[0]->client_) {
+      return Error(which(i) +
+                   ": its limiter does not share call 0's connections (make it with "
+                   "RedisLimiter::create(options, share_with))");
+    }
+    impls.push_back(&impl);
+    stored.push_back(impl.options_.prefix + std::string(call.key));
+  }
+  if (impls[0]->cluster_) {
+    const std::uint16_t slot = internal::key_slot(stored[0]);
+    for (std::size_t i = 1; i < stored.size(); ++i) {
+      if (const std::uint16_t other = internal::key_slot(stored[i]); other != slot) {
+        return Error(which(i) + ": on a Redis Cluster every key must be in one slot, but " +
+                     internal::quoted(stored[i]) + " is in slot " + std::to_string(other) +
+                     " and " + internal::quoted(stored[0]) + " in slot " + std::to_string(slot) +
+                     "; give every key one hash tag, such as \"{fleet}\"");
+      }
+    }
+  }
+  std::vector<Quota> quotas;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    quotas.push_back(calls[i].quota != nullptr ? *calls[i].quota
+                                               : impls[i]->quota_of(calls[i].key));
+    impls[i]->decisions_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // Decided by the limiters' failure policies, all or none as well (see the header).
+  const auto by_policies = [&](RedisFailure failure, const std::string& why) {
+    std::deque<Pending> pending;
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+      Impl& impl = *impls[i];
+      switch (failure) {
+        case RedisFailure::BreakerOpen:
+          impl.breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
+          break;
+        case RedisFailure::OutOfTime:
+          impl.deadline_refusals_.fetch_add(1, std::memory_order_relaxed);
+          break;
+        default:
+          impl.fail(why);
+          break;
+      }
+      impl.policy_decisions_.fetch_add(1, std::memory_order_relaxed);
+      pending.emplace_back(calls[i].key, at, calls[i].cost, false, quotas[i]);
+    }
+    RedisAllOrNone result;
+    for (std::size_t i = 0; i < calls.size() && result.allowed(); ++i) {
+      calls[i].decision = impls[i]->by_policy(pending[i], failure, false);
+      if (!calls[i].decision.allowed()) result.refused = i;
+    }
+    for (std::size_t i = 0; i < calls.size() && result.allowed(); ++i) {
+      pending[i].write = true;
+      calls[i].decision = impls[i]->by_policy(pending[i], failure, false);
+      if (!calls[i].decision.allowed()) result.refused = i;  // Taken in between: see the header.
+    }
+    for (std::size_t i = 0; i < calls.size() && !result.allowed(); ++i) {
+      if (i == result.refused) continue;
+      pending[i].cost = 0;
+      pending[i].write = false;
+      calls[i].decision = impls[i]->by_policy(pending[i], failure, false);
+    }
+    return result;
+  };
+
+  const SteadyTime sent = std::chrono::steady_clock::now();
+  if (deadline <= sent) return by_policies(RedisFailure::OutOfTime, "");
+
+  // The script's arguments (see scripts.cc): the instant, the TTL slack, then each key's window
+  // and charge, as seconds and nanoseconds.
+  std::vector<std::string> args;
+  const auto split = [&](std::int64_t n) {
+    const std::int64_t seconds = internal::floor_div(n, kSecond);
+    args.push_back(std::to_string(seconds));
+    args.push_back(std::to_string(n - seconds * kSecond));
+  };
+  if (at) {
+    split(internal::clamped_nanos(*at));
+  } else {
+    args.emplace_back();
+    args.emplace_back();
+  }
+  Nanos slack = Nanos::zero();
+  Nanos timeout = Nanos::max();
+  for (const Impl* impl : impls) {
+    slack = std::max(slack, impl->options_.ttl_slack);
+    timeout = std::min(timeout, impl->options_.command_timeout);
+  }
+  args.push_back(std::to_string(std::chrono::ceil<std::chrono::milliseconds>(slack).count()));
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    const auto params = internal::Gcra::params(quotas[i]);
+    const std::uint64_t cost = calls[i].cost;
+    split(params.window);
+    // A cost outside [1, burst] is never admitted: a charge beyond the window says so.
+    split(cost == 0              ? 0
+          : cost <= params.burst ? static_cast<std::int64_t>(internal::Gcra::charge(cost, params))
+                                 : params.window + kSecond);
+  }
+  std::vector<std::string_view> views(args.begin(), args.end());
+  std::vector<std::string_view> other_keys(stored.begin() + 1, stored.end());
+  internal::BatchItem item;
+  item.key = stored[0];
+  item.other_keys = other_keys;
+  item.script = &internal::gcra_all_script();
+  item.args = views;
+  internal::BatchItem* items = &item;
+  impls[0]->client_->run_batch(std::span(&items, 1), impls[0]->hard_deadline(sent, deadline),
+                               timeout);
+
+  const internal::ScriptOutcome& outcome = item.outcome;
+  if (outcome.refused) return by_policies(RedisFailure::BreakerOpen, "");
+  if (!outcome.reply) {
+    const std::string& why = outcome.reply.error().message();
+    return by_policies(why.find("timed out") != std::string::npos ? RedisFailure::Timeout
+                                                                  : RedisFailure::Unreachable,
+                       why);
+  }
+  const internal::Reply& reply = *outcome.reply;
+  if (reply.is_error()) return by_policies(RedisFailure::ErrorReply, "redis: " + reply.text);
+
+  // "<refused> <seconds> <fraction> <state>...": the first key that refused (1-based; 0: none),
+  // the instant as for the one-key script, and each key's state before.
+  const auto unexpected = [&] {
+    return by_policies(RedisFailure::ErrorReply, "unexpected reply from the all-or-none script: " +
+                                                     internal::describe(reply));
+  };
+  if (reply.type != internal::Reply::Type::String) return unexpected();
+  std::vector<std::string_view> f;
+  for (std::string_view rest = reply.text; !rest.empty();) {
+    const std::size_t space = rest.find(' ');
+    f.push_back(rest.substr(0, space));
+    rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
+  }
+  std::size_t refused = 0;
+  std::int64_t seconds = 0;
+  std::int64_t fraction = 0;
+  if (f.size() != 3 + calls.size() || !parse_number(f[0], refused) || refused > calls.size() ||
+      !parse_number(f[1], seconds) || !parse_number(f[2], fraction) || fraction < 0 ||
+      fraction >= (at ? kSecond : 1'000'000) ||
+      seconds > std::numeric_limits<std::int64_t>::max() / kSecond ||
+      seconds < std::numeric_limits<std::int64_t>::min() / kSecond) {
+    return unexpected();
+  }
+  const std::int64_t t =
+      internal::saturating_add(seconds * kSecond, at ? fraction : fraction * 1000);
+  std::vector<KeyState> states(calls.size());
+  std::size_t first_refusing = 0;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    if (f[3 + i] != "-" && !parse_number(f[3 + i], states[i].gcra)) return unexpected();
+    const Decision d = rule_decision(Algorithm::Gcra, states[i], t, calls[i].cost, quotas[i]);
+    if (!d.allowed() && first_refusing == 0) first_refusing = i + 1;
+    calls[i].decision = {d, Instant{Nanos{t}}, DecisionSource::Redis};
+  }
+  if (first_refusing != refused) {
+    return by_policies(RedisFailure::ErrorReply,
+                       "the all-or-none script and the in-process rule disagree at " +
+                           std::to_string(t) + " on reply " + internal::quoted(reply.text));
+  }
+  RedisAllOrNone result;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    impls[i]->redis_decisions_.fetch_add(1, std::memory_order_relaxed);
+    if (refused != 0 && i + 1 != refused) {
+      calls[i].decision.decision = rule_decision(Algorithm::Gcra, states[i], t, 0, quotas[i]);
+    }
+  }
+  if (refused != 0) result.refused = refused - 1;
+  return result;
+}
+
 RedisDecision RedisLimiter::Impl::decide(std::string_view key, std::optional<Instant> at,
                                          std::uint64_t cost, bool write, SteadyTime deadline,
                                          const Quota* given) {
@@ -988,6 +1193,15 @@ void RedisLimiter::decide_all(std::span<RedisCall> calls, SteadyTime deadline) {
     client->run_batch(items, until, timeout);
   }
   for (Sending& s : sending) s.call->decision = s.impl->finish(*s.pending);
+}
+
+Result<RedisAllOrNone> RedisLimiter::acquire_all(std::span<RedisCall> calls, SteadyTime deadline) {
+  return Impl::acquire_all(calls, std::nullopt, deadline);
+}
+
+Result<RedisAllOrNone> RedisLimiter::acquire_all_at(std::span<RedisCall> calls, Instant now,
+                                                    SteadyTime deadline) {
+  return Impl::acquire_all(calls, now, deadline);
 }
 
 Result<void> RedisLimiter::connect(Nanos timeout) { return impl_->connect(timeout); }

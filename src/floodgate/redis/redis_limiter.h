@@ -49,8 +49,7 @@ enum class OnRedisFailure : std::uint8_t {
   // Deny, with `retry_after()` the time until the limiter will next try Redis.
   FailClosed,
   // Decide in an in-process `KeyedLimiter` of the same algorithm with `fallback_share` of each
-  // key's
-  // quota, so that a fleet of n processes admits about n x share x quota while Redis is away.
+  // key's quota, so that a fleet of n processes admits about n x share x quota while Redis is away.
   // The default.
   Fallback,
 };
@@ -197,8 +196,24 @@ struct RedisLimiterStats {
 
 class RedisLimiter;
 
-// One call of `RedisLimiter::decide_all`: `cost` permits for `key` on `limiter`, under `quota`
-// if given (see `try_acquire_with_quota_before`), else the key's.
+// What `RedisLimiter::acquire_all` did: whether every call was admitted (and charged), and if
+// not, which call refused. Each call's own answer is in its `RedisCall::decision`.
+struct [[nodiscard]] RedisAllOrNone {
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);  // `refused` when none did.
+
+  // The index of the call that refused (the first in the order given), or `kNone`.
+  std::size_t refused = kNone;
+
+  // Reports whether every call was admitted and charged.
+  bool allowed() const noexcept { return refused == kNone; }
+  // `allowed()`.
+  explicit operator bool() const noexcept { return allowed(); }
+  // Reports whether the call at `index` refused.
+  bool refused_by(std::size_t index) const noexcept { return refused == index; }
+};
+
+// One call of `RedisLimiter::decide_all` or `RedisLimiter::acquire_all`: `cost` permits for `key`
+// on `limiter`, under `quota` if given (see `try_acquire_with_quota_before`), else the key's.
 struct RedisCall {
   RedisLimiter* limiter = nullptr;  // The limiter that decides it; must not be null.
   std::string_view key;             // The key, without the limiter's prefix.
@@ -290,12 +305,47 @@ class RedisLimiter {
                          std::chrono::steady_clock::time_point deadline =
                              std::chrono::steady_clock::time_point::max());
 
+  // Takes every call's cost from its key, all or none, across the fleet: one script on one
+  // server reads every key's state, decides each call at one instant (the server's `TIME`) and
+  // writes the new states only if every call is admitted. A global limit and a per-client limit
+  // are then charged both or neither, whatever other processes do at the same time, in one round
+  // trip. The result names the call that refused, the first in the order given. Each call's
+  // answer goes to its `decision`, as the in-process `acquire_all_at` gives them
+  // (floodgate/keyed/acquire_all.h): the refusing call's own answer, with the wait a retry needs;
+  // every other call's permits left after the outcome (its answer for a cost of 0); when all
+  // were admitted, each call's answer.
+  //
+  // Returns an error, sending nothing, unless: there are 1 to 16 calls, none a peek, none with a
+  // null limiter; every limiter runs `Algorithm::Gcra` without `envoy_keys`; every limiter runs
+  // on one set of connections (the same limiter, or made with `create(options, share_with)`);
+  // and, on a Redis Cluster, every stored key (`prefix + key`) is in one hash slot. For that,
+  // give every key one hash tag, such as `"{fleet}"` for the global limit's key and
+  // `"{fleet}:" + client` for each client's: they then all live on the node that holds that
+  // slot, which takes all of these calls' load. A standalone server or a Sentinel's master holds
+  // any keys.
+  //
+  // When Redis does not answer by `deadline` (or within the limiters' `command_timeout`), or
+  // its breaker is open, each call's limiter's `on_failure` decides, all or none as well: every
+  // call is first asked without being charged, and only if all are admitted is each charged.
+  // Under `Fallback`, a concurrent call can take a later limit's last permits between the two,
+  // leaving the earlier ones charged; the result then names the one that refused. Calls are not
+  // answered from the deny cache. Each call is counted in its limiter's `stats`.
+  static Result<RedisAllOrNone> acquire_all(std::span<RedisCall> calls,
+                                            std::chrono::steady_clock::time_point deadline =
+                                                std::chrono::steady_clock::time_point::max());
+
+  // As `acquire_all`, at `now` (nanoseconds on the caller's own timeline) for every call.
+  static Result<RedisAllOrNone> acquire_all_at(std::span<RedisCall> calls, Instant now,
+                                               std::chrono::steady_clock::time_point deadline =
+                                                   std::chrono::steady_clock::time_point::max());
+
   // Connects to every server the limiter calls (each master of a cluster, after reading its slot
-  // map) and loads the limiter's script there, trying again after failures until `timeout` has
-  // passed. Optional: calls connect on their own, but the first call to a server then pays for
-  // the connect and the script's load within its `command_timeout`. Call it at start, to take
-  // that cost out of the first calls and to learn that Redis does not answer. Returns an error
-  // naming the server and the failure (also `last_error`; no call is counted).
+  // map) and loads the limiter's scripts there (a GCRA limiter's include `acquire_all`'s), trying
+  // again after failures until `timeout` has passed. Optional: calls connect on their own, but the
+  // first call to a server then pays for the connect and the script's load within its
+  // `command_timeout`. Call it at start, to take that cost out of the first calls and to learn that
+  // Redis does not answer. Returns an error naming the server and the failure (also `last_error`;
+  // no call is counted).
   Result<void> connect(Nanos timeout = std::chrono::seconds(1));
 
   // Returns the quota `key` is limited by.

@@ -48,11 +48,12 @@ struct ScriptOutcome {
   bool refused = false;
 };
 
-// One call of a batch (`RedisClient::run_batch`): a script with KEYS[1] = `key` and ARGV =
-// `args`, or `commands` (each one RESP command, as `append_command` writes it, all on `key`'s
-// slot). What it names must outlive the batch.
+// One call of a batch (`RedisClient::run_batch`): a script with KEYS = `key` then `other_keys`
+// (all on `key`'s slot) and ARGV = `args`, or `commands` (each one RESP command, as
+// `append_command` writes it, all on `key`'s slot). What it names must outlive the batch.
 struct BatchItem {
   std::string_view key;
+  std::span<const std::string_view> other_keys = {};
   const Script* script = nullptr;  // Null: `commands`.
   std::span<const std::string_view> args = {};
   std::span<const std::string> commands = {};

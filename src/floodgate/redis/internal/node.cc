@@ -2,16 +2,16 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "floodgate/core/internal/check.h"
 
 namespace floodgate::internal {
 namespace {
-
-constexpr std::size_t kMaxArgs = 12;
 
 // Sends `command` on `pipeline` until a reply other than LOADING (a server reading its data at
 // start) comes back or `deadline` passes; returns the last reply or error.
@@ -58,15 +58,21 @@ std::size_t append_item(std::string& text, const BatchItem& item, bool asking, b
     }
     return item.commands.size() * (asking ? 2 : 1);
   }
-  FLOODGATE_DCHECK(item.args.size() <= kMaxArgs, "run_batch: too many script arguments");
-  std::array<std::string_view, 4 + kMaxArgs> argv{
-      eval ? std::string_view("EVAL") : std::string_view("EVALSHA"),
-      eval ? std::string_view(item.script->text) : std::string_view(item.script->sha1), "1",
-      item.key};
-  const std::size_t n = 4 + std::min(item.args.size(), kMaxArgs);
-  std::copy_n(item.args.begin(), n - 4, argv.begin() + 4);
+  // The thread's own, kept between calls: no allocation once it has grown.
+  thread_local std::vector<std::string_view> argv;
+  std::array<char, 24> numkeys{};
+  const char* numkeys_end =
+      std::to_chars(numkeys.data(), numkeys.data() + numkeys.size(), 1 + item.other_keys.size())
+          .ptr;
+  argv.assign(
+      {eval ? std::string_view("EVAL") : std::string_view("EVALSHA"),
+       eval ? std::string_view(item.script->text) : std::string_view(item.script->sha1),
+       std::string_view(numkeys.data(), static_cast<std::size_t>(numkeys_end - numkeys.data())),
+       item.key});
+  argv.insert(argv.end(), item.other_keys.begin(), item.other_keys.end());
+  argv.insert(argv.end(), item.args.begin(), item.args.end());
   if (asking) append_command(text, {"ASKING"});
-  append_command(text, std::span<const std::string_view>(argv.data(), n));
+  append_command(text, std::span<const std::string_view>(argv));
   return asking ? 2 : 1;
 }
 

@@ -136,6 +136,93 @@ if admitted then return '1 ' .. at .. ' ' .. (state or '-') end
 return '0 ' .. at .. ' ' .. (state or '-')
 )lua";
 
+// GCRA over several keys, all or none (`RedisLimiter::acquire_all`): each key's rule as `kGcra`
+// decides it, at one instant; the new states are written only if every key admits. ARGV[1] and
+// ARGV[2] are the instant as in `kGcra`, ARGV[3] the TTL slack in milliseconds, then four per key
+// (KEYS[i]: ARGV[4i], ARGV[4i+1] the window, ARGV[4i+2], ARGV[4i+3] the charge, seconds and
+// nanoseconds). A charge above the window never admits (the client sends one for a cost outside
+// [1, burst]); a charge of 0 writes nothing. Replies "<0 admitted | i, the first key that refused>
+// <seconds> <fraction> <state before of KEYS[1]|-> ... <of KEYS[n]|->".
+constexpr std::string_view kGcraAll = R"lua(
+local E = 1000000000
+local th, tl, at
+if ARGV[1] == '' then
+  local now = redis.call('TIME')
+  th, tl = now[1] + 0, now[2] * 1000
+  at = now[1] .. ' ' .. now[2]
+else
+  th, tl = ARGV[1] + 0, ARGV[2] + 0
+  at = ARGV[1] .. ' ' .. ARGV[2]
+end
+local function instant(state)
+  local neg = string.byte(state, 1) == 45
+  local digits = neg and string.sub(state, 2) or state
+  local m = #digits
+  local sh, sl = 0, nil
+  if m > 9 then
+    sh, sl = tonumber(string.sub(digits, 1, m - 9)), tonumber(string.sub(digits, m - 8))
+  else
+    sl = tonumber(digits)
+  end
+  if m > 19 or m == 0 or not string.match(digits, '^%d+$') or not sh or not sl then
+    return nil
+  end
+  if neg then
+    if sl > 0 then sh, sl = -sh - 1, E - sl else sh = -sh end
+  end
+  return sh, sl
+end
+local n = #KEYS
+local states, after = {}, {}
+local refused = 0
+for i = 1, n do
+  local b = 4 * i
+  local state = redis.call('GET', KEYS[i])
+  local uh, ul = 0, 0
+  if state then
+    local sh, sl = instant(state)
+    if not sh then
+      return redis.error_reply('floodgate: key ' .. KEYS[i] .. ' does not hold a GCRA state')
+    end
+    if sh > th or (sh == th and sl > tl) then
+      uh, ul = sh - th, sl - tl
+      if ul < 0 then uh, ul = uh - 1, ul + E end
+    end
+  end
+  local nh, nl = uh + ARGV[b + 2], ul + ARGV[b + 3]
+  if nl >= E then nh, nl = nh + 1, nl - E end
+  local wh = ARGV[b] + 0
+  if refused == 0 and not (nh < wh or (nh == wh and nl <= ARGV[b + 1] + 0)) then refused = i end
+  states[i] = state or '-'
+  after[i] = {nh, nl}
+end
+if refused == 0 then
+  for i = 1, n do
+    local b = 4 * i
+    local nh, nl = after[i][1], after[i][2]
+    if (ARGV[b + 2] ~= '0' or ARGV[b + 3] ~= '0') and (nh > 0 or nl > 0) then
+      local xh, xl = th + nh, tl + nl
+      if xl >= E then xh, xl = xh + 1, xl - E end
+      local text
+      if xh > 0 then
+        text = string.format('%d%09d', xh, xl)
+      elseif xh == 0 then
+        text = string.format('%d', xl)
+      elseif xl > 0 then
+        text = string.format('-%d%09d', -xh - 1, E - xl)
+      else
+        text = string.format('-%d000000000', -xh)
+      end
+      local r = nl % 1000000
+      local ms = nh * 1000 + (nl - r) / 1000000 + ARGV[3]
+      if r > 0 then ms = ms + 1 end
+      redis.call('SET', KEYS[i], text, 'PX', ms)
+    end
+  end
+end
+return refused .. ' ' .. at .. ' ' .. table.concat(states, ' ')
+)lua";
+
 // Token bucket: the state is the instant the bucket was empty, a double of nanoseconds
 // (floodgate/limiters/internal/token_bucket_rule.h); no key is a bucket full at every instant.
 // The same double operations in the same order as `TokenBucket::admit`.
@@ -224,6 +311,11 @@ struct Built {
 
 const Script& gcra_script() {
   static const Built built(std::string_view{}, kGcra);
+  return built.script;
+}
+
+const Script& gcra_all_script() {
+  static const Built built(std::string_view{}, kGcraAll);
   return built.script;
 }
 

@@ -28,6 +28,8 @@ struct Script {
 };
 
 const Script& gcra_script();
+// GCRA over several keys, all or none: see scripts.cc for its arguments and reply.
+const Script& gcra_all_script();
 const Script& token_bucket_script();
 const Script& fixed_window_script();
 
