@@ -26,10 +26,11 @@ int main(int argc, char** argv) {
 
   int admitted = 0;
   for (const std::string client : {"a", "a", "a", "b", "b", "c", "d"}) {
-    // One hash tag in every key: on a Redis Cluster they must share a slot.
-    std::vector<floodgate::RedisCall> calls = {
-        {.limiter = global->get(), .key = "{fleet}"},
-        {.limiter = per_client->get(), .key = "{fleet}:" + client}};
+    // One hash tag in every key: on a Redis Cluster they must share a slot. A call holds a view
+    // of its key, which must outlive it.
+    const std::string key = "{fleet}:" + client;
+    std::vector<floodgate::RedisCall> calls = {{.limiter = global->get(), .key = "{fleet}"},
+                                               {.limiter = per_client->get(), .key = key}};
     const auto r = floodgate::RedisLimiter::acquire_all(calls);
     if (!r) return std::fprintf(stderr, "%s\n", r.error().message().c_str()), 2;
     if (r->allowed()) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -61,8 +62,9 @@ TwoLimits two_limits(const std::string& url, const std::string& prefix, Quota gl
   return limits;
 }
 
-// Calls for one request: the global limit, then the client's.
-std::vector<RedisCall> request(const TwoLimits& limits, const std::string& client,
+// Calls for one request: the global limit, then the client's. The calls hold a view of `client`:
+// it must outlive them.
+std::vector<RedisCall> request(const TwoLimits& limits, std::string_view client,
                                std::uint64_t cost = 1) {
   return {{.limiter = limits.global.get(), .key = "{fleet}", .cost = cost},
           {.limiter = limits.per_client.get(), .key = client, .cost = cost}};
@@ -207,7 +209,8 @@ TEST(RedisAcquireAllTest, ConcurrentHostsChargeExactlyWhatWasAdmitted) {
       while (!go.load()) std::this_thread::yield();
       for (int i = 0; i < kRequestsPerThread; ++i) {
         const int client = (w + i) % kClients;
-        std::vector<RedisCall> calls = request(host, "{fleet}:" + std::to_string(client));
+        const std::string key = "{fleet}:" + std::to_string(client);
+        std::vector<RedisCall> calls = request(host, key);
         const Result<RedisAllOrNone> r = RedisLimiter::acquire_all_at(calls, kStart);
         Record record{client, r && r->allowed(), r ? r->refused : 99, true, true};
         for (std::size_t k = 0; k < calls.size(); ++k) {

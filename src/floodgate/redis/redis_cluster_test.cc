@@ -12,6 +12,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -193,14 +194,16 @@ TEST(RedisClusterTest, AcquireAllTakesKeysOfOneSlotOnItsMaster) {
                                           .command_timeout = 2s},
                                          *global);
   ASSERT_TRUE(per_client) << per_client.error().message();
-  const auto request = [&](const std::string& client) {
+  // The calls hold a view of `key`: it must outlive them.
+  const auto request = [&](std::string_view key) {
     return std::vector<RedisCall>{{.limiter = global.get(), .key = "{fleet}"},
-                                  {.limiter = per_client->get(), .key = "{fleet}:" + client}};
+                                  {.limiter = per_client->get(), .key = key}};
   };
   const Instant now{Nanos{1'764'662'400'000'000'000}};
   std::vector<bool> admitted;
   for (const char* client : {"a", "a", "b", "c", "d"}) {
-    std::vector<RedisCall> calls = request(client);
+    const std::string key = std::string("{fleet}:") + client;
+    std::vector<RedisCall> calls = request(key);
     const Result<RedisAllOrNone> r = RedisLimiter::acquire_all_at(calls, now);
     ASSERT_TRUE(r) << r.error().message();
     ASSERT_EQ(calls[0].decision.source, DecisionSource::Redis) << global->last_error();

@@ -216,7 +216,7 @@ struct [[nodiscard]] RedisAllOrNone {
 // on `limiter`, under `quota` if given (see `try_acquire_with_quota_before`), else the key's.
 struct RedisCall {
   RedisLimiter* limiter = nullptr;  // The limiter that decides it; must not be null.
-  std::string_view key;             // The key, without the limiter's prefix.
+  std::string_view key;             // The key, without the prefix; a view: keep it alive.
   std::uint64_t cost = 1;           // Permits asked for.
   bool peek = false;                // Report only, consuming nothing (`peek_before`).
   const Quota* quota = nullptr;     // The quota to decide under; null: the key's.

@@ -1,5 +1,7 @@
 #include "floodgate/redis/internal/scripts.h"
 
+#include <string>
+
 #include "floodgate/redis/internal/sha1.h"
 
 namespace floodgate::internal {
@@ -56,17 +58,18 @@ local state = redis.call('GET', KEYS[1])
 
 // GCRA: the state is the theoretical arrival time in nanoseconds (floodgate/limiters/internal/
 // gcra_rule.h), as decimal text. Admitted iff max(state, t) - t + charge <= window; the key then
-// holds t + that sum and lives until then.
+// holds t + that sum and lives until then. Two scripts share the pieces below: one key
+// (`gcra_script`, every call's) and several keys all or none (`gcra_all_script`).
 //
 // Every call runs it, so it is written for the fewest function calls (each costs Redis more than
-// the arithmetic): no prelude; the instant (ARGV[1] seconds or '' for the server's TIME, ARGV[2]
-// nanoseconds), the window (ARGV[3] seconds, ARGV[4] nanoseconds) and the charge (ARGV[5],
-// ARGV[6]) come split, so that each sum of two 64-bit nanosecond counts is exact in Lua's doubles,
-// and are read by Lua's own coercion; only the state is split here, and the new state is the only
-// number written as text. ARGV[7] '1' writes; ARGV[8] is the TTL slack in milliseconds. Replies
-// "<1 admitted|0> <seconds> <fraction> <state before|->", the fraction ARGV[2] as given, or TIME's
-// microseconds.
-constexpr std::string_view kGcra = R"lua(
+// the arithmetic): no prelude; the instant (seconds or '' for the server's TIME, then
+// nanoseconds), each window and each charge come split, so that each sum of two 64-bit
+// nanosecond counts is exact in Lua's doubles, and are read by Lua's own coercion; only the state
+// is split here, and the new state is the only number written as text. A reply gives the instant
+// as "<seconds> <fraction>", the fraction the nanoseconds as given, or TIME's microseconds.
+
+// The instant `th` s + `tl` ns, from ARGV[1] and ARGV[2], and `at`, its text for the reply.
+constexpr std::string_view kGcraInstant = R"lua(
 local E = 1000000000
 local th, tl, at
 if ARGV[1] == '' then
@@ -77,7 +80,11 @@ else
   th, tl = ARGV[1] + 0, ARGV[2] + 0
   at = ARGV[1] .. ' ' .. ARGV[2]
 end
-local state = redis.call('GET', KEYS[1])
+)lua";
+
+// From `key`'s `state` (a GET's reply): `uh` s + `ul` ns, how far the state is ahead of the
+// instant (0 for none or a past one), or an error reply for a value that is not a state.
+constexpr std::string_view kGcraUsed = R"lua(
 local uh, ul = 0, 0
 if state then
   local n = #state
@@ -103,18 +110,17 @@ if state then
     end
   end
   if not sl or sl < 0 or sl >= E or sh % 1 ~= 0 or sl % 1 ~= 0 then
-    return redis.error_reply('floodgate: key ' .. KEYS[1] .. ' does not hold a GCRA state')
+    return redis.error_reply('floodgate: key ' .. key .. ' does not hold a GCRA state')
   end
   if sh > th or (sh == th and sl > tl) then
     uh, ul = sh - th, sl - tl
     if ul < 0 then uh, ul = uh - 1, ul + E end
   end
 end
-local nh, nl = uh + ARGV[5], ul + ARGV[6]
-if nl >= E then nh, nl = nh + 1, nl - E end
-local wh = ARGV[3] + 0
-local admitted = nh < wh or (nh == wh and nl <= ARGV[4] + 0)
-if admitted and ARGV[7] == '1' and (nh > 0 or nl > 0) then
+)lua";
+
+// Stores the state the instant plus `nh` s + `nl` ns in `key`, to expire then plus `slack` ms.
+constexpr std::string_view kGcraStore = R"lua(
   local xh, xl = th + nh, tl + nl
   if xl >= E then xh, xl = xh + 1, xl - E end
   local text
@@ -128,68 +134,50 @@ if admitted and ARGV[7] == '1' and (nh > 0 or nl > 0) then
     text = string.format('-%d000000000', -xh)
   end
   local r = nl % 1000000
-  local ms = nh * 1000 + (nl - r) / 1000000 + ARGV[8]
+  local ms = nh * 1000 + (nl - r) / 1000000 + slack
   if r > 0 then ms = ms + 1 end
-  redis.call('SET', KEYS[1], text, 'PX', ms)
-end
+  redis.call('SET', key, text, 'PX', ms)
+)lua";
+
+// One key: ARGV[1], ARGV[2] the instant; ARGV[3], ARGV[4] the window; ARGV[5], ARGV[6] the
+// charge; ARGV[7] '1' writes; ARGV[8] the TTL slack in milliseconds. Replies "<1 admitted|0>
+// <seconds> <fraction> <state before|->".
+std::string gcra_text() {
+  std::string text(kGcraInstant);
+  text += "local key = KEYS[1]\nlocal state = redis.call('GET', key)\n";
+  text += kGcraUsed;
+  text += R"lua(local nh, nl = uh + ARGV[5], ul + ARGV[6]
+if nl >= E then nh, nl = nh + 1, nl - E end
+local wh = ARGV[3] + 0
+local admitted = nh < wh or (nh == wh and nl <= ARGV[4] + 0)
+if admitted and ARGV[7] == '1' and (nh > 0 or nl > 0) then
+  local slack = ARGV[8]
+)lua";
+  text += kGcraStore;
+  text += R"lua(end
 if admitted then return '1 ' .. at .. ' ' .. (state or '-') end
 return '0 ' .. at .. ' ' .. (state or '-')
 )lua";
+  return text;
+}
 
-// GCRA over several keys, all or none (`RedisLimiter::acquire_all`): each key's rule as `kGcra`
-// decides it, at one instant; the new states are written only if every key admits. ARGV[1] and
-// ARGV[2] are the instant as in `kGcra`, ARGV[3] the TTL slack in milliseconds, then four per key
-// (KEYS[i]: ARGV[4i], ARGV[4i+1] the window, ARGV[4i+2], ARGV[4i+3] the charge, seconds and
-// nanoseconds). A charge above the window never admits (the client sends one for a cost outside
-// [1, burst]); a charge of 0 writes nothing. Replies "<0 admitted | i, the first key that refused>
-// <seconds> <fraction> <state before of KEYS[1]|-> ... <of KEYS[n]|->".
-constexpr std::string_view kGcraAll = R"lua(
-local E = 1000000000
-local th, tl, at
-if ARGV[1] == '' then
-  local now = redis.call('TIME')
-  th, tl = now[1] + 0, now[2] * 1000
-  at = now[1] .. ' ' .. now[2]
-else
-  th, tl = ARGV[1] + 0, ARGV[2] + 0
-  at = ARGV[1] .. ' ' .. ARGV[2]
-end
-local function instant(state)
-  local neg = string.byte(state, 1) == 45
-  local digits = neg and string.sub(state, 2) or state
-  local m = #digits
-  local sh, sl = 0, nil
-  if m > 9 then
-    sh, sl = tonumber(string.sub(digits, 1, m - 9)), tonumber(string.sub(digits, m - 8))
-  else
-    sl = tonumber(digits)
-  end
-  if m > 19 or m == 0 or not string.match(digits, '^%d+$') or not sh or not sl then
-    return nil
-  end
-  if neg then
-    if sl > 0 then sh, sl = -sh - 1, E - sl else sh = -sh end
-  end
-  return sh, sl
-end
-local n = #KEYS
-local states, after = {}, {}
+// Several keys, all or none (`RedisLimiter::acquire_all`): each key decided as above at one
+// instant; the new states written only if every key admits. ARGV[1], ARGV[2] the instant, ARGV[3]
+// the TTL slack in milliseconds, then four per key: KEYS[i]'s window in ARGV[4i], ARGV[4i+1] and
+// its charge in ARGV[4i+2], ARGV[4i+3]. A charge above the window never admits (the client sends
+// one for a cost outside [1, burst]); a charge of 0 writes nothing. Replies "<0 admitted | i, the
+// first key that refused> <seconds> <fraction> <state before of KEYS[1]|-> ... <of KEYS[n]|->".
+std::string gcra_all_text() {
+  std::string text(kGcraInstant);
+  text += R"lua(local states, after = {}, {}
 local refused = 0
-for i = 1, n do
+for i = 1, #KEYS do
   local b = 4 * i
-  local state = redis.call('GET', KEYS[i])
-  local uh, ul = 0, 0
-  if state then
-    local sh, sl = instant(state)
-    if not sh then
-      return redis.error_reply('floodgate: key ' .. KEYS[i] .. ' does not hold a GCRA state')
-    end
-    if sh > th or (sh == th and sl > tl) then
-      uh, ul = sh - th, sl - tl
-      if ul < 0 then uh, ul = uh - 1, ul + E end
-    end
-  end
-  local nh, nl = uh + ARGV[b + 2], ul + ARGV[b + 3]
+  local key = KEYS[i]
+  local state = redis.call('GET', key)
+)lua";
+  text += kGcraUsed;
+  text += R"lua(  local nh, nl = uh + ARGV[b + 2], ul + ARGV[b + 3]
   if nl >= E then nh, nl = nh + 1, nl - E end
   local wh = ARGV[b] + 0
   if refused == 0 and not (nh < wh or (nh == wh and nl <= ARGV[b + 1] + 0)) then refused = i end
@@ -197,31 +185,21 @@ for i = 1, n do
   after[i] = {nh, nl}
 end
 if refused == 0 then
-  for i = 1, n do
+  local slack = ARGV[3]
+  for i = 1, #KEYS do
     local b = 4 * i
+    local key = KEYS[i]
     local nh, nl = after[i][1], after[i][2]
     if (ARGV[b + 2] ~= '0' or ARGV[b + 3] ~= '0') and (nh > 0 or nl > 0) then
-      local xh, xl = th + nh, tl + nl
-      if xl >= E then xh, xl = xh + 1, xl - E end
-      local text
-      if xh > 0 then
-        text = string.format('%d%09d', xh, xl)
-      elseif xh == 0 then
-        text = string.format('%d', xl)
-      elseif xl > 0 then
-        text = string.format('-%d%09d', -xh - 1, E - xl)
-      else
-        text = string.format('-%d000000000', -xh)
-      end
-      local r = nl % 1000000
-      local ms = nh * 1000 + (nl - r) / 1000000 + ARGV[3]
-      if r > 0 then ms = ms + 1 end
-      redis.call('SET', KEYS[i], text, 'PX', ms)
-    end
+)lua";
+  text += kGcraStore;
+  text += R"lua(    end
   end
 end
 return refused .. ' ' .. at .. ' ' .. table.concat(states, ' ')
 )lua";
+  return text;
+}
 
 // Token bucket: the state is the instant the bucket was empty, a double of nanoseconds
 // (floodgate/limiters/internal/token_bucket_rule.h); no key is a bucket full at every instant.
@@ -310,12 +288,12 @@ struct Built {
 }  // namespace
 
 const Script& gcra_script() {
-  static const Built built(std::string_view{}, kGcra);
+  static const Built built(std::string_view{}, gcra_text());
   return built.script;
 }
 
 const Script& gcra_all_script() {
-  static const Built built(std::string_view{}, kGcraAll);
+  static const Built built(std::string_view{}, gcra_all_text());
   return built.script;
 }
 
