@@ -85,6 +85,45 @@ bool parse_number(std::string_view text, T& out) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
+// Splits `n` nanoseconds into whole seconds (rounded down) and the nanoseconds left, [0, 10^9):
+// how the GCRA scripts take 64-bit counts, each part exact in Lua's doubles.
+std::pair<std::int64_t, std::int64_t> split_nanos(std::int64_t n) {
+  const std::int64_t seconds = internal::floor_div(n, kSecond);
+  return {seconds, n - seconds * kSecond};
+}
+
+// The instant of a GCRA script's reply, "<seconds> <fraction>" in nanoseconds: the fraction is
+// TIME's microseconds for a server-time call, else the nanoseconds sent; nothing if the text is
+// not such an instant.
+std::optional<std::int64_t> gcra_reply_instant(std::string_view seconds_text,
+                                               std::string_view fraction_text, bool server_time) {
+  std::int64_t seconds = 0;
+  std::int64_t fraction = 0;
+  if (!parse_number(seconds_text, seconds) || !parse_number(fraction_text, fraction) ||
+      fraction < 0 || fraction >= (server_time ? 1'000'000 : kSecond) ||
+      seconds > std::numeric_limits<std::int64_t>::max() / kSecond ||
+      seconds < std::numeric_limits<std::int64_t>::min() / kSecond) {
+    return std::nullopt;
+  }
+  return internal::saturating_add(seconds * kSecond, server_time ? fraction * 1000 : fraction);
+}
+
+// Why a script's `outcome` brought no reply to read (BreakerOpen: it was not sent), with the
+// message for `last_error` in `why`; None when it brought one.
+RedisFailure outcome_failure(const internal::ScriptOutcome& outcome, std::string& why) {
+  if (outcome.refused) return RedisFailure::BreakerOpen;
+  if (!outcome.reply) {
+    why = outcome.reply.error().message();
+    return why.find("timed out") != std::string::npos ? RedisFailure::Timeout
+                                                      : RedisFailure::Unreachable;
+  }
+  if (outcome.reply->is_error()) {
+    why = "redis: " + outcome.reply->text;
+    return RedisFailure::ErrorReply;
+  }
+  return RedisFailure::None;
+}
+
 Instant unix_now() {
   return Instant{
       std::chrono::duration_cast<Nanos>(std::chrono::system_clock::now().time_since_epoch())};
@@ -565,21 +604,11 @@ Result<RedisLimiter::Impl::Replied> RedisLimiter::Impl::from_reply(const interna
   }
   KeyState state;
   if (options_.algorithm == Algorithm::Gcra) {
-    // "<verdict> <seconds> <fraction> <state>": the instant comes split, its fraction in
-    // microseconds when it is the server's (TIME's), else in the nanoseconds sent.
-    std::int64_t nanos = 0;
-    if (f.size == 4 && server_time && parse_number(f[2], nanos) && nanos >= 0 &&
-        nanos < 1'000'000) {
-      nanos *= 1000;
-    } else if (server_time) {
-      return unexpected();
-    }
-    if (f.size != 4 || (!server_time && !parse_number(f[2], nanos)) || nanos < 0 ||
-        nanos >= kSecond || t > std::numeric_limits<std::int64_t>::max() / kSecond ||
-        t < std::numeric_limits<std::int64_t>::min() / kSecond) {
-      return unexpected();
-    }
-    t = internal::saturating_add(t * kSecond, nanos);
+    // "<verdict> <seconds> <fraction> <state>": the instant comes split.
+    const std::optional<std::int64_t> instant =
+        f.size == 4 ? gcra_reply_instant(f[1], f[2], server_time) : std::nullopt;
+    if (!instant) return unexpected();
+    t = *instant;
     if (f[3] != "-" && !parse_number(f[3], state.gcra)) return unexpected();
   }
   switch (options_.algorithm) {
@@ -643,9 +672,9 @@ bool RedisLimiter::Impl::prepare(Pending& p, SteadyTime deadline) {
   if (options_.algorithm == Algorithm::Gcra) {
     // Each count of nanoseconds as seconds and nanoseconds (see the script).
     const auto split = [&](std::int64_t n) {
-      const std::int64_t seconds = internal::floor_div(n, kSecond);
+      const auto [seconds, nanos] = split_nanos(n);
       p.args.add_number(seconds);
-      p.args.add_number(n - seconds * kSecond);
+      p.args.add_number(nanos);
     };
     if (p.at) {
       split(internal::clamped_nanos(*p.at));
@@ -738,19 +767,14 @@ bool RedisLimiter::Impl::prepare_envoy_keys(Pending& p) {
 }
 
 RedisDecision RedisLimiter::Impl::finish(Pending& p) {
-  const internal::ScriptOutcome& outcome = p.item.outcome;
-  if (outcome.refused) {
+  std::string why;
+  if (const RedisFailure failure = outcome_failure(p.item.outcome, why);
+      failure != RedisFailure::None) {
+    if (failure != RedisFailure::BreakerOpen) return failed(why, p, failure);
     breaker_refusals_.fetch_add(1, std::memory_order_relaxed);
-    return by_policy(p, RedisFailure::BreakerOpen);
+    return by_policy(p, failure);
   }
-  if (!outcome.reply) {
-    const std::string& why = outcome.reply.error().message();
-    return failed(why, p,
-                  why.find("timed out") != std::string::npos ? RedisFailure::Timeout
-                                                             : RedisFailure::Unreachable);
-  }
-  const internal::Reply& reply = *outcome.reply;
-  if (reply.is_error()) return failed("redis: " + reply.text, p, RedisFailure::ErrorReply);
+  const internal::Reply& reply = *p.item.outcome.reply;
   if (options_.envoy_keys) return finish_envoy_keys(p, reply);
   Result<Replied> replied = from_reply(reply, p.cost, p.quota, p.write, !p.at.has_value());
   if (!replied) return failed(replied.error().message(), p, RedisFailure::ErrorReply);
@@ -888,9 +912,9 @@ Result<RedisAllOrNone> RedisLimiter::Impl::acquire_all(std::span<RedisCall> call
   // and charge, as seconds and nanoseconds.
   std::vector<std::string> args;
   const auto split = [&](std::int64_t n) {
-    const std::int64_t seconds = internal::floor_div(n, kSecond);
+    const auto [seconds, nanos] = split_nanos(n);
     args.push_back(std::to_string(seconds));
-    args.push_back(std::to_string(n - seconds * kSecond));
+    args.push_back(std::to_string(nanos));
   };
   if (at) {
     split(internal::clamped_nanos(*at));
@@ -925,16 +949,12 @@ Result<RedisAllOrNone> RedisLimiter::Impl::acquire_all(std::span<RedisCall> call
   impls[0]->client_->run_batch(std::span(&items, 1), impls[0]->hard_deadline(sent, deadline),
                                timeout);
 
-  const internal::ScriptOutcome& outcome = item.outcome;
-  if (outcome.refused) return by_policies(RedisFailure::BreakerOpen, "");
-  if (!outcome.reply) {
-    const std::string& why = outcome.reply.error().message();
-    return by_policies(why.find("timed out") != std::string::npos ? RedisFailure::Timeout
-                                                                  : RedisFailure::Unreachable,
-                       why);
+  std::string why;
+  if (const RedisFailure failure = outcome_failure(item.outcome, why);
+      failure != RedisFailure::None) {
+    return by_policies(failure, why);
   }
-  const internal::Reply& reply = *outcome.reply;
-  if (reply.is_error()) return by_policies(RedisFailure::ErrorReply, "redis: " + reply.text);
+  const internal::Reply& reply = *item.outcome.reply;
 
   // "<refused> <seconds> <fraction> <state>...": the first key that refused (1-based; 0: none),
   // the instant as for the one-key script, and each key's state before.
@@ -950,17 +970,10 @@ Result<RedisAllOrNone> RedisLimiter::Impl::acquire_all(std::span<RedisCall> call
     rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
   }
   std::size_t refused = 0;
-  std::int64_t seconds = 0;
-  std::int64_t fraction = 0;
-  if (f.size() != 3 + calls.size() || !parse_number(f[0], refused) || refused > calls.size() ||
-      !parse_number(f[1], seconds) || !parse_number(f[2], fraction) || fraction < 0 ||
-      fraction >= (at ? kSecond : 1'000'000) ||
-      seconds > std::numeric_limits<std::int64_t>::max() / kSecond ||
-      seconds < std::numeric_limits<std::int64_t>::min() / kSecond) {
-    return unexpected();
-  }
-  const std::int64_t t =
-      internal::saturating_add(seconds * kSecond, at ? fraction : fraction * 1000);
+  const std::optional<std::int64_t> instant =
+      f.size() == 3 + calls.size() ? gcra_reply_instant(f[1], f[2], !at) : std::nullopt;
+  if (!instant || !parse_number(f[0], refused) || refused > calls.size()) return unexpected();
+  const std::int64_t t = *instant;
   std::vector<KeyState> states(calls.size());
   std::size_t first_refusing = 0;
   for (std::size_t i = 0; i < calls.size(); ++i) {
